@@ -1,0 +1,71 @@
+/* cfg.h -- YAML configuration loading into typed structs.
+ *
+ * A file is parsed into a libyaml document; each section is a table of fields
+ * (struct cfg_field) applied to a struct by cfg_map_apply(). Every error names
+ * file:line:column, the key path (lbd.pool.health.interval) and what was expected;
+ * unknown keys are errors that list the valid ones. */
+#ifndef COMMON_CFG_H
+#define COMMON_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <yaml.h>
+
+struct cfg_doc {
+    yaml_document_t doc;
+    int loaded;
+    char file[256];
+    char err[1024]; /* the first error, ready to print */
+};
+
+enum cfg_type {
+    CFG_STR,      /* char[size] */
+    CFG_UINT,     /* uint32_t within [min, max] */
+    CFG_BOOL,     /* bool */
+    CFG_DURATION, /* uint64_t milliseconds within [min, max] */
+    CFG_ENUM,     /* int index into choices */
+    CFG_ADDR,     /* struct sockaddr_storage, "host:port" (default_port if none) */
+    CFG_CUSTOM,   /* custom(d, node, path, base) */
+    CFG_IGNORE,   /* accepted and skipped (a section another daemon reads) */
+};
+
+struct cfg_doc;
+struct cfg_field {
+    const char *key;
+    enum cfg_type type;
+    size_t off;
+    size_t size;
+    uint64_t min, max;
+    const char *const *choices; /* NULL-terminated, for CFG_ENUM */
+    int default_port;
+    int (*custom)(struct cfg_doc *d, yaml_node_t *node, const char *path, void *base);
+    bool required;
+};
+
+/* Load and parse a file (or a string, for tests). Returns 0 or -errno with d->err set. */
+int cfg_doc_load(struct cfg_doc *d, const char *path);
+int cfg_doc_load_string(struct cfg_doc *d, const char *name, const char *text);
+void cfg_doc_free(struct cfg_doc *d);
+yaml_node_t *cfg_doc_root(struct cfg_doc *d);
+
+/* Record an error at node (line and column from its start mark); returns -EINVAL.
+ * Only the first error is kept. */
+int cfg_error(struct cfg_doc *d, const yaml_node_t *n, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Apply a mapping node to base through the field table (terminated by key == NULL). */
+int cfg_map_apply(struct cfg_doc *d, yaml_node_t *map, const char *path,
+                  const struct cfg_field *fields, void *base);
+/* Apply one scalar field (used by custom handlers). */
+int cfg_field_apply(struct cfg_doc *d, yaml_node_t *node, const char *path,
+                    const struct cfg_field *f, void *base);
+
+/* Helpers for custom handlers. */
+const char *cfg_scalar(const yaml_node_t *n); /* NULL when n is not a scalar */
+size_t cfg_seq_len(const yaml_node_t *seq);
+yaml_node_t *cfg_seq_item(struct cfg_doc *d, const yaml_node_t *seq, size_t i);
+yaml_node_t *cfg_map_get(struct cfg_doc *d, const yaml_node_t *map, const char *key);
+int cfg_expect(struct cfg_doc *d, const yaml_node_t *n, const char *path, yaml_node_type_t type);
+
+#endif

@@ -1,0 +1,35 @@
+/* log.h -- logfmt event logging shared by lbd and vrrpd.
+ *
+ * One line per event: ts=... level=... daemon=... instance=... event=NAME fields...
+ * Lines go to stderr and optionally to a file, each with a single write(2) so lines
+ * from concurrent writers never interleave. */
+#ifndef COMMON_LOG_H
+#define COMMON_LOG_H
+
+#include <stddef.h>
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/* Set the daemon name and instance that prefix every line. Safe to call again. */
+void log_setup(const char *daemon, const char *instance);
+void log_set_level(enum log_level min);
+/* Also append every line to path ("" or NULL: stderr only). Returns 0 or -errno. */
+int log_open_file(const char *path);
+void log_close_file(void);
+
+/* Emit one event. fmt holds the extra logfmt fields ("node=%s bytes=%llu"); values
+ * that may hold spaces or quotes must go through log_quote(). */
+void log_emit(enum log_level lvl, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Render s as a logfmt value into buf: bare when safe, else "quoted" with escapes.
+ * Returns buf (always NUL-terminated, truncated to size). */
+const char *log_quote(char *buf, size_t size, const char *s);
+
+/* Format a wall-clock time in ms as 2026-11-23T10:15:02.123Z. Returns buf. */
+const char *log_format_ts(unsigned long long ms, char *buf, size_t size);
+
+/* Parse "debug|info|warn|error"; returns -1 when unknown. */
+int log_level_parse(const char *s);
+
+#endif

@@ -1,0 +1,122 @@
+/* metrics.c -- Prometheus text exposition (see metrics.h). */
+#include "metrics.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void metrics_init(struct metrics_buf *m)
+{
+    memset(m, 0, sizeof(*m));
+}
+
+void metrics_free(struct metrics_buf *m)
+{
+    free(m->data);
+    memset(m, 0, sizeof(*m));
+}
+
+static int reserve(struct metrics_buf *m, size_t extra)
+{
+    if (m->failed)
+        return -1;
+    if (m->len + extra + 1 <= m->cap)
+        return 0;
+    size_t cap = m->cap ? m->cap : 4096;
+    while (cap < m->len + extra + 1)
+        cap *= 2;
+    char *p = realloc(m->data, cap);
+    if (p == NULL) {
+        m->failed = 1;
+        return -1;
+    }
+    m->data = p;
+    m->cap = cap;
+    return 0;
+}
+
+static void append(struct metrics_buf *m, const char *s, size_t n)
+{
+    if (reserve(m, n) != 0)
+        return;
+    memcpy(m->data + m->len, s, n);
+    m->len += n;
+    m->data[m->len] = '\0';
+}
+
+void metrics_printf(struct metrics_buf *m, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || reserve(m, (size_t)n) != 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(m->data + m->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    m->len += (size_t)n;
+}
+
+void metrics_family(struct metrics_buf *m, const char *name, enum metrics_type type,
+                    const char *help)
+{
+    snprintf(m->family, sizeof(m->family), "%s", name);
+    metrics_printf(m, "# HELP %s ", name);
+    for (const char *p = help; *p; p++) { /* HELP escapes backslash and newline */
+        if (*p == '\\')
+            append(m, "\\\\", 2);
+        else if (*p == '\n')
+            append(m, "\\n", 2);
+        else
+            append(m, p, 1);
+    }
+    metrics_printf(m, "\n# TYPE %s %s\n", name, type == METRICS_COUNTER ? "counter" : "gauge");
+}
+
+void metrics_sample(struct metrics_buf *m, const char *const *labels, double value)
+{
+    append(m, m->family, strlen(m->family));
+    if (labels && labels[0]) {
+        append(m, "{", 1);
+        for (size_t i = 0; labels[i] && labels[i + 1]; i += 2) {
+            metrics_printf(m, "%s%s=\"", i ? "," : "", labels[i]);
+            for (const char *p = labels[i + 1]; *p; p++) {
+                if (*p == '\\')
+                    append(m, "\\\\", 2);
+                else if (*p == '"')
+                    append(m, "\\\"", 2);
+                else if (*p == '\n')
+                    append(m, "\\n", 2);
+                else
+                    append(m, p, 1);
+            }
+            append(m, "\"", 1);
+        }
+        append(m, "}", 1);
+    }
+    if (isnan(value))
+        metrics_printf(m, " NaN\n");
+    else if (value == floor(value) && fabs(value) < 1e15)
+        metrics_printf(m, " %.0f\n", value);
+    else
+        metrics_printf(m, " %.6g\n", value);
+}
+
+void metrics_json_str(struct metrics_buf *m, const char *s)
+{
+    append(m, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            char e[2] = {'\\', (char)*p};
+            append(m, e, 2);
+        } else if (*p < 0x20) {
+            metrics_printf(m, "\\u%04x", *p);
+        } else {
+            append(m, (const char *)p, 1);
+        }
+    }
+    append(m, "\"", 1);
+}

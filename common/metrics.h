@@ -1,0 +1,32 @@
+/* metrics.h -- Prometheus text exposition (format 0.0.4) into a growing buffer.
+ *
+ * A daemon renders its own state at scrape time: metrics_family() opens a family
+ * (HELP and TYPE written once), metrics_sample() adds one series with optional labels.
+ * Label values are escaped here; names are the caller's constants. */
+#ifndef COMMON_METRICS_H
+#define COMMON_METRICS_H
+
+#include <stddef.h>
+
+enum metrics_type { METRICS_COUNTER, METRICS_GAUGE };
+
+struct metrics_buf {
+    char *data;
+    size_t len, cap;
+    int failed; /* sticky: an allocation failed; checked once at the end */
+    char family[128];
+};
+
+void metrics_init(struct metrics_buf *m);
+void metrics_free(struct metrics_buf *m);
+void metrics_family(struct metrics_buf *m, const char *name, enum metrics_type type,
+                    const char *help);
+/* labels: NULL, or alternating name, value pointers ending with NULL. */
+void metrics_sample(struct metrics_buf *m, const char *const *labels, double value);
+/* Append raw text (used for JSON rendering that shares the buffer type). */
+void metrics_printf(struct metrics_buf *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Append s as a JSON string literal with escapes. */
+void metrics_json_str(struct metrics_buf *m, const char *s);
+
+#endif

@@ -1,0 +1,437 @@
+/* lbd.c -- the lbd daemon's lifecycle: start (listeners that may bind a VIP this host
+ * does not hold yet), node states, SIGHUP reload without dropping sessions, SIGTERM
+ * drain, and the small shared helpers (buffers, clock, random). */
+#include "lbd.h"
+
+#include "log.h"
+#include "parse.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+int liveness_start(struct lbd *l);
+void liveness_stop(struct lbd *l);
+
+uint64_t lbd_wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+uint64_t lbd_random(struct lbd *l)
+{
+    /* xorshift64*: enough for spreading load, seeded at start. */
+    uint64_t x = l->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    l->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+void *lbd_buf_get(struct lbd *l)
+{
+    if (l->n_buf_free > 0)
+        return l->buf_free[--l->n_buf_free];
+    return malloc(LBD_BUF_SIZE);
+}
+
+void lbd_buf_put(struct lbd *l, void *buf)
+{
+    if (buf == NULL)
+        return;
+    if (l->n_buf_free < LBD_BUF_CACHE)
+        l->buf_free[l->n_buf_free++] = buf;
+    else
+        free(buf);
+}
+
+void lbd_set_keepalive(struct lbd *l, uv_tcp_t *t)
+{
+    if (l->cfg.keepalive_ms == 0)
+        return;
+    unsigned secs = (unsigned)((l->cfg.keepalive_ms + 999) / 1000);
+    uv_tcp_keepalive(t, 1, secs);
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)t, &fd) == 0) {
+        int intvl = secs > 10 ? 10 : (int)secs, cnt = 3;
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    }
+}
+
+/* ---- nodes ---- */
+
+void lbd_node_set_state(struct lbd *l, struct pool_node *n, enum node_state st,
+                        const char *reason)
+{
+    if (n->state == st)
+        return;
+    char r[200];
+    log_emit(st == NODE_UP ? LOG_INFO : LOG_WARN, "node_state",
+             "node=%s from=%s to=%s reason=%s sessions=%u", n->name, node_state_name(n->state),
+             node_state_name(st), log_quote(r, sizeof(r), reason), n->active);
+    n->state = st;
+    n->state_since_ms = lbd_wall_ms();
+    if (st != NODE_UP && l->cfg.on_node_down == LBD_ON_DOWN_CUT)
+        session_cut_node(l, n, "node_down");
+}
+
+void lbd_node_result(struct lbd *l, struct pool_node *n, bool ok, bool draining,
+                     const char *reason)
+{
+    if (n->removed)
+        return;
+    if (draining && n->state == NODE_UP) {
+        /* An explicit "not ready" (CockroachDB drain) is not a lost packet: act at once. */
+        n->health.up = false;
+        n->health.ok_run = 0;
+        n->health.fail_run = n->health.fall;
+        lbd_node_set_state(l, n, NODE_DRAINING, reason);
+        return;
+    }
+    enum health_change ch = health_feed(&n->health, ok);
+    char why[200];
+    if (ch == HEALTH_WENT_DOWN) {
+        snprintf(why, sizeof(why), "%s (%u failed in a row)", reason, n->health.fail_run);
+        lbd_node_set_state(l, n, draining ? NODE_DRAINING : NODE_DOWN, why);
+    } else if (ch == HEALTH_WENT_UP) {
+        snprintf(why, sizeof(why), "%s (%u passed in a row)", reason, n->health.ok_run);
+        lbd_node_set_state(l, n, NODE_UP, why);
+    } else if (!n->health.up && !ok) {
+        lbd_node_set_state(l, n, draining ? NODE_DRAINING : NODE_DOWN, reason);
+    }
+}
+
+void lbd_node_release(struct lbd *l, struct pool_node *n)
+{
+    if (n->removed && n->refs == 0 && n->check == NULL)
+        free(n);
+}
+
+static struct pool_node *node_new(struct lbd *l, const struct lbd_node_config *nc)
+{
+    struct pool_node *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return NULL;
+    snprintf(n->name, sizeof(n->name), "%s", nc->name);
+    n->addr = nc->addr;
+    n->weight = nc->weight;
+    n->max_sessions = nc->max_sessions;
+    n->check_port = (uint16_t)nc->check_port;
+    n->state = NODE_UP;
+    n->state_since_ms = lbd_wall_ms();
+    health_init(&n->health, l->cfg.rise, l->cfg.fall);
+    snprintf(n->last_check, sizeof(n->last_check), "not checked yet");
+    return n;
+}
+
+static void node_drop(struct lbd *l, struct pool_node *n)
+{
+    n->removed = true;
+    check_stop(l, n);
+    lbd_node_release(l, n);
+}
+
+/* ---- listeners ---- */
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct lbd_listener *ls = server->data;
+    if (status < 0) {
+        log_emit(LOG_WARN, "accept_failed", "error=\"%s\"", uv_strerror(status));
+        return;
+    }
+    session_accept(ls);
+}
+
+/* Bind with IP_FREEBIND so lbd can listen on a VIP before vrrpd adds it here. */
+static int listener_open(struct lbd *l, const struct sockaddr_storage *addr, bool peer)
+{
+    char a[SOCKADDR_STRLEN];
+    format_sockaddr((const struct sockaddr *)addr, a, sizeof(a));
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)addr, sockaddr_len((const struct sockaddr *)addr)) !=
+        0) {
+        int e = errno;
+        close(fd);
+        fprintf(stderr, "lbd: cannot listen on %s: %s\n", a, strerror(e));
+        return -e;
+    }
+    struct lbd_listener *ls = calloc(1, sizeof(*ls));
+    if (ls == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    ls->lbd = l;
+    ls->addr = *addr;
+    ls->peer = peer;
+    ls->tcp.data = ls;
+    uv_tcp_init(l->loop, &ls->tcp);
+    int rc = uv_tcp_open(&ls->tcp, fd);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&ls->tcp, 4096, on_connection);
+    if (rc != 0) {
+        fprintf(stderr, "lbd: cannot listen on %s: %s\n", a, uv_strerror(rc));
+        uv_close((uv_handle_t *)&ls->tcp, (uv_close_cb)free);
+        return rc;
+    }
+    ls->next = l->listeners;
+    l->listeners = ls;
+    log_emit(LOG_INFO, "listen", "address=%s role=%s", a, peer ? "cancel_peer" : "clients");
+    return 0;
+}
+
+static void listeners_close(struct lbd *l)
+{
+    struct lbd_listener *ls = l->listeners;
+    while (ls) {
+        struct lbd_listener *next = ls->next;
+        uv_close((uv_handle_t *)&ls->tcp, (uv_close_cb)free);
+        ls = next;
+    }
+    l->listeners = NULL;
+}
+
+/* ---- shutdown ---- */
+
+static void finish(struct lbd *l)
+{
+    log_emit(LOG_INFO, "stop", "sessions_total=%llu",
+             (unsigned long long)l->stats.sessions_total);
+    listeners_close(l);
+    admin_stop(l);
+    liveness_stop(l);
+    for (size_t i = 0; i < l->pool.n; i++)
+        node_drop(l, l->pool.nodes[i]);
+    l->pool.n = 0;
+    uv_timer_stop(&l->drain_timer);
+    uv_close((uv_handle_t *)&l->drain_timer, NULL);
+    uv_close((uv_handle_t *)&l->sig_term, NULL);
+    uv_close((uv_handle_t *)&l->sig_int, NULL);
+    uv_close((uv_handle_t *)&l->sig_hup, NULL);
+}
+
+void lbd_session_gone(struct lbd *l)
+{
+    if (l->draining && l->n_sessions == 0 && !uv_is_closing((uv_handle_t *)&l->sig_term))
+        finish(l);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    struct lbd *l = t->data;
+    log_emit(LOG_WARN, "drain_timeout", "sessions=%u", l->n_sessions);
+    session_close_all(l, "shutdown");
+    lbd_session_gone(l);
+}
+
+static void shutdown_start(struct lbd *l, const char *why)
+{
+    if (l->draining) {
+        log_emit(LOG_WARN, "shutdown_now", "reason=%s sessions=%u", why, l->n_sessions);
+        session_close_all(l, "shutdown");
+        lbd_session_gone(l);
+        return;
+    }
+    l->draining = true;
+    log_emit(LOG_INFO, "shutdown", "reason=%s sessions=%u drain_ms=%llu", why, l->n_sessions,
+             (unsigned long long)l->cfg.drain_ms);
+    listeners_close(l);
+    /* vrrpd sees the liveness channel close and moves the VIP at once. */
+    liveness_stop(l);
+    if (l->n_sessions == 0) {
+        finish(l);
+        return;
+    }
+    uv_timer_start(&l->drain_timer, on_drain_timeout, l->cfg.drain_ms, 0);
+}
+
+/* ---- reload ---- */
+
+static int listen_set_equal(const struct lbd_config *a, const struct lbd_config *b)
+{
+    if (a->n_listen != b->n_listen || a->has_peer_listen != b->has_peer_listen)
+        return 0;
+    for (size_t i = 0; i < a->n_listen; i++)
+        if (!sockaddr_equal((struct sockaddr *)&a->listen[i], (struct sockaddr *)&b->listen[i]))
+            return 0;
+    return !a->has_peer_listen ||
+           sockaddr_equal((struct sockaddr *)&a->peer_listen, (struct sockaddr *)&b->peer_listen);
+}
+
+static void apply_nodes(struct lbd *l, const struct lbd_config *nc, unsigned *added,
+                        unsigned *removed)
+{
+    struct pool fresh = {.n = 0, .balance = (enum pool_balance)nc->balance};
+    bool kept[POOL_MAX_NODES] = {false};
+    for (size_t i = 0; i < nc->n_nodes; i++) {
+        const struct lbd_node_config *c = &nc->nodes[i];
+        struct pool_node *n = NULL;
+        for (size_t j = 0; j < l->pool.n; j++) {
+            struct pool_node *o = l->pool.nodes[j];
+            if (!kept[j] && strcmp(o->name, c->name) == 0 &&
+                sockaddr_equal((struct sockaddr *)&o->addr, (const struct sockaddr *)&c->addr)) {
+                n = o;
+                kept[j] = true;
+                break;
+            }
+        }
+        if (n) {
+            n->weight = c->weight;
+            n->max_sessions = c->max_sessions;
+            n->check_port = (uint16_t)c->check_port;
+            health_retune(&n->health, nc->rise, nc->fall);
+        } else {
+            n = node_new(l, c);
+            if (n == NULL)
+                continue;
+            (*added)++;
+        }
+        fresh.nodes[fresh.n++] = n;
+    }
+    for (size_t j = 0; j < l->pool.n; j++) {
+        if (!kept[j]) {
+            (*removed)++;
+            log_emit(LOG_INFO, "node_removed", "node=%s sessions=%u", l->pool.nodes[j]->name,
+                     l->pool.nodes[j]->active);
+            node_drop(l, l->pool.nodes[j]);
+        }
+    }
+    l->pool = fresh;
+}
+
+static void reload(struct lbd *l)
+{
+    struct lbd_config *nc = malloc(sizeof(*nc));
+    char err[1024];
+    if (nc == NULL)
+        return;
+    int rc = lbd_config_load(l->config_path, nc, err, sizeof(err));
+    if (rc != 0) {
+        char q[1100];
+        l->stats.reload_failures++;
+        l->last_reload_failed = true;
+        snprintf(l->last_reload_error, sizeof(l->last_reload_error), "%s", err);
+        log_emit(LOG_ERROR, "reload_failed", "error=%s detail=\"the old configuration stays\"",
+                 log_quote(q, sizeof(q), err));
+        free(nc);
+        return;
+    }
+    if (!listen_set_equal(&l->cfg, nc))
+        log_emit(LOG_WARN, "reload_partial",
+                 "detail=\"listen and peer.listen addresses change on restart only\"");
+    bool check_changed = nc->check_type != l->cfg.check_type;
+    unsigned added = 0, removed = 0;
+    /* Keep what cannot change live; take everything else. */
+    memcpy(nc->listen, l->cfg.listen, sizeof(nc->listen));
+    nc->n_listen = l->cfg.n_listen;
+    nc->peer_listen = l->cfg.peer_listen;
+    nc->has_peer_listen = l->cfg.has_peer_listen;
+    nc->admin = l->cfg.admin;
+    nc->admin_enabled = l->cfg.admin_enabled;
+    snprintf(nc->liveness_socket, sizeof(nc->liveness_socket), "%s", l->cfg.liveness_socket);
+    if (check_changed)
+        for (size_t i = 0; i < l->pool.n; i++)
+            check_stop(l, l->pool.nodes[i]);
+    l->cfg = *nc;
+    apply_nodes(l, nc, &added, &removed);
+    for (size_t i = 0; i < l->pool.n; i++)
+        if (l->pool.nodes[i]->check == NULL)
+            check_start(l, l->pool.nodes[i]);
+    free(nc);
+    log_set_level((enum log_level)l->cfg.log_level);
+    log_open_file(l->cfg.log_file);
+    l->stats.reloads++;
+    l->last_reload_failed = false;
+    l->last_reload_error[0] = '\0';
+    l->config_loaded_ms = lbd_wall_ms();
+    log_emit(LOG_INFO, "reload", "nodes=%zu added=%u removed=%u balance=%s", l->pool.n, added,
+             removed, pool_balance_names[l->pool.balance]);
+}
+
+/* ---- signals ---- */
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct lbd *l = h->data;
+    if (signum == SIGHUP)
+        reload(l);
+    else
+        shutdown_start(l, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* ---- start ---- */
+
+int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd_config *cfg)
+{
+    memset(l, 0, sizeof(*l));
+    l->loop = loop;
+    snprintf(l->config_path, sizeof(l->config_path), "%s", path);
+    l->cfg = *cfg;
+    l->rng = (uv_hrtime() ^ (uint64_t)getpid() << 32) | 1;
+    l->started_ms = l->config_loaded_ms = lbd_wall_ms();
+    if (keymap_init(&l->keys) != 0)
+        return -ENOMEM;
+    l->pool.balance = (enum pool_balance)cfg->balance;
+    for (size_t i = 0; i < cfg->n_nodes; i++) {
+        struct pool_node *n = node_new(l, &cfg->nodes[i]);
+        if (n == NULL)
+            return -ENOMEM;
+        l->pool.nodes[l->pool.n++] = n;
+    }
+    uv_timer_init(loop, &l->drain_timer);
+    l->drain_timer.data = l;
+    uv_signal_init(loop, &l->sig_term);
+    uv_signal_init(loop, &l->sig_int);
+    uv_signal_init(loop, &l->sig_hup);
+    l->sig_term.data = l->sig_int.data = l->sig_hup.data = l;
+    uv_signal_start(&l->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&l->sig_int, on_signal, SIGINT);
+    uv_signal_start(&l->sig_hup, on_signal, SIGHUP);
+
+    int rc = 0;
+    for (size_t i = 0; i < cfg->n_listen && rc == 0; i++)
+        rc = listener_open(l, &cfg->listen[i], false);
+    if (rc == 0 && cfg->has_peer_listen)
+        rc = listener_open(l, &cfg->peer_listen, true);
+    if (rc == 0 && (rc = admin_start(l)) != 0) {
+        char a[SOCKADDR_STRLEN];
+        fprintf(stderr, "lbd: cannot serve the admin endpoint on %s: %s\n",
+                format_sockaddr((struct sockaddr *)&cfg->admin, a, sizeof(a)), uv_strerror(rc));
+    }
+    if (rc == 0 && (rc = liveness_start(l)) != 0)
+        fprintf(stderr, "lbd: cannot open the liveness socket %s: %s\n", cfg->liveness_socket,
+                uv_strerror(rc));
+    if (rc != 0) {
+        finish(l);
+        return rc;
+    }
+    for (size_t i = 0; i < l->pool.n; i++)
+        check_start(l, l->pool.nodes[i]);
+    log_emit(LOG_INFO, "start", "version=%s nodes=%zu balance=%s maxconn=%u check=%s",
+             PGVIP_VERSION, l->pool.n, pool_balance_names[l->pool.balance], cfg->maxconn,
+             lbd_check_type_names[cfg->check_type]);
+    return 0;
+}
+
+void lbd_free(struct lbd *l)
+{
+    for (size_t i = 0; i < l->n_buf_free; i++)
+        free(l->buf_free[i]);
+    l->n_buf_free = 0;
+    keymap_free(&l->keys);
+}

@@ -1,0 +1,103 @@
+/* lbd.h -- the lbd daemon context and the interfaces between its shell files:
+ * lbd.c (lifecycle, listeners, signals, reload), session.c (client sessions and the
+ * relay), cancel.c (CancelRequest routing), check.c (health checks), admin.c (HTTP). */
+#ifndef LBD_LBD_H
+#define LBD_LBD_H
+
+#include "keymap.h"
+#include "lbd_config.h"
+#include "metrics.h"
+#include "pgwire.h"
+#include "pool.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define LBD_BUF_SIZE (32 * 1024)
+#define LBD_BUF_CACHE 256 /* free buffers kept for reuse */
+
+struct lbd_listener {
+    uv_tcp_t tcp; /* data = this */
+    struct lbd *lbd;
+    struct sockaddr_storage addr;
+    bool peer; /* the cancel-peer listener: only CancelRequests, never forwarded again */
+    struct lbd_listener *next;
+};
+
+struct lbd_stats {
+    uint64_t sessions_total;   /* accepted client connections */
+    uint64_t sessions_relayed; /* reached a node */
+    uint64_t refused_maxconn, refused_no_node, refused_bad_packet, refused_connect;
+    uint64_t startup_timeouts, idle_timeouts;
+    uint64_t cancel_routed, cancel_to_peer, cancel_broadcast, cancel_one, cancel_dropped;
+    uint64_t cancel_failed;
+    uint64_t bytes_in, bytes_out; /* client -> node, node -> client */
+    uint64_t reloads, reload_failures;
+};
+
+struct session; /* session.c */
+
+struct lbd {
+    uv_loop_t *loop;
+    char config_path[512];
+    struct lbd_config cfg;
+    struct pool pool;
+    struct keymap keys;
+    struct lbd_listener *listeners;
+    struct session *sessions; /* doubly linked list of live sessions */
+    uint32_t n_sessions;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t drain_timer;
+    uv_tcp_t admin; /* when cfg.admin_enabled */
+    bool admin_open;
+    void *liveness; /* liveness.c */
+    bool draining;
+    int exit_code;
+    uint64_t rng;
+    uint64_t started_ms, config_loaded_ms; /* wall clock */
+    bool last_reload_failed;
+    char last_reload_error[512];
+    void *buf_free[LBD_BUF_CACHE];
+    size_t n_buf_free;
+    struct lbd_stats stats;
+};
+
+/* lbd.c */
+uint64_t lbd_wall_ms(void);
+uint64_t lbd_random(struct lbd *l);
+void *lbd_buf_get(struct lbd *l);
+void lbd_buf_put(struct lbd *l, void *buf);
+void lbd_node_set_state(struct lbd *l, struct pool_node *n, enum node_state st,
+                        const char *reason);
+void lbd_node_release(struct lbd *l, struct pool_node *n);
+/* Called by session.c when the last session ends while draining. */
+void lbd_session_gone(struct lbd *l);
+void lbd_set_keepalive(struct lbd *l, uv_tcp_t *t);
+/* Feed one health observation (a check, or a failed connect) into a node's rise/fall
+ * state; draining marks an explicit "not ready" answer (HTTP 503). */
+void lbd_node_result(struct lbd *l, struct pool_node *n, bool ok, bool draining,
+                     const char *reason);
+
+/* session.c */
+void session_accept(struct lbd_listener *ls);
+void session_close_all(struct lbd *l, const char *reason);
+void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason);
+/* The node of the session that received BackendKeyData (pid, key), or NULL. */
+struct pool_node *session_node_for_key(struct lbd *l, uint32_t pid, uint32_t key);
+
+/* cancel.c */
+void cancel_route(struct lbd *l, uint32_t pid, uint32_t key, bool from_peer,
+                  const char *client);
+
+/* check.c */
+int check_start(struct lbd *l, struct pool_node *n);
+void check_stop(struct lbd *l, struct pool_node *n);
+
+/* admin.c */
+int admin_start(struct lbd *l);
+void admin_stop(struct lbd *l);
+void admin_render_metrics(struct lbd *l, struct metrics_buf *m);
+void admin_render_status(struct lbd *l, struct metrics_buf *m);
+
+#endif

@@ -1,0 +1,71 @@
+/* lbd_config.h -- lbd's section of the instance configuration file.
+ *
+ * The file holds `instance:`, `lbd:` (read here) and `vrrp:` (read by vrrpd). */
+#ifndef LBD_CONFIG_H
+#define LBD_CONFIG_H
+
+#include "pool.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define LBD_MAX_LISTEN 8
+
+enum lbd_check_type { LBD_CHECK_TCP, LBD_CHECK_PG, LBD_CHECK_HTTP, LBD_CHECK_NONE };
+enum lbd_on_down { LBD_ON_DOWN_KEEP, LBD_ON_DOWN_CUT };
+/* What to do with a CancelRequest whose key no session here (or on the peer) holds. */
+enum lbd_cancel_unknown { LBD_CANCEL_ALL, LBD_CANCEL_ONE, LBD_CANCEL_DROP };
+
+extern const char *const lbd_check_type_names[];
+extern const char *const lbd_cancel_unknown_names[];
+
+struct lbd_node_config {
+    char name[64];
+    struct sockaddr_storage addr;
+    uint32_t weight;
+    uint32_t max_sessions;
+    uint32_t check_port;
+};
+
+struct lbd_config {
+    char instance[64];
+    struct sockaddr_storage listen[LBD_MAX_LISTEN];
+    size_t n_listen;
+    struct sockaddr_storage admin;
+    bool admin_enabled;
+    uint32_t maxconn;
+    int log_level;
+    char log_file[256];
+    char liveness_socket[108]; /* unix socket vrrpd watches; "" = none */
+    struct sockaddr_storage peer;        /* the other lbd's cancel listener */
+    struct sockaddr_storage peer_listen; /* ours */
+    bool has_peer, has_peer_listen;
+
+    uint64_t connect_ms, startup_ms, client_idle_ms, server_idle_ms, drain_ms;
+    uint64_t keepalive_ms; /* TCP keepalive idle time; 0 = off */
+
+    int balance; /* enum pool_balance */
+    uint32_t retries;
+    int on_node_down;   /* enum lbd_on_down */
+    int cancel_unknown; /* enum lbd_cancel_unknown */
+
+    int check_type; /* enum lbd_check_type */
+    uint64_t check_interval_ms, check_timeout_ms;
+    uint32_t rise, fall;
+    uint32_t http_port;
+    char http_path[128];
+    char pg_user[64], pg_database[64];
+
+    struct lbd_node_config nodes[POOL_MAX_NODES];
+    size_t n_nodes;
+};
+
+/* Load path into cfg. On error returns -errno and writes a one-line message naming
+ * file:line:column into err. */
+int lbd_config_load(const char *path, struct lbd_config *cfg, char *err, size_t errsize);
+int lbd_config_load_string(const char *name, const char *text, struct lbd_config *cfg,
+                           char *err, size_t errsize);
+
+#endif

@@ -1,0 +1,163 @@
+/* liveness.c -- the channel vrrpd watches to track this lbd.
+ *
+ * A unix stream socket (lbd.liveness_socket). vrrpd connects and holds the connection
+ * open: when lbd dies, the kernel closes it and vrrpd sees EOF at once, with no polling
+ * interval. vrrpd also writes "ping\n" now and then; lbd answers each line with
+ * "lbd ok up=N draining=0|1\n", so a hung lbd shows as a missing answer. */
+#include "lbd.h"
+
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct liveness_conn;
+
+struct liveness {
+    uv_pipe_t server; /* data = struct lbd */
+    struct liveness_conn *conns;
+    char path[108];
+};
+
+struct liveness_conn {
+    uv_pipe_t pipe; /* data = this */
+    struct lbd *lbd;
+    struct liveness_conn *prev, *next; /* on liveness.conns while listed */
+    bool listed;
+    char line[64];
+    size_t len;
+    char reply[64];
+    uv_write_t wreq;
+    bool writing;
+};
+
+static void conn_unlist(struct liveness_conn *c)
+{
+    struct liveness *lv = c->lbd->liveness;
+    if (!c->listed || lv == NULL)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        lv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->listed = false;
+}
+
+static void conn_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void conn_close(struct liveness_conn *c)
+{
+    conn_unlist(c);
+    if (!uv_is_closing((uv_handle_t *)&c->pipe))
+        uv_close((uv_handle_t *)&c->pipe, conn_closed);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct liveness_conn *c = h->data;
+    *buf = uv_buf_init(c->line + c->len, (unsigned)(sizeof(c->line) - c->len));
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct liveness_conn *c = req->data;
+    c->writing = false;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct liveness_conn *c = s->data;
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    }
+    c->len += (size_t)nread;
+    char *nl;
+    while ((nl = memchr(c->line, '\n', c->len)) != NULL) {
+        size_t used = (size_t)(nl - c->line) + 1;
+        memmove(c->line, c->line + used, c->len - used);
+        c->len -= used;
+        if (c->writing)
+            continue; /* answer is on its way; one answer covers several pings */
+        struct lbd *l = c->lbd;
+        int n = snprintf(c->reply, sizeof(c->reply), "lbd ok up=%zu draining=%d\n",
+                         pool_count_eligible(&l->pool), l->draining ? 1 : 0);
+        uv_buf_t b = uv_buf_init(c->reply, (unsigned)n);
+        c->wreq.data = c;
+        if (uv_write(&c->wreq, s, &b, 1, on_written) == 0)
+            c->writing = true;
+    }
+    if (c->len == sizeof(c->line))
+        c->len = 0; /* a line too long: drop it */
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct lbd *l = server->data;
+    if (status < 0)
+        return;
+    struct liveness_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    c->lbd = l;
+    c->pipe.data = c;
+    uv_pipe_init(l->loop, &c->pipe, 0);
+    if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
+        conn_close(c);
+        return;
+    }
+    struct liveness *lv = l->liveness;
+    c->next = lv->conns;
+    if (lv->conns)
+        lv->conns->prev = c;
+    lv->conns = c;
+    c->listed = true;
+    uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
+static void server_closed(uv_handle_t *h)
+{
+    free((struct liveness *)((char *)h - offsetof(struct liveness, server)));
+}
+
+int liveness_start(struct lbd *l)
+{
+    if (l->cfg.liveness_socket[0] == '\0')
+        return 0;
+    struct liveness *lv = calloc(1, sizeof(*lv));
+    if (lv == NULL)
+        return UV_ENOMEM;
+    snprintf(lv->path, sizeof(lv->path), "%s", l->cfg.liveness_socket);
+    unlink(lv->path); /* a stale socket from a killed run */
+    uv_pipe_init(l->loop, &lv->server, 0);
+    lv->server.data = l;
+    int rc = uv_pipe_bind(&lv->server, lv->path);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&lv->server, 16, on_connection);
+    if (rc != 0) {
+        uv_close((uv_handle_t *)&lv->server, server_closed);
+        return rc;
+    }
+    l->liveness = lv;
+    return 0;
+}
+
+/* Close the listening socket and every connection: vrrpd sees EOF now. */
+void liveness_stop(struct lbd *l)
+{
+    struct liveness *lv = l->liveness;
+    if (lv == NULL)
+        return;
+    unlink(lv->path);
+    while (lv->conns)
+        conn_close(lv->conns);
+    l->liveness = NULL;
+    uv_close((uv_handle_t *)&lv->server, server_closed);
+}

@@ -1,0 +1,294 @@
+/* pgwire.c -- PostgreSQL wire protocol parsing and building (see pgwire.h).
+ * References: PostgreSQL docs, "Frontend/Backend Protocol" 55.2 (message flow) and
+ * 55.7 (message formats). */
+#include "pgwire.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+const char *pgwire_first_kind_name(enum pgwire_first_kind k)
+{
+    static const char *const names[] = {"incomplete", "ssl", "gssenc", "cancel", "startup",
+                                        "bad"};
+    return k <= PGWIRE_FIRST_BAD ? names[k] : "?";
+}
+
+static enum pgwire_first_kind bad(struct pgwire_first *out, const char *reason)
+{
+    out->kind = PGWIRE_FIRST_BAD;
+    out->reason = reason;
+    return out->kind;
+}
+
+static void copy_param(char *dst, size_t size, const char *v)
+{
+    snprintf(dst, size, "%s", v);
+}
+
+/* StartupMessage body: (key \0 value \0)* \0 -- 55.7 "StartupMessage". */
+static enum pgwire_first_kind parse_startup(const uint8_t *buf, uint32_t plen,
+                                            struct pgwire_first *out)
+{
+    const char *p = (const char *)buf + 8, *end = (const char *)buf + plen;
+    if (plen < 9 || end[-1] != '\0')
+        return bad(out, "startup packet is not terminated");
+    while (p < end - 1) {
+        const char *key = p;
+        const char *kz = memchr(key, '\0', (size_t)(end - key));
+        if (kz == NULL || kz + 1 >= end)
+            return bad(out, "startup parameter without value");
+        const char *val = kz + 1;
+        const char *vz = memchr(val, '\0', (size_t)(end - val));
+        if (vz == NULL || vz >= end - 0)
+            return bad(out, "startup parameter value is not terminated");
+        if (strcmp(key, "user") == 0)
+            copy_param(out->user, sizeof(out->user), val);
+        else if (strcmp(key, "database") == 0)
+            copy_param(out->database, sizeof(out->database), val);
+        else if (strcmp(key, "application_name") == 0)
+            copy_param(out->application_name, sizeof(out->application_name), val);
+        p = vz + 1;
+    }
+    if (out->user[0] == '\0')
+        return bad(out, "startup packet has no user name");
+    if (out->database[0] == '\0')
+        copy_param(out->database, sizeof(out->database), out->user);
+    out->kind = PGWIRE_FIRST_STARTUP;
+    return out->kind;
+}
+
+enum pgwire_first_kind pgwire_first_parse(const uint8_t *buf, size_t len,
+                                          struct pgwire_first *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (len < 4)
+        return out->kind = PGWIRE_FIRST_INCOMPLETE;
+    uint32_t plen = get_u32(buf);
+    if (plen & 0x80000000u)
+        return bad(out, "negative packet length");
+    if (plen < 8)
+        return bad(out, "packet length too small");
+    if (plen > PGWIRE_MAX_STARTUP)
+        return bad(out, "packet length over 10000 bytes");
+    out->len = plen;
+    if (len < 8)
+        return out->kind = PGWIRE_FIRST_INCOMPLETE;
+    uint32_t code = get_u32(buf + 4);
+    /* Fixed-size requests are judged as soon as the code is known. */
+    if (code == PGWIRE_CODE_SSL || code == PGWIRE_CODE_GSSENC) {
+        if (plen != 8)
+            return bad(out, "encryption request with a wrong length");
+        return out->kind = code == PGWIRE_CODE_SSL ? PGWIRE_FIRST_SSL : PGWIRE_FIRST_GSSENC;
+    }
+    if (code == PGWIRE_CODE_CANCEL) {
+        if (plen != 16)
+            return bad(out, "cancel request with a wrong length");
+        if (len < 16)
+            return out->kind = PGWIRE_FIRST_INCOMPLETE;
+        out->cancel_pid = get_u32(buf + 8);
+        out->cancel_key = get_u32(buf + 12);
+        return out->kind = PGWIRE_FIRST_CANCEL;
+    }
+    if (PGWIRE_PROTO_MAJOR(code) != 3)
+        return bad(out, "unsupported protocol version");
+    out->proto = code;
+    if (len < plen)
+        return out->kind = PGWIRE_FIRST_INCOMPLETE;
+    return parse_startup(buf, plen, out);
+}
+
+size_t pgwire_error_build(uint8_t *buf, size_t size, const char *severity,
+                          const char *sqlstate, const char *message)
+{
+    size_t sl = strlen(severity), cl = strlen(sqlstate), ml = strlen(message);
+    /* 'E' len 'S' sev\0 'V' sev\0 'C' code\0 'M' msg\0 \0 */
+    size_t total = 1 + 4 + (1 + sl + 1) * 2 + (1 + cl + 1) + (1 + ml + 1) + 1;
+    if (total > size)
+        return 0;
+    uint8_t *p = buf;
+    *p++ = 'E';
+    put_u32(p, (uint32_t)(total - 1));
+    p += 4;
+    const char tags[] = {'S', 'V', 'C', 'M'};
+    const char *vals[] = {severity, severity, sqlstate, message};
+    for (int i = 0; i < 4; i++) {
+        *p++ = (uint8_t)tags[i];
+        size_t l = strlen(vals[i]) + 1;
+        memcpy(p, vals[i], l);
+        p += l;
+    }
+    *p++ = 0;
+    return (size_t)(p - buf);
+}
+
+size_t pgwire_startup_build(uint8_t *buf, size_t size, const char *const *params)
+{
+    size_t total = 8 + 1;
+    for (size_t i = 0; params[i] && params[i + 1]; i += 2)
+        total += strlen(params[i]) + 1 + strlen(params[i + 1]) + 1;
+    if (total > size || total > PGWIRE_MAX_STARTUP)
+        return 0;
+    put_u32(buf, (uint32_t)total);
+    put_u32(buf + 4, 3u << 16);
+    uint8_t *p = buf + 8;
+    for (size_t i = 0; params[i] && params[i + 1]; i += 2) {
+        for (int j = 0; j < 2; j++) {
+            size_t l = strlen(params[i + j]) + 1;
+            memcpy(p, params[i + j], l);
+            p += l;
+        }
+    }
+    *p++ = 0;
+    return total;
+}
+
+size_t pgwire_cancel_build(uint8_t *buf, size_t size, uint32_t pid, uint32_t key)
+{
+    if (size < 16)
+        return 0;
+    put_u32(buf, 16);
+    put_u32(buf + 4, PGWIRE_CODE_CANCEL);
+    put_u32(buf + 8, pid);
+    put_u32(buf + 12, key);
+    return 16;
+}
+
+size_t pgwire_terminate_build(uint8_t *buf, size_t size)
+{
+    if (size < 5)
+        return 0;
+    buf[0] = 'X';
+    put_u32(buf + 1, 4);
+    return 5;
+}
+
+static void stream_message_done(struct pgwire_stream *s, pgwire_event_fn fn, void *ctx)
+{
+    struct pgwire_event ev;
+    memset(&ev, 0, sizeof(ev));
+    s->messages++;
+    if (s->hdr[0] == 'K' && s->body_len == 8) {
+        ev.kind = PGWIRE_EV_BACKEND_KEY;
+        ev.pid = get_u32(s->body);
+        ev.key = get_u32(s->body + 4);
+        fn(ctx, &ev);
+    } else if (s->hdr[0] == 'Z' && s->body_len == 1) {
+        ev.kind = PGWIRE_EV_READY;
+        ev.tx_status = (char)s->body[0];
+        fn(ctx, &ev);
+    }
+    s->hdr_len = 0;
+    s->body_len = 0;
+}
+
+int pgwire_stream_feed(struct pgwire_stream *s, const uint8_t *buf, size_t len,
+                       pgwire_event_fn fn, void *ctx)
+{
+    size_t i = 0;
+    while (i < len) {
+        if (s->hdr_len < 5) {
+            size_t take = 5 - s->hdr_len;
+            if (take > len - i)
+                take = len - i;
+            memcpy(s->hdr + s->hdr_len, buf + i, take);
+            s->hdr_len = (uint8_t)(s->hdr_len + take);
+            i += take;
+            if (s->hdr_len < 5)
+                return 0;
+            uint32_t mlen = get_u32(s->hdr + 1);
+            if (mlen < 4 || mlen > 0x7fffffffu)
+                return -1;
+            s->remaining = mlen - 4;
+            s->body_len = 0;
+            if (s->remaining == 0) {
+                stream_message_done(s, fn, ctx);
+                continue;
+            }
+        }
+        size_t take = s->remaining < len - i ? s->remaining : len - i;
+        char t = (char)s->hdr[0];
+        if ((t == 'K' || t == 'Z') && s->body_len < sizeof(s->body)) {
+            size_t cap = sizeof(s->body) - s->body_len;
+            size_t c = take < cap ? take : cap;
+            memcpy(s->body + s->body_len, buf + i, c);
+            s->body_len = (uint8_t)(s->body_len + c);
+        }
+        i += take;
+        s->remaining -= (uint32_t)take;
+        if (s->remaining == 0)
+            stream_message_done(s, fn, ctx);
+    }
+    return 0;
+}
+
+/* ErrorResponse fields: (code byte, string\0)* \0 -- 55.8 "Error and Notice Fields". */
+static void parse_error_fields(const uint8_t *p, const uint8_t *end, struct pgwire_check *out)
+{
+    while (p < end && *p != 0) {
+        uint8_t code = *p++;
+        const uint8_t *z = memchr(p, 0, (size_t)(end - p));
+        if (z == NULL)
+            return;
+        if (code == 'C')
+            snprintf(out->sqlstate, sizeof(out->sqlstate), "%s", (const char *)p);
+        else if (code == 'M')
+            snprintf(out->message, sizeof(out->message), "%s", (const char *)p);
+        p = z + 1;
+    }
+}
+
+enum pgwire_check_kind pgwire_check_parse(const uint8_t *buf, size_t len,
+                                          struct pgwire_check *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t i = 0;
+    int auth_ok = 0;
+    while (i + 5 <= len) {
+        uint8_t type = buf[i];
+        uint32_t mlen = get_u32(buf + i + 1);
+        if (mlen < 4 || mlen > 1u << 20)
+            return out->kind = PGWIRE_CHECK_BAD;
+        if (i + 1 + mlen > len)
+            break;
+        const uint8_t *body = buf + i + 5, *end = buf + i + 1 + mlen;
+        switch (type) {
+        case 'R':
+            if (mlen < 8)
+                return out->kind = PGWIRE_CHECK_BAD;
+            if (get_u32(body) != 0)
+                return out->kind = PGWIRE_CHECK_ALIVE;
+            auth_ok = 1;
+            break;
+        case 'E':
+            parse_error_fields(body, end, out);
+            return out->kind = PGWIRE_CHECK_ERROR;
+        case 'Z':
+            if (!auth_ok)
+                return out->kind = PGWIRE_CHECK_BAD;
+            return out->kind = PGWIRE_CHECK_READY;
+        case 'S': case 'K': case 'N': case 'v':
+            if (!auth_ok && type != 'v' && type != 'N')
+                return out->kind = PGWIRE_CHECK_BAD;
+            break;
+        default:
+            return out->kind = PGWIRE_CHECK_BAD;
+        }
+        i += 1 + mlen;
+    }
+    if (len > 0 && strchr("REZSKNv", buf[0]) == NULL)
+        return out->kind = PGWIRE_CHECK_BAD;
+    return out->kind = PGWIRE_CHECK_INCOMPLETE;
+}

@@ -1,0 +1,88 @@
+/* pgwire.h -- the PostgreSQL wire protocol, as much as a proxy needs.
+ *
+ * Pure code: no sockets, no clock, no logging. Parsers say "incomplete, wait for more"
+ * apart from "bad, reject". The relay decodes only message headers (type, length) and
+ * the bodies of BackendKeyData and ReadyForQuery; everything else passes untouched. */
+#ifndef LBD_PGWIRE_H
+#define LBD_PGWIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PGWIRE_MAX_STARTUP 10000 /* PostgreSQL's MAX_STARTUP_PACKET_LENGTH */
+#define PGWIRE_CODE_CANCEL 80877102u
+#define PGWIRE_CODE_SSL 80877103u
+#define PGWIRE_CODE_GSSENC 80877104u
+#define PGWIRE_PROTO_MAJOR(v) ((v) >> 16)
+
+enum pgwire_first_kind {
+    PGWIRE_FIRST_INCOMPLETE, /* need more bytes */
+    PGWIRE_FIRST_SSL,        /* SSLRequest */
+    PGWIRE_FIRST_GSSENC,     /* GSSENCRequest */
+    PGWIRE_FIRST_CANCEL,     /* CancelRequest */
+    PGWIRE_FIRST_STARTUP,    /* StartupMessage, protocol 3.x */
+    PGWIRE_FIRST_BAD,        /* not a valid first packet: reason says why */
+};
+
+struct pgwire_first {
+    enum pgwire_first_kind kind;
+    uint32_t len;   /* bytes of the packet, length word included */
+    uint32_t proto; /* StartupMessage protocol version */
+    uint32_t cancel_pid, cancel_key;
+    char user[64], database[64], application_name[64];
+    const char *reason; /* static text for PGWIRE_FIRST_BAD */
+};
+
+const char *pgwire_first_kind_name(enum pgwire_first_kind k);
+
+/* Classify the first packet a client sends, from the bytes received so far. */
+enum pgwire_first_kind pgwire_first_parse(const uint8_t *buf, size_t len,
+                                          struct pgwire_first *out);
+
+/* Builders. Each returns the bytes written, or 0 when size is too small. */
+size_t pgwire_error_build(uint8_t *buf, size_t size, const char *severity,
+                          const char *sqlstate, const char *message);
+/* params: alternating key, value, ending with NULL. */
+size_t pgwire_startup_build(uint8_t *buf, size_t size, const char *const *params);
+size_t pgwire_cancel_build(uint8_t *buf, size_t size, uint32_t pid, uint32_t key);
+size_t pgwire_terminate_build(uint8_t *buf, size_t size);
+
+/* Incremental framing of a backend (server -> client) message stream. */
+enum pgwire_event_kind { PGWIRE_EV_BACKEND_KEY, PGWIRE_EV_READY };
+struct pgwire_event {
+    enum pgwire_event_kind kind;
+    uint32_t pid, key; /* BACKEND_KEY */
+    char tx_status;    /* READY: 'I' idle, 'T' in transaction, 'E' failed transaction */
+};
+typedef void (*pgwire_event_fn)(void *ctx, const struct pgwire_event *ev);
+
+struct pgwire_stream {
+    uint8_t hdr[5];
+    uint8_t hdr_len;
+    uint8_t body[8]; /* captured start of the bodies we decode */
+    uint8_t body_len;
+    uint32_t remaining; /* body bytes still to pass over */
+    uint64_t messages;
+};
+
+/* Feed bytes; calls fn for decoded events. Returns 0, or -1 on a bad message length. */
+int pgwire_stream_feed(struct pgwire_stream *s, const uint8_t *buf, size_t len,
+                       pgwire_event_fn fn, void *ctx);
+
+/* The answer of a node to a health-check startup. */
+enum pgwire_check_kind {
+    PGWIRE_CHECK_INCOMPLETE, /* wait for more */
+    PGWIRE_CHECK_ALIVE,      /* asked for authentication: up; close without more */
+    PGWIRE_CHECK_READY,      /* AuthenticationOk ... ReadyForQuery: up; send Terminate */
+    PGWIRE_CHECK_ERROR,      /* ErrorResponse: down, sqlstate and message say why */
+    PGWIRE_CHECK_BAD,        /* not PostgreSQL */
+};
+struct pgwire_check {
+    enum pgwire_check_kind kind;
+    char sqlstate[6];
+    char message[128];
+};
+enum pgwire_check_kind pgwire_check_parse(const uint8_t *buf, size_t len,
+                                          struct pgwire_check *out);
+
+#endif

@@ -1,0 +1,57 @@
+/* pool.h -- the database node pool and the balancing choice (pure).
+ *
+ * The shell (session.c, check.c) owns sockets and timers; this file only decides
+ * which node a new session goes to, from node states, weights and session counts. */
+#ifndef LBD_POOL_H
+#define LBD_POOL_H
+
+#include "health.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define POOL_MAX_NODES 64 /* a tried-nodes set fits one uint64_t */
+
+enum pool_balance { POOL_ROUNDROBIN, POOL_LEASTCONN, POOL_P2C };
+extern const char *const pool_balance_names[]; /* NULL-terminated, config choices */
+
+enum node_state { NODE_UP, NODE_DOWN, NODE_DRAINING };
+const char *node_state_name(enum node_state s);
+
+struct pool_node {
+    char name[64];
+    struct sockaddr_storage addr;
+    uint32_t weight;       /* 0: never chosen */
+    uint32_t max_sessions; /* 0: unlimited */
+    uint16_t check_port;   /* http checks; 0: none configured */
+    enum node_state state;
+    struct health_state health;
+    uint32_t active;     /* sessions now */
+    int64_t rr_current;  /* smooth weighted round robin */
+    bool removed;        /* dropped by a reload; freed when no session holds it */
+    uint32_t refs;       /* sessions holding a pointer */
+    uint64_t sessions_total, bytes_in, bytes_out, connect_failures, checks_failed;
+    uint64_t state_since_ms, last_check_ms, last_check_latency_us;
+    char last_check[128]; /* result in words */
+    void *check;          /* the shell's check runner */
+};
+
+struct pool {
+    struct pool_node *nodes[POOL_MAX_NODES];
+    size_t n;
+    enum pool_balance balance;
+};
+
+/* Can this node take a new session now? */
+bool pool_node_eligible(const struct pool_node *n);
+
+/* Choose a node index for a new session, skipping nodes whose bit is set in tried.
+ * rnd is a random 64-bit value (p2c and tie breaks). Returns -1 when none fits. */
+int pool_pick(struct pool *p, uint64_t tried, uint64_t rnd);
+
+/* Number of nodes eligible now. */
+size_t pool_count_eligible(const struct pool *p);
+
+#endif

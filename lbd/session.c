@@ -1,0 +1,706 @@
+/* session.c -- one client connection: read and classify the first packet, choose a
+ * node (trying the next one when a connect fails before any byte was relayed), pass
+ * TLS/GSS negotiation through end to end, then relay both directions with
+ * back-pressure, and log one line when it ends.
+ *
+ * Neighbours: pgwire.c parses, pool.c chooses, cancel.c routes CancelRequests,
+ * lbd.c owns the listeners and the node states. */
+#include "lbd.h"
+
+#include "log.h"
+#include "parse.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum session_state {
+    SS_FIRST,      /* reading the client's first packet (or the next one after an 'N') */
+    SS_CONNECTING, /* connecting to a node */
+    SS_NEGOTIATE,  /* SSL/GSSENC request forwarded; waiting for the node's one byte */
+    SS_RELAY,      /* relaying both ways */
+    SS_REFUSING,   /* writing an ErrorResponse, then closing */
+    SS_CLOSING,    /* handles closing; freed by the last close callback */
+};
+
+enum { C2S = 0, S2C = 1 };
+enum server_state { SRV_NONE, SRV_OPEN, SRV_CLOSING };
+
+struct session {
+    uv_tcp_t client; /* data = this session */
+    uv_tcp_t server;
+    uv_timer_t timer; /* startup, connect, negotiation or idle deadline */
+    uv_connect_t connect_req;
+    uv_write_t wreq[2]; /* one write in flight per direction at most */
+    uv_write_t first_wreq;
+    struct lbd *lbd;
+    struct session *prev, *next; /* on lbd->sessions */
+    struct pool_node *node;      /* holds a reference while set */
+    enum session_state state;
+    enum server_state srv;
+    uint8_t handles_open;
+    uint8_t attempts;
+    uint8_t kind; /* enum pgwire_first_kind of the (last) first packet */
+    bool node_active, from_peer, tls, opaque, counted_relayed;
+    char tx_status;
+    uint64_t tried; /* node indexes already tried */
+    uint8_t *first; /* first-packet bytes until forwarded */
+    uint32_t first_len, first_cap;
+    void *inflight[2];  /* buffers being written, returned by the write callback */
+    uint8_t *refusal;   /* ErrorResponse being written */
+    uint8_t *first_sending; /* first bytes the kernel did not take at once */
+    struct pgwire_stream sstream;
+    struct keymap_entry key;
+    uint64_t t_accept_ns, t_connect_ns, start_wall_ms;
+    uint64_t last_read_ms[2]; /* loop time of the last read from each side */
+    uint64_t bytes[2];
+    const char *end_reason;
+    char detail[96];
+    char user[64], database[64], app[64];
+    char client_addr[SOCKADDR_STRLEN];
+};
+
+static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void first_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void negotiate_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void connect_node(struct session *s);
+static void session_end(struct session *s, const char *reason);
+static void refuse(struct session *s, const char *sqlstate, const char *msg, const char *reason);
+static void on_timer(uv_timer_t *t);
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct session *s = h->data;
+    void *p = lbd_buf_get(s->lbd);
+    *buf = uv_buf_init(p, p ? LBD_BUF_SIZE : 0);
+}
+
+static void release(struct session *s, const uv_buf_t *buf)
+{
+    if (buf && buf->base)
+        lbd_buf_put(s->lbd, buf->base);
+}
+
+static void free_session(struct session *s)
+{
+    struct lbd *l = s->lbd;
+    for (int d = 0; d < 2; d++)
+        if (s->inflight[d])
+            lbd_buf_put(l, s->inflight[d]);
+    free(s->first);
+    free(s->refusal);
+    free(s->first_sending);
+    if (s->node) {
+        s->node->refs--;
+        lbd_node_release(l, s->node);
+    }
+    free(s);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct session *s = h->data;
+    if (--s->handles_open == 0)
+        free_session(s);
+}
+
+static void node_unuse(struct session *s)
+{
+    if (s->node_active) {
+        s->node->active--;
+        s->node_active = false;
+    }
+}
+
+/* ---- the log line and the end of a session ---- */
+
+static void log_session(struct session *s)
+{
+    struct lbd *l = s->lbd;
+    uint64_t now = uv_hrtime();
+    char ts[40], user[80], db[80], app[80], detail[128];
+    double connect_ms = s->t_connect_ns ? (double)(s->t_connect_ns - s->t_accept_ns) / 1e6 : -1;
+    log_format_ts(s->start_wall_ms, ts, sizeof(ts));
+    if (s->kind == PGWIRE_FIRST_CANCEL)
+        return; /* cancel.c logs its own line */
+    log_emit(s->detail[0] ? LOG_WARN : LOG_INFO, "session_end",
+             "client=%s node=%s kind=%s user=%s database=%s app=%s start=%s connect_ms=%.3f "
+             "duration_ms=%.3f bytes_in=%llu bytes_out=%llu tx=%c end=%s%s%s",
+             s->client_addr, s->node ? s->node->name : "-",
+             s->tls ? "tls" : pgwire_first_kind_name((enum pgwire_first_kind)s->kind),
+             log_quote(user, sizeof(user), s->user[0] ? s->user : "-"),
+             log_quote(db, sizeof(db), s->database[0] ? s->database : "-"),
+             log_quote(app, sizeof(app), s->app[0] ? s->app : "-"), ts, connect_ms,
+             (double)(now - s->t_accept_ns) / 1e6, (unsigned long long)s->bytes[C2S],
+             (unsigned long long)s->bytes[S2C], s->tx_status ? s->tx_status : '-',
+             s->end_reason, s->detail[0] ? " error=" : "",
+             s->detail[0] ? log_quote(detail, sizeof(detail), s->detail) : "");
+    (void)l;
+}
+
+static void session_end(struct session *s, const char *reason)
+{
+    struct lbd *l = s->lbd;
+    if (s->state == SS_CLOSING)
+        return;
+    s->state = SS_CLOSING;
+    if (reason)
+        s->end_reason = reason;
+    log_session(s);
+    keymap_remove(&l->keys, &s->key);
+    node_unuse(s);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        l->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    l->n_sessions--;
+    uv_timer_stop(&s->timer);
+    uv_close((uv_handle_t *)&s->timer, on_closed);
+    uv_close((uv_handle_t *)&s->client, on_closed);
+    if (s->srv == SRV_OPEN) {
+        s->srv = SRV_CLOSING;
+        uv_close((uv_handle_t *)&s->server, on_closed);
+    }
+    if (l->draining && l->n_sessions == 0)
+        lbd_session_gone(l);
+}
+
+void session_close_all(struct lbd *l, const char *reason)
+{
+    struct session *s = l->sessions;
+    while (s) {
+        struct session *next = s->next;
+        session_end(s, reason);
+        s = next;
+    }
+}
+
+void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason)
+{
+    struct session *s = l->sessions;
+    while (s) {
+        struct session *next = s->next;
+        if (s->node == n && (s->state == SS_RELAY || s->state == SS_NEGOTIATE))
+            session_end(s, reason);
+        s = next;
+    }
+}
+
+struct pool_node *session_node_for_key(struct lbd *l, uint32_t pid, uint32_t key)
+{
+    struct keymap_entry *e = keymap_find(&l->keys, pid, key);
+    if (e == NULL)
+        return NULL;
+    struct session *s = (struct session *)((char *)e - offsetof(struct session, key));
+    return s->node;
+}
+
+/* ---- refusing with an ErrorResponse ---- */
+
+static void on_refusal_written(uv_write_t *req, int status)
+{
+    struct session *s = req->handle->data;
+    session_end(s, NULL);
+}
+
+static void close_server(struct session *s)
+{
+    if (s->srv == SRV_OPEN) {
+        s->srv = SRV_CLOSING;
+        uv_close((uv_handle_t *)&s->server, on_closed);
+    }
+    node_unuse(s);
+}
+
+/* Tell the client why in PostgreSQL's own words, then close. */
+static void refuse(struct session *s, const char *sqlstate, const char *msg, const char *reason)
+{
+    if (s->state >= SS_REFUSING)
+        return;
+    s->end_reason = reason;
+    snprintf(s->detail, sizeof(s->detail), "%s", msg);
+    uv_read_stop((uv_stream_t *)&s->client);
+    close_server(s);
+    s->state = SS_REFUSING;
+    s->refusal = malloc(256);
+    size_t n = s->refusal ? pgwire_error_build(s->refusal, 256, "FATAL", sqlstate, msg) : 0;
+    uv_buf_t b = uv_buf_init((char *)s->refusal, (unsigned)n);
+    if (n == 0 || uv_write(&s->wreq[S2C], (uv_stream_t *)&s->client, &b, 1, on_refusal_written))
+        session_end(s, NULL);
+    else
+        uv_timer_start(&s->timer, on_timer, 1000, 0);
+}
+
+/* ---- timers ---- */
+
+static void arm_idle(struct session *s)
+{
+    const struct lbd_config *c = &s->lbd->cfg;
+    uint64_t now = uv_now(s->lbd->loop), wait = UINT64_MAX;
+    if (c->client_idle_ms) {
+        uint64_t due = s->last_read_ms[C2S] + c->client_idle_ms;
+        wait = due > now ? due - now : 0;
+    }
+    if (c->server_idle_ms) {
+        uint64_t due = s->last_read_ms[S2C] + c->server_idle_ms;
+        uint64_t w = due > now ? due - now : 0;
+        wait = w < wait ? w : wait;
+    }
+    if (wait == UINT64_MAX)
+        uv_timer_stop(&s->timer);
+    else
+        uv_timer_start(&s->timer, on_timer, wait, 0);
+}
+
+static void connect_failed(struct session *s, int status);
+
+static void on_timer(uv_timer_t *t)
+{
+    struct session *s = t->data;
+    struct lbd *l = s->lbd;
+    uint64_t now = uv_now(l->loop);
+    switch (s->state) {
+    case SS_FIRST:
+        l->stats.startup_timeouts++;
+        refuse(s, "08P01", "timeout waiting for the startup packet", "startup_timeout");
+        break;
+    case SS_CONNECTING:
+        connect_failed(s, UV_ETIMEDOUT);
+        break;
+    case SS_NEGOTIATE:
+        snprintf(s->detail, sizeof(s->detail), "node did not answer the encryption request");
+        session_end(s, "node_timeout");
+        break;
+    case SS_RELAY:
+        if (l->cfg.client_idle_ms && now - s->last_read_ms[C2S] >= l->cfg.client_idle_ms) {
+            l->stats.idle_timeouts++;
+            session_end(s, "client_idle_timeout");
+        } else if (l->cfg.server_idle_ms &&
+                   now - s->last_read_ms[S2C] >= l->cfg.server_idle_ms) {
+            l->stats.idle_timeouts++;
+            session_end(s, "server_idle_timeout");
+        } else {
+            arm_idle(s);
+        }
+        break;
+    case SS_REFUSING:
+        session_end(s, NULL);
+        break;
+    case SS_CLOSING:
+        break;
+    }
+}
+
+/* ---- accept ---- */
+
+void session_accept(struct lbd_listener *ls)
+{
+    struct lbd *l = ls->lbd;
+    struct session *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return; /* libuv calls again while the connection waits */
+    s->lbd = l;
+    s->client.data = s;
+    s->timer.data = s;
+    s->server.data = s;
+    uv_tcp_init(l->loop, &s->client);
+    s->handles_open = 1;
+    if (uv_accept((uv_stream_t *)&ls->tcp, (uv_stream_t *)&s->client) != 0) {
+        uv_close((uv_handle_t *)&s->client, on_closed);
+        return;
+    }
+    uv_timer_init(l->loop, &s->timer);
+    s->handles_open++;
+    s->from_peer = ls->peer;
+    s->t_accept_ns = uv_hrtime();
+    s->start_wall_ms = lbd_wall_ms();
+    s->end_reason = "client_closed";
+    s->kind = PGWIRE_FIRST_INCOMPLETE;
+    struct sockaddr_storage peer;
+    int plen = sizeof(peer);
+    if (uv_tcp_getpeername(&s->client, (struct sockaddr *)&peer, &plen) == 0)
+        format_sockaddr((struct sockaddr *)&peer, s->client_addr, sizeof(s->client_addr));
+    else
+        snprintf(s->client_addr, sizeof(s->client_addr), "-");
+    s->next = l->sessions;
+    if (l->sessions)
+        l->sessions->prev = s;
+    l->sessions = s;
+    l->n_sessions++;
+    l->stats.sessions_total++;
+    uv_tcp_nodelay(&s->client, 1);
+    lbd_set_keepalive(l, &s->client);
+    if (l->n_sessions > l->cfg.maxconn) {
+        l->stats.refused_maxconn++;
+        refuse(s, "53300", "sorry, too many clients already (lbd maxconn)", "maxconn");
+        return;
+    }
+    uv_timer_start(&s->timer, on_timer, l->cfg.startup_ms, 0);
+    uv_read_start((uv_stream_t *)&s->client, on_alloc, first_read);
+}
+
+/* ---- the first packet ---- */
+
+static int first_append(struct session *s, const char *data, size_t n)
+{
+    size_t need = (size_t)s->first_len + n;
+    if (need > PGWIRE_MAX_STARTUP + LBD_BUF_SIZE)
+        return -1;
+    if (need > s->first_cap) {
+        size_t cap = s->first_cap ? s->first_cap : 256;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *p = realloc(s->first, cap);
+        if (p == NULL)
+            return -1;
+        s->first = p;
+        s->first_cap = (uint32_t)cap;
+    }
+    memcpy(s->first + s->first_len, data, n);
+    s->first_len = (uint32_t)need;
+    return 0;
+}
+
+static void on_first_written(uv_write_t *req, int status)
+{
+    struct session *s = req->handle->data;
+    if (status < 0 && s->state != SS_CLOSING)
+        session_end(s, "node_error");
+}
+
+/* Forward the buffered first bytes to the connected node and move on. */
+static void forward_first(struct session *s)
+{
+    struct lbd *l = s->lbd;
+    /* The buffer moves to the write request; a new packet starts a new buffer. */
+    uv_buf_t b = uv_buf_init((char *)s->first, s->first_len);
+    uint8_t *sent = s->first;
+    s->first = NULL;
+    s->first_len = s->first_cap = 0;
+    s->bytes[C2S] += b.len;
+    s->node->bytes_in += b.len;
+    l->stats.bytes_in += b.len;
+    int rc = uv_try_write((uv_stream_t *)&s->server, &b, 1);
+    if (rc == (int)b.len) {
+        free(sent);
+    } else if (rc < 0 && rc != UV_EAGAIN) {
+        free(sent);
+        session_end(s, "node_error");
+        return;
+    } else {
+        /* Rare: the socket buffer is full at connect. Copy the rest to a request. */
+        size_t off = rc > 0 ? (size_t)rc : 0;
+        memmove(sent, sent + off, b.len - off);
+        free(s->first_sending);
+        s->first_sending = sent; /* freed with the session */
+        uv_buf_t rest = uv_buf_init((char *)sent, (unsigned)(b.len - off));
+        if (uv_write(&s->first_wreq, (uv_stream_t *)&s->server, &rest, 1, on_first_written)) {
+            session_end(s, "node_error");
+            return;
+        }
+    }
+    uint64_t now = uv_now(l->loop);
+    s->last_read_ms[C2S] = s->last_read_ms[S2C] = now;
+    if (s->kind == PGWIRE_FIRST_SSL || s->kind == PGWIRE_FIRST_GSSENC) {
+        s->state = SS_NEGOTIATE;
+        uv_timer_start(&s->timer, on_timer, l->cfg.connect_ms + l->cfg.startup_ms, 0);
+        uv_read_start((uv_stream_t *)&s->server, on_alloc, negotiate_read);
+        return;
+    }
+    s->state = SS_RELAY;
+    arm_idle(s);
+    uv_read_start((uv_stream_t *)&s->client, on_alloc, relay_read);
+    uv_read_start((uv_stream_t *)&s->server, on_alloc, relay_read);
+}
+
+static void classify(struct session *s)
+{
+    struct lbd *l = s->lbd;
+    struct pgwire_first f;
+    char msg[96];
+    switch (pgwire_first_parse(s->first, s->first_len, &f)) {
+    case PGWIRE_FIRST_INCOMPLETE:
+        return;
+    case PGWIRE_FIRST_BAD:
+        l->stats.refused_bad_packet++;
+        snprintf(msg, sizeof(msg), "invalid startup packet: %s", f.reason);
+        refuse(s, "08P01", msg, "bad_packet");
+        return;
+    case PGWIRE_FIRST_CANCEL:
+        s->kind = PGWIRE_FIRST_CANCEL;
+        if (s->srv != SRV_NONE) {
+            l->stats.refused_bad_packet++;
+            refuse(s, "08P01", "cancel request after encryption negotiation", "bad_packet");
+            return;
+        }
+        uv_read_stop((uv_stream_t *)&s->client);
+        cancel_route(l, f.cancel_pid, f.cancel_key, s->from_peer, s->client_addr);
+        session_end(s, "cancel");
+        return;
+    case PGWIRE_FIRST_SSL:
+    case PGWIRE_FIRST_GSSENC:
+        if (s->first_len > f.len) {
+            /* Plaintext after the request, before the handshake: an injection attempt
+             * (CVE-2021-23214) or a broken client. Never relay it. */
+            l->stats.refused_bad_packet++;
+            refuse(s, "08P01", "unexpected data after an encryption request", "bad_packet");
+            return;
+        }
+        break;
+    case PGWIRE_FIRST_STARTUP:
+        snprintf(s->user, sizeof(s->user), "%s", f.user);
+        snprintf(s->database, sizeof(s->database), "%s", f.database);
+        snprintf(s->app, sizeof(s->app), "%s", f.application_name);
+        break;
+    }
+    s->kind = (uint8_t)f.kind;
+    if (s->from_peer) {
+        l->stats.refused_bad_packet++;
+        refuse(s, "08P01", "the peer listener takes only cancel requests", "bad_packet");
+        return;
+    }
+    uv_read_stop((uv_stream_t *)&s->client);
+    if (s->srv == SRV_OPEN)
+        forward_first(s);
+    else
+        connect_node(s);
+}
+
+static void first_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct session *s = stream->data;
+    if (nread < 0) {
+        release(s, buf);
+        session_end(s, nread == UV_EOF ? "client_closed" : "client_error");
+        return;
+    }
+    if (nread == 0) {
+        release(s, buf);
+        return;
+    }
+    int rc = first_append(s, buf->base, (size_t)nread);
+    release(s, buf);
+    if (rc != 0) {
+        s->lbd->stats.refused_bad_packet++;
+        refuse(s, "08P01", "invalid startup packet: too long", "bad_packet");
+        return;
+    }
+    classify(s);
+}
+
+/* The node's one-byte answer to SSLRequest/GSSENCRequest ('S'/'G' yes, 'N' no). */
+static void negotiate_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct session *s = stream->data;
+    if (nread <= 0) {
+        release(s, buf);
+        if (nread < 0)
+            session_end(s, nread == UV_EOF ? "node_closed" : "node_error");
+        return;
+    }
+    char answer = buf->base[0];
+    uv_read_stop(stream);
+    uv_buf_t b = uv_buf_init(buf->base, (unsigned)nread);
+    s->bytes[S2C] += (uint64_t)nread;
+    int rc = uv_try_write((uv_stream_t *)&s->client, &b, 1);
+    release(s, buf);
+    if (rc != nread) {
+        session_end(s, "client_error");
+        return;
+    }
+    if (answer == 'N' && nread == 1) {
+        /* Plaintext follows: read the client's next packet (a StartupMessage). */
+        s->state = SS_FIRST;
+        uv_timer_start(&s->timer, on_timer, s->lbd->cfg.startup_ms, 0);
+        uv_read_start((uv_stream_t *)&s->client, on_alloc, first_read);
+        return;
+    }
+    /* 'S'/'G': encrypted end to end from here; 'E': the node's error, then it closes. */
+    s->tls = answer == 'S' || answer == 'G';
+    s->opaque = true;
+    s->state = SS_RELAY;
+    arm_idle(s);
+    uv_read_start((uv_stream_t *)&s->client, on_alloc, relay_read);
+    uv_read_start((uv_stream_t *)&s->server, on_alloc, relay_read);
+}
+
+/* ---- connecting to a node ---- */
+
+static void on_server_closed_retry(uv_handle_t *h)
+{
+    struct session *s = h->data;
+    s->srv = SRV_NONE;
+    s->handles_open--;
+    if (s->state != SS_CONNECTING) {
+        if (s->handles_open == 0)
+            free_session(s);
+        return;
+    }
+    if (s->attempts > s->lbd->cfg.retries) {
+        s->lbd->stats.refused_connect++;
+        refuse(s, "08006", "could not connect to a database node", "connect_failed");
+        return;
+    }
+    connect_node(s);
+}
+
+static void connect_failed(struct session *s, int status)
+{
+    struct lbd *l = s->lbd;
+    struct pool_node *n = s->node;
+    char reason[128];
+    n->connect_failures++;
+    snprintf(reason, sizeof(reason), "connect failed: %s", uv_strerror(status));
+    log_emit(LOG_WARN, "connect_failed", "client=%s node=%s attempt=%u error=\"%s\"",
+             s->client_addr, n->name, s->attempts, uv_strerror(status));
+    node_unuse(s);
+    lbd_node_result(l, n, false, false, reason);
+    uv_timer_stop(&s->timer);
+    s->srv = SRV_CLOSING;
+    uv_close((uv_handle_t *)&s->server, on_server_closed_retry);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct session *s = req->data;
+    if (status == UV_ECANCELED || s->state != SS_CONNECTING || s->srv != SRV_OPEN)
+        return;
+    if (status < 0) {
+        connect_failed(s, status);
+        return;
+    }
+    s->t_connect_ns = uv_hrtime();
+    s->node->sessions_total++;
+    s->lbd->stats.sessions_relayed++;
+    forward_first(s);
+}
+
+static void connect_node(struct session *s)
+{
+    struct lbd *l = s->lbd;
+    int idx = pool_pick(&l->pool, s->tried, lbd_random(l));
+    if (idx < 0) {
+        if (s->attempts == 0) {
+            l->stats.refused_no_node++;
+            refuse(s, "57P03", "no database node is available (lbd)", "no_node");
+        } else {
+            l->stats.refused_connect++;
+            refuse(s, "08006", "could not connect to a database node", "connect_failed");
+        }
+        return;
+    }
+    struct pool_node *n = l->pool.nodes[idx];
+    s->tried |= 1ULL << idx;
+    s->attempts++;
+    if (s->node) {
+        s->node->refs--;
+        lbd_node_release(l, s->node);
+    }
+    s->node = n;
+    n->refs++;
+    n->active++;
+    s->node_active = true;
+    s->state = SS_CONNECTING;
+    uv_tcp_init(l->loop, &s->server);
+    s->handles_open++;
+    s->srv = SRV_OPEN;
+    uv_tcp_nodelay(&s->server, 1);
+    lbd_set_keepalive(l, &s->server);
+    s->connect_req.data = s;
+    uv_timer_start(&s->timer, on_timer, l->cfg.connect_ms, 0);
+    int rc = uv_tcp_connect(&s->connect_req, &s->server, (const struct sockaddr *)&n->addr,
+                            on_connect);
+    if (rc != 0)
+        connect_failed(s, rc);
+}
+
+/* ---- the relay ---- */
+
+static void on_backend_event(void *ctx, const struct pgwire_event *ev)
+{
+    struct session *s = ctx;
+    if (ev->kind == PGWIRE_EV_BACKEND_KEY)
+        keymap_add(&s->lbd->keys, &s->key, ev->pid, ev->key);
+    else if (ev->kind == PGWIRE_EV_READY)
+        s->tx_status = ev->tx_status;
+}
+
+static void on_relay_written(uv_write_t *req, int status)
+{
+    struct session *s = req->handle->data;
+    int dir = req == &s->wreq[C2S] ? C2S : S2C;
+    lbd_buf_put(s->lbd, s->inflight[dir]);
+    s->inflight[dir] = NULL;
+    if (s->state != SS_RELAY)
+        return;
+    if (status < 0) {
+        session_end(s, dir == C2S ? "node_error" : "client_error");
+        return;
+    }
+    uv_stream_t *from = (uv_stream_t *)(dir == C2S ? &s->client : &s->server);
+    uv_read_start(from, on_alloc, relay_read);
+}
+
+static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct session *s = stream->data;
+    struct lbd *l = s->lbd;
+    int dir = stream == (uv_stream_t *)&s->client ? C2S : S2C;
+    if (nread <= 0) {
+        release(s, buf);
+        if (nread < 0) {
+            if (dir == C2S)
+                session_end(s, nread == UV_EOF ? "client_closed" : "client_error");
+            else
+                session_end(s, nread == UV_EOF ? "node_closed" : "node_error");
+        }
+        return;
+    }
+    if (s->state != SS_RELAY) {
+        release(s, buf);
+        return;
+    }
+    if (dir == S2C && !s->opaque &&
+        pgwire_stream_feed(&s->sstream, (uint8_t *)buf->base, (size_t)nread, on_backend_event,
+                           s) != 0) {
+        s->opaque = true;
+        log_emit(LOG_WARN, "protocol_error",
+                 "client=%s node=%s detail=\"node sent a bad message length; relaying as is\"",
+                 s->client_addr, s->node->name);
+    }
+    s->bytes[dir] += (uint64_t)nread;
+    s->last_read_ms[dir] = uv_now(l->loop);
+    if (dir == C2S) {
+        s->node->bytes_in += (uint64_t)nread;
+        l->stats.bytes_in += (uint64_t)nread;
+    } else {
+        s->node->bytes_out += (uint64_t)nread;
+        l->stats.bytes_out += (uint64_t)nread;
+    }
+    uv_stream_t *to = (uv_stream_t *)(dir == C2S ? &s->server : &s->client);
+    uv_buf_t b = uv_buf_init(buf->base, (unsigned)nread);
+    int w = uv_try_write(to, &b, 1);
+    if (w == nread) {
+        release(s, buf);
+        return;
+    }
+    if (w < 0 && w != UV_EAGAIN) {
+        release(s, buf);
+        session_end(s, dir == C2S ? "node_error" : "client_error");
+        return;
+    }
+    if (w > 0) {
+        b.base += w;
+        b.len -= (size_t)w;
+    }
+    /* The receiver is slower than the sender: hold this one buffer and stop reading
+     * the sender until it is written. Memory per direction stays at one buffer. */
+    s->inflight[dir] = buf->base;
+    uv_read_stop(stream);
+    if (uv_write(&s->wreq[dir], to, &b, 1, on_relay_written) != 0)
+        session_end(s, dir == C2S ? "node_error" : "client_error");
+}
