@@ -51,12 +51,12 @@ static int parse_nodes(struct cfg_doc *d, yaml_node_t *n, const char *path, void
         if (nc->name[0] == '\0')
             format_sockaddr((struct sockaddr *)&nc->addr, nc->name, sizeof(nc->name));
         for (size_t j = 0; j < i; j++) {
-            if (strcmp(c->nodes[j].name, nc->name) == 0)
-                return cfg_error(d, item, sub, "node name \"%s\" is used twice", nc->name);
             if (sockaddr_equal((struct sockaddr *)&c->nodes[j].addr,
                                (struct sockaddr *)&nc->addr))
                 return cfg_error(d, item, sub, "address of node \"%s\" repeats node \"%s\"",
                                  nc->name, c->nodes[j].name);
+            if (strcmp(c->nodes[j].name, nc->name) == 0)
+                return cfg_error(d, item, sub, "node name \"%s\" is used twice", nc->name);
         }
     }
     c->n_nodes = len;

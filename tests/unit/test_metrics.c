@@ -1,0 +1,61 @@
+/* test_metrics.c -- Prometheus text exposition (common/metrics.c). */
+#include "check_main.h"
+#include "metrics.h"
+
+#include <string.h>
+
+START_TEST(family_and_samples)
+{
+    struct metrics_buf m;
+    metrics_init(&m);
+    metrics_family(&m, "lbd_sessions", METRICS_GAUGE, "Sessions now.");
+    metrics_sample(&m, NULL, 3);
+    const char *l[] = {"node", "n0", "direction", "to_node", NULL};
+    metrics_family(&m, "lbd_bytes_total", METRICS_COUNTER, "Bytes.");
+    metrics_sample(&m, l, 1234567);
+    ck_assert_int_eq(m.failed, 0);
+    ck_assert_str_eq(m.data, "# HELP lbd_sessions Sessions now.\n"
+                             "# TYPE lbd_sessions gauge\n"
+                             "lbd_sessions 3\n"
+                             "# HELP lbd_bytes_total Bytes.\n"
+                             "# TYPE lbd_bytes_total counter\n"
+                             "lbd_bytes_total{node=\"n0\",direction=\"to_node\"} 1234567\n");
+    metrics_free(&m);
+}
+END_TEST
+
+START_TEST(label_values_are_escaped)
+{
+    struct metrics_buf m;
+    metrics_init(&m);
+    metrics_family(&m, "x", METRICS_GAUGE, "back\\slash\nnewline");
+    const char *l[] = {"node", "a\"b\\c\nd", NULL};
+    metrics_sample(&m, l, 0.5);
+    ck_assert_ptr_nonnull(strstr(m.data, "# HELP x back\\\\slash\\nnewline\n"));
+    ck_assert_ptr_nonnull(strstr(m.data, "x{node=\"a\\\"b\\\\c\\nd\"} 0.5\n"));
+    metrics_free(&m);
+}
+END_TEST
+
+START_TEST(json_strings_are_escaped)
+{
+    struct metrics_buf m;
+    metrics_init(&m);
+    metrics_json_str(&m, "q\"b\\\x01");
+    ck_assert_str_eq(m.data, "\"q\\\"b\\\\\\u0001\"");
+    metrics_free(&m);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("metrics");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, family_and_samples);
+    tcase_add_test(tc, label_values_are_escaped);
+    tcase_add_test(tc, json_strings_are_escaped);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+CHECK_MAIN(suite)

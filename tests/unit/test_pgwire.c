@@ -1,0 +1,262 @@
+/* test_pgwire.c -- first-packet classification, stream framing, check answers and
+ * builders (lbd/pgwire.c). */
+#include "check_main.h"
+#include "pgwire.h"
+
+#include <string.h>
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static size_t startup(uint8_t *buf, size_t size)
+{
+    const char *p[] = {"user", "alice", "database", "shop", "application_name", "psql", NULL};
+    return pgwire_startup_build(buf, size, p);
+}
+
+START_TEST(startup_is_classified_with_params)
+{
+    uint8_t buf[256];
+    size_t n = startup(buf, sizeof(buf));
+    struct pgwire_first f;
+    ck_assert_int_eq(pgwire_first_parse(buf, n, &f), PGWIRE_FIRST_STARTUP);
+    ck_assert_uint_eq(f.len, n);
+    ck_assert_uint_eq(f.proto, 3u << 16);
+    ck_assert_str_eq(f.user, "alice");
+    ck_assert_str_eq(f.database, "shop");
+    ck_assert_str_eq(f.application_name, "psql");
+}
+END_TEST
+
+START_TEST(startup_database_defaults_to_user)
+{
+    uint8_t buf[64];
+    const char *p[] = {"user", "bob", NULL};
+    size_t n = pgwire_startup_build(buf, sizeof(buf), p);
+    struct pgwire_first f;
+    ck_assert_int_eq(pgwire_first_parse(buf, n, &f), PGWIRE_FIRST_STARTUP);
+    ck_assert_str_eq(f.database, "bob");
+}
+END_TEST
+
+START_TEST(every_prefix_is_incomplete)
+{
+    uint8_t buf[256];
+    size_t n = startup(buf, sizeof(buf));
+    struct pgwire_first f;
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(pgwire_first_parse(buf, i, &f) == PGWIRE_FIRST_INCOMPLETE,
+                      "prefix of %zu bytes was not incomplete", i);
+}
+END_TEST
+
+START_TEST(fixed_requests)
+{
+    uint8_t b[16];
+    struct pgwire_first f;
+    put32(b, 8);
+    put32(b + 4, PGWIRE_CODE_SSL);
+    ck_assert_int_eq(pgwire_first_parse(b, 8, &f), PGWIRE_FIRST_SSL);
+    put32(b + 4, PGWIRE_CODE_GSSENC);
+    ck_assert_int_eq(pgwire_first_parse(b, 8, &f), PGWIRE_FIRST_GSSENC);
+    ck_assert_uint_eq(pgwire_cancel_build(b, sizeof(b), 4242, 0xdeadbeef), 16);
+    ck_assert_int_eq(pgwire_first_parse(b, 16, &f), PGWIRE_FIRST_CANCEL);
+    ck_assert_uint_eq(f.cancel_pid, 4242);
+    ck_assert_uint_eq(f.cancel_key, 0xdeadbeef);
+    ck_assert_int_eq(pgwire_first_parse(b, 12, &f), PGWIRE_FIRST_INCOMPLETE);
+}
+END_TEST
+
+START_TEST(bad_lengths_and_codes)
+{
+    uint8_t b[32] = {0};
+    struct pgwire_first f;
+    put32(b, 0x80000010u); /* negative */
+    ck_assert_int_eq(pgwire_first_parse(b, 4, &f), PGWIRE_FIRST_BAD);
+    ck_assert_str_eq(f.reason, "negative packet length");
+    put32(b, 7); /* tiny */
+    ck_assert_int_eq(pgwire_first_parse(b, 4, &f), PGWIRE_FIRST_BAD);
+    put32(b, 10001); /* over PostgreSQL's limit */
+    ck_assert_int_eq(pgwire_first_parse(b, 4, &f), PGWIRE_FIRST_BAD);
+    ck_assert_str_eq(f.reason, "packet length over 10000 bytes");
+    put32(b, 12); /* SSLRequest must be 8 bytes */
+    put32(b + 4, PGWIRE_CODE_SSL);
+    ck_assert_int_eq(pgwire_first_parse(b, 8, &f), PGWIRE_FIRST_BAD);
+    put32(b, 8); /* CancelRequest must be 16 bytes */
+    put32(b + 4, PGWIRE_CODE_CANCEL);
+    ck_assert_int_eq(pgwire_first_parse(b, 8, &f), PGWIRE_FIRST_BAD);
+    put32(b, 20); /* protocol 2 */
+    put32(b + 4, 2u << 16);
+    ck_assert_int_eq(pgwire_first_parse(b, 8, &f), PGWIRE_FIRST_BAD);
+    ck_assert_str_eq(f.reason, "unsupported protocol version");
+}
+END_TEST
+
+START_TEST(garbage_is_bad_early)
+{
+    struct pgwire_first f;
+    const char *http = "GET / HTTP/1.1\r\n";
+    ck_assert_int_eq(pgwire_first_parse((const uint8_t *)http, 4, &f), PGWIRE_FIRST_BAD);
+    const uint8_t tls_hello[] = {0x16, 0x03, 0x01, 0x02, 0x00};
+    ck_assert_int_eq(pgwire_first_parse(tls_hello, sizeof(tls_hello), &f), PGWIRE_FIRST_BAD);
+}
+END_TEST
+
+START_TEST(malformed_startup_bodies)
+{
+    uint8_t b[64];
+    struct pgwire_first f;
+    /* not terminated */
+    put32(b, 14);
+    put32(b + 4, 3u << 16);
+    memcpy(b + 8, "user\0x", 6);
+    ck_assert_int_eq(pgwire_first_parse(b, 14, &f), PGWIRE_FIRST_BAD);
+    /* key without value */
+    put32(b, 14);
+    memcpy(b + 8, "user\0\0", 6);
+    ck_assert_int_eq(pgwire_first_parse(b, 14, &f), PGWIRE_FIRST_BAD);
+    /* no user */
+    put32(b, 9);
+    b[8] = 0;
+    ck_assert_int_eq(pgwire_first_parse(b, 9, &f), PGWIRE_FIRST_BAD);
+    ck_assert_str_eq(f.reason, "startup packet has no user name");
+}
+END_TEST
+
+START_TEST(error_response_is_well_formed)
+{
+    uint8_t b[256];
+    size_t n = pgwire_error_build(b, sizeof(b), "FATAL", "57P03", "no node");
+    ck_assert_uint_gt(n, 0);
+    ck_assert_int_eq(b[0], 'E');
+    uint32_t len = (uint32_t)b[1] << 24 | b[2] << 16 | b[3] << 8 | b[4];
+    ck_assert_uint_eq(len + 1, n);
+    ck_assert_int_eq(b[n - 1], 0);
+    /* A check parser reads it back. */
+    struct pgwire_check c;
+    ck_assert_int_eq(pgwire_check_parse(b, n, &c), PGWIRE_CHECK_ERROR);
+    ck_assert_str_eq(c.sqlstate, "57P03");
+    ck_assert_str_eq(c.message, "no node");
+    ck_assert_uint_eq(pgwire_error_build(b, 10, "FATAL", "57P03", "no node"), 0);
+}
+END_TEST
+
+struct events {
+    int keys, ready;
+    uint32_t pid, key;
+    char status;
+};
+
+static void on_event(void *ctx, const struct pgwire_event *ev)
+{
+    struct events *e = ctx;
+    if (ev->kind == PGWIRE_EV_BACKEND_KEY) {
+        e->keys++;
+        e->pid = ev->pid;
+        e->key = ev->key;
+    } else {
+        e->ready++;
+        e->status = ev->tx_status;
+    }
+}
+
+static size_t backend_stream(uint8_t *b)
+{
+    size_t n = 0;
+    b[n++] = 'R'; put32(b + n, 8); n += 4; put32(b + n, 0); n += 4;
+    b[n++] = 'S'; put32(b + n, 4 + 10); n += 4; memcpy(b + n, "a\0bcdefgh\0", 10); n += 10;
+    b[n++] = 'K'; put32(b + n, 12); n += 4; put32(b + n, 777); n += 4; put32(b + n, 99); n += 4;
+    b[n++] = 'Z'; put32(b + n, 5); n += 4; b[n++] = 'I';
+    b[n++] = 'D'; put32(b + n, 4 + 100); n += 4; memset(b + n, 'x', 100); n += 100;
+    b[n++] = 'Z'; put32(b + n, 5); n += 4; b[n++] = 'T';
+    return n;
+}
+
+START_TEST(stream_finds_key_and_ready_in_one_piece)
+{
+    uint8_t b[512];
+    size_t n = backend_stream(b);
+    struct pgwire_stream s = {0};
+    struct events e = {0};
+    ck_assert_int_eq(pgwire_stream_feed(&s, b, n, on_event, &e), 0);
+    ck_assert_int_eq(e.keys, 1);
+    ck_assert_uint_eq(e.pid, 777);
+    ck_assert_uint_eq(e.key, 99);
+    ck_assert_int_eq(e.ready, 2);
+    ck_assert_int_eq(e.status, 'T');
+    ck_assert_uint_eq(s.messages, 6);
+}
+END_TEST
+
+START_TEST(stream_byte_by_byte_gives_the_same)
+{
+    uint8_t b[512];
+    size_t n = backend_stream(b);
+    struct pgwire_stream s = {0};
+    struct events e = {0};
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(pgwire_stream_feed(&s, b + i, 1, on_event, &e), 0);
+    ck_assert_int_eq(e.keys, 1);
+    ck_assert_uint_eq(e.pid, 777);
+    ck_assert_uint_eq(e.key, 99);
+    ck_assert_int_eq(e.ready, 2);
+    ck_assert_uint_eq(s.messages, 6);
+}
+END_TEST
+
+START_TEST(stream_rejects_bad_length)
+{
+    uint8_t b[5] = {'D', 0, 0, 0, 3};
+    struct pgwire_stream s = {0};
+    struct events e = {0};
+    ck_assert_int_eq(pgwire_stream_feed(&s, b, 5, on_event, &e), -1);
+}
+END_TEST
+
+START_TEST(check_answers)
+{
+    uint8_t b[64];
+    struct pgwire_check c;
+    b[0] = 'R'; put32(b + 1, 8); put32(b + 5, 10); /* SASL */
+    ck_assert_int_eq(pgwire_check_parse(b, 9, &c), PGWIRE_CHECK_ALIVE);
+    ck_assert_int_eq(pgwire_check_parse(b, 6, &c), PGWIRE_CHECK_INCOMPLETE);
+    put32(b + 5, 0); /* AuthenticationOk, then ReadyForQuery */
+    b[9] = 'Z'; put32(b + 10, 5); b[14] = 'I';
+    ck_assert_int_eq(pgwire_check_parse(b, 9, &c), PGWIRE_CHECK_INCOMPLETE);
+    ck_assert_int_eq(pgwire_check_parse(b, 15, &c), PGWIRE_CHECK_READY);
+    const char *junk = "HTTP/1.1 400 Bad Request\r\n";
+    ck_assert_int_eq(pgwire_check_parse((const uint8_t *)junk, strlen(junk), &c),
+                     PGWIRE_CHECK_BAD);
+    b[0] = 'Z'; put32(b + 1, 5); b[5] = 'I'; /* ReadyForQuery before authentication */
+    ck_assert_int_eq(pgwire_check_parse(b, 6, &c), PGWIRE_CHECK_BAD);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("pgwire");
+    TCase *tc = tcase_create("first_packet");
+    tcase_add_test(tc, startup_is_classified_with_params);
+    tcase_add_test(tc, startup_database_defaults_to_user);
+    tcase_add_test(tc, every_prefix_is_incomplete);
+    tcase_add_test(tc, fixed_requests);
+    tcase_add_test(tc, bad_lengths_and_codes);
+    tcase_add_test(tc, garbage_is_bad_early);
+    tcase_add_test(tc, malformed_startup_bodies);
+    tcase_add_test(tc, error_response_is_well_formed);
+    suite_add_tcase(s, tc);
+    TCase *ts = tcase_create("stream");
+    tcase_add_test(ts, stream_finds_key_and_ready_in_one_piece);
+    tcase_add_test(ts, stream_byte_by_byte_gives_the_same);
+    tcase_add_test(ts, stream_rejects_bad_length);
+    tcase_add_test(ts, check_answers);
+    suite_add_tcase(s, ts);
+    return s;
+}
+
+CHECK_MAIN(suite)
