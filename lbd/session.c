@@ -20,6 +20,7 @@ enum session_state {
     SS_FIRST,      /* reading the client's first packet (or the next one after an 'N') */
     SS_CONNECTING, /* connecting to a node */
     SS_NEGOTIATE,  /* SSL/GSSENC request forwarded; waiting for the node's one byte */
+    SS_STARTUP_WAIT, /* StartupMessage forwarded; judging the node's first answer */
     SS_RELAY,      /* relaying both ways */
     SS_REFUSING,   /* writing an ErrorResponse, then closing */
     SS_CLOSING,    /* handles closing; freed by the last close callback */
@@ -51,6 +52,10 @@ struct session {
     void *inflight[2];  /* buffers being written, returned by the write callback */
     uint8_t *refusal;   /* ErrorResponse being written */
     uint8_t *first_sending; /* first bytes the kernel did not take at once */
+    uint8_t *reply;         /* the node's first answer to a StartupMessage, being judged */
+    uint32_t reply_len;
+    uint8_t *reply_sending;
+    uv_write_t reply_wreq;
     struct pgwire_stream sstream;
     struct keymap_entry key;
     uint64_t t_accept_ns, t_connect_ns, start_wall_ms;
@@ -65,6 +70,9 @@ struct session {
 static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void first_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void negotiate_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void startup_reply_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void on_backend_event(void *ctx, const struct pgwire_event *ev);
+static void on_first_written(uv_write_t *req, int status);
 static void connect_node(struct session *s);
 static void session_end(struct session *s, const char *reason);
 static void refuse(struct session *s, const char *sqlstate, const char *msg, const char *reason);
@@ -92,6 +100,8 @@ static void free_session(struct session *s)
     free(s->first);
     free(s->refusal);
     free(s->first_sending);
+    free(s->reply);
+    free(s->reply_sending);
     if (s->node) {
         s->node->refs--;
         lbd_node_release(l, s->node);
@@ -184,7 +194,8 @@ void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason)
     struct session *s = l->sessions;
     while (s) {
         struct session *next = s->next;
-        if (s->node == n && (s->state == SS_RELAY || s->state == SS_NEGOTIATE))
+        if (s->node == n && (s->state == SS_RELAY || s->state == SS_NEGOTIATE ||
+                             s->state == SS_STARTUP_WAIT))
             session_end(s, reason);
         s = next;
     }
@@ -273,6 +284,10 @@ static void on_timer(uv_timer_t *t)
         break;
     case SS_NEGOTIATE:
         snprintf(s->detail, sizeof(s->detail), "node did not answer the encryption request");
+        session_end(s, "node_timeout");
+        break;
+    case SS_STARTUP_WAIT:
+        snprintf(s->detail, sizeof(s->detail), "node did not answer the startup packet");
         session_end(s, "node_timeout");
         break;
     case SS_RELAY:
@@ -368,53 +383,158 @@ static int first_append(struct session *s, const char *data, size_t n)
 static void on_first_written(uv_write_t *req, int status)
 {
     struct session *s = req->handle->data;
-    if (status < 0 && s->state != SS_CLOSING)
-        session_end(s, "node_error");
+    if (status < 0 && status != UV_ECANCELED && s->state != SS_CLOSING)
+        session_end(s, req == &s->reply_wreq ? "client_error" : "node_error");
 }
 
-/* Forward the buffered first bytes to the connected node and move on. */
+/* Write bytes to a stream now; what the kernel does not take goes out by a write
+ * request from a heap copy held in *pending (freed with the session). */
+static int send_now(struct session *s, uv_stream_t *to, const uint8_t *data, size_t len,
+                    uint8_t **pending, uv_write_t *req)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    int rc = uv_try_write(to, &b, 1);
+    if (rc == (int)len)
+        return 0;
+    if (rc < 0 && rc != UV_EAGAIN)
+        return rc;
+    size_t off = rc > 0 ? (size_t)rc : 0;
+    uint8_t *copy = malloc(len - off);
+    if (copy == NULL)
+        return UV_ENOMEM;
+    memcpy(copy, data + off, len - off);
+    free(*pending);
+    *pending = copy;
+    uv_buf_t rest = uv_buf_init((char *)copy, (unsigned)(len - off));
+    return uv_write(req, to, &rest, 1, on_first_written);
+}
+
+static void start_relay(struct session *s)
+{
+    s->state = SS_RELAY;
+    arm_idle(s);
+    uv_read_start((uv_stream_t *)&s->client, on_alloc, relay_read);
+    uv_read_start((uv_stream_t *)&s->server, on_alloc, relay_read);
+}
+
+/* Forward the buffered first bytes to the connected node and move on. A
+ * StartupMessage stays buffered until the node's first answer is judged, so a node
+ * that refuses it (shutting down, starting up, full) can be replaced by another. */
 static void forward_first(struct session *s)
 {
     struct lbd *l = s->lbd;
-    /* The buffer moves to the write request; a new packet starts a new buffer. */
-    uv_buf_t b = uv_buf_init((char *)s->first, s->first_len);
-    uint8_t *sent = s->first;
-    s->first = NULL;
-    s->first_len = s->first_cap = 0;
-    s->bytes[C2S] += b.len;
-    s->node->bytes_in += b.len;
-    l->stats.bytes_in += b.len;
-    int rc = uv_try_write((uv_stream_t *)&s->server, &b, 1);
-    if (rc == (int)b.len) {
-        free(sent);
-    } else if (rc < 0 && rc != UV_EAGAIN) {
-        free(sent);
+    if (send_now(s, (uv_stream_t *)&s->server, s->first, s->first_len, &s->first_sending,
+                 &s->first_wreq) != 0) {
         session_end(s, "node_error");
         return;
-    } else {
-        /* Rare: the socket buffer is full at connect. Copy the rest to a request. */
-        size_t off = rc > 0 ? (size_t)rc : 0;
-        memmove(sent, sent + off, b.len - off);
-        free(s->first_sending);
-        s->first_sending = sent; /* freed with the session */
-        uv_buf_t rest = uv_buf_init((char *)sent, (unsigned)(b.len - off));
-        if (uv_write(&s->first_wreq, (uv_stream_t *)&s->server, &rest, 1, on_first_written)) {
-            session_end(s, "node_error");
-            return;
-        }
     }
     uint64_t now = uv_now(l->loop);
     s->last_read_ms[C2S] = s->last_read_ms[S2C] = now;
     if (s->kind == PGWIRE_FIRST_SSL || s->kind == PGWIRE_FIRST_GSSENC) {
+        s->bytes[C2S] += s->first_len;
+        free(s->first);
+        s->first = NULL;
+        s->first_len = s->first_cap = 0;
         s->state = SS_NEGOTIATE;
         uv_timer_start(&s->timer, on_timer, l->cfg.connect_ms + l->cfg.startup_ms, 0);
         uv_read_start((uv_stream_t *)&s->server, on_alloc, negotiate_read);
         return;
     }
-    s->state = SS_RELAY;
-    arm_idle(s);
-    uv_read_start((uv_stream_t *)&s->client, on_alloc, relay_read);
-    uv_read_start((uv_stream_t *)&s->server, on_alloc, relay_read);
+    s->state = SS_STARTUP_WAIT;
+    s->reply_len = 0;
+    uv_timer_start(&s->timer, on_timer, l->cfg.startup_ms, 0);
+    uv_read_start((uv_stream_t *)&s->server, on_alloc, startup_reply_read);
+}
+
+/* Refusals a node gives before a session exists, after which another node may do. */
+static bool startup_refusal_retryable(const char *sqlstate)
+{
+    return strcmp(sqlstate, "57P03") == 0    /* cannot_connect_now: starting/stopping */
+           || strcmp(sqlstate, "53300") == 0 /* too_many_connections */
+           || strcmp(sqlstate, "57P01") == 0; /* admin_shutdown */
+}
+
+/* The node's first answer is judged: pass it to the client and relay from here. */
+static void pass_reply(struct session *s)
+{
+    struct lbd *l = s->lbd;
+    uv_read_stop((uv_stream_t *)&s->server);
+    if (pgwire_stream_feed(&s->sstream, s->reply, s->reply_len, on_backend_event, s) != 0)
+        s->opaque = true;
+    s->bytes[C2S] += s->first_len;
+    s->node->bytes_in += s->first_len;
+    l->stats.bytes_in += s->first_len;
+    s->bytes[S2C] += s->reply_len;
+    s->node->bytes_out += s->reply_len;
+    l->stats.bytes_out += s->reply_len;
+    free(s->first);
+    s->first = NULL;
+    s->first_len = s->first_cap = 0;
+    int rc = send_now(s, (uv_stream_t *)&s->client, s->reply, s->reply_len, &s->reply_sending,
+                      &s->reply_wreq);
+    free(s->reply);
+    s->reply = NULL;
+    if (rc != 0) {
+        session_end(s, "client_error");
+        return;
+    }
+    start_relay(s);
+}
+
+static void on_server_closed_retry(uv_handle_t *h);
+
+static void startup_reply_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct session *s = stream->data;
+    struct lbd *l = s->lbd;
+    if (nread <= 0) {
+        release(s, buf);
+        if (nread < 0)
+            session_end(s, nread == UV_EOF ? "node_closed" : "node_error");
+        return;
+    }
+    uint8_t *p = realloc(s->reply, s->reply_len + (size_t)nread);
+    if (p == NULL) {
+        release(s, buf);
+        session_end(s, "node_error");
+        return;
+    }
+    s->reply = p;
+    memcpy(s->reply + s->reply_len, buf->base, (size_t)nread);
+    s->reply_len += (uint32_t)nread;
+    release(s, buf);
+    if (s->reply_len < 5)
+        return;
+    uint32_t mlen = (uint32_t)s->reply[1] << 24 | (uint32_t)s->reply[2] << 16 |
+                    (uint32_t)s->reply[3] << 8 | s->reply[4];
+    if (s->reply[0] != 'E' || mlen > 8192 || mlen < 4) {
+        pass_reply(s);
+        return;
+    }
+    if (s->reply_len < 1 + mlen)
+        return; /* wait for the whole ErrorResponse */
+    struct pgwire_check c;
+    pgwire_check_parse(s->reply, 1 + mlen, &c);
+    if (!startup_refusal_retryable(c.sqlstate) || s->attempts > l->cfg.retries) {
+        pass_reply(s);
+        return;
+    }
+    char msg[160], reason[200];
+    log_emit(LOG_WARN, "startup_refused", "client=%s node=%s sqlstate=%s message=%s action=retry",
+             s->client_addr, s->node->name, c.sqlstate, log_quote(msg, sizeof(msg), c.message));
+    if (strcmp(c.sqlstate, "53300") != 0) {
+        snprintf(reason, sizeof(reason), "refused a startup: %s %s", c.sqlstate, c.message);
+        lbd_node_result(l, s->node, false, false, reason);
+    }
+    free(s->reply);
+    s->reply = NULL;
+    s->reply_len = 0;
+    uv_read_stop(stream);
+    node_unuse(s);
+    uv_timer_stop(&s->timer);
+    s->state = SS_CONNECTING;
+    s->srv = SRV_CLOSING;
+    uv_close((uv_handle_t *)&s->server, on_server_closed_retry);
 }
 
 static void classify(struct session *s)
@@ -522,10 +642,7 @@ static void negotiate_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
     /* 'S'/'G': encrypted end to end from here; 'E': the node's error, then it closes. */
     s->tls = answer == 'S' || answer == 'G';
     s->opaque = true;
-    s->state = SS_RELAY;
-    arm_idle(s);
-    uv_read_start((uv_stream_t *)&s->client, on_alloc, relay_read);
-    uv_read_start((uv_stream_t *)&s->server, on_alloc, relay_read);
+    start_relay(s);
 }
 
 /* ---- connecting to a node ---- */

@@ -1,0 +1,59 @@
+#!/bin/bash
+# SIGHUP reload: a removed node's established session keeps working and new sessions
+# avoid it; a broken config is rejected with file:line:column and the old one stays.
+# SIGTERM: new sessions are refused, established ones finish, then lbd exits.
+source "$(dirname "$0")/lib.sh"
+
+LB=$BASE ADMIN=$((BASE + 9))
+for i in 0 1 2; do pg_start "node$i" $((BASE + 1 + i)); done
+write_config() { # nodes...
+    {
+        echo "instance: lb1"
+        echo "lbd:"
+        echo "  listen: 127.0.0.1:$LB"
+        echo "  admin: 127.0.0.1:$ADMIN"
+        echo "  timeouts: {drain: 20s}"
+        echo "  pool:"
+        echo "    health: {type: pg, interval: 500ms, timeout: 400ms, pg_user: postgres}"
+        echo "    nodes:"
+        for i in "$@"; do echo "      - {name: node$i, address: 127.0.0.1:$((BASE + 1 + i))}"; done
+    } >"$WORK/lb.yaml"
+}
+write_config 0 1 2
+lbd_start lb1 "$WORK/lb.yaml" $ADMIN
+
+# A long-lived session, driven line by line.
+coproc PSQL { psql -X -h 127.0.0.1 -p $LB -U postgres -d postgres -Atq 2>&1; }
+PIDS+=($PSQL_PID)
+ask() { echo "$1" >&"${PSQL[1]}"; read -r -t 5 answer <&"${PSQL[0]}" || fail "session did not answer '$1'"; echo "$answer"; }
+port=$(ask 'select inet_server_port();')
+victim=$((port - BASE - 1))
+log "long session is on node$victim ($port)"
+
+keep=()
+for i in 0 1 2; do [ $i -ne $victim ] && keep+=($i); done
+write_config "${keep[@]}"
+kill -HUP $lb1_PID
+wait_for 5 "reload" grep -q "event=reload nodes=2 added=0 removed=1" "$WORK/lb1.log"
+[ "$(ask 'select inet_server_port();')" = "$port" ] || fail "established session broke after reload"
+for i in $(seq 20); do psql_at $LB 'select inet_server_port()'; done >"$WORK/after"
+if grep -qx "$port" "$WORK/after"; then fail "a new session went to the removed node"; fi
+pass "reload removed node$victim; its session still answers; new sessions avoid it"
+
+printf 'lbd:\n  listen: 127.0.0.1:%s\n  pool:\n    nodes: [{address: 127.0.0.1:1, weight: heavy}]\n' $LB >"$WORK/lb.yaml"
+kill -HUP $lb1_PID
+wait_for 5 "reload rejected" grep -q "event=reload_failed" "$WORK/lb1.log"
+grep -q 'event=reload_failed error="[^"]*lb.yaml:4:44: lbd.pool.nodes\[0\].weight: expected a whole number' "$WORK/lb1.log" ||
+    fail "reload error lacks file:line:column: $(grep reload_failed "$WORK/lb1.log")"
+curl -fsS "http://127.0.0.1:$ADMIN/status" | grep -q '"last_reload_failed":true' || fail "/status hides the failed reload"
+[ "$(psql_at $LB 'select 7')" = 7 ] || fail "old config not in force after a bad reload"
+pass "bad reload rejected with file:line:column; old config serves"
+
+kill -TERM $lb1_PID
+wait_for 5 "drain starts" grep -q "event=shutdown reason=SIGTERM sessions=1" "$WORK/lb1.log"
+if psql_at $LB 'select 1' 2>/dev/null; then fail "new session accepted while draining"; fi
+[ "$(ask 'select 5;')" = 5 ] || fail "established session cut by the drain"
+kill -0 $lb1_PID || fail "lbd exited before its session ended"
+echo '\q' >&"${PSQL[1]}"
+wait_for 5 "lbd exits after the last session" bash -c "! kill -0 $lb1_PID"
+pass "SIGTERM: refused new sessions, let the open one finish, then exited"
