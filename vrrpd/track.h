@@ -1,0 +1,38 @@
+/* track.h -- tracking the local lbd through its liveness socket.
+ *
+ * vrrpd holds a connection to lbd's unix socket: lbd's death closes it and vrrpd knows
+ * at once (no polling interval). A ping every interval, answered by lbd, catches a hung
+ * lbd after `timeout`. Until the first answer, lbd counts as down, so an instance never
+ * takes a VIP before its proxy can serve it. */
+#ifndef VRRPD_TRACK_H
+#define VRRPD_TRACK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef void (*track_cb)(void *arg, bool ok, const char *why);
+
+struct track {
+    uv_loop_t *loop;
+    uv_pipe_t pipe;
+    uv_timer_t timer;
+    uv_connect_t creq;
+    uv_write_t wreq;
+    char path[108];
+    uint64_t interval_ms, timeout_ms;
+    uint64_t last_answer_ms, connected_ms;
+    bool pipe_open, connected, ok, closing;
+    int handles;
+    char rbuf[128];
+    size_t rlen;
+    char last_answer[64];
+    track_cb cb;
+    void *arg;
+};
+
+int track_start(struct track *t, uv_loop_t *loop, const char *path, uint64_t interval_ms,
+                uint64_t timeout_ms, track_cb cb, void *arg);
+void track_stop(struct track *t);
+
+#endif

@@ -1,0 +1,244 @@
+/* vrrp_fsm.c -- the RFC 5798 state machine (see vrrp_fsm.h). Section numbers refer to
+ * RFC 5798. Every state change goes through set_state(). */
+#include "vrrp_fsm.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *const vrrp_state_names[] = {"INIT", "BACKUP", "MASTER", "FAULT"};
+
+static const char *ip_str(uint32_t ip, char *buf, size_t size)
+{
+    snprintf(buf, size, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
+    return buf;
+}
+
+/* 6.1: Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256 */
+uint64_t vrrp_fsm_skew_ms(const struct vrrp_fsm *f)
+{
+    return ((256u - f->priority) * (uint64_t)f->master_adv_cs * 10) / 256;
+}
+
+/* 6.1: Master_Down_Interval = (3 * Master_Adver_Interval) + Skew_time */
+uint64_t vrrp_fsm_master_down_ms(const struct vrrp_fsm *f)
+{
+    return 3 * (uint64_t)f->master_adv_cs * 10 + vrrp_fsm_skew_ms(f);
+}
+
+void vrrp_fsm_init(struct vrrp_fsm *f, const struct vrrp_fsm_config *cfg)
+{
+    memset(f, 0, sizeof(*f));
+    f->cfg = *cfg;
+    f->state = VRRP_INIT;
+    f->priority = cfg->priority;
+    f->master_adv_cs = cfg->adv_cs;
+}
+
+static void out_reset(struct vrrp_out *out)
+{
+    memset(out, 0, sizeof(*out));
+}
+
+__attribute__((format(printf, 5, 6))) static void
+set_state(struct vrrp_fsm *f, uint64_t now, enum vrrp_state to, struct vrrp_out *out,
+          const char *fmt, ...)
+{
+    enum vrrp_state from = f->state;
+    out->actions |= VRRP_ACT_TRANSITION;
+    out->from = from;
+    out->to = to;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out->reason, sizeof(out->reason), fmt, ap);
+    va_end(ap);
+    f->state = to;
+    f->since_ms = now;
+    f->transitions++;
+    f->adv_due_ms = f->down_due_ms = 0;
+    f->preempt_seen_ms = 0;
+    f->resigned_ip = 0;
+    switch (to) {
+    case VRRP_MASTER: /* 6.4.1/6.4.2: advertise, add the addresses, announce them */
+        out->actions |= VRRP_ACT_SEND_ADV | VRRP_ACT_ADD_VIPS | VRRP_ACT_GARP;
+        out->actions &= ~(unsigned)VRRP_ACT_DEL_VIPS;
+        f->adv_due_ms = now + (uint64_t)f->cfg.adv_cs * 10;
+        f->master_ip = f->cfg.primary_ip;
+        f->master_priority = f->priority;
+        break;
+    case VRRP_BACKUP:
+        if (from == VRRP_MASTER)
+            out->actions |= VRRP_ACT_DEL_VIPS;
+        f->down_due_ms = now + vrrp_fsm_master_down_ms(f);
+        break;
+    case VRRP_INIT:
+    case VRRP_FAULT: /* 6.4.3 Shutdown: resign with priority 0 so the backup takes over */
+        if (from == VRRP_MASTER)
+            out->actions |= VRRP_ACT_SEND_ADV_ZERO;
+        out->actions |= VRRP_ACT_DEL_VIPS;
+        f->master_ip = 0;
+        break;
+    }
+}
+
+static void become_backup_start(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out,
+                                const char *why)
+{
+    f->master_adv_cs = f->cfg.adv_cs; /* 6.4.1: until a master tells us its interval */
+    f->master_ip = 0;
+    if (f->priority == 255)
+        set_state(f, now, VRRP_MASTER, out, "%s; address owner (priority 255)", why);
+    else
+        set_state(f, now, VRRP_BACKUP, out, "%s", why);
+}
+
+void vrrp_fsm_start(struct vrrp_fsm *f, uint64_t now, bool fault, struct vrrp_out *out)
+{
+    out_reset(out);
+    if (fault)
+        set_state(f, now, VRRP_FAULT, out, "start-up with a tracked object down");
+    else
+        become_backup_start(f, now, out, "start-up");
+}
+
+void vrrp_fsm_timer(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out)
+{
+    char ip[16];
+    out_reset(out);
+    if (f->state == VRRP_MASTER && f->adv_due_ms && now >= f->adv_due_ms) {
+        out->actions |= VRRP_ACT_SEND_ADV;
+        uint64_t iv = (uint64_t)f->cfg.adv_cs * 10;
+        f->adv_due_ms += iv;
+        if (f->adv_due_ms <= now) /* the loop stalled: do not send a burst */
+            f->adv_due_ms = now + iv;
+        return;
+    }
+    if (f->state == VRRP_BACKUP && f->down_due_ms && now >= f->down_due_ms) {
+        /* 6.4.2: Master_Down_Timer fired. Say why in words and numbers. */
+        if (f->resigned_ip)
+            set_state(f, now, VRRP_MASTER, out, "priority 0 received from %s (it resigned)",
+                      ip_str(f->resigned_ip, ip, sizeof(ip)));
+        else if (f->preempt_seen_ms && f->master_ip)
+            set_state(f, now, VRRP_MASTER, out,
+                      "preempting %s: its priority %u is below ours (%u)",
+                      ip_str(f->master_ip, ip, sizeof(ip)), f->master_priority, f->priority);
+        else if (f->master_ip)
+            set_state(f, now, VRRP_MASTER, out,
+                      "no advertisement from %s for %llu ms (master down interval %llu ms)",
+                      ip_str(f->master_ip, ip, sizeof(ip)),
+                      (unsigned long long)(now - f->last_adv_ms),
+                      (unsigned long long)vrrp_fsm_master_down_ms(f));
+        else
+            set_state(f, now, VRRP_MASTER, out,
+                      "no master heard for %llu ms (master down interval %llu ms)",
+                      (unsigned long long)(now - f->since_ms),
+                      (unsigned long long)vrrp_fsm_master_down_ms(f));
+    }
+}
+
+/* Follow the master that sent adv: learn its interval, restart the down timer. */
+static void follow(struct vrrp_fsm *f, uint64_t now, const struct vrrp_adv *adv, uint32_t src)
+{
+    f->master_adv_cs = adv->max_adv_cs;
+    f->master_ip = src;
+    f->master_priority = adv->priority;
+    f->last_adv_ms = now;
+    f->resigned_ip = 0;
+    f->down_due_ms = now + vrrp_fsm_master_down_ms(f);
+}
+
+void vrrp_fsm_recv(struct vrrp_fsm *f, uint64_t now, const struct vrrp_adv *adv, uint32_t src,
+                   struct vrrp_out *out)
+{
+    char ip[16];
+    out_reset(out);
+    if (f->state == VRRP_BACKUP) {
+        if (adv->priority == 0) {
+            /* 6.4.2: the master resigns; take over after Skew_Time only. */
+            f->master_ip = src;
+            f->last_adv_ms = now;
+            f->resigned_ip = src;
+            f->down_due_ms = now + vrrp_fsm_skew_ms(f);
+            return;
+        }
+        if (!f->cfg.preempt || adv->priority >= f->priority) {
+            f->preempt_seen_ms = 0;
+            follow(f, now, adv, src);
+            return;
+        }
+        /* Preempt a lower-priority master: discard its adverts (6.4.2), after the
+         * configured delay of seeing it (this daemon's addition). */
+        if (f->preempt_seen_ms == 0)
+            f->preempt_seen_ms = now;
+        if (now - f->preempt_seen_ms < f->cfg.preempt_delay_ms) {
+            uint64_t seen = f->preempt_seen_ms;
+            follow(f, now, adv, src);
+            f->preempt_seen_ms = seen;
+        } else {
+            f->master_ip = src;
+            f->master_priority = adv->priority;
+        }
+        return;
+    }
+    if (f->state == VRRP_MASTER) {
+        if (adv->priority == 0) { /* 6.4.3: another router resigned; assert ourselves now */
+            out->actions |= VRRP_ACT_SEND_ADV;
+            f->adv_due_ms = now + (uint64_t)f->cfg.adv_cs * 10;
+            return;
+        }
+        bool higher = adv->priority > f->priority;
+        bool tie_lost = adv->priority == f->priority && src > f->cfg.primary_ip;
+        if (higher || tie_lost) {
+            f->master_adv_cs = adv->max_adv_cs;
+            if (higher)
+                set_state(f, now, VRRP_BACKUP, out, "higher priority %u seen from %s (ours %u)",
+                          adv->priority, ip_str(src, ip, sizeof(ip)), f->priority);
+            else
+                set_state(f, now, VRRP_BACKUP, out,
+                          "equal priority %u seen from %s, a higher address than ours",
+                          adv->priority, ip_str(src, ip, sizeof(ip)));
+            f->master_ip = src;
+            f->master_priority = adv->priority;
+            f->last_adv_ms = now;
+        }
+        /* else: discard; the other side backs off when it hears us */
+    }
+}
+
+void vrrp_fsm_set_fault(struct vrrp_fsm *f, uint64_t now, bool fault, const char *why,
+                        struct vrrp_out *out)
+{
+    out_reset(out);
+    if (fault && f->state != VRRP_FAULT && f->state != VRRP_INIT)
+        set_state(f, now, VRRP_FAULT, out, "%s", why);
+    else if (!fault && f->state == VRRP_FAULT)
+        become_backup_start(f, now, out, why);
+}
+
+void vrrp_fsm_set_priority(struct vrrp_fsm *f, uint64_t now, uint8_t priority,
+                           struct vrrp_out *out)
+{
+    out_reset(out);
+    if (priority == f->priority)
+        return;
+    f->priority = priority;
+    if (f->state == VRRP_MASTER) {
+        /* Tell the backups at once, so a preempting one can take over. */
+        out->actions |= VRRP_ACT_SEND_ADV;
+        f->adv_due_ms = now + (uint64_t)f->cfg.adv_cs * 10;
+    }
+}
+
+void vrrp_fsm_shutdown(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out)
+{
+    out_reset(out);
+    if (f->state != VRRP_INIT)
+        set_state(f, now, VRRP_INIT, out, "shutdown");
+}
+
+uint64_t vrrp_fsm_next_due(const struct vrrp_fsm *f)
+{
+    if (f->adv_due_ms && f->down_due_ms)
+        return f->adv_due_ms < f->down_due_ms ? f->adv_due_ms : f->down_due_ms;
+    return f->adv_due_ms ? f->adv_due_ms : f->down_due_ms;
+}

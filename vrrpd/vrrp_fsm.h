@@ -1,0 +1,80 @@
+/* vrrp_fsm.h -- the VRRP state machine of RFC 5798 section 6.4, one per group.
+ *
+ * Pure code: time (ms) and received advertisements go in; actions (send an advert,
+ * add or remove the VIPs, announce them) and a transition with its reason come out.
+ * The shell (vrrpd.c) performs the actions and arms one timer at vrrp_fsm_next_due().
+ * FAULT is this daemon's addition for tracked objects (link down, lbd dead): a group in
+ * FAULT holds no VIP and does not take part until the fault clears. */
+#ifndef VRRPD_VRRP_FSM_H
+#define VRRPD_VRRP_FSM_H
+
+#include "vrrp_packet.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum vrrp_state { VRRP_INIT, VRRP_BACKUP, VRRP_MASTER, VRRP_FAULT };
+extern const char *const vrrp_state_names[];
+
+struct vrrp_fsm_config {
+    uint8_t vrid;
+    uint8_t priority; /* configured, 1..255 (255: address owner) */
+    uint16_t adv_cs;  /* Advertisement_Interval, centiseconds */
+    bool preempt;
+    uint64_t preempt_delay_ms; /* wait this long seeing a lower-priority master first */
+    uint32_t primary_ip;       /* our address on the segment, host order (tie-break) */
+};
+
+enum vrrp_action {
+    VRRP_ACT_SEND_ADV = 1 << 0,      /* send an advertisement with the current priority */
+    VRRP_ACT_SEND_ADV_ZERO = 1 << 1, /* send a priority-0 advertisement: we resign */
+    VRRP_ACT_ADD_VIPS = 1 << 2,
+    VRRP_ACT_DEL_VIPS = 1 << 3,
+    VRRP_ACT_GARP = 1 << 4,          /* announce the VIPs (gratuitous ARP) */
+    VRRP_ACT_TRANSITION = 1 << 5,    /* from, to and reason are set */
+};
+
+struct vrrp_out {
+    unsigned actions;
+    enum vrrp_state from, to;
+    char reason[192];
+};
+
+struct vrrp_fsm {
+    struct vrrp_fsm_config cfg;
+    enum vrrp_state state;
+    uint8_t priority;        /* effective: configured, lowered by tracked objects */
+    uint16_t master_adv_cs;  /* Master_Adver_Interval, learnt from the master */
+    uint64_t adv_due_ms;     /* MASTER: next advertisement; 0 = off */
+    uint64_t down_due_ms;    /* BACKUP: Master_Down_Timer expiry; 0 = off */
+    uint64_t preempt_seen_ms;/* BACKUP: since when a lower-priority master is seen */
+    uint32_t master_ip;      /* the master we follow (0: none heard), host order */
+    uint8_t master_priority;
+    uint64_t last_adv_ms;    /* when its last advertisement came */
+    uint32_t resigned_ip;    /* BACKUP: a master that sent priority 0, until the timer */
+    uint64_t since_ms;       /* when the current state was entered */
+    uint64_t transitions;
+};
+
+void vrrp_fsm_init(struct vrrp_fsm *f, const struct vrrp_fsm_config *cfg);
+/* Startup event: to BACKUP (or MASTER as address owner, or FAULT while faulted). */
+void vrrp_fsm_start(struct vrrp_fsm *f, uint64_t now, bool fault, struct vrrp_out *out);
+/* Call when now >= vrrp_fsm_next_due(). */
+void vrrp_fsm_timer(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out);
+/* An advertisement for this VRID that passed the packet checks; src in host order. */
+void vrrp_fsm_recv(struct vrrp_fsm *f, uint64_t now, const struct vrrp_adv *adv, uint32_t src,
+                   struct vrrp_out *out);
+/* A tracked object changed: enter or leave FAULT. why says what, in words. */
+void vrrp_fsm_set_fault(struct vrrp_fsm *f, uint64_t now, bool fault, const char *why,
+                        struct vrrp_out *out);
+/* A tracked object changed the effective priority (1..254). */
+void vrrp_fsm_set_priority(struct vrrp_fsm *f, uint64_t now, uint8_t priority,
+                           struct vrrp_out *out);
+/* Shutdown event: resign with priority 0 if master, go to INIT. */
+void vrrp_fsm_shutdown(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out);
+/* The earliest timer, 0 when none runs. */
+uint64_t vrrp_fsm_next_due(const struct vrrp_fsm *f);
+uint64_t vrrp_fsm_master_down_ms(const struct vrrp_fsm *f);
+uint64_t vrrp_fsm_skew_ms(const struct vrrp_fsm *f);
+
+#endif

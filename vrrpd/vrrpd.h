@@ -1,0 +1,73 @@
+/* vrrpd.h -- the vrrpd daemon context (vrrpd.c) and what main.c calls. */
+#ifndef VRRPD_VRRPD_H
+#define VRRPD_VRRPD_H
+
+#include "garp.h"
+#include "track.h"
+#include "vip.h"
+#include "vrrp_fsm.h"
+#include "vrrpd_config.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define VRRPD_HISTORY 8
+
+/* Reasons a received packet is dropped: the parser's, then the daemon's own checks. */
+enum vrrpd_drop {
+    VRRPD_DROP_OWN = VRRP_ERR__COUNT,
+    VRRPD_DROP_UNKNOWN_VRID,
+    VRRPD_DROP_NOT_PEER,
+    VRRPD_DROP_ADDR_MISMATCH,
+    VRRPD_DROP__COUNT
+};
+extern const char *const vrrpd_drop_names[];
+
+struct vrrpd_history {
+    uint64_t wall_ms;
+    enum vrrp_state from, to;
+    char reason[192];
+};
+
+struct vrrpd;
+struct vrrpd_group {
+    struct vrrpd *d;
+    struct vrrpd_group_config cfg;
+    struct vrrp_fsm fsm;
+    uv_timer_t timer;      /* data = this; the state machine's next due time */
+    uv_timer_t garp_timer; /* repeats of the gratuitous ARP */
+    uint32_t garp_left;
+    bool vips_held;
+    uint64_t tx_adverts, tx_errors, rx_adverts, garps_sent, last_rx_ms;
+    struct vrrpd_history history[VRRPD_HISTORY];
+    size_t history_next;
+};
+
+struct vrrpd {
+    uv_loop_t *loop;
+    struct vrrpd_config cfg;
+    int ifindex;
+    uint32_t primary; /* host order */
+    int rx_fd, tx_fd, transitions_fd;
+    uv_poll_t rx_poll;
+    bool rx_polling, joined, stopping;
+    struct vip_ctx vip;
+    struct garp garp;
+    struct track track;
+    bool link_up, lbd_ok;
+    char lbd_why[128];
+    struct vrrpd_group groups[VRRPD_MAX_GROUPS];
+    size_t n_groups;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t status_timer;
+    uint64_t rx_drops[VRRPD_DROP__COUNT];
+    uint64_t last_drop_log_ms;
+};
+
+int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const struct vrrpd_config *cfg);
+void vrrpd_free(struct vrrpd *d);
+void vrrpd_write_state(struct vrrpd *d);
+int vrrpd_join_group(struct vrrpd *d);
+
+#endif

@@ -1,0 +1,242 @@
+/* vrrpd_config.c -- vrrpd's configuration table and validation (see vrrpd_config.h). */
+#include "vrrpd_config.h"
+
+#include "cfg.h"
+#include "log.h"
+#include "parse.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#define OFF(f) offsetof(struct vrrpd_config, f)
+#define GOFF(f) offsetof(struct vrrpd_group_config, f)
+#define SZ(f) sizeof(((struct vrrpd_config *)0)->f)
+
+static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
+static const char *const action_names[] = {"fault", "weight", NULL};
+
+/* One IPv4 address (no port) into *out, host order. */
+static int ipv4_value(struct cfg_doc *d, yaml_node_t *n, const char *path, uint32_t *out)
+{
+    const char *s = cfg_scalar(n);
+    struct in_addr a;
+    if (s == NULL)
+        return cfg_error(d, n, path, "expected an IPv4 address, got a list or mapping");
+    if (inet_pton(AF_INET, s, &a) != 1) {
+        struct in6_addr a6;
+        if (inet_pton(AF_INET6, s, &a6) == 1)
+            return cfg_error(d, n, path, "IPv6 (\"%s\") is not supported yet; use IPv4", s);
+        return cfg_error(d, n, path, "expected an IPv4 address like 10.0.0.100, got \"%s\"", s);
+    }
+    *out = ntohl(a.s_addr);
+    if (*out == 0 || (*out >> 28) == 0xe || *out == 0xffffffff)
+        return cfg_error(d, n, path, "\"%s\" is not a unicast address", s);
+    return 0;
+}
+
+static int ipv4_list(struct cfg_doc *d, yaml_node_t *n, const char *path, uint32_t *out,
+                     size_t max, size_t *count)
+{
+    int rc;
+    if (n->type == YAML_SCALAR_NODE) {
+        *count = 1;
+        return ipv4_value(d, n, path, &out[0]);
+    }
+    if ((rc = cfg_expect(d, n, path, YAML_SEQUENCE_NODE)) != 0)
+        return rc;
+    size_t len = cfg_seq_len(n);
+    if (len == 0 || len > max)
+        return cfg_error(d, n, path, "expected 1 to %zu addresses", max);
+    for (size_t i = 0; i < len; i++) {
+        char sub[256];
+        snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+        yaml_node_t *item = cfg_seq_item(d, n, i);
+        if ((rc = ipv4_value(d, item, sub, &out[i])) != 0)
+            return rc;
+        for (size_t j = 0; j < i; j++)
+            if (out[j] == out[i])
+                return cfg_error(d, item, sub, "address repeated");
+    }
+    *count = len;
+    return 0;
+}
+
+static int parse_vips(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
+{
+    struct vrrpd_group_config *g = base;
+    return ipv4_list(d, n, path, g->vips, VRRP_MAX_ADDRS, &g->n_vips);
+}
+
+static int parse_address(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
+{
+    return ipv4_value(d, n, path, &((struct vrrpd_config *)base)->address);
+}
+
+static int parse_peers(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
+{
+    struct vrrpd_config *c = base;
+    return ipv4_list(d, n, path, c->peers, VRRPD_MAX_PEERS, &c->n_peers);
+}
+
+static const struct cfg_field group_fields[] = {
+    {"vrid", CFG_UINT, GOFF(vrid), .min = 1, .max = 255, .required = true},
+    {"priority", CFG_UINT, GOFF(priority), .min = 1, .max = 255},
+    {"interval", CFG_DURATION, GOFF(interval_ms), .min = 10, .max = 40950},
+    {"preempt", CFG_BOOL, GOFF(preempt)},
+    {"preempt_delay", CFG_DURATION, GOFF(preempt_delay_ms), .min = 0, .max = 3600000},
+    {"vips", CFG_CUSTOM, 0, .custom = parse_vips, .required = true},
+    {NULL},
+};
+
+static int parse_groups(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
+{
+    struct vrrpd_config *c = base;
+    int rc = cfg_expect(d, n, path, YAML_SEQUENCE_NODE);
+    if (rc)
+        return rc;
+    size_t len = cfg_seq_len(n);
+    if (len == 0 || len > VRRPD_MAX_GROUPS)
+        return cfg_error(d, n, path, "expected 1 to %d groups", VRRPD_MAX_GROUPS);
+    for (size_t i = 0; i < len; i++) {
+        yaml_node_t *item = cfg_seq_item(d, n, i);
+        char sub[256];
+        snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+        struct vrrpd_group_config *g = &c->groups[i];
+        memset(g, 0, sizeof(*g));
+        g->priority = 100;
+        g->interval_ms = 1000;
+        g->preempt = true;
+        if ((rc = cfg_map_apply(d, item, sub, group_fields, g)) != 0)
+            return rc;
+        if (g->interval_ms % 10 != 0) {
+            char ip[256];
+            snprintf(ip, sizeof(ip), "%s.interval", sub);
+            return cfg_error(d, cfg_map_get(d, item, "interval"), ip,
+                             "%llums is not a whole number of centiseconds (VRRP counts in 10 ms)",
+                             (unsigned long long)g->interval_ms);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (c->groups[j].vrid == g->vrid)
+                return cfg_error(d, item, sub, "vrid %u is used by groups[%zu] too", g->vrid, j);
+            for (size_t a = 0; a < g->n_vips; a++)
+                for (size_t b = 0; b < c->groups[j].n_vips; b++)
+                    if (g->vips[a] == c->groups[j].vips[b])
+                        return cfg_error(d, item, sub, "a VIP is in groups[%zu] too", j);
+        }
+    }
+    c->n_groups = len;
+    return 0;
+}
+
+static const struct cfg_field garp_fields[] = {
+    {"repeat", CFG_UINT, OFF(garp_repeat), .min = 1, .max = 100},
+    {"interval", CFG_DURATION, OFF(garp_interval_ms), .min = 1, .max = 60000},
+    {NULL},
+};
+
+static int parse_garp(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
+{
+    return cfg_map_apply(d, n, path, garp_fields, base);
+}
+
+static const struct cfg_field lbd_track_fields[] = {
+    {"socket", CFG_STR, OFF(track_lbd), SZ(track_lbd), .required = true},
+    {"interval", CFG_DURATION, OFF(track_lbd_interval_ms), .min = 10, .max = 60000},
+    {"timeout", CFG_DURATION, OFF(track_lbd_timeout_ms), .min = 10, .max = 600000},
+    {"action", CFG_ENUM, OFF(track_lbd_action), .choices = action_names},
+    {"weight", CFG_UINT, OFF(track_lbd_weight), .min = 1, .max = 254},
+    {NULL},
+};
+
+static int parse_track_lbd(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
+{
+    return cfg_map_apply(d, n, path, lbd_track_fields, base);
+}
+
+static const struct cfg_field track_fields[] = {
+    {"link", CFG_BOOL, OFF(track_link)},
+    {"lbd", CFG_CUSTOM, 0, .custom = parse_track_lbd},
+    {NULL},
+};
+
+static int parse_track(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
+{
+    return cfg_map_apply(d, n, path, track_fields, base);
+}
+
+static const struct cfg_field vrrp_fields[] = {
+    {"interface", CFG_STR, OFF(interface), SZ(interface), .required = true},
+    {"address", CFG_CUSTOM, 0, .custom = parse_address},
+    {"unicast_peers", CFG_CUSTOM, 0, .custom = parse_peers},
+    {"log_level", CFG_ENUM, OFF(log_level), .choices = level_names},
+    {"log_file", CFG_STR, OFF(log_file), SZ(log_file)},
+    {"state_file", CFG_STR, OFF(state_file), SZ(state_file)},
+    {"transitions_file", CFG_STR, OFF(transitions_file), SZ(transitions_file)},
+    {"notify", CFG_STR, OFF(notify), SZ(notify)},
+    {"garp", CFG_CUSTOM, 0, .custom = parse_garp},
+    {"track", CFG_CUSTOM, 0, .custom = parse_track},
+    {"realtime", CFG_BOOL, OFF(realtime)},
+    {"groups", CFG_CUSTOM, 0, .custom = parse_groups, .required = true},
+    {NULL},
+};
+
+static int parse_vrrp(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
+{
+    return cfg_map_apply(d, n, path, vrrp_fields, base);
+}
+
+static const struct cfg_field top_fields[] = {
+    {"instance", CFG_STR, OFF(instance), SZ(instance)},
+    {"vrrp", CFG_CUSTOM, 0, .custom = parse_vrrp, .required = true},
+    {"lbd", CFG_IGNORE, 0},
+    {NULL},
+};
+
+static void set_defaults(struct vrrpd_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->instance, sizeof(c->instance), "vrrpd");
+    c->log_level = LOG_INFO;
+    c->garp_repeat = 3;
+    c->garp_interval_ms = 100;
+    c->track_link = true;
+    c->track_lbd_interval_ms = 100;
+    c->track_lbd_timeout_ms = 500;
+    c->track_lbd_action = VRRPD_TRACK_FAULT;
+    c->track_lbd_weight = 50;
+}
+
+static int finish(struct cfg_doc *d, int rc, struct vrrpd_config *cfg, char *err, size_t errsize)
+{
+    if (rc == 0)
+        rc = cfg_map_apply(d, cfg_doc_root(d), "", top_fields, cfg);
+    if (rc == 0 && cfg->track_lbd_timeout_ms < cfg->track_lbd_interval_ms) {
+        yaml_node_t *v = cfg_map_get(d, cfg_doc_root(d), "vrrp");
+        rc = cfg_error(d, cfg_map_get(d, cfg_map_get(d, v, "track"), "lbd"), "vrrp.track.lbd",
+                       "timeout must be at least the interval");
+    }
+    if (rc != 0)
+        snprintf(err, errsize, "%s", d->err[0] ? d->err : "configuration error");
+    cfg_doc_free(d);
+    return rc;
+}
+
+int vrrpd_config_load(const char *path, struct vrrpd_config *cfg, char *err, size_t errsize)
+{
+    struct cfg_doc d;
+    set_defaults(cfg);
+    int rc = cfg_doc_load(&d, path);
+    return finish(&d, rc, cfg, err, errsize);
+}
+
+int vrrpd_config_load_string(const char *name, const char *text, struct vrrpd_config *cfg,
+                             char *err, size_t errsize)
+{
+    struct cfg_doc d;
+    set_defaults(cfg);
+    int rc = cfg_doc_load_string(&d, name, text);
+    return finish(&d, rc, cfg, err, errsize);
+}

@@ -1,0 +1,54 @@
+/* vrrpd_config.h -- vrrpd's section (`vrrp:`) of the instance configuration file. */
+#ifndef VRRPD_CONFIG_H
+#define VRRPD_CONFIG_H
+
+#include "vrrp_packet.h"
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VRRPD_MAX_GROUPS 16
+#define VRRPD_MAX_PEERS 8
+
+enum vrrpd_track_action { VRRPD_TRACK_FAULT, VRRPD_TRACK_WEIGHT };
+
+struct vrrpd_group_config {
+    uint32_t vrid;
+    uint32_t priority;
+    uint64_t interval_ms; /* multiple of 10 ms */
+    bool preempt;
+    uint64_t preempt_delay_ms;
+    uint32_t vips[VRRP_MAX_ADDRS]; /* host order */
+    size_t n_vips;
+};
+
+struct vrrpd_config {
+    char instance[64];
+    char interface[IF_NAMESIZE];
+    uint32_t address; /* our primary IPv4 on the interface (0: the interface's first) */
+    uint32_t peers[VRRPD_MAX_PEERS]; /* unicast instead of multicast when set */
+    size_t n_peers;
+    int log_level;
+    char log_file[256];
+    char state_file[256];
+    char transitions_file[256];
+    char notify[256];
+    uint32_t garp_repeat;
+    uint64_t garp_interval_ms;
+    bool track_link;
+    char track_lbd[108]; /* lbd's liveness socket; "" = not tracked */
+    uint64_t track_lbd_interval_ms, track_lbd_timeout_ms;
+    int track_lbd_action; /* enum vrrpd_track_action */
+    uint32_t track_lbd_weight;
+    bool realtime; /* SCHED_FIFO and locked memory */
+    struct vrrpd_group_config groups[VRRPD_MAX_GROUPS];
+    size_t n_groups;
+};
+
+int vrrpd_config_load(const char *path, struct vrrpd_config *cfg, char *err, size_t errsize);
+int vrrpd_config_load_string(const char *name, const char *text, struct vrrpd_config *cfg,
+                             char *err, size_t errsize);
+
+#endif
