@@ -176,7 +176,9 @@ static int unknown_key(struct cfg_doc *d, yaml_node_t *kn, const char *path, con
         int w = snprintf(valid + used, sizeof(valid) - used, "%s%s", used ? ", " : "", f->key);
         if (w > 0 && (size_t)w < sizeof(valid) - used)
             used += (size_t)w;
-        size_t dist = edit_distance(key, f->key);
+        /* A shortened key ("prio" for "priority") is the likeliest meaning. */
+        size_t kl = strlen(key);
+        size_t dist = (kl >= 3 && strncmp(f->key, key, kl) == 0) ? 0 : edit_distance(key, f->key);
         if (dist < best_d) {
             best_d = dist;
             best = f->key;

@@ -18,6 +18,7 @@
 
 int liveness_start(struct lbd *l);
 void liveness_stop(struct lbd *l);
+int liveness_push(struct lbd *l);
 
 uint64_t lbd_wall_ms(void)
 {
@@ -227,7 +228,9 @@ static void finish(struct lbd *l)
 
 void lbd_session_gone(struct lbd *l)
 {
-    if (l->draining && l->n_sessions == 0 && !uv_is_closing((uv_handle_t *)&l->sig_term))
+    /* During the handover window the listeners still accept: not done yet. */
+    if (l->draining && l->n_sessions == 0 && l->listeners == NULL &&
+        !uv_is_closing((uv_handle_t *)&l->sig_term))
         finish(l);
 }
 
@@ -239,25 +242,48 @@ static void on_drain_timeout(uv_timer_t *t)
     lbd_session_gone(l);
 }
 
-static void shutdown_start(struct lbd *l, const char *why)
+static void drain_sessions(struct lbd *l)
 {
-    if (l->draining) {
-        log_emit(LOG_WARN, "shutdown_now", "reason=%s sessions=%u", why, l->n_sessions);
-        session_close_all(l, "shutdown");
-        lbd_session_gone(l);
-        return;
-    }
-    l->draining = true;
-    log_emit(LOG_INFO, "shutdown", "reason=%s sessions=%u drain_ms=%llu", why, l->n_sessions,
-             (unsigned long long)l->cfg.drain_ms);
     listeners_close(l);
-    /* vrrpd sees the liveness channel close and moves the VIP at once. */
-    liveness_stop(l);
     if (l->n_sessions == 0) {
         finish(l);
         return;
     }
     uv_timer_start(&l->drain_timer, on_drain_timeout, l->cfg.drain_ms, 0);
+}
+
+static void on_handover_done(uv_timer_t *t)
+{
+    struct lbd *l = t->data;
+    log_emit(LOG_INFO, "handover_done", "sessions=%u detail=\"listeners close; sessions drain\"",
+             l->n_sessions);
+    drain_sessions(l);
+}
+
+/* SIGTERM. With a vrrpd watching: tell it at once that we drain, so it hands the VIPs to
+ * the peer, and keep accepting for timeouts.handover while clients move over; then
+ * close the listeners and let open sessions finish for timeouts.drain. */
+static void shutdown_start(struct lbd *l, const char *why)
+{
+    if (l->draining) {
+        log_emit(LOG_WARN, "shutdown_now", "reason=%s sessions=%u", why, l->n_sessions);
+        uv_timer_stop(&l->drain_timer);
+        listeners_close(l);
+        session_close_all(l, "shutdown");
+        if (l->n_sessions == 0 && !uv_is_closing((uv_handle_t *)&l->sig_term))
+            finish(l);
+        return;
+    }
+    l->draining = true;
+    int watchers = liveness_push(l);
+    log_emit(LOG_INFO, "shutdown", "reason=%s sessions=%u drain_ms=%llu handover_ms=%llu", why,
+             l->n_sessions, (unsigned long long)l->cfg.drain_ms,
+             (unsigned long long)(watchers ? l->cfg.handover_ms : 0));
+    if (watchers && l->cfg.handover_ms) {
+        uv_timer_start(&l->drain_timer, on_handover_done, l->cfg.handover_ms, 0);
+        return;
+    }
+    drain_sessions(l);
 }
 
 /* ---- reload ---- */

@@ -139,6 +139,7 @@ static const struct cfg_field timeout_fields[] = {
     {"client_idle", CFG_DURATION, OFF(client_idle_ms), .min = 0, .max = 30 * DAY_MS},
     {"server_idle", CFG_DURATION, OFF(server_idle_ms), .min = 0, .max = 30 * DAY_MS},
     {"drain", CFG_DURATION, OFF(drain_ms), .min = 0, .max = DAY_MS},
+    {"handover", CFG_DURATION, OFF(handover_ms), .min = 0, .max = 60000},
     {NULL},
 };
 
@@ -200,6 +201,7 @@ static void set_defaults(struct lbd_config *c)
     c->connect_ms = 2000;
     c->startup_ms = 10000;
     c->drain_ms = 30000;
+    c->handover_ms = 500;
     c->keepalive_ms = 60000;
     c->balance = POOL_ROUNDROBIN;
     c->retries = 2;

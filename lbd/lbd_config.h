@@ -43,7 +43,7 @@ struct lbd_config {
     struct sockaddr_storage peer_listen; /* ours */
     bool has_peer, has_peer_listen;
 
-    uint64_t connect_ms, startup_ms, client_idle_ms, server_idle_ms, drain_ms;
+    uint64_t connect_ms, startup_ms, client_idle_ms, server_idle_ms, drain_ms, handover_ms;
     uint64_t keepalive_ms; /* TCP keepalive idle time; 0 = off */
 
     int balance; /* enum pool_balance */

@@ -127,6 +127,36 @@ static void server_closed(uv_handle_t *h)
     free((struct liveness *)((char *)h - offsetof(struct liveness, server)));
 }
 
+static void pushed(uv_write_t *req, int status)
+{
+    free(req);
+}
+
+/* Tell every watcher now (not at its next ping) how lbd stands. Returns how many. */
+int liveness_push(struct lbd *l)
+{
+    struct liveness *lv = l->liveness;
+    int n = 0;
+    if (lv == NULL)
+        return 0;
+    for (struct liveness_conn *c = lv->conns; c; c = c->next) {
+        struct {
+            uv_write_t req;
+            char text[64];
+        } *w = malloc(sizeof(*w));
+        if (w == NULL)
+            continue;
+        int len = snprintf(w->text, sizeof(w->text), "lbd ok up=%zu draining=%d\n",
+                           pool_count_eligible(&l->pool), l->draining ? 1 : 0);
+        uv_buf_t b = uv_buf_init(w->text, (unsigned)len);
+        if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, pushed) == 0)
+            n++;
+        else
+            free(w);
+    }
+    return n;
+}
+
 int liveness_start(struct lbd *l)
 {
     if (l->cfg.liveness_socket[0] == '\0')

@@ -25,6 +25,7 @@ static void on_pipe_closed(uv_handle_t *h)
 static void drop(struct track *t, const char *why)
 {
     t->connected = false;
+    t->draining = false;
     set_ok(t, false, why);
     if (t->pipe_open && !uv_is_closing((uv_handle_t *)&t->pipe))
         uv_close((uv_handle_t *)&t->pipe, on_pipe_closed);
@@ -51,6 +52,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         snprintf(t->last_answer, sizeof(t->last_answer), "%s", t->rbuf);
         t->last_answer_ms = uv_now(t->loop);
         bool draining = strstr(t->rbuf, "draining=1") != NULL;
+        t->draining = draining;
         if (draining)
             set_ok(t, false, "tracked lbd is draining (shutting down)");
         else

@@ -23,6 +23,7 @@ struct track {
     uint64_t interval_ms, timeout_ms;
     uint64_t last_answer_ms, connected_ms;
     bool pipe_open, connected, ok, closing;
+    bool draining; /* lbd said it drains: it still serves, a graceful handover */
     int handles;
     char rbuf[128];
     size_t rlen;

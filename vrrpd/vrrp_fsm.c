@@ -40,11 +40,14 @@ static void out_reset(struct vrrp_out *out)
     memset(out, 0, sizeof(*out));
 }
 
-__attribute__((format(printf, 5, 6))) static void
-set_state(struct vrrp_fsm *f, uint64_t now, enum vrrp_state to, struct vrrp_out *out,
-          const char *fmt, ...)
+/* The one door for state changes. graceful: leaving MASTER keeps the VIPs until the new
+ * master is heard. */
+__attribute__((format(printf, 6, 7))) static void
+set_state(struct vrrp_fsm *f, uint64_t now, enum vrrp_state to, bool graceful,
+          struct vrrp_out *out, const char *fmt, ...)
 {
     enum vrrp_state from = f->state;
+    bool holding = f->handover_due_ms != 0; /* VIPs kept from a graceful resignation */
     out->actions |= VRRP_ACT_TRANSITION;
     out->from = from;
     out->to = to;
@@ -58,6 +61,7 @@ set_state(struct vrrp_fsm *f, uint64_t now, enum vrrp_state to, struct vrrp_out 
     f->adv_due_ms = f->down_due_ms = 0;
     f->preempt_seen_ms = 0;
     f->resigned_ip = 0;
+    f->handover_due_ms = 0;
     switch (to) {
     case VRRP_MASTER: /* 6.4.1/6.4.2: advertise, add the addresses, announce them */
         out->actions |= VRRP_ACT_SEND_ADV | VRRP_ACT_ADD_VIPS | VRRP_ACT_GARP;
@@ -67,7 +71,7 @@ set_state(struct vrrp_fsm *f, uint64_t now, enum vrrp_state to, struct vrrp_out 
         f->master_priority = f->priority;
         break;
     case VRRP_BACKUP:
-        if (from == VRRP_MASTER)
+        if (from == VRRP_MASTER || holding)
             out->actions |= VRRP_ACT_DEL_VIPS;
         f->down_due_ms = now + vrrp_fsm_master_down_ms(f);
         break;
@@ -75,7 +79,13 @@ set_state(struct vrrp_fsm *f, uint64_t now, enum vrrp_state to, struct vrrp_out 
     case VRRP_FAULT: /* 6.4.3 Shutdown: resign with priority 0 so the backup takes over */
         if (from == VRRP_MASTER)
             out->actions |= VRRP_ACT_SEND_ADV_ZERO;
-        out->actions |= VRRP_ACT_DEL_VIPS;
+        if (from == VRRP_MASTER && graceful) {
+            /* Keep answering on the VIPs until the new master announces itself: no
+             * moment without a holder, so no client SYN is lost to a 1 s retransmit. */
+            f->handover_due_ms = now + vrrp_fsm_master_down_ms(f);
+        } else {
+            out->actions |= VRRP_ACT_DEL_VIPS;
+        }
         f->master_ip = 0;
         break;
     }
@@ -87,24 +97,36 @@ static void become_backup_start(struct vrrp_fsm *f, uint64_t now, struct vrrp_ou
     f->master_adv_cs = f->cfg.adv_cs; /* 6.4.1: until a master tells us its interval */
     f->master_ip = 0;
     if (f->priority == 255)
-        set_state(f, now, VRRP_MASTER, out, "%s; address owner (priority 255)", why);
+        set_state(f, now, VRRP_MASTER, false, out, "%s; address owner (priority 255)", why);
     else
-        set_state(f, now, VRRP_BACKUP, out, "%s", why);
+        set_state(f, now, VRRP_BACKUP, false, out, "%s", why);
 }
 
 void vrrp_fsm_start(struct vrrp_fsm *f, uint64_t now, bool fault, struct vrrp_out *out)
 {
     out_reset(out);
     if (fault)
-        set_state(f, now, VRRP_FAULT, out, "start-up with a tracked object down");
+        set_state(f, now, VRRP_FAULT, false, out, "start-up with a tracked object down");
     else
         become_backup_start(f, now, out, "start-up");
+}
+
+static void handover_done(struct vrrp_fsm *f, struct vrrp_out *out)
+{
+    f->handover_due_ms = 0;
+    out->actions |= VRRP_ACT_DEL_VIPS | VRRP_ACT_HANDOVER_DONE;
 }
 
 void vrrp_fsm_timer(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out)
 {
     char ip[16];
     out_reset(out);
+    if (f->handover_due_ms && now >= f->handover_due_ms) {
+        snprintf(out->reason, sizeof(out->reason), "no new master heard for %llu ms",
+                 (unsigned long long)vrrp_fsm_master_down_ms(f));
+        handover_done(f, out);
+        return;
+    }
     if (f->state == VRRP_MASTER && f->adv_due_ms && now >= f->adv_due_ms) {
         out->actions |= VRRP_ACT_SEND_ADV;
         uint64_t iv = (uint64_t)f->cfg.adv_cs * 10;
@@ -116,20 +138,20 @@ void vrrp_fsm_timer(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out)
     if (f->state == VRRP_BACKUP && f->down_due_ms && now >= f->down_due_ms) {
         /* 6.4.2: Master_Down_Timer fired. Say why in words and numbers. */
         if (f->resigned_ip)
-            set_state(f, now, VRRP_MASTER, out, "priority 0 received from %s (it resigned)",
+            set_state(f, now, VRRP_MASTER, false, out, "priority 0 received from %s (it resigned)",
                       ip_str(f->resigned_ip, ip, sizeof(ip)));
         else if (f->preempt_seen_ms && f->master_ip)
-            set_state(f, now, VRRP_MASTER, out,
+            set_state(f, now, VRRP_MASTER, false, out,
                       "preempting %s: its priority %u is below ours (%u)",
                       ip_str(f->master_ip, ip, sizeof(ip)), f->master_priority, f->priority);
         else if (f->master_ip)
-            set_state(f, now, VRRP_MASTER, out,
+            set_state(f, now, VRRP_MASTER, false, out,
                       "no advertisement from %s for %llu ms (master down interval %llu ms)",
                       ip_str(f->master_ip, ip, sizeof(ip)),
                       (unsigned long long)(now - f->last_adv_ms),
                       (unsigned long long)vrrp_fsm_master_down_ms(f));
         else
-            set_state(f, now, VRRP_MASTER, out,
+            set_state(f, now, VRRP_MASTER, false, out,
                       "no master heard for %llu ms (master down interval %llu ms)",
                       (unsigned long long)(now - f->since_ms),
                       (unsigned long long)vrrp_fsm_master_down_ms(f));
@@ -152,6 +174,12 @@ void vrrp_fsm_recv(struct vrrp_fsm *f, uint64_t now, const struct vrrp_adv *adv,
 {
     char ip[16];
     out_reset(out);
+    if (f->handover_due_ms && adv->priority > 0) {
+        snprintf(out->reason, sizeof(out->reason), "%s is master now",
+                 ip_str(src, ip, sizeof(ip)));
+        handover_done(f, out);
+        return;
+    }
     if (f->state == VRRP_BACKUP) {
         if (adv->priority == 0) {
             /* 6.4.2: the master resigns; take over after Skew_Time only. */
@@ -191,10 +219,10 @@ void vrrp_fsm_recv(struct vrrp_fsm *f, uint64_t now, const struct vrrp_adv *adv,
         if (higher || tie_lost) {
             f->master_adv_cs = adv->max_adv_cs;
             if (higher)
-                set_state(f, now, VRRP_BACKUP, out, "higher priority %u seen from %s (ours %u)",
+                set_state(f, now, VRRP_BACKUP, false, out, "higher priority %u seen from %s (ours %u)",
                           adv->priority, ip_str(src, ip, sizeof(ip)), f->priority);
             else
-                set_state(f, now, VRRP_BACKUP, out,
+                set_state(f, now, VRRP_BACKUP, false, out,
                           "equal priority %u seen from %s, a higher address than ours",
                           adv->priority, ip_str(src, ip, sizeof(ip)));
             f->master_ip = src;
@@ -205,12 +233,15 @@ void vrrp_fsm_recv(struct vrrp_fsm *f, uint64_t now, const struct vrrp_adv *adv,
     }
 }
 
-void vrrp_fsm_set_fault(struct vrrp_fsm *f, uint64_t now, bool fault, const char *why,
-                        struct vrrp_out *out)
+void vrrp_fsm_set_fault(struct vrrp_fsm *f, uint64_t now, bool fault, bool graceful,
+                        const char *why, struct vrrp_out *out)
 {
     out_reset(out);
-    if (fault && f->state != VRRP_FAULT && f->state != VRRP_INIT)
-        set_state(f, now, VRRP_FAULT, out, "%s", why);
+    if (fault && f->state != VRRP_FAULT && f->state != VRRP_INIT) {
+        set_state(f, now, VRRP_FAULT, graceful, out, "%s", why);
+    } else if (fault && f->state == VRRP_FAULT && !graceful && f->handover_due_ms) {
+        handover_done(f, out); /* the proxy died during the handover: release now */
+    }
     else if (!fault && f->state == VRRP_FAULT)
         become_backup_start(f, now, out, why);
 }
@@ -232,13 +263,17 @@ void vrrp_fsm_set_priority(struct vrrp_fsm *f, uint64_t now, uint8_t priority,
 void vrrp_fsm_shutdown(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out)
 {
     out_reset(out);
-    if (f->state != VRRP_INIT)
-        set_state(f, now, VRRP_INIT, out, "shutdown");
+    if (f->state != VRRP_INIT) {
+        set_state(f, now, VRRP_INIT, true, out, "shutdown");
+    }
 }
 
 uint64_t vrrp_fsm_next_due(const struct vrrp_fsm *f)
 {
-    if (f->adv_due_ms && f->down_due_ms)
-        return f->adv_due_ms < f->down_due_ms ? f->adv_due_ms : f->down_due_ms;
-    return f->adv_due_ms ? f->adv_due_ms : f->down_due_ms;
+    uint64_t due = 0;
+    const uint64_t t[] = {f->adv_due_ms, f->down_due_ms, f->handover_due_ms};
+    for (int i = 0; i < 3; i++)
+        if (t[i] && (due == 0 || t[i] < due))
+            due = t[i];
+    return due;
 }

@@ -32,6 +32,7 @@ enum vrrp_action {
     VRRP_ACT_DEL_VIPS = 1 << 3,
     VRRP_ACT_GARP = 1 << 4,          /* announce the VIPs (gratuitous ARP) */
     VRRP_ACT_TRANSITION = 1 << 5,    /* from, to and reason are set */
+    VRRP_ACT_HANDOVER_DONE = 1 << 6, /* with DEL_VIPS: the resigned VIPs are released */
 };
 
 struct vrrp_out {
@@ -53,6 +54,8 @@ struct vrrp_fsm {
     uint64_t last_adv_ms;    /* when its last advertisement came */
     uint32_t resigned_ip;    /* BACKUP: a master that sent priority 0, until the timer */
     uint64_t since_ms;       /* when the current state was entered */
+    uint64_t handover_due_ms;/* resigned gracefully: VIPs kept until a new master is
+                                heard or this time passes (make-before-break); 0 = none */
     uint64_t transitions;
 };
 
@@ -64,13 +67,16 @@ void vrrp_fsm_timer(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out);
 /* An advertisement for this VRID that passed the packet checks; src in host order. */
 void vrrp_fsm_recv(struct vrrp_fsm *f, uint64_t now, const struct vrrp_adv *adv, uint32_t src,
                    struct vrrp_out *out);
-/* A tracked object changed: enter or leave FAULT. why says what, in words. */
-void vrrp_fsm_set_fault(struct vrrp_fsm *f, uint64_t now, bool fault, const char *why,
-                        struct vrrp_out *out);
+/* A tracked object changed: enter or leave FAULT. why says what, in words. graceful:
+ * the local proxy still serves (it drains), so a master keeps its VIPs until the new
+ * master is heard; otherwise (proxy dead, link down) they go at once. */
+void vrrp_fsm_set_fault(struct vrrp_fsm *f, uint64_t now, bool fault, bool graceful,
+                        const char *why, struct vrrp_out *out);
 /* A tracked object changed the effective priority (1..254). */
 void vrrp_fsm_set_priority(struct vrrp_fsm *f, uint64_t now, uint8_t priority,
                            struct vrrp_out *out);
-/* Shutdown event: resign with priority 0 if master, go to INIT. */
+/* Shutdown event: resign with priority 0 if master, go to INIT, keeping the VIPs until
+ * the new master is heard (make-before-break). Done when vrrp_fsm_next_due() is 0. */
 void vrrp_fsm_shutdown(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out);
 /* The earliest timer, 0 when none runs. */
 uint64_t vrrp_fsm_next_due(const struct vrrp_fsm *f);

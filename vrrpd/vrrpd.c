@@ -196,11 +196,12 @@ static void log_transition(struct vrrpd_group *g, const struct vrrp_out *o, unsi
 }
 
 static void on_group_timer(uv_timer_t *t);
+static void maybe_finish(struct vrrpd *d);
 
 static void rearm(struct vrrpd_group *g)
 {
     uint64_t due = vrrp_fsm_next_due(&g->fsm), now = now_ms();
-    if (due == 0 || g->d->stopping)
+    if (due == 0 || g->d->closed)
         uv_timer_stop(&g->timer);
     else
         uv_timer_start(&g->timer, on_group_timer, due > now ? due - now : 0, 0);
@@ -227,7 +228,14 @@ static void apply(struct vrrpd_group *g, const struct vrrp_out *o)
         log_transition(g, o, a);
         vrrpd_write_state(g->d);
     }
+    if (a & VRRP_ACT_HANDOVER_DONE) {
+        char vips[512], q[200];
+        vip_list(g, vips, sizeof(vips));
+        log_emit(LOG_INFO, "handover", "vrid=%u reason=%s vips_removed=%s", g->cfg.vrid,
+                 log_quote(q, sizeof(q), o->reason), vips);
+    }
     rearm(g);
+    maybe_finish(g->d);
 }
 
 static void on_group_timer(uv_timer_t *t)
@@ -331,18 +339,19 @@ static void on_rx(uv_poll_t *p, int status, int events)
 static void reevaluate(struct vrrpd *d, const char *what)
 {
     char why[160] = "";
-    bool fault = false;
+    bool fault = false, graceful = false;
     if (d->cfg.track_link && !d->link_up) {
         fault = true;
         snprintf(why, sizeof(why), "link %s down", d->cfg.interface);
     } else if (d->cfg.track_lbd[0] && d->cfg.track_lbd_action == VRRPD_TRACK_FAULT && !d->lbd_ok) {
         fault = true;
+        graceful = d->track.draining; /* lbd still serves while it drains */
         snprintf(why, sizeof(why), "%s", d->lbd_why);
     }
     for (size_t i = 0; i < d->n_groups; i++) {
         struct vrrpd_group *g = &d->groups[i];
         struct vrrp_out o;
-        vrrp_fsm_set_fault(&g->fsm, now_ms(), fault, fault ? why : what, &o);
+        vrrp_fsm_set_fault(&g->fsm, now_ms(), fault, graceful, fault ? why : what, &o);
         apply(g, &o);
         int prio = (int)g->cfg.priority;
         if (d->cfg.track_lbd[0] && d->cfg.track_lbd_action == VRRPD_TRACK_WEIGHT && !d->lbd_ok)
@@ -552,6 +561,19 @@ static void close_all(struct vrrpd *d)
     vip_close(&d->vip);
 }
 
+/* After SIGTERM: exit once every group has handed its VIPs over (or timed out). */
+static void maybe_finish(struct vrrpd *d)
+{
+    if (!d->stopping || d->closed)
+        return;
+    for (size_t i = 0; i < d->n_groups; i++)
+        if (vrrp_fsm_next_due(&d->groups[i].fsm) != 0)
+            return;
+    d->closed = true;
+    vrrpd_write_state(d);
+    close_all(d);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct vrrpd *d = h->data;
@@ -560,17 +582,23 @@ static void on_signal(uv_signal_t *h, int signum)
                  "detail=\"vrrpd applies configuration changes on restart\"");
         return;
     }
-    if (d->stopping)
+    if (d->stopping) { /* a second signal: release everything now */
+        for (size_t i = 0; i < d->n_groups; i++)
+            if (d->groups[i].fsm.handover_due_ms) {
+                d->groups[i].fsm.handover_due_ms = 0;
+                vips_set(&d->groups[i], false);
+            }
+        maybe_finish(d);
         return;
+    }
     log_emit(LOG_INFO, "shutdown", "reason=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    d->stopping = true;
     for (size_t i = 0; i < d->n_groups; i++) {
         struct vrrp_out o;
         vrrp_fsm_shutdown(&d->groups[i].fsm, now_ms(), &o);
         apply(&d->groups[i], &o);
     }
-    d->stopping = true;
-    vrrpd_write_state(d);
-    close_all(d);
+    maybe_finish(d);
 }
 
 static void set_realtime(struct vrrpd *d)

@@ -51,7 +51,7 @@ struct vrrpd {
     uint32_t primary; /* host order */
     int rx_fd, tx_fd, transitions_fd;
     uv_poll_t rx_poll;
-    bool rx_polling, joined, stopping;
+    bool rx_polling, joined, stopping, closed;
     struct vip_ctx vip;
     struct garp garp;
     struct track track;

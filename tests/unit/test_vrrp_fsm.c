@@ -1,0 +1,366 @@
+/* test_vrrp_fsm.c -- the RFC 5798 state machine driven event by event
+ * (vrrpd/vrrp_fsm.c). Times are in ms; 100 ms adverts unless said otherwise. */
+#include "check_main.h"
+#include "vrrp_fsm.h"
+
+#include <string.h>
+
+#define IP(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (d))
+#define ME IP(10, 0, 0, 11)
+#define PEER_LOW IP(10, 0, 0, 5)   /* lower address than ours */
+#define PEER_HIGH IP(10, 0, 0, 21) /* higher address than ours */
+
+static struct vrrp_fsm f;
+static struct vrrp_out o;
+
+static void make(uint8_t prio, bool preempt, uint64_t delay)
+{
+    struct vrrp_fsm_config c = {.vrid = 51, .priority = prio, .adv_cs = 10, .preempt = preempt,
+                                .preempt_delay_ms = delay, .primary_ip = ME};
+    vrrp_fsm_init(&f, &c);
+}
+
+static struct vrrp_adv adv(uint8_t prio, uint16_t cs)
+{
+    struct vrrp_adv a = {.vrid = 51, .priority = prio, .max_adv_cs = cs, .naddrs = 1,
+                         .addrs = {IP(10, 0, 0, 100)}};
+    return a;
+}
+
+/* Run the timer at every due time up to `until`; returns the last output. */
+static void run_until(uint64_t until)
+{
+    uint64_t due;
+    while ((due = vrrp_fsm_next_due(&f)) != 0 && due <= until) {
+        vrrp_fsm_timer(&f, due, &o);
+        if (o.actions & VRRP_ACT_TRANSITION)
+            return;
+    }
+}
+
+START_TEST(start_backup_then_master_after_master_down_interval)
+{
+    make(100, true, 0);
+    vrrp_fsm_start(&f, 1000, false, &o);
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+    /* 6.1: skew = (256-100)*100/256 = 60 ms; down = 3*100 + 60 = 360 ms */
+    ck_assert_uint_eq(vrrp_fsm_skew_ms(&f), 60);
+    ck_assert_uint_eq(vrrp_fsm_master_down_ms(&f), 360);
+    vrrp_fsm_timer(&f, 1359, &o);
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+    vrrp_fsm_timer(&f, 1360, &o);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    ck_assert_uint_eq(o.actions & (VRRP_ACT_ADD_VIPS | VRRP_ACT_SEND_ADV | VRRP_ACT_GARP),
+                      VRRP_ACT_ADD_VIPS | VRRP_ACT_SEND_ADV | VRRP_ACT_GARP);
+    ck_assert_ptr_nonnull(strstr(o.reason, "no master heard for 360 ms"));
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 1460); /* next advert */
+    vrrp_fsm_timer(&f, 1460, &o);
+    ck_assert_uint_eq(o.actions, VRRP_ACT_SEND_ADV);
+}
+END_TEST
+
+START_TEST(backup_follows_master_and_reports_its_silence)
+{
+    make(100, false, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    struct vrrp_adv a = adv(150, 10);
+    for (uint64_t t = 100; t <= 1000; t += 100) {
+        vrrp_fsm_recv(&f, t, &a, PEER_HIGH, &o);
+        vrrp_fsm_timer(&f, t + 50, &o);
+        ck_assert_int_eq(f.state, VRRP_BACKUP);
+    }
+    run_until(5000);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    ck_assert_uint_eq(f.since_ms, 1360);
+    ck_assert_str_eq(o.reason,
+                     "no advertisement from 10.0.0.21 for 360 ms (master down interval 360 ms)");
+}
+END_TEST
+
+START_TEST(backup_learns_the_masters_interval)
+{
+    make(100, false, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    struct vrrp_adv a = adv(150, 100); /* the master advertises every second */
+    vrrp_fsm_recv(&f, 10, &a, PEER_HIGH, &o);
+    ck_assert_uint_eq(f.master_adv_cs, 100);
+    ck_assert_uint_eq(vrrp_fsm_master_down_ms(&f), 3000 + 609);
+    vrrp_fsm_timer(&f, 3000, &o);
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+}
+END_TEST
+
+START_TEST(priority_zero_hands_over_after_skew_time)
+{
+    make(100, false, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    struct vrrp_adv a = adv(150, 10);
+    vrrp_fsm_recv(&f, 100, &a, PEER_HIGH, &o);
+    a.priority = 0;
+    vrrp_fsm_recv(&f, 150, &a, PEER_HIGH, &o);
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 150 + 60);
+    run_until(1000);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    ck_assert_uint_eq(f.since_ms, 210);
+    ck_assert_str_eq(o.reason, "priority 0 received from 10.0.0.21 (it resigned)");
+}
+END_TEST
+
+START_TEST(master_yields_to_higher_priority)
+{
+    make(100, true, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    run_until(1000);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    struct vrrp_adv a = adv(200, 10);
+    vrrp_fsm_recv(&f, 500, &a, PEER_LOW, &o);
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+    ck_assert(o.actions & VRRP_ACT_DEL_VIPS);
+    ck_assert_str_eq(o.reason, "higher priority 200 seen from 10.0.0.5 (ours 100)");
+}
+END_TEST
+
+START_TEST(master_ignores_lower_priority)
+{
+    make(150, true, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    run_until(1000);
+    struct vrrp_adv a = adv(100, 10);
+    vrrp_fsm_recv(&f, 500, &a, PEER_HIGH, &o);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    ck_assert_uint_eq(o.actions, 0);
+}
+END_TEST
+
+START_TEST(equal_priority_higher_address_wins)
+{
+    make(100, true, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    run_until(1000);
+    struct vrrp_adv a = adv(100, 10);
+    vrrp_fsm_recv(&f, 500, &a, PEER_LOW, &o); /* lower address: we stay */
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    vrrp_fsm_recv(&f, 600, &a, PEER_HIGH, &o); /* higher address: we yield */
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+    ck_assert_ptr_nonnull(strstr(o.reason, "equal priority 100 seen from 10.0.0.21"));
+}
+END_TEST
+
+START_TEST(without_preempt_a_higher_backup_waits)
+{
+    make(200, false, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    struct vrrp_adv a = adv(100, 10);
+    for (uint64_t t = 100; t < 5000; t += 100) {
+        vrrp_fsm_recv(&f, t, &a, PEER_LOW, &o);
+        vrrp_fsm_timer(&f, t + 1, &o);
+    }
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+}
+END_TEST
+
+START_TEST(with_preempt_a_higher_backup_takes_over)
+{
+    make(200, true, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    struct vrrp_adv a = adv(100, 10);
+    uint64_t t;
+    for (t = 100; t < 5000 && f.state == VRRP_BACKUP; t += 100) {
+        vrrp_fsm_recv(&f, t, &a, PEER_LOW, &o);
+        run_until(t + 99);
+    }
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    ck_assert_uint_le(f.since_ms, 100 + 360); /* its adverts were discarded from the first */
+    ck_assert_ptr_nonnull(strstr(o.reason, "preempting 10.0.0.5: its priority 100 is below ours"));
+}
+END_TEST
+
+START_TEST(preempt_delay_holds_the_takeover)
+{
+    make(200, true, 2000);
+    vrrp_fsm_start(&f, 0, false, &o);
+    struct vrrp_adv a = adv(100, 10);
+    uint64_t t;
+    for (t = 100; t < 10000 && f.state == VRRP_BACKUP; t += 100) {
+        vrrp_fsm_recv(&f, t, &a, PEER_LOW, &o);
+        run_until(t + 99);
+    }
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    ck_assert_uint_ge(f.since_ms, 100 + 2000);
+    ck_assert_uint_le(f.since_ms, 100 + 2000 + 400);
+}
+END_TEST
+
+START_TEST(shutdown_resigns_and_keeps_vips_until_the_new_master_speaks)
+{
+    make(100, true, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    run_until(1000);
+    vrrp_fsm_shutdown(&f, 900, &o);
+    ck_assert_int_eq(f.state, VRRP_INIT);
+    ck_assert(o.actions & VRRP_ACT_SEND_ADV_ZERO);
+    ck_assert_msg(!(o.actions & VRRP_ACT_DEL_VIPS), "VIPs dropped before a new master exists");
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 900 + 360);
+    struct vrrp_adv a = adv(0, 10); /* another resigning router does not count */
+    vrrp_fsm_recv(&f, 950, &a, PEER_HIGH, &o);
+    ck_assert_uint_eq(o.actions & VRRP_ACT_DEL_VIPS, 0);
+    a.priority = 100;
+    vrrp_fsm_recv(&f, 961, &a, PEER_HIGH, &o);
+    ck_assert_uint_eq(o.actions, VRRP_ACT_DEL_VIPS | VRRP_ACT_HANDOVER_DONE);
+    ck_assert_str_eq(o.reason, "10.0.0.21 is master now");
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 0);
+}
+END_TEST
+
+START_TEST(shutdown_handover_times_out_without_a_new_master)
+{
+    make(100, true, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    run_until(1000);
+    vrrp_fsm_shutdown(&f, 900, &o);
+    vrrp_fsm_timer(&f, 1259, &o);
+    ck_assert_uint_eq(o.actions, 0);
+    vrrp_fsm_timer(&f, 1260, &o);
+    ck_assert_uint_eq(o.actions, VRRP_ACT_DEL_VIPS | VRRP_ACT_HANDOVER_DONE);
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 0);
+}
+END_TEST
+
+START_TEST(draining_proxy_hands_over_gracefully_dead_one_at_once)
+{
+    make(100, true, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    run_until(1000);
+    vrrp_fsm_set_fault(&f, 800, true, true, "tracked lbd is draining", &o);
+    ck_assert_int_eq(f.state, VRRP_FAULT);
+    ck_assert_uint_eq(o.actions & VRRP_ACT_DEL_VIPS, 0);
+    /* lbd then dies before anyone took over: release now. */
+    vrrp_fsm_set_fault(&f, 820, true, false, "tracked lbd closed its channel", &o);
+    ck_assert(o.actions & VRRP_ACT_DEL_VIPS);
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 0);
+}
+END_TEST
+
+START_TEST(recovery_during_handover_releases_the_vips)
+{
+    make(100, true, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    run_until(1000);
+    vrrp_fsm_set_fault(&f, 800, true, true, "tracked lbd is draining", &o);
+    vrrp_fsm_set_fault(&f, 850, false, false, "tracked lbd answers", &o);
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+    ck_assert(o.actions & VRRP_ACT_DEL_VIPS);
+}
+END_TEST
+
+START_TEST(tracked_fault_resigns_and_recovery_rejoins_as_backup)
+{
+    make(100, true, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    run_until(1000);
+    vrrp_fsm_set_fault(&f, 800, true, false, "tracked lbd closed its channel", &o);
+    ck_assert_int_eq(f.state, VRRP_FAULT);
+    ck_assert(o.actions & VRRP_ACT_SEND_ADV_ZERO);
+    ck_assert(o.actions & VRRP_ACT_DEL_VIPS);
+    ck_assert_str_eq(o.reason, "tracked lbd closed its channel");
+    struct vrrp_adv a = adv(50, 10);
+    vrrp_fsm_recv(&f, 900, &a, PEER_LOW, &o); /* FAULT ignores adverts */
+    ck_assert_uint_eq(o.actions, 0);
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 0);
+    vrrp_fsm_set_fault(&f, 1000, false, false, "tracked lbd answers", &o);
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+}
+END_TEST
+
+START_TEST(start_while_faulted)
+{
+    make(100, true, 0);
+    vrrp_fsm_start(&f, 0, true, &o);
+    ck_assert_int_eq(f.state, VRRP_FAULT);
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 0);
+}
+END_TEST
+
+START_TEST(lowered_priority_is_advertised_at_once)
+{
+    make(150, true, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    run_until(1000);
+    vrrp_fsm_set_priority(&f, 700, 100, &o);
+    ck_assert_uint_eq(o.actions, VRRP_ACT_SEND_ADV);
+    ck_assert_uint_eq(f.priority, 100);
+}
+END_TEST
+
+START_TEST(address_owner_starts_as_master)
+{
+    make(255, true, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+}
+END_TEST
+
+START_TEST(master_answers_a_resigning_router_at_once)
+{
+    make(100, true, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    run_until(1000);
+    struct vrrp_adv a = adv(0, 10);
+    vrrp_fsm_recv(&f, 555, &a, PEER_HIGH, &o);
+    ck_assert_uint_eq(o.actions, VRRP_ACT_SEND_ADV);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+}
+END_TEST
+
+START_TEST(split_brain_heals_to_one_master)
+{
+    /* Two machines, both MASTER after a partition; when they hear each other again,
+     * exactly one stays. */
+    struct vrrp_fsm a, b;
+    struct vrrp_fsm_config ca = {.vrid = 9, .priority = 100, .adv_cs = 10, .primary_ip = PEER_LOW};
+    struct vrrp_fsm_config cb = {.vrid = 9, .priority = 100, .adv_cs = 10, .primary_ip = PEER_HIGH};
+    vrrp_fsm_init(&a, &ca);
+    vrrp_fsm_init(&b, &cb);
+    vrrp_fsm_start(&a, 0, false, &o);
+    vrrp_fsm_start(&b, 0, false, &o);
+    vrrp_fsm_timer(&a, 400, &o);
+    vrrp_fsm_timer(&b, 400, &o);
+    ck_assert_int_eq(a.state, VRRP_MASTER);
+    ck_assert_int_eq(b.state, VRRP_MASTER);
+    struct vrrp_adv from_a = adv(100, 10), from_b = adv(100, 10);
+    vrrp_fsm_recv(&b, 500, &from_a, PEER_LOW, &o);
+    vrrp_fsm_recv(&a, 500, &from_b, PEER_HIGH, &o);
+    ck_assert_int_eq(a.state, VRRP_BACKUP);
+    ck_assert_int_eq(b.state, VRRP_MASTER);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("vrrp_fsm");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, start_backup_then_master_after_master_down_interval);
+    tcase_add_test(tc, backup_follows_master_and_reports_its_silence);
+    tcase_add_test(tc, backup_learns_the_masters_interval);
+    tcase_add_test(tc, priority_zero_hands_over_after_skew_time);
+    tcase_add_test(tc, master_yields_to_higher_priority);
+    tcase_add_test(tc, master_ignores_lower_priority);
+    tcase_add_test(tc, equal_priority_higher_address_wins);
+    tcase_add_test(tc, without_preempt_a_higher_backup_waits);
+    tcase_add_test(tc, with_preempt_a_higher_backup_takes_over);
+    tcase_add_test(tc, preempt_delay_holds_the_takeover);
+    tcase_add_test(tc, shutdown_resigns_and_keeps_vips_until_the_new_master_speaks);
+    tcase_add_test(tc, shutdown_handover_times_out_without_a_new_master);
+    tcase_add_test(tc, draining_proxy_hands_over_gracefully_dead_one_at_once);
+    tcase_add_test(tc, recovery_during_handover_releases_the_vips);
+    tcase_add_test(tc, tracked_fault_resigns_and_recovery_rejoins_as_backup);
+    tcase_add_test(tc, start_while_faulted);
+    tcase_add_test(tc, lowered_priority_is_advertised_at_once);
+    tcase_add_test(tc, address_owner_starts_as_master);
+    tcase_add_test(tc, master_answers_a_resigning_router_at_once);
+    tcase_add_test(tc, split_brain_heals_to_one_master);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+CHECK_MAIN(suite)

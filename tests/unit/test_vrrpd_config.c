@@ -1,0 +1,87 @@
+/* test_vrrpd_config.c -- vrrpd's configuration section (vrrpd/vrrpd_config.c). */
+#include "check_main.h"
+#include "vrrpd_config.h"
+
+#include <string.h>
+
+static struct vrrpd_config cfg;
+
+START_TEST(good_config)
+{
+    char err[1024];
+    const char *text = "instance: lb1\n"
+                       "lbd: {anything: lbd's business}\n"
+                       "vrrp:\n"
+                       "  interface: eth0\n"
+                       "  unicast_peers: [10.0.0.12]\n"
+                       "  track: {link: true, lbd: {socket: /run/l.sock, interval: 50ms}}\n"
+                       "  groups:\n"
+                       "    - {vrid: 51, priority: 150, interval: 100ms, vips: [10.0.0.100]}\n"
+                       "    - {vrid: 52, interval: 20ms, preempt: false, vips: 10.0.0.101}\n";
+    int rc = vrrpd_config_load_string("lb1.yaml", text, &cfg, err, sizeof(err));
+    ck_assert_msg(rc == 0, "%s", err);
+    ck_assert_str_eq(cfg.interface, "eth0");
+    ck_assert_uint_eq(cfg.n_peers, 1);
+    ck_assert_uint_eq(cfg.n_groups, 2);
+    ck_assert_uint_eq(cfg.groups[0].priority, 150);
+    ck_assert_uint_eq(cfg.groups[1].priority, 100); /* default */
+    ck_assert(cfg.groups[0].preempt);                /* default on */
+    ck_assert(!cfg.groups[1].preempt);
+    ck_assert_uint_eq(cfg.groups[1].interval_ms, 20);
+    ck_assert_uint_eq(cfg.groups[1].vips[0], 0x0a000065);
+    ck_assert_str_eq(cfg.track_lbd, "/run/l.sock");
+    ck_assert_uint_eq(cfg.track_lbd_interval_ms, 50);
+    ck_assert_int_eq(cfg.track_lbd_action, VRRPD_TRACK_FAULT);
+}
+END_TEST
+
+START_TEST(errors_point_at_the_mistake)
+{
+    static const struct {
+        const char *text, *expect;
+    } cases[] = {
+        {"vrrp:\n  interface: eth0\n  groups:\n    - {vrid: 1, vips: [10.0.0.1]}\n"
+         "    - {vrid: 1, vips: [10.0.0.2]}\n",
+         "x.yaml:5:7: vrrp.groups[1]: vrid 1 is used by groups[0] too"},
+        {"vrrp:\n  interface: eth0\n  groups:\n    - {vrid: 1, vips: [10.0.0.1]}\n"
+         "    - {vrid: 2, vips: [10.0.0.1]}\n",
+         "vrrp.groups[1]: a VIP is in groups[0] too"},
+        {"vrrp:\n  interface: eth0\n  groups:\n    - {vrid: 1, interval: 15ms, vips: [10.0.0.1]}\n",
+         "x.yaml:4:27: vrrp.groups[0].interval: 15ms is not a whole number of centiseconds"},
+        {"vrrp:\n  interface: eth0\n  groups:\n    - {vrid: 1, vips: [\"fe80::1\"]}\n",
+         "vrrp.groups[0].vips[0]: IPv6 (\"fe80::1\") is not supported yet"},
+        {"vrrp:\n  interface: eth0\n  groups:\n    - {vrid: 256, vips: [10.0.0.1]}\n",
+         "vrrp.groups[0].vrid: 256 is out of range; expected 1 to 255"},
+        {"vrrp:\n  interface: eth0\n  groups:\n    - {vrid: 1, vips: [224.0.0.18]}\n",
+         "\"224.0.0.18\" is not a unicast address"},
+        {"vrrp:\n  groups:\n    - {vrid: 1, vips: [10.0.0.1]}\n",
+         "x.yaml:2:3: vrrp: missing required key \"interface\""},
+        {"vrrp:\n  interface: eth0\n  groups:\n    - {vrid: 1}\n",
+         "vrrp.groups[0]: missing required key \"vips\""},
+        {"vrrp:\n  interface: eth0\n  track: {lbd: {socket: /x, interval: 1s, timeout: 100ms}}\n"
+         "  groups:\n    - {vrid: 1, vips: [10.0.0.1]}\n",
+         "vrrp.track.lbd: timeout must be at least the interval"},
+        {"vrrp:\n  interface: eth0\n  groups:\n    - {vrid: 1, vips: [10.0.0.1], prio: 5}\n",
+         "unknown key \"prio\" (did you mean \"priority\"?)"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[1024] = "";
+        int rc = vrrpd_config_load_string("x.yaml", cases[i].text, &cfg, err, sizeof(err));
+        ck_assert_msg(rc != 0, "case %zu accepted", i);
+        ck_assert_msg(strstr(err, cases[i].expect) != NULL, "case %zu: got \"%s\", want \"%s\"",
+                      i, err, cases[i].expect);
+    }
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("vrrpd_config");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, good_config);
+    tcase_add_test(tc, errors_point_at_the_mistake);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+CHECK_MAIN(suite)
