@@ -165,15 +165,17 @@ static void run_notify(struct vrrpd_group *g, const struct vrrp_out *o)
     uv_unref((uv_handle_t *)p); /* a slow hook never holds up shutdown */
 }
 
-static void log_transition(struct vrrpd_group *g, const struct vrrp_out *o, unsigned actions)
+static void log_transition(struct vrrpd_group *g, const struct vrrp_out *o, unsigned actions,
+                           bool held_before)
 {
     struct vrrpd *d = g->d;
     char reason[256], vips[512], line[1024], ts[40];
     vip_list(g, vips, sizeof(vips));
     log_quote(reason, sizeof(reason), o->reason);
-    const char *vipkey = (actions & VRRP_ACT_ADD_VIPS)   ? " vips_added="
-                         : (actions & VRRP_ACT_DEL_VIPS) ? " vips_removed="
-                                                         : "";
+    const char *vipkey = (actions & VRRP_ACT_ADD_VIPS) && !held_before ? " vips_added="
+                         : (actions & VRRP_ACT_DEL_VIPS) && held_before ? " vips_removed="
+                         : held_before && g->vips_held                  ? " vips_kept_until_handover="
+                                                                        : "";
     const char *vipval = vipkey[0] ? vips : "";
     log_emit(o->to == VRRP_MASTER ? LOG_INFO : LOG_WARN, "transition",
              "vrid=%u from=%s to=%s priority=%u reason=%s%s%s", g->cfg.vrid,
@@ -212,6 +214,7 @@ static void rearm(struct vrrpd_group *g)
 static void apply(struct vrrpd_group *g, const struct vrrp_out *o)
 {
     unsigned a = o->actions;
+    bool held_before = g->vips_held;
     if (a & VRRP_ACT_SEND_ADV_ZERO)
         send_adv(g, 0);
     if (a & VRRP_ACT_DEL_VIPS)
@@ -225,7 +228,7 @@ static void apply(struct vrrpd_group *g, const struct vrrp_out *o)
         garp_round(&g->garp_timer);
     }
     if (a & VRRP_ACT_TRANSITION) {
-        log_transition(g, o, a);
+        log_transition(g, o, a, held_before);
         vrrpd_write_state(g->d);
     }
     if (a & VRRP_ACT_HANDOVER_DONE) {
@@ -345,7 +348,10 @@ static void reevaluate(struct vrrpd *d, const char *what)
         snprintf(why, sizeof(why), "link %s down", d->cfg.interface);
     } else if (d->cfg.track_lbd[0] && d->cfg.track_lbd_action == VRRPD_TRACK_FAULT && !d->lbd_ok) {
         fault = true;
-        graceful = d->track.draining; /* lbd still serves while it drains */
+        /* Keep the VIPs until the new master speaks, whether lbd drains (it still
+         * serves) or died (a SYN then meets an immediate RST here instead of vanishing
+         * toward a host without the address until TCP retransmits a second later). */
+        graceful = true;
         snprintf(why, sizeof(why), "%s", d->lbd_why);
     }
     for (size_t i = 0; i < d->n_groups; i++) {

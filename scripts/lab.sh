@@ -1,0 +1,281 @@
+#!/bin/bash
+# lab.sh -- the pair in network namespaces: the compose topology for machines without
+# Docker. A switch namespace (a bridge), three PostgreSQL nodes, instances lb1 and lb2
+# (each lbd + vrrpd from one config file), and a client; joined by veth pairs on
+# 10.77.0.0/24. No lab namespace has a default route: nothing leaves the machine.
+#
+#   scripts/lab.sh up                 build the lab and start everything
+#   scripts/lab.sh status             who holds which VIP, group states, node health
+#   scripts/lab.sh kill lb1           the lab's `docker kill`: SIGKILL + link down
+#   scripts/lab.sh stop lb1           planned stop: SIGTERM lbd (hands over), then vrrpd
+#   scripts/lab.sh start lb1          start the instance again, fresh
+#   scripts/lab.sh exec client CMD..  run a command in a lab namespace
+#   scripts/lab.sh psql [ARGS]        psql from the client to VIP-A
+#   scripts/lab.sh down               stop everything and remove the lab
+#
+# Sourced by the tests, it provides the same as functions (lab_up, lab_kill, ...).
+# Settings (environment): LAB_PREFIX (pgv), LAB_DIR, LAB_INTERVAL (100ms),
+# LAB_PREEMPT (false), LAB_PREEMPT_DELAY (0s), LAB_NODES (3), LAB_LBD (1), BUILD_DIR.
+
+LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LAB_PREFIX=${LAB_PREFIX:-pgv}
+LAB_DIR=${LAB_DIR:-/tmp/pgvip-lab-$LAB_PREFIX}
+LAB_NET=10.77.0
+LAB_INTERVAL=${LAB_INTERVAL:-100ms}
+LAB_PREEMPT=${LAB_PREEMPT:-false}
+LAB_PREEMPT_DELAY=${LAB_PREEMPT_DELAY:-0s}
+LAB_NODES=${LAB_NODES:-3}
+LAB_LBD=${LAB_LBD:-1}
+LAB_BUILD=${BUILD_DIR:-$LAB_ROOT/build}
+LAB_LBD_BIN=${LBD:-$LAB_BUILD/lbd/lbd}
+LAB_VRRPD_BIN=${VRRPD:-$LAB_BUILD/vrrpd/vrrpd}
+LAB_PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+VIP_A=$LAB_NET.100
+VIP_B=$LAB_NET.101
+
+lab_ns() { echo "$LAB_PREFIX-$1"; }
+lab_ip() {
+    case $1 in
+    node*) echo "$LAB_NET.$((1 + ${1#node}))" ;;
+    lb1) echo "$LAB_NET.11" ;;
+    lb2) echo "$LAB_NET.12" ;;
+    client) echo "$LAB_NET.50" ;;
+    esac
+}
+lab_log() { printf '%s lab: %s\n' "$(date +%T.%3N)" "$*"; }
+lab_exec() {
+    local h=$1
+    shift
+    ip netns exec "$(lab_ns "$h")" "$@"
+}
+
+# A host namespace joined to the switch: its eth0 is one end of a veth pair, the other
+# end (named after the host) is a port of the bridge.
+lab_host() {
+    local h=$1 sw
+    sw=$(lab_ns sw)
+    ip netns add "$(lab_ns "$h")"
+    ip link add eth0 netns "$(lab_ns "$h")" type veth peer name "$h" netns "$sw"
+    ip -n "$sw" link set "$h" master br0 up
+    ip -n "$(lab_ns "$h")" link set lo up
+    ip -n "$(lab_ns "$h")" addr add "$(lab_ip "$h")/24" dev eth0
+    ip -n "$(lab_ns "$h")" link set eth0 up
+}
+
+lab_write_config() { # lab_write_config lb1|lb2
+    local inst=$1 me peer pa pb
+    me=$(lab_ip "$inst")
+    if [ "$inst" = lb1 ]; then peer=$(lab_ip lb2) pa=150 pb=100; else peer=$(lab_ip lb1) pa=100 pb=150; fi
+    {
+        echo "# $inst: one file, both daemons (lbd -c, vrrpd -c). Written by scripts/lab.sh."
+        echo "instance: $inst"
+        echo "lbd:"
+        echo "  listen: [$VIP_A:5432, $VIP_B:5432]"
+        echo "  admin: 127.0.0.1:8081"
+        echo "  liveness_socket: $LAB_DIR/$inst-lbd.sock"
+        echo "  timeouts: {connect: 500ms, startup: 5s, drain: 5s, handover: 500ms}"
+        echo "  peer: {address: $peer:5433, listen: $me:5433}"
+        echo "  pool:"
+        echo "    health: {type: pg, interval: 500ms, timeout: 400ms, rise: 2, fall: 2, pg_user: postgres}"
+        echo "    nodes:"
+        local i
+        for ((i = 0; i < ${LAB_NODES:-3}; i++)); do
+            echo "      - {name: node$i, address: $(lab_ip node$i):5432}"
+        done
+        [ "${LAB_NODES:-3}" -gt 0 ] || echo "      - {name: none, address: 127.0.0.1:1}"
+        echo "vrrp:"
+        echo "  interface: eth0"
+        echo "  state_file: $LAB_DIR/$inst-vrrpd.json"
+        echo "  transitions_file: $LAB_DIR/$inst-transitions.log"
+        if [ "$LAB_LBD" = 1 ]; then
+            echo "  track: {link: true, lbd: {socket: $LAB_DIR/$inst-lbd.sock, interval: 50ms, timeout: 300ms}}"
+        else
+            echo "  track: {link: true}"
+        fi
+        echo "  groups:"
+        echo "    - {vrid: 51, priority: $pa, interval: $LAB_INTERVAL, preempt: $LAB_PREEMPT, preempt_delay: $LAB_PREEMPT_DELAY, vips: [$VIP_A]}"
+        echo "    - {vrid: 52, priority: $pb, interval: $LAB_INTERVAL, preempt: $LAB_PREEMPT, preempt_delay: $LAB_PREEMPT_DELAY, vips: [$VIP_B]}"
+    } >"$LAB_DIR/$inst.yaml"
+}
+
+lab_pg_start() { # lab_pg_start node0
+    local n=$1 ip
+    ip=$(lab_ip "$n")
+    if [ ! -d "$LAB_DIR/$n" ]; then
+        if [ ! -d "$LAB_DIR/pg-template" ]; then
+            runuser -u postgres -- "$LAB_PGBIN/initdb" -D "$LAB_DIR/pg-template" -A trust \
+                -U postgres --no-sync >/dev/null
+            echo "host all all $LAB_NET.0/24 trust" >>"$LAB_DIR/pg-template/pg_hba.conf"
+        fi
+        cp -a "$LAB_DIR/pg-template" "$LAB_DIR/$n"
+    fi
+    lab_exec "$n" runuser -u postgres -- "$LAB_PGBIN/pg_ctl" -D "$LAB_DIR/$n" -w -t 30 \
+        -l "$LAB_DIR/$n.log" \
+        -o "-p 5432 -k $LAB_DIR/$n -c listen_addresses=$ip,127.0.0.1 -c fsync=off -c max_connections=300" \
+        start >/dev/null
+}
+
+lab_start() { # lab_start lb1: the instance's link up, lbd, then vrrpd
+    local inst=$1 pid
+    ip -n "$(lab_ns "$inst")" link set eth0 up
+    ip -n "$(lab_ns sw)" link set "$inst" up
+    if [ "$LAB_LBD" = 1 ]; then
+        # ip netns exec execs the daemon: $! is the daemon's own PID.
+        ip netns exec "$(lab_ns "$inst")" "$LAB_LBD_BIN" -c "$LAB_DIR/$inst.yaml" \
+            >>"$LAB_DIR/$inst-lbd.log" 2>&1 &
+        pid=$!
+        disown "$pid"
+        echo "$pid" >"$LAB_DIR/$inst-lbd.pid"
+    fi
+    ip netns exec "$(lab_ns "$inst")" "$LAB_VRRPD_BIN" -c "$LAB_DIR/$inst.yaml" \
+        >>"$LAB_DIR/$inst-vrrpd.log" 2>&1 &
+    pid=$!
+    disown "$pid"
+    echo "$pid" >"$LAB_DIR/$inst-vrrpd.pid"
+}
+
+lab_up() {
+    [ "$(id -u)" -eq 0 ] || { echo "lab: needs root (network namespaces)" >&2; return 1; }
+    [ -x "$LAB_VRRPD_BIN" ] || { echo "lab: $LAB_VRRPD_BIN not built (scripts/build.sh)" >&2; return 1; }
+    if ip netns list | grep -q "^$(lab_ns sw)\b"; then
+        echo "lab: $(lab_ns sw) exists; run 'scripts/lab.sh down' first" >&2
+        return 1
+    fi
+    mkdir -p "$LAB_DIR"
+    chmod 755 "$LAB_DIR"
+    chown postgres "$LAB_DIR" 2>/dev/null || true
+    ip netns add "$(lab_ns sw)"
+    ip -n "$(lab_ns sw)" link add br0 type bridge
+    ip -n "$(lab_ns sw)" link set br0 up
+    local h i
+    for ((i = 0; i < LAB_NODES; i++)); do lab_host "node$i"; done
+    for h in lb1 lb2 client; do lab_host "$h"; done
+    for ((i = 0; i < LAB_NODES; i++)); do lab_pg_start "node$i"; done
+    lab_write_config lb1
+    lab_write_config lb2
+    # Both at once: priorities then give VIP-A to lb1 and VIP-B to lb2 (active-active).
+    lab_start lb1
+    lab_start lb2
+    lab_wait_masters 10
+}
+
+# The instance whose vrrpd masters VRID ($1), from the state files; "" when none.
+lab_master_of() {
+    local vrid=$1 inst
+    for inst in lb1 lb2; do
+        local f="$LAB_DIR/$inst-vrrpd.json"
+        [ -f "$f" ] || continue
+        if grep -q "\"vrid\":$vrid,\"state\":\"MASTER\"" "$f"; then
+            echo "$inst"
+            return
+        fi
+    done
+}
+
+# Who holds a VIP on its interface (the kernel's view, not the daemons').
+lab_holders() { # lab_holders 10.77.0.100 -> "lb1" / "lb1 lb2" / ""
+    local vip=$1 inst out=""
+    for inst in lb1 lb2; do
+        ip -n "$(lab_ns "$inst")" -br addr show dev eth0 2>/dev/null | grep -qw "$vip/32" && out="$out $inst"
+    done
+    echo "${out# }"
+}
+
+lab_wait_masters() { # both VIPs held by exactly one instance each, within $1 s
+    local deadline=$((SECONDS + ${1:-10}))
+    while [ $SECONDS -lt $deadline ]; do
+        local a b
+        a=$(lab_holders "$VIP_A")
+        b=$(lab_holders "$VIP_B")
+        if [ -n "$a" ] && [ -n "$b" ] && [ "${a// /}" = "$a" ] && [ "${b// /}" = "$b" ]; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "lab: VIPs not settled: A held by '$(lab_holders "$VIP_A")', B by '$(lab_holders "$VIP_B")'" >&2
+    return 1
+}
+
+lab_kill() { # the lab's `docker kill`: SIGKILL every process of the instance, link down
+    local inst=$1 pid
+    for pid in $(ip netns pids "$(lab_ns "$inst")"); do kill -KILL "$pid" 2>/dev/null || true; done
+    ip -n "$(lab_ns "$inst")" link set eth0 down
+}
+
+lab_kill_lbd() {
+    local inst=$1
+    kill -KILL "$(cat "$LAB_DIR/$inst-lbd.pid")" 2>/dev/null || true
+}
+
+lab_stop() { # planned stop: lbd first (it tells vrrpd, which hands over), then vrrpd
+    local inst=$1 pid i
+    if [ "$LAB_LBD" = 1 ] && [ -f "$LAB_DIR/$inst-lbd.pid" ]; then
+        pid=$(cat "$LAB_DIR/$inst-lbd.pid")
+        kill -TERM "$pid" 2>/dev/null || true
+        for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    pid=$(cat "$LAB_DIR/$inst-vrrpd.pid")
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+}
+
+lab_status() {
+    local inst vrid
+    echo "VIP-A $VIP_A held by: $(lab_holders "$VIP_A")    VIP-B $VIP_B held by: $(lab_holders "$VIP_B")"
+    for inst in lb1 lb2; do
+        local f="$LAB_DIR/$inst-vrrpd.json" state=""
+        if [ -f "$f" ] && "$LAB_VRRPD_BIN" --status -c "$LAB_DIR/$inst.yaml" >/dev/null 2>&1; then
+            state=$(grep -o '"vrid":[0-9]*,"state":"[A-Z]*","priority":[0-9]*' "$f" |
+                sed 's/"vrid":\([0-9]*\),"state":"\([A-Z]*\)","priority":\([0-9]*\)/vrid \1 \2 (priority \3)/' | paste -sd';' -)
+            echo "$inst vrrpd: $state"
+        else
+            echo "$inst vrrpd: not running"
+        fi
+        if [ "$LAB_LBD" = 1 ]; then
+            local st
+            if st=$(lab_exec "$inst" curl -fsS --max-time 1 http://127.0.0.1:8081/status 2>/dev/null); then
+                echo "$inst lbd: sessions $(grep -o '"sessions":[0-9]*' <<<"$st" | head -1 | cut -d: -f2), nodes: $(grep -o '"name":"[^"]*","address":"[^"]*","state":"[a-z]*"' <<<"$st" | sed 's/"name":"\([^"]*\)".*"state":"\([a-z]*\)"/\1 \2/' | paste -sd',' -)"
+                echo "$inst admin: ip netns exec $(lab_ns "$inst") curl http://127.0.0.1:8081/status"
+            else
+                echo "$inst lbd: not running"
+            fi
+        fi
+    done
+}
+
+lab_down() {
+    local h pid i
+    for h in sw lb1 lb2 client $(for ((i = 0; i < 3; i++)); do echo "node$i"; done); do
+        ip netns list | grep -q "^$(lab_ns "$h")\b" || continue
+        case $h in
+        node*)
+            [ -d "$LAB_DIR/$h" ] && lab_exec "$h" runuser -u postgres -- "$LAB_PGBIN/pg_ctl" \
+                -D "$LAB_DIR/$h" stop -m immediate >/dev/null 2>&1 || true
+            ;;
+        esac
+        for pid in $(ip netns pids "$(lab_ns "$h")"); do kill -KILL "$pid" 2>/dev/null || true; done
+        ip netns del "$(lab_ns "$h")"
+    done
+    [ "${KEEP:-0}" = 1 ] || rm -rf "$LAB_DIR"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    set -euo pipefail
+    cmd=${1:-}
+    shift || true
+    case $cmd in
+    up) lab_up && lab_status ;;
+    down) lab_down ;;
+    status) lab_status ;;
+    kill) lab_kill "$1" ;;
+    kill-lbd) lab_kill_lbd "$1" ;;
+    stop) lab_stop "$1" ;;
+    start) lab_start "$1" ;;
+    exec) lab_exec "$@" ;;
+    psql) lab_exec client psql -X -h "$VIP_A" -U postgres -d postgres "$@" ;;
+    *)
+        sed -n '2,20p' "$0"
+        exit 2
+        ;;
+    esac
+fi
