@@ -7,6 +7,7 @@
 #include "parse.h"
 
 #include <errno.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -196,6 +197,22 @@ static int listener_open(struct lbd *l, const struct sockaddr_storage *addr, boo
     return 0;
 }
 
+/* Stop taking new connections without refusing them: a drop-all socket filter makes the
+ * kernel discard SYNs to our listeners silently (tcp_filter() runs for listeners), so
+ * a client's TCP retransmits the SYN a second later, by when the VIP has moved. An RST
+ * would fail the attempt; a half-set-up session would be cut when the VIP moves. */
+static void listeners_quiesce(struct lbd *l)
+{
+    struct sock_filter drop[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+    struct sock_fprog prog = {.len = 1, .filter = drop};
+    for (struct lbd_listener *ls = l->listeners; ls; ls = ls->next) {
+        uv_os_fd_t fd;
+        if (!ls->peer && uv_fileno((uv_handle_t *)&ls->tcp, &fd) == 0 &&
+            setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) != 0)
+            log_emit(LOG_WARN, "quiesce_failed", "error=\"%s\"", strerror(errno));
+    }
+}
+
 static void listeners_close(struct lbd *l)
 {
     struct lbd_listener *ls = l->listeners;
@@ -261,8 +278,9 @@ static void on_handover_done(uv_timer_t *t)
 }
 
 /* SIGTERM. With a vrrpd watching: tell it at once that we drain, so it hands the VIPs to
- * the peer, and keep accepting for timeouts.handover while clients move over; then
- * close the listeners and let open sessions finish for timeouts.drain. */
+ * the peer, and quiesce the listeners (new SYNs are dropped and retried by the client's
+ * TCP, reaching the new master) for timeouts.handover; then close the listeners and
+ * let open sessions finish for timeouts.drain. */
 static void shutdown_start(struct lbd *l, const char *why)
 {
     if (l->draining) {
@@ -280,6 +298,7 @@ static void shutdown_start(struct lbd *l, const char *why)
              l->n_sessions, (unsigned long long)l->cfg.drain_ms,
              (unsigned long long)(watchers ? l->cfg.handover_ms : 0));
     if (watchers && l->cfg.handover_ms) {
+        listeners_quiesce(l);
         uv_timer_start(&l->drain_timer, on_handover_done, l->cfg.handover_ms, 0);
         return;
     }

@@ -176,7 +176,10 @@ lab_master_of() {
 lab_holders() { # lab_holders 10.77.0.100 -> "lb1" / "lb1 lb2" / ""
     local vip=$1 inst out=""
     for inst in lb1 lb2; do
-        ip -n "$(lab_ns "$inst")" -br addr show dev eth0 2>/dev/null | grep -qw "$vip/32" && out="$out $inst"
+        # An address on a downed interface (a killed instance) serves nothing.
+        ip -n "$(lab_ns "$inst")" -br addr show dev eth0 2>/dev/null |
+            awk -v v="$vip/32" '$2 == "UP" { for (i = 3; i <= NF; i++) if ($i == v) f = 1 } END { exit !f }' &&
+            out="$out $inst"
     done
     echo "${out# }"
 }

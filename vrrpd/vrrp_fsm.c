@@ -62,6 +62,7 @@ set_state(struct vrrp_fsm *f, uint64_t now, enum vrrp_state to, bool graceful,
     f->preempt_seen_ms = 0;
     f->resigned_ip = 0;
     f->handover_due_ms = 0;
+    f->handover_master = 0;
     switch (to) {
     case VRRP_MASTER: /* 6.4.1/6.4.2: advertise, add the addresses, announce them */
         out->actions |= VRRP_ACT_SEND_ADV | VRRP_ACT_ADD_VIPS | VRRP_ACT_GARP;
@@ -114,6 +115,7 @@ void vrrp_fsm_start(struct vrrp_fsm *f, uint64_t now, bool fault, struct vrrp_ou
 static void handover_done(struct vrrp_fsm *f, struct vrrp_out *out)
 {
     f->handover_due_ms = 0;
+    f->handover_master = 0;
     out->actions |= VRRP_ACT_DEL_VIPS | VRRP_ACT_HANDOVER_DONE;
 }
 
@@ -122,8 +124,12 @@ void vrrp_fsm_timer(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out)
     char ip[16];
     out_reset(out);
     if (f->handover_due_ms && now >= f->handover_due_ms) {
-        snprintf(out->reason, sizeof(out->reason), "no new master heard for %llu ms",
-                 (unsigned long long)vrrp_fsm_master_down_ms(f));
+        if (f->handover_master)
+            snprintf(out->reason, sizeof(out->reason), "%s is master now",
+                     ip_str(f->handover_master, ip, sizeof(ip)));
+        else
+            snprintf(out->reason, sizeof(out->reason), "no new master heard for %llu ms",
+                     (unsigned long long)vrrp_fsm_master_down_ms(f));
         handover_done(f, out);
         return;
     }
@@ -175,9 +181,15 @@ void vrrp_fsm_recv(struct vrrp_fsm *f, uint64_t now, const struct vrrp_adv *adv,
     char ip[16];
     out_reset(out);
     if (f->handover_due_ms && adv->priority > 0) {
-        snprintf(out->reason, sizeof(out->reason), "%s is master now",
-                 ip_str(src, ip, sizeof(ip)));
-        handover_done(f, out);
+        /* The new master speaks. Linger one interval: packets the clients sent before
+         * its gratuitous ARP reached them still find the address here, and the new
+         * master's repeated announcements outlast us. */
+        if (f->handover_master == 0) {
+            f->handover_master = src;
+            uint64_t linger = now + (uint64_t)f->cfg.adv_cs * 10;
+            if (linger < f->handover_due_ms)
+                f->handover_due_ms = linger;
+        }
         return;
     }
     if (f->state == VRRP_BACKUP) {

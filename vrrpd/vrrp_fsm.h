@@ -55,7 +55,9 @@ struct vrrp_fsm {
     uint32_t resigned_ip;    /* BACKUP: a master that sent priority 0, until the timer */
     uint64_t since_ms;       /* when the current state was entered */
     uint64_t handover_due_ms;/* resigned gracefully: VIPs kept until a new master is
-                                heard or this time passes (make-before-break); 0 = none */
+                                heard (plus one interval) or this time passes
+                                (make-before-break); 0 = none */
+    uint32_t handover_master;/* the new master heard during the handover, 0: none yet */
     uint64_t transitions;
 };
 

@@ -57,11 +57,15 @@ stop_gracefully() {
 # Any sanitizer report in a daemon's log fails the test.
 sanitizer_reports() {
     grep -lE "ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:|SUMMARY: .*Sanitizer" \
-        "$WORK"/*.log 2>/dev/null || true
+        "$WORK"/*.log "$WORK"/lab/*.log 2>/dev/null || true
 }
+
+CLEANUP_HOOKS=() # functions run first at exit (lab teardown)
 
 cleanup() {
     local rc=$?
+    local hook
+    for hook in "${CLEANUP_HOOKS[@]}"; do "$hook" || true; done
     [ ${#DAEMONS[@]} -gt 0 ] && stop_gracefully "${DAEMONS[@]}"
     for pid in "${PIDS[@]}"; do
         kill -KILL "$pid" 2>/dev/null || true
@@ -78,7 +82,7 @@ cleanup() {
     done
     if [ "$rc" -ne 0 ] || [ "$FAILED" -ne 0 ]; then
         log "logs of the failed run ($WORK):"
-        for f in "$WORK"/*.log; do
+        for f in "$WORK"/*.log "$WORK"/lab/*.log; do
             [ -f "$f" ] || continue
             echo "----- $f (last 40 lines)"
             tail -40 "$f"

@@ -206,6 +206,11 @@ START_TEST(shutdown_resigns_and_keeps_vips_until_the_new_master_speaks)
     ck_assert_uint_eq(o.actions & VRRP_ACT_DEL_VIPS, 0);
     a.priority = 100;
     vrrp_fsm_recv(&f, 961, &a, PEER_HIGH, &o);
+    ck_assert_msg(o.actions == 0, "released at once: in-flight SYNs would be lost");
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 961 + 100); /* one interval of linger */
+    vrrp_fsm_recv(&f, 1000, &a, PEER_HIGH, &o); /* a second advert does not extend it */
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 1061);
+    vrrp_fsm_timer(&f, 1061, &o);
     ck_assert_uint_eq(o.actions, VRRP_ACT_DEL_VIPS | VRRP_ACT_HANDOVER_DONE);
     ck_assert_str_eq(o.reason, "10.0.0.21 is master now");
     ck_assert_uint_eq(vrrp_fsm_next_due(&f), 0);

@@ -1,0 +1,53 @@
+# lablib.sh -- integration tests on the lab (scripts/lab.sh): the pair in network
+# namespaces. Each test gets its own namespace prefix and lab directory, and the lab is
+# stopped gracefully (so sanitizers report) and removed on every exit.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+export VRRPD=${VRRPD:?set VRRPD to the vrrpd binary}
+export LAB_PREFIX="t${BASE}"
+export LAB_DIR="$WORK/lab"
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
+
+lab_teardown() {
+    local inst
+    for inst in lb1 lb2; do
+        [ -f "$LAB_DIR/$inst-vrrpd.pid" ] && kill -0 "$(cat "$LAB_DIR/$inst-vrrpd.pid")" 2>/dev/null &&
+            lab_stop "$inst" >/dev/null 2>&1
+    done
+    KEEP=1 lab_down >/dev/null 2>&1
+}
+CLEANUP_HOOKS+=(lab_teardown)
+
+other() { [ "$1" = lb1 ] && echo lb2 || echo lb1; }
+
+# group_field INST VRID FIELD: a number or string from the instance's state file.
+group_field() {
+    grep -o "\"vrid\":$2,[^]]*" "$LAB_DIR/$1-vrrpd.json" | grep -o "\"$3\":[^,]*" | head -1 |
+        cut -d: -f2 | tr -d '"'
+}
+
+# wait_holder VIP INST SECONDS: poll every 5 ms until only INST holds VIP; prints ms.
+wait_holder() {
+    local vip=$1 inst=$2 limit=$3 t0
+    t0=$(now_ms)
+    while [ "$(lab_holders "$vip")" != "$inst" ]; do
+        [ $(($(now_ms) - t0)) -lt $((limit * 1000)) ] || return 1
+        sleep 0.005
+    done
+    echo $(($(now_ms) - t0))
+}
+
+probe_start() { # probe_start NAME VIP [DEADLINE_MS]: pgprobe from the client, in the background
+    ip netns exec "$(lab_ns client)" "$TOOLS/pgprobe" -i 10 -t "${3:-1000}" -d 60 \
+        "host=$2 user=postgres dbname=postgres" >"$WORK/$1.probe" &
+    eval "PROBE_$1=$!"
+    PIDS+=($!)
+}
+probe_stop() { # probe_stop NAME: SIGTERM; waits for in-flight attempts to finish
+    local pid
+    eval "pid=\$PROBE_$1"
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+outage() { # outage EVENT_MS NAME -> "outage_ms=N failed=N"
+    bash "$(dirname "${BASH_SOURCE[0]}")/../../scripts/outage.sh" "$1" "$WORK/$2.probe"
+}

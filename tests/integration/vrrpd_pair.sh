@@ -1,0 +1,86 @@
+#!/bin/bash
+# Two vrrpd on one segment (issue 3): one master per group; SIGKILL of a master with its
+# link down moves the VIP within the master down interval + 100 ms and a client reaches
+# it; SIGTERM hands over within one interval; a partition heals to exactly one master;
+# malformed and wrong-TTL packets are dropped and counted without a transition.
+source "$(dirname "$0")/lablib.sh"
+export LAB_NODES=0 LAB_LBD=0 LAB_INTERVAL=100ms
+lab_up >/dev/null || fail "lab did not come up"
+
+# 1. One master per group, and the state files agree with the kernel.
+for vrid in 51 52; do
+    vip=$([ $vrid = 51 ] && echo $VIP_A || echo $VIP_B)
+    m=$(lab_master_of $vrid)
+    [ -n "$m" ] || fail "no master for vrid $vrid"
+    [ "$(lab_holders "$vip")" = "$m" ] || fail "vrid $vrid: master $m but $vip held by '$(lab_holders "$vip")'"
+    [ "$(group_field "$(other "$m")" $vrid state)" = BACKUP ] || fail "vrid $vrid: the other is not BACKUP"
+done
+pass "one master per group: VIP-A on $(lab_holders $VIP_A), VIP-B on $(lab_holders $VIP_B)"
+
+# 2. SIGKILL the master of VIP-A and take its link down, as a dying container does.
+M=$(lab_master_of 51)
+O=$(other "$M")
+down=$(group_field "$O" 51 master_down_ms)
+t0=$(now_ms)
+lab_kill "$M"
+took=$(wait_holder $VIP_A "$O" 3) || fail "VIP-A did not move to $O within 3 s"
+[ "$took" -le $((down + 100)) ] || fail "VIP-A moved after $took ms; master down interval is $down ms (+100 allowed)"
+lab_exec client ping -c 1 -W 1 $VIP_A >/dev/null || fail "client cannot reach VIP-A on $O"
+grep -q "event=transition vrid=51 from=BACKUP to=MASTER .*reason=\"no advertisement from $(lab_ip "$M") for [0-9]* ms" \
+    "$LAB_DIR/$O-vrrpd.log" || fail "no transition line with the reason on $O"
+pass "SIGKILL + link down: VIP-A on $O after $took ms (master down $down ms); client reaches it"
+
+# 3. The killed instance comes back; preemption is off, so it stays backup.
+lab_start "$M"
+sleep 1.5
+[ "$(lab_holders $VIP_A)" = "$O" ] || fail "VIP-A moved back without preemption"
+[ "$(group_field "$M" 51 state)" = BACKUP ] || fail "$M is not BACKUP after rejoining"
+pass "$M rejoined as BACKUP (preempt off)"
+
+# 4. SIGTERM the master: it resigns with priority 0 and the backup takes over at once.
+t0=$(now_ms)
+kill -TERM "$(cat "$LAB_DIR/$O-vrrpd.pid")"
+took=$(wait_holder $VIP_A "$M" 3) || fail "VIP-A did not move to $M after SIGTERM"
+[ "$took" -le 160 ] || fail "takeover after SIGTERM took $took ms, more than one interval (100 ms +60)"
+grep -q "vrid=51 from=BACKUP to=MASTER .*priority 0 received from $(lab_ip "$O")" "$LAB_DIR/$M-vrrpd.log" ||
+    fail "$M does not say it took over on priority 0"
+wait_for 3 "$O exits after its handover" bash -c "! kill -0 $(cat "$LAB_DIR/$O-vrrpd.pid") 2>/dev/null"
+[ -z "$(lab_holders $VIP_A | grep -w "$O")" ] || fail "$O kept VIP-A after exiting"
+pass "SIGTERM: VIP-A on $M after $took ms (priority 0); $O released it and exited"
+lab_start "$O"
+sleep 1.5
+
+# 5. Partition: detach lb2's port from the switch (its link stays up), then heal.
+ip -n "$(lab_ns sw)" link set lb2 nomaster
+sleep 1
+[ "$(group_field lb1 51 state)" = MASTER ] && [ "$(group_field lb2 51 state)" = MASTER ] ||
+    fail "partitioned: expected both MASTER for vrid 51 (each alone on its side)"
+ip -n "$(lab_ns sw)" link set lb2 master br0
+sleep 1
+for vrid in 51 52; do
+    n=0
+    for inst in lb1 lb2; do [ "$(group_field $inst $vrid state)" = MASTER ] && n=$((n + 1)); done
+    [ $n -eq 1 ] || fail "after healing, vrid $vrid has $n masters"
+done
+[ -n "$(lab_holders $VIP_A)" ] && [ "$(lab_holders $VIP_A | wc -w)" -eq 1 ] || fail "VIP-A holders: $(lab_holders $VIP_A)"
+[ "$(lab_holders $VIP_B | wc -w)" -eq 1 ] || fail "VIP-B holders: $(lab_holders $VIP_B)"
+pass "partition healed: one master per group (A on $(lab_holders $VIP_A), B on $(lab_holders $VIP_B))"
+
+# 6. Bad packets from the client: each dropped and counted, no transition.
+before=$(cat "$LAB_DIR"/lb*-vrrpd.log | grep -c "event=transition")
+for kind in ttl checksum version type truncated count interval; do
+    lab_exec client "$TOOLS/vrrp_inject" eth0 $(lab_ip client) 51 254 $VIP_A $kind 3
+done
+sleep 0.8
+for inst in lb1 lb2; do
+    dropped=$(grep -o '"dropped":{[^}]*}' "$LAB_DIR/$inst-vrrpd.json")
+    for reason in ttl checksum version type truncated length interval; do
+        n=$(grep -o "\"$reason\":[0-9]*" <<<"$dropped" | cut -d: -f2)
+        [ "${n:-0}" -ge 3 ] || fail "$inst counted $n drops for $reason, want 3: $dropped"
+    done
+done
+after=$(cat "$LAB_DIR"/lb*-vrrpd.log | grep -c "event=transition")
+[ "$before" -eq "$after" ] || fail "bad packets caused $((after - before)) transitions"
+grep -q 'event=packet_dropped reason=ttl src=10.77.0.50 detail="TTL 64, not 255"' "$LAB_DIR"/lb1-vrrpd.log ||
+    grep -q 'event=packet_dropped reason=ttl' "$LAB_DIR"/lb2-vrrpd.log || fail "no log line for a TTL drop"
+pass "21 malformed packets (7 kinds x 3): all dropped and counted by reason, no transition"
