@@ -18,6 +18,8 @@ const char *vip_strerror(int err)
 
 static int addr_op(struct vip_ctx *v, uint32_t ip, bool add)
 {
+    if (v->sk == NULL)
+        return -NLE_BAD_SOCK;
     struct rtnl_addr *a = rtnl_addr_alloc();
     uint32_t be = htonl(ip);
     struct nl_addr *local = nl_addr_build(AF_INET, &be, 4);

@@ -95,6 +95,8 @@ static void send_adv(struct vrrpd_group *g, uint8_t priority)
 
 static void vips_set(struct vrrpd_group *g, bool add)
 {
+    if (g->d->closed)
+        return;
     for (size_t i = 0; i < g->cfg.n_vips; i++) {
         int rc = add ? vip_add(&g->d->vip, g->cfg.vips[i]) : vip_del(&g->d->vip, g->cfg.vips[i]);
         if (rc != 0) {
@@ -598,12 +600,13 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     }
     log_emit(LOG_INFO, "shutdown", "reason=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-    d->stopping = true;
+    /* Every group first; only then may maybe_finish() close what they use. */
     for (size_t i = 0; i < d->n_groups; i++) {
         struct vrrp_out o;
         vrrp_fsm_shutdown(&d->groups[i].fsm, now_ms(), &o);
         apply(&d->groups[i], &o);
     }
+    d->stopping = true;
     maybe_finish(d);
 }
 
