@@ -222,9 +222,13 @@ lab_stop() { # planned stop: lbd first (it tells vrrpd, which hands over), then 
     for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 }
 
+lab_vips() {
+    echo "VIP-A $VIP_A held by: $(lab_holders "$VIP_A")    VIP-B $VIP_B held by: $(lab_holders "$VIP_B")"
+}
+
 lab_status() {
     local inst vrid
-    echo "VIP-A $VIP_A held by: $(lab_holders "$VIP_A")    VIP-B $VIP_B held by: $(lab_holders "$VIP_B")"
+    lab_vips
     for inst in lb1 lb2; do
         local f="$LAB_DIR/$inst-vrrpd.json" state=""
         if [ -f "$f" ] && "$LAB_VRRPD_BIN" --status -c "$LAB_DIR/$inst.yaml" >/dev/null 2>&1; then

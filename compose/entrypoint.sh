@@ -1,0 +1,31 @@
+#!/bin/bash
+# pgvip-entrypoint CONFIG -- run lbd and vrrpd of one instance from one config file.
+# If either daemon exits, stop the other and exit non-zero: the container dies as a
+# whole, like a crashed host. `docker stop` (SIGTERM) is a planned stop: lbd first (it
+# tells vrrpd, which hands the VIPs over without dropping new sessions), then vrrpd.
+set -u
+CONFIG=${1:-/etc/pgvip/instance.yaml}
+mkdir -p /run/pgvip
+lbd --check -c "$CONFIG" || exit 2
+vrrpd --check -c "$CONFIG" || exit 2
+
+lbd -c "$CONFIG" &
+LBD=$!
+vrrpd -c "$CONFIG" &
+VRRPD=$!
+
+stop() {
+    kill -TERM "$LBD" 2>/dev/null
+    wait "$LBD" 2>/dev/null
+    kill -TERM "$VRRPD" 2>/dev/null
+    wait "$VRRPD" 2>/dev/null
+    exit 0
+}
+trap stop TERM INT
+
+wait -n "$LBD" "$VRRPD"
+rc=$?
+echo "pgvip-entrypoint: a daemon exited (status $rc); stopping the instance" >&2
+kill -TERM "$LBD" "$VRRPD" 2>/dev/null
+wait
+exit 1

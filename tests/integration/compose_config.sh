@@ -1,0 +1,16 @@
+#!/bin/bash
+# The compose setup cannot run here (no Docker engine), so CI checks what it can: the
+# compose file is valid, and both daemons accept the instance configs it mounts.
+source "$(dirname "$0")/lib.sh"
+DIR=$(cd "$(dirname "$0")/../../compose" && pwd)
+command -v docker-compose >/dev/null || fail "docker-compose is not installed (scripts/install-deps.sh)"
+out=$(docker-compose -f "$DIR/docker-compose.yml" config -q 2>&1) || fail "compose file invalid: $out"
+services=$(docker-compose -f "$DIR/docker-compose.yml" config --services | sort | paste -sd' ')
+[ "$services" = "client init lb1 lb2 roach1 roach2 roach3" ] || fail "services: $services"
+pass "docker-compose config: valid ($services)"
+for inst in lb1 lb2; do
+    "$LBD" --check -c "$DIR/$inst.yaml" >/dev/null || fail "lbd rejects compose/$inst.yaml"
+    "$VRRPD" --check -c "$DIR/$inst.yaml" >/dev/null || fail "vrrpd rejects compose/$inst.yaml"
+done
+grep -q "type: http" "$DIR/lb1.yaml" || fail "compose lbd should use CockroachDB's HTTP readiness check"
+pass "lbd --check and vrrpd --check accept compose/lb1.yaml and compose/lb2.yaml"
