@@ -6,8 +6,9 @@ void health_init(struct health_state *h, uint32_t rise, uint32_t fall)
     h->rise = rise ? rise : 1;
     h->fall = fall ? fall : 1;
     h->ok_run = 0;
-    h->fail_run = h->fall - 1;
+    h->fail_run = 0;
     h->up = true;
+    h->checked = false;
 }
 
 void health_retune(struct health_state *h, uint32_t rise, uint32_t fall)
@@ -18,6 +19,8 @@ void health_retune(struct health_state *h, uint32_t rise, uint32_t fall)
 
 enum health_change health_feed(struct health_state *h, bool ok)
 {
+    bool first = !h->checked;
+    h->checked = true;
     if (ok) {
         h->fail_run = 0;
         if (h->ok_run < UINT32_MAX)
@@ -30,7 +33,7 @@ enum health_change health_feed(struct health_state *h, bool ok)
         h->ok_run = 0;
         if (h->fail_run < UINT32_MAX)
             h->fail_run++;
-        if (h->up && h->fail_run >= h->fall) {
+        if (h->up && (h->fail_run >= h->fall || first)) {
             h->up = false;
             return HEALTH_WENT_DOWN;
         }

@@ -12,6 +12,7 @@ struct health_state {
     uint32_t rise, fall;
     uint32_t ok_run, fail_run; /* consecutive results of each kind */
     bool up;
+    bool checked; /* a result has come in since start */
 };
 
 enum health_change { HEALTH_SAME, HEALTH_WENT_UP, HEALTH_WENT_DOWN };

@@ -103,7 +103,10 @@ void lbd_node_result(struct lbd *l, struct pool_node *n, bool ok, bool draining,
     enum health_change ch = health_feed(&n->health, ok);
     char why[200];
     if (ch == HEALTH_WENT_DOWN) {
-        snprintf(why, sizeof(why), "%s (%u failed in a row)", reason, n->health.fail_run);
+        if (n->health.fail_run < n->health.fall)
+            snprintf(why, sizeof(why), "%s (first check since start)", reason);
+        else
+            snprintf(why, sizeof(why), "%s (%u failed in a row)", reason, n->health.fail_run);
         lbd_node_set_state(l, n, draining ? NODE_DRAINING : NODE_DOWN, why);
     } else if (ch == HEALTH_WENT_UP) {
         snprintf(why, sizeof(why), "%s (%u passed in a row)", reason, n->health.ok_run);

@@ -63,6 +63,10 @@ struct session {
     uint64_t bytes[2];
     const char *end_reason;
     char detail[96];
+    /* A refusal waiting for the StartupMessage: clients asked for encryption first, and
+     * libpq shows an error only when it arrives after the negotiation ('N'). */
+    const char *pending_sqlstate, *pending_reason;
+    char pending_msg[96];
     char user[64], database[64], app[64];
     char client_addr[SOCKADDR_STRLEN];
 };
@@ -246,6 +250,32 @@ static void refuse(struct session *s, const char *sqlstate, const char *msg, con
         uv_timer_start(&s->timer, on_timer, 1000, 0);
 }
 
+/* Refuse, but if the client's packet is an encryption request, first answer 'N' and
+ * wait for its StartupMessage, so the reason reaches the user (PostgreSQL does the same
+ * for "too many clients"). */
+static void refuse_after_negotiation(struct session *s, const char *sqlstate, const char *msg,
+                                     const char *reason)
+{
+    bool encrypting = s->kind == PGWIRE_FIRST_SSL || s->kind == PGWIRE_FIRST_GSSENC;
+    if (!encrypting || s->srv != SRV_NONE) {
+        refuse(s, sqlstate, msg, reason);
+        return;
+    }
+    s->pending_sqlstate = sqlstate;
+    s->pending_reason = reason;
+    if (msg != s->pending_msg) /* a repeat passes our own buffer: never copy onto itself */
+        snprintf(s->pending_msg, sizeof(s->pending_msg), "%s", msg);
+    uv_buf_t no = uv_buf_init("N", 1);
+    if (uv_try_write((uv_stream_t *)&s->client, &no, 1) != 1) {
+        refuse(s, sqlstate, msg, reason);
+        return;
+    }
+    s->first_len = 0;
+    s->state = SS_FIRST;
+    uv_timer_start(&s->timer, on_timer, s->lbd->cfg.startup_ms, 0);
+    uv_read_start((uv_stream_t *)&s->client, on_alloc, first_read);
+}
+
 /* ---- timers ---- */
 
 static void arm_idle(struct session *s)
@@ -350,9 +380,13 @@ void session_accept(struct lbd_listener *ls)
     uv_tcp_nodelay(&s->client, 1);
     lbd_set_keepalive(l, &s->client);
     if (l->n_sessions > l->cfg.maxconn) {
+        /* Refused after its first packet: the reason survives SSL negotiation, and a
+         * CancelRequest is still routed. */
         l->stats.refused_maxconn++;
-        refuse(s, "53300", "sorry, too many clients already (lbd maxconn)", "maxconn");
-        return;
+        s->pending_sqlstate = "53300";
+        s->pending_reason = "maxconn";
+        snprintf(s->pending_msg, sizeof(s->pending_msg),
+                 "sorry, too many clients already (lbd maxconn)");
     }
     uv_timer_start(&s->timer, on_timer, l->cfg.startup_ms, 0);
     uv_read_start((uv_stream_t *)&s->client, on_alloc, first_read);
@@ -431,10 +465,8 @@ static void forward_first(struct session *s)
     uint64_t now = uv_now(l->loop);
     s->last_read_ms[C2S] = s->last_read_ms[S2C] = now;
     if (s->kind == PGWIRE_FIRST_SSL || s->kind == PGWIRE_FIRST_GSSENC) {
-        s->bytes[C2S] += s->first_len;
-        free(s->first);
-        s->first = NULL;
-        s->first_len = s->first_cap = 0;
+        /* The request stays buffered until the node answers: another node can take it
+         * if this one closes first. */
         s->state = SS_NEGOTIATE;
         uv_timer_start(&s->timer, on_timer, l->cfg.connect_ms + l->cfg.startup_ms, 0);
         uv_read_start((uv_stream_t *)&s->server, on_alloc, negotiate_read);
@@ -483,6 +515,40 @@ static void pass_reply(struct session *s)
 
 static void on_server_closed_retry(uv_handle_t *h);
 
+/* Nothing of this node's has reached the client yet (it refused or vanished before
+ * answering the startup or the encryption request): try the next node. health_reason,
+ * when set, counts as a failed check for the node. */
+static void retry_elsewhere(struct session *s, const char *health_reason)
+{
+    if (health_reason)
+        lbd_node_result(s->lbd, s->node, false, false, health_reason);
+    free(s->reply);
+    s->reply = NULL;
+    s->reply_len = 0;
+    uv_read_stop((uv_stream_t *)&s->server);
+    node_unuse(s);
+    uv_timer_stop(&s->timer);
+    s->state = SS_CONNECTING;
+    s->srv = SRV_CLOSING;
+    uv_close((uv_handle_t *)&s->server, on_server_closed_retry);
+}
+
+/* The node closed (or failed) before its first answer: retry while attempts remain. */
+static void lost_before_answer(struct session *s, ssize_t nread)
+{
+    const char *what = s->state == SS_NEGOTIATE ? "the encryption request" : "the startup";
+    if (s->attempts > s->lbd->cfg.retries) {
+        session_end(s, nread == UV_EOF ? "node_closed" : "node_error");
+        return;
+    }
+    char reason[160];
+    snprintf(reason, sizeof(reason), "closed before answering %s: %s", what,
+             uv_strerror((int)nread));
+    log_emit(LOG_WARN, "startup_lost", "client=%s node=%s detail=\"%s\" action=retry",
+             s->client_addr, s->node->name, reason);
+    retry_elsewhere(s, reason);
+}
+
 static void startup_reply_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct session *s = stream->data;
@@ -490,7 +556,7 @@ static void startup_reply_read(uv_stream_t *stream, ssize_t nread, const uv_buf_
     if (nread <= 0) {
         release(s, buf);
         if (nread < 0)
-            session_end(s, nread == UV_EOF ? "node_closed" : "node_error");
+            lost_before_answer(s, nread);
         return;
     }
     uint8_t *p = realloc(s->reply, s->reply_len + (size_t)nread);
@@ -522,19 +588,8 @@ static void startup_reply_read(uv_stream_t *stream, ssize_t nread, const uv_buf_
     char msg[160], reason[200];
     log_emit(LOG_WARN, "startup_refused", "client=%s node=%s sqlstate=%s message=%s action=retry",
              s->client_addr, s->node->name, c.sqlstate, log_quote(msg, sizeof(msg), c.message));
-    if (strcmp(c.sqlstate, "53300") != 0) {
-        snprintf(reason, sizeof(reason), "refused a startup: %s %s", c.sqlstate, c.message);
-        lbd_node_result(l, s->node, false, false, reason);
-    }
-    free(s->reply);
-    s->reply = NULL;
-    s->reply_len = 0;
-    uv_read_stop(stream);
-    node_unuse(s);
-    uv_timer_stop(&s->timer);
-    s->state = SS_CONNECTING;
-    s->srv = SRV_CLOSING;
-    uv_close((uv_handle_t *)&s->server, on_server_closed_retry);
+    snprintf(reason, sizeof(reason), "refused a startup: %s %s", c.sqlstate, c.message);
+    retry_elsewhere(s, strcmp(c.sqlstate, "53300") != 0 ? reason : NULL);
 }
 
 static void classify(struct session *s)
@@ -552,6 +607,7 @@ static void classify(struct session *s)
         return;
     case PGWIRE_FIRST_CANCEL:
         s->kind = PGWIRE_FIRST_CANCEL;
+        s->pending_sqlstate = NULL; /* a cancel is served even when sessions are not */
         if (s->srv != SRV_NONE) {
             l->stats.refused_bad_packet++;
             refuse(s, "08P01", "cancel request after encryption negotiation", "bad_packet");
@@ -578,6 +634,14 @@ static void classify(struct session *s)
         break;
     }
     s->kind = (uint8_t)f.kind;
+    if (s->pending_sqlstate) {
+        uv_read_stop((uv_stream_t *)&s->client);
+        if (f.kind == PGWIRE_FIRST_STARTUP)
+            refuse(s, s->pending_sqlstate, s->pending_msg, s->pending_reason);
+        else /* another encryption request: 'N' again */
+            refuse_after_negotiation(s, s->pending_sqlstate, s->pending_msg, s->pending_reason);
+        return;
+    }
     if (s->from_peer) {
         l->stats.refused_bad_packet++;
         refuse(s, "08P01", "the peer listener takes only cancel requests", "bad_packet");
@@ -619,9 +683,13 @@ static void negotiate_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
     if (nread <= 0) {
         release(s, buf);
         if (nread < 0)
-            session_end(s, nread == UV_EOF ? "node_closed" : "node_error");
+            lost_before_answer(s, nread);
         return;
     }
+    s->bytes[C2S] += s->first_len;
+    free(s->first);
+    s->first = NULL;
+    s->first_len = s->first_cap = 0;
     char answer = buf->base[0];
     uv_read_stop(stream);
     uv_buf_t b = uv_buf_init(buf->base, (unsigned)nread);
@@ -703,10 +771,12 @@ static void connect_node(struct session *s)
     if (idx < 0) {
         if (s->attempts == 0) {
             l->stats.refused_no_node++;
-            refuse(s, "57P03", "no database node is available (lbd)", "no_node");
+            refuse_after_negotiation(s, "57P03", "no database node is available (lbd)",
+                                     "no_node");
         } else {
             l->stats.refused_connect++;
-            refuse(s, "08006", "could not connect to a database node", "connect_failed");
+            refuse_after_negotiation(s, "08006", "could not connect to a database node",
+                                     "connect_failed");
         }
         return;
     }

@@ -15,7 +15,8 @@ START_TEST(fall_needs_consecutive_failures)
 {
     struct health_state h;
     health_init(&h, 2, 3);
-    ck_assert_int_eq(health_feed(&h, true), HEALTH_SAME);
+    ck_assert_int_eq(health_feed(&h, true), HEALTH_SAME); /* checked: no more shortcut */
+    ck_assert_int_eq(h.fail_run, 0);
     ck_assert_int_eq(health_feed(&h, false), HEALTH_SAME);
     ck_assert_int_eq(health_feed(&h, false), HEALTH_SAME);
     ck_assert_int_eq(health_feed(&h, true), HEALTH_SAME); /* the run resets */
