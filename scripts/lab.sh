@@ -15,7 +15,8 @@
 #
 # Sourced by the tests, it provides the same as functions (lab_up, lab_kill, ...).
 # Settings (environment): LAB_PREFIX (pgv), LAB_DIR, LAB_INTERVAL (100ms),
-# LAB_PREEMPT (false), LAB_PREEMPT_DELAY (0s), LAB_NODES (3), LAB_LBD (1), BUILD_DIR.
+# LAB_PREEMPT (false), LAB_PREEMPT_DELAY (0s), LAB_NODES (3), LAB_LBD (1), BUILD_DIR,
+# LAB_UNICAST (0: multicast; 1: unicast peers), LAB_NOTIFY (0; 1: log notify calls).
 
 LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LAB_PREFIX=${LAB_PREFIX:-pgv}
@@ -26,6 +27,8 @@ LAB_PREEMPT=${LAB_PREEMPT:-false}
 LAB_PREEMPT_DELAY=${LAB_PREEMPT_DELAY:-0s}
 LAB_NODES=${LAB_NODES:-3}
 LAB_LBD=${LAB_LBD:-1}
+LAB_UNICAST=${LAB_UNICAST:-0}
+LAB_NOTIFY=${LAB_NOTIFY:-0}
 LAB_BUILD=${BUILD_DIR:-$LAB_ROOT/build}
 LAB_LBD_BIN=${LBD:-$LAB_BUILD/lbd/lbd}
 LAB_VRRPD_BIN=${VRRPD:-$LAB_BUILD/vrrpd/vrrpd}
@@ -87,6 +90,8 @@ lab_write_config() { # lab_write_config lb1|lb2
         echo "  interface: eth0"
         echo "  state_file: $LAB_DIR/$inst-vrrpd.json"
         echo "  transitions_file: $LAB_DIR/$inst-transitions.log"
+        [ "$LAB_UNICAST" = 1 ] && echo "  unicast_peers: [$peer]"
+        [ "$LAB_NOTIFY" = 1 ] && echo "  notify: 'echo \"\$1 \$2 \$3 \$VRRP_FROM\" >> $LAB_DIR/$inst-notify.log'"
         if [ "$LAB_LBD" = 1 ]; then
             echo "  track: {link: true, lbd: {socket: $LAB_DIR/$inst-lbd.sock, interval: 50ms, timeout: 300ms}}"
         else

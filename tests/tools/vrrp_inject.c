@@ -2,7 +2,8 @@
  * must. Builds the whole IPv4 datagram itself (IP_HDRINCL), so TTL, version, checksum
  * and length can be wrong on purpose.
  *
- * usage: vrrp_inject IFNAME SRC VRID PRIORITY VIP KIND [COUNT]
+ * usage: vrrp_inject IFNAME SRC VRID PRIORITY VIP KIND [COUNT [DST]]
+ * DST defaults to 224.0.0.18; a unicast DST tests vrrpd's unicast-peer mode.
  * KIND: good ttl checksum version type truncated count interval */
 #include "vrrp_packet.h"
 
@@ -18,7 +19,7 @@
 int main(int argc, char **argv)
 {
     if (argc < 7) {
-        fprintf(stderr, "usage: %s IFNAME SRC VRID PRIORITY VIP KIND [COUNT]\n", argv[0]);
+        fprintf(stderr, "usage: %s IFNAME SRC VRID PRIORITY VIP KIND [COUNT [DST]]\n", argv[0]);
         return 2;
     }
     struct in_addr src, vip;
@@ -28,11 +29,17 @@ int main(int argc, char **argv)
     }
     const char *kind = argv[6];
     int count = argc > 7 ? atoi(argv[7]) : 1;
+    struct in_addr dst_addr = {.s_addr = htonl(VRRP_MCAST_V4)};
+    if (argc > 8 && inet_pton(AF_INET, argv[8], &dst_addr) != 1) {
+        fprintf(stderr, "bad destination\n");
+        return 2;
+    }
+    uint32_t dst_h = ntohl(dst_addr.s_addr);
     struct vrrp_adv a = {.vrid = (uint8_t)atoi(argv[3]), .priority = (uint8_t)atoi(argv[4]),
                          .max_adv_cs = 10, .naddrs = 1, .addrs = {ntohl(vip.s_addr)}};
     uint8_t pkt[128] = {0};
     uint8_t *m = pkt + 20;
-    size_t len = vrrp_packet_build(m, sizeof(pkt) - 20, &a, ntohl(src.s_addr), VRRP_MCAST_V4);
+    size_t len = vrrp_packet_build(m, sizeof(pkt) - 20, &a, ntohl(src.s_addr), dst_h);
     uint8_t ttl = 255;
     if (strcmp(kind, "ttl") == 0)
         ttl = 64;
@@ -48,7 +55,7 @@ int main(int argc, char **argv)
         m[3] = 3; /* says 3 addresses, carries 1 */
     else if (strcmp(kind, "interval") == 0) {
         a.max_adv_cs = 0;
-        len = vrrp_packet_build(m, sizeof(pkt) - 20, &a, ntohl(src.s_addr), VRRP_MCAST_V4);
+        len = vrrp_packet_build(m, sizeof(pkt) - 20, &a, ntohl(src.s_addr), dst_h);
     } else if (strcmp(kind, "good") != 0) {
         fprintf(stderr, "unknown kind %s\n", kind);
         return 2;
@@ -59,7 +66,7 @@ int main(int argc, char **argv)
     pkt[8] = ttl;
     pkt[9] = VRRP_PROTO;
     memcpy(pkt + 12, &src.s_addr, 4);
-    uint32_t dst = htonl(VRRP_MCAST_V4);
+    uint32_t dst = dst_addr.s_addr;
     memcpy(pkt + 16, &dst, 4);
     int fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW); /* IPPROTO_RAW implies IP_HDRINCL */
     if (fd < 0) {

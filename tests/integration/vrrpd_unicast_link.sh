@@ -1,0 +1,46 @@
+#!/bin/bash
+# vrrpd with unicast peers (networks without multicast): failover works, and an advert
+# from an address that is not a configured peer is dropped even with a higher priority.
+# Link tracking on a live instance: its link goes down -> FAULT, the VIP moves; link up
+# -> it rejoins. The notify hook runs with the new state.
+source "$(dirname "$0")/lablib.sh"
+export LAB_NODES=0 LAB_LBD=0 LAB_UNICAST=1 LAB_NOTIFY=1
+lab_up >/dev/null || fail "lab did not come up"
+grep -q '"mode":"unicast"' "$LAB_DIR/lb1-vrrpd.json" || fail "lb1 is not in unicast mode"
+pass "unicast peers: VIP-A on $(lab_holders $VIP_A), VIP-B on $(lab_holders $VIP_B)"
+
+# The adverts really are unicast: capture on lb2's side of the switch.
+ip netns exec "$(lab_ns sw)" timeout 1 tshark -i lb2 -f "ip proto 112" -T fields -e ip.dst -c 3 \
+    >"$WORK/dst.txt" 2>/dev/null || true
+grep -qx "$(lab_ip lb2)" "$WORK/dst.txt" || fail "no unicast advert to lb2 captured: $(cat "$WORK/dst.txt")"
+if grep -q 224.0.0.18 "$WORK/dst.txt"; then fail "multicast adverts in unicast mode"; fi
+pass "adverts go to the peer's address ($(sort -u "$WORK/dst.txt" | paste -sd' '))"
+
+# A forged higher-priority advert from the client (not a peer) is dropped, not obeyed.
+before=$(cat "$LAB_DIR"/lb*-vrrpd.log | grep -c "event=transition")
+for inst in lb1 lb2; do # sent unicast to each instance, as a peer's would be
+    lab_exec client "$TOOLS/vrrp_inject" eth0 $(lab_ip client) 51 254 $VIP_A good 5 $(lab_ip $inst)
+done
+sleep 0.5
+after=$(cat "$LAB_DIR"/lb*-vrrpd.log | grep -c "event=transition")
+[ "$before" -eq "$after" ] || fail "a forged advert from a non-peer caused a transition"
+grep -q '"not_peer":[1-9]' "$LAB_DIR/lb1-vrrpd.json" || fail "lb1 did not count not_peer drops"
+pass "forged priority-254 advert from a non-peer: dropped and counted, no transition"
+
+# Link down on the live master of VIP-A: FAULT, and the backup takes over.
+M=$(lab_master_of 51)
+O=$(other "$M")
+down=$(group_field "$O" 51 master_down_ms)
+ip -n "$(lab_ns "$M")" link set eth0 down
+took=$(wait_holder $VIP_A "$O" 3) || fail "VIP-A did not move after $M's link went down"
+[ "$took" -le $((down + 100)) ] || fail "took $took ms (master down $down)"
+wait_for 2 "FAULT logged" grep -q "vrid=51 from=MASTER to=FAULT .*reason=\"link eth0 down\"" "$LAB_DIR/$M-vrrpd.log"
+[ "$(group_field "$M" 51 state)" = FAULT ] || fail "$M not in FAULT"
+pass "link down on $M: FAULT ('link eth0 down'), VIP-A on $O after $took ms"
+ip -n "$(lab_ns "$M")" link set eth0 up
+wait_for 3 "rejoin" grep -q "vrid=51 from=FAULT to=BACKUP .*reason=\"link eth0 up\"" "$LAB_DIR/$M-vrrpd.log"
+pass "link up: $M rejoins as BACKUP"
+
+grep -q "^MASTER 51 $O BACKUP$" "$LAB_DIR/$O-notify.log" || fail "notify hook: $(cat "$LAB_DIR/$O-notify.log")"
+grep -q "^FAULT 51 $M MASTER$" "$LAB_DIR/$M-notify.log" || fail "notify hook on $M: $(cat "$LAB_DIR/$M-notify.log")"
+pass "notify hook ran with state, vrid, instance and VRRP_FROM"
