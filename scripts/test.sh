@@ -16,7 +16,18 @@ CC=clang BUILD_DIR=build-asan bash scripts/build.sh -DCMAKE_BUILD_TYPE=Debug -DP
 echo "== tests (under ASan+UBSan)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-(cd build-asan && ctest --output-on-failure --timeout 300 "$@")
+set +e
+(cd build-asan && ctest --output-on-failure --timeout 300 "$@") | tee /tmp/pgvip-ctest.log
+ctest_rc=${PIPESTATUS[0]}
 
 echo "== fuzzing (libFuzzer, ${FUZZ_SECONDS:-30} s per harness)"
-bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}" | tee /tmp/pgvip-fuzz.log
+fuzz_rc=${PIPESTATUS[0]}
+set -e
+
+total=$(grep -oE 'tests failed out of [0-9]+' /tmp/pgvip-ctest.log | awk '{print $NF}')
+failed=$(grep -oE '[0-9]+ tests failed out of' /tmp/pgvip-ctest.log | awk '{print $1}')
+fuzz_ok=$(grep -c '^fuzz .* ok ' /tmp/pgvip-fuzz.log || true)
+fuzz_bad=$(grep -c '^fuzz .* FAILED' /tmp/pgvip-fuzz.log || true)
+echo "ci: $(( ${total:-0} - ${failed:-0} + fuzz_ok )) passed, $(( ${failed:-0} + fuzz_bad )) failed"
+[ "$ctest_rc" -eq 0 ] && [ "$fuzz_rc" -eq 0 ] && [ -n "$total" ]
