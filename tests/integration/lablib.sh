@@ -36,6 +36,18 @@ wait_holder() {
     echo $(($(now_ms) - t0))
 }
 
+# wait_held VIP INST SECONDS: poll every 5 ms until INST holds VIP (others may still
+# hold it: a resigning master lingers one interval); prints ms.
+wait_held() {
+    local vip=$1 inst=$2 limit=$3 t0
+    t0=$(now_ms)
+    until lab_holders "$vip" | grep -qw "$inst"; do
+        [ $(($(now_ms) - t0)) -lt $((limit * 1000)) ] || return 1
+        sleep 0.005
+    done
+    echo $(($(now_ms) - t0))
+}
+
 probe_start() { # probe_start NAME VIP [DEADLINE_MS]: pgprobe from the client, in the background
     ip netns exec "$(lab_ns client)" "$TOOLS/pgprobe" -i 10 -t "${3:-1000}" -d 60 \
         "host=$2 user=postgres dbname=postgres" >"$WORK/$1.probe" &

@@ -40,13 +40,16 @@ pass "$M rejoined as BACKUP (preempt off)"
 # 4. SIGTERM the master: it resigns with priority 0 and the backup takes over at once.
 t0=$(now_ms)
 kill -TERM "$(cat "$LAB_DIR/$O-vrrpd.pid")"
-took=$(wait_holder $VIP_A "$M" 3) || fail "VIP-A did not move to $M after SIGTERM"
+took=$(wait_held $VIP_A "$M" 3) || fail "VIP-A did not reach $M after SIGTERM"
 [ "$took" -le 160 ] || fail "takeover after SIGTERM took $took ms, more than one interval (100 ms +60)"
+wait_holder $VIP_A "$M" 3 >/dev/null || fail "$O kept VIP-A"
+released=$(($(now_ms) - t0))
+[ "$released" -le $((took + 100 + 150)) ] || fail "$O released VIP-A only after $released ms (linger is one interval)"
 grep -q "vrid=51 from=BACKUP to=MASTER .*priority 0 received from $(lab_ip "$O")" "$LAB_DIR/$M-vrrpd.log" ||
     fail "$M does not say it took over on priority 0"
 wait_for 3 "$O exits after its handover" bash -c "! kill -0 $(cat "$LAB_DIR/$O-vrrpd.pid") 2>/dev/null"
 [ -z "$(lab_holders $VIP_A | grep -w "$O")" ] || fail "$O kept VIP-A after exiting"
-pass "SIGTERM: VIP-A on $M after $took ms (priority 0); $O released it and exited"
+pass "SIGTERM: VIP-A on $M after $took ms (priority 0); $O released it at $released ms and exited"
 lab_start "$O"
 sleep 1.5
 

@@ -1,0 +1,98 @@
+"""hostile_client.py -- raw-socket clients that misbehave, for lbd_hostile.sh.
+
+usage: hostile_client.py PORT MODE [ARGS]
+  slowloris             send 3 bytes of a startup, then wait for lbd to hang up
+  bytewise              send a valid startup one byte every 5 ms; expect an auth answer
+  random N              send N random bytes; print what came back (first byte)
+  flood N               open N connections with a startup each; count refusals by SQLSTATE
+  slowread QUERY SECS   start QUERY, read nothing for SECS, then read it all; print bytes
+  vanish QUERY          start QUERY, read a little, then reset the connection
+"""
+import os, socket, struct, sys, time
+
+def startup(user=b"postgres", db=b"postgres"):
+    body = struct.pack(">I", 3 << 16) + b"user\0" + user + b"\0database\0" + db + b"\0\0"
+    return struct.pack(">I", len(body) + 4) + body
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return s
+
+def read_until_ready(s):
+    buf = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise SystemExit("closed before ReadyForQuery: %r" % buf[:80])
+        buf += chunk
+        i = 0
+        while i + 5 <= len(buf):
+            t, n = buf[i:i+1], struct.unpack(">I", buf[i+1:i+5])[0]
+            if i + 1 + n > len(buf):
+                break
+            if t == b"Z":
+                return
+            if t == b"E":
+                raise SystemExit("error: %r" % buf[i:i+1+n])
+            i += 1 + n
+        buf = buf[i:]
+
+def query(q):
+    b = q.encode() + b"\0"
+    return b"Q" + struct.pack(">I", len(b) + 4) + b
+
+port, mode = int(sys.argv[1]), sys.argv[2]
+if mode == "slowloris":
+    s = connect(port); s.sendall(startup()[:3]); t0 = time.time()
+    data = s.recv(4096)
+    print("closed after %.1f s; got %r" % (time.time() - t0, data[:1]))
+elif mode == "bytewise":
+    s = connect(port)
+    for b in startup():
+        s.send(bytes([b])); time.sleep(0.005)
+    read_until_ready(s); print("ready")
+elif mode == "random":
+    s = connect(port); s.sendall(os.urandom(int(sys.argv[3])))
+    data = b""
+    try:
+        while True:
+            c = s.recv(4096)
+            if not c: break
+            data += c
+    except ConnectionResetError:
+        pass
+    print("answer %r" % data[:1])
+elif mode == "flood":
+    socks, codes = [], {}
+    for _ in range(int(sys.argv[3])):
+        s = connect(port); s.sendall(startup()); socks.append(s)
+    for s in socks:
+        s.settimeout(5)
+        try:
+            d = s.recv(4096)
+        except socket.timeout:
+            d = b""
+        code = "ok" if d[:1] == b"R" else "other"
+        if d[:1] == b"E":
+            i = d.find(b"C")
+            code = d[i+1:i+6].decode() if i >= 0 else "E"
+        codes[code] = codes.get(code, 0) + 1
+    print(" ".join("%s=%d" % kv for kv in sorted(codes.items())))
+    for s in socks: s.close()
+elif mode == "slowread":
+    s = connect(port)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(startup()); read_until_ready(s); s.sendall(query(sys.argv[3]))
+    print("paused", flush=True); time.sleep(float(sys.argv[4]))
+    total = 0
+    while True:
+        c = s.recv(1 << 20)
+        if not c: break
+        total += len(c)
+        if c.endswith(b"Z\0\0\0\x05I"): break
+    print("read %d bytes" % total)
+elif mode == "vanish":
+    s = connect(port); s.sendall(startup()); read_until_ready(s); s.sendall(query(sys.argv[3]))
+    s.recv(65536)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close(); print("reset")
