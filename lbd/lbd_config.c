@@ -172,6 +172,7 @@ static const struct cfg_field lbd_fields[] = {
     {"liveness_socket", CFG_STR, OFF(liveness_socket),
      sizeof(((struct lbd_config *)0)->liveness_socket)},
     {"keepalive", CFG_DURATION, OFF(keepalive_ms), .min = 0, .max = DAY_MS},
+    {"user", CFG_STR, OFF(user), sizeof(((struct lbd_config *)0)->user)},
     {"timeouts", CFG_CUSTOM, 0, .custom = parse_timeouts},
     {"peer", CFG_CUSTOM, 0, .custom = parse_peer},
     {"pool", CFG_CUSTOM, 0, .custom = parse_pool, .required = true},

@@ -3,12 +3,14 @@
 #include "lbd.h"
 
 #include "log.h"
+#include "privs.h"
 
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd_config *cfg);
 void lbd_free(struct lbd *l);
@@ -75,6 +77,15 @@ int main(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     if (lbd_start(&l, loop, path, &cfg) != 0)
         return 1;
+    /* Everything privileged (binding low ports, the log file) is done: become the
+     * configured user. lbd needs no root to relay. */
+    char perr[256];
+    if (privs_become_user(cfg.user, perr, sizeof(perr)) != 0) {
+        fprintf(stderr, "lbd: %s\n", perr);
+        return 1;
+    }
+    if (cfg.user[0])
+        log_emit(LOG_INFO, "privileges", "user=%s uid=%d", cfg.user, (int)getuid());
     uv_run(loop, UV_RUN_DEFAULT);
     lbd_free(&l);
     uv_loop_close(loop);

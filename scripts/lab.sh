@@ -76,6 +76,7 @@ lab_write_config() { # lab_write_config lb1|lb2
         echo "  listen: [$VIP_A:5432, $VIP_B:5432]"
         echo "  admin: 127.0.0.1:8081"
         echo "  liveness_socket: $LAB_DIR/$inst-lbd.sock"
+        echo "  user: nobody                 # binds as root, then runs unprivileged"
         echo "  timeouts: {connect: 500ms, startup: 5s, drain: 5s, handover: 500ms}"
         echo "  peer: {address: $peer:5433, listen: $me:5433}"
         echo "  pool:"
@@ -106,17 +107,22 @@ lab_write_config() { # lab_write_config lb1|lb2
 lab_pg_start() { # lab_pg_start node0
     local n=$1 ip
     ip=$(lab_ip "$n")
-    if [ ! -d "$LAB_DIR/$n" ]; then
-        if [ ! -d "$LAB_DIR/pg-template" ]; then
-            runuser -u postgres -- "$LAB_PGBIN/initdb" -D "$LAB_DIR/pg-template" -A trust \
+    # PostgreSQL's files live in pg/, owned by postgres; the lab directory stays root's
+    # (vrrpd keeps no CAP_DAC_OVERRIDE, and writes its state file there).
+    local pg="$LAB_DIR/pg"
+    mkdir -p "$pg"
+    chown postgres "$pg"
+    if [ ! -d "$pg/$n" ]; then
+        if [ ! -d "$pg/template" ]; then
+            runuser -u postgres -- "$LAB_PGBIN/initdb" -D "$pg/template" -A trust \
                 -U postgres --no-sync >/dev/null
-            echo "host all all $LAB_NET.0/24 trust" >>"$LAB_DIR/pg-template/pg_hba.conf"
+            echo "host all all $LAB_NET.0/24 trust" >>"$pg/template/pg_hba.conf"
         fi
-        cp -a "$LAB_DIR/pg-template" "$LAB_DIR/$n"
+        cp -a "$pg/template" "$pg/$n"
     fi
-    lab_exec "$n" runuser -u postgres -- "$LAB_PGBIN/pg_ctl" -D "$LAB_DIR/$n" -w -t 30 \
-        -l "$LAB_DIR/$n.log" \
-        -o "-p 5432 -k $LAB_DIR/$n -c listen_addresses=$ip,127.0.0.1 -c fsync=off -c max_connections=300" \
+    lab_exec "$n" runuser -u postgres -- "$LAB_PGBIN/pg_ctl" -D "$pg/$n" -w -t 30 \
+        -l "$pg/$n.log" \
+        -o "-p 5432 -k $pg/$n -c listen_addresses=$ip,127.0.0.1 -c fsync=off -c max_connections=300" \
         start >/dev/null
 }
 
@@ -148,7 +154,6 @@ lab_up() {
     fi
     mkdir -p "$LAB_DIR"
     chmod 755 "$LAB_DIR"
-    chown postgres "$LAB_DIR" 2>/dev/null || true
     ip netns add "$(lab_ns sw)"
     ip -n "$(lab_ns sw)" link add br0 type bridge
     ip -n "$(lab_ns sw)" link set br0 up
@@ -261,8 +266,8 @@ lab_down() {
         ip netns list | grep -q "^$(lab_ns "$h")\b" || continue
         case $h in
         node*)
-            [ -d "$LAB_DIR/$h" ] && lab_exec "$h" runuser -u postgres -- "$LAB_PGBIN/pg_ctl" \
-                -D "$LAB_DIR/$h" stop -m immediate >/dev/null 2>&1 || true
+            [ -d "$LAB_DIR/pg/$h" ] && lab_exec "$h" runuser -u postgres -- "$LAB_PGBIN/pg_ctl" \
+                -D "$LAB_DIR/pg/$h" stop -m immediate >/dev/null 2>&1 || true
             ;;
         esac
         for pid in $(ip netns pids "$(lab_ns "$h")"); do kill -KILL "$pid" 2>/dev/null || true; done

@@ -3,6 +3,7 @@
 #include "vrrpd.h"
 
 #include "log.h"
+#include "privs.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -110,6 +111,14 @@ int main(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     if (vrrpd_start(&d, loop, &cfg) != 0)
         return 1;
+    /* Sockets are open and real-time scheduling is set: keep only what moving VIPs
+     * needs from here on (netlink address changes, raw VRRP and ARP sockets). */
+    char perr[256];
+    if (privs_keep_net_caps(perr, sizeof(perr)) != 0) {
+        fprintf(stderr, "vrrpd: %s\n", perr);
+        return 1;
+    }
+    log_emit(LOG_INFO, "privileges", "capabilities=net_admin,net_raw");
     uv_run(loop, UV_RUN_DEFAULT);
     vrrpd_free(&d);
     uv_loop_close(loop);

@@ -56,7 +56,7 @@ stop_gracefully() {
 
 # Any sanitizer report in a daemon's log fails the test.
 sanitizer_reports() {
-    grep -lE "ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:|SUMMARY: .*Sanitizer" \
+    grep -lE "ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:|SUMMARY: .*Sanitizer|Sanitizer has encountered" \
         "$WORK"/*.log "$WORK"/lab/*.log 2>/dev/null || true
 }
 

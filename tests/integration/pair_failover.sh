@@ -10,6 +10,15 @@ for vip in $VIP_A $VIP_B; do
 done
 pass "clients reach both VIPs (A on $(lab_holders $VIP_A), B on $(lab_holders $VIP_B))"
 
+# Least privilege: lbd runs as nobody; vrrpd keeps only CAP_NET_ADMIN and CAP_NET_RAW.
+for inst in lb1 lb2; do
+    uid=$(awk '/^Uid:/ {print $2}' "/proc/$(cat "$LAB_DIR/$inst-lbd.pid")/status")
+    [ "$uid" = "$(id -u nobody)" ] || fail "$inst lbd runs as uid $uid, not nobody"
+    caps=$(awk '/^CapEff:/ {print $2}' "/proc/$(cat "$LAB_DIR/$inst-vrrpd.pid")/status")
+    [ "$caps" = 0000000000003000 ] || fail "$inst vrrpd has capabilities $caps, want net_admin+net_raw (3000)"
+done
+pass "lbd runs as nobody; vrrpd keeps only CAP_NET_ADMIN and CAP_NET_RAW"
+
 # Drill 1: SIGKILL the instance that masters VIP-A.
 M=$(lab_master_of 51)
 O=$(other "$M")
