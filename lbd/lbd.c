@@ -158,17 +158,36 @@ static void on_connection(uv_stream_t *server, int status)
     session_accept(ls);
 }
 
+static int twin_open(const struct sockaddr_storage *addr);
+
 /* Bind with IP_FREEBIND so lbd can listen on a VIP before vrrpd adds it here. */
 static int listener_open(struct lbd *l, const struct sockaddr_storage *addr, bool peer)
 {
     char a[SOCKADDR_STRLEN];
     format_sockaddr((const struct sockaddr *)addr, a, sizeof(a));
+    int one = 1;
+    /* The listener uses SO_REUSEPORT (for its quiesce twin), which would let a second
+     * lbd on the same address share it silently: probe with a plain socket first. */
+    int probe = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe >= 0) {
+        setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        setsockopt(probe, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+        int rc = bind(probe, (const struct sockaddr *)addr,
+                      sockaddr_len((const struct sockaddr *)addr));
+        int e = errno;
+        close(probe);
+        if (rc != 0) {
+            fprintf(stderr, "lbd: cannot listen on %s: %s\n", a, strerror(e));
+            return -e;
+        }
+    }
     int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+    if (!peer) /* the quiesce twin shares the address */
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (bind(fd, (const struct sockaddr *)addr, sockaddr_len((const struct sockaddr *)addr)) !=
         0) {
         int e = errno;
@@ -184,6 +203,7 @@ static int listener_open(struct lbd *l, const struct sockaddr_storage *addr, boo
     ls->lbd = l;
     ls->addr = *addr;
     ls->peer = peer;
+    ls->twin_fd = peer ? -1 : twin_open(addr);
     ls->tcp.data = ls;
     uv_tcp_init(l->loop, &ls->tcp);
     int rc = uv_tcp_open(&ls->tcp, fd);
@@ -200,19 +220,53 @@ static int listener_open(struct lbd *l, const struct sockaddr_storage *addr, boo
     return 0;
 }
 
-/* Stop taking new connections without refusing them: a drop-all socket filter makes the
- * kernel discard SYNs to our listeners silently (tcp_filter() runs for listeners), so
- * a client's TCP retransmits the SYN a second later, by when the VIP has moved. An RST
- * would fail the attempt; a half-set-up session would be cut when the VIP moves. */
-static void listeners_quiesce(struct lbd *l)
+/* The quiesce twin of a client listener: bound now (as root, with the same options) with
+ * a drop-all socket filter, listening only when a handover begins. Attaching a filter
+ * may need CAP_NET_ADMIN (kernel.unprivileged_bpf_disabled), so it is done here, before
+ * lbd gives up its privileges; listen() later needs none. */
+static int twin_open(const struct sockaddr_storage *addr)
 {
     struct sock_filter drop[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
     struct sock_fprog prog = {.len = 1, .filter = drop};
-    for (struct lbd_listener *ls = l->listeners; ls; ls = ls->next) {
+    int one = 1;
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) != 0 ||
+        bind(fd, (const struct sockaddr *)addr, sockaddr_len((const struct sockaddr *)addr)) != 0) {
+        log_emit(LOG_WARN, "quiesce_unavailable", "error=\"%s\"", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Stop taking new connections without refusing them: the twin starts listening (it
+ * joins the SO_REUSEPORT group, and its filter drops every SYN silently), what the real
+ * listener has queued is accepted, and the real listener closes. A client's TCP then
+ * retransmits its SYN a second later, by when the VIP has moved. An RST would fail the
+ * attempt; a session set up here now would be cut when the VIP moves. */
+static void listeners_quiesce(struct lbd *l)
+{
+    struct lbd_listener **pp = &l->listeners;
+    while (*pp) {
+        struct lbd_listener *ls = *pp;
         uv_os_fd_t fd;
-        if (!ls->peer && uv_fileno((uv_handle_t *)&ls->tcp, &fd) == 0 &&
-            setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) != 0)
-            log_emit(LOG_WARN, "quiesce_failed", "error=\"%s\"", strerror(errno));
+        if (ls->peer || ls->twin_fd < 0 || listen(ls->twin_fd, 64) != 0 ||
+            uv_fileno((uv_handle_t *)&ls->tcp, &fd) != 0) {
+            pp = &ls->next;
+            continue;
+        }
+        int c;
+        while ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+            session_adopt(l, c);
+        l->quiesced_fds[l->n_quiesced++] = ls->twin_fd;
+        ls->twin_fd = -1;
+        *pp = ls->next;
+        uv_close((uv_handle_t *)&ls->tcp, (uv_close_cb)free);
     }
 }
 
@@ -221,10 +275,15 @@ static void listeners_close(struct lbd *l)
     struct lbd_listener *ls = l->listeners;
     while (ls) {
         struct lbd_listener *next = ls->next;
+        if (ls->twin_fd >= 0)
+            close(ls->twin_fd);
         uv_close((uv_handle_t *)&ls->tcp, (uv_close_cb)free);
         ls = next;
     }
     l->listeners = NULL;
+    for (size_t i = 0; i < l->n_quiesced; i++)
+        close(l->quiesced_fds[i]);
+    l->n_quiesced = 0;
 }
 
 /* ---- shutdown ---- */
@@ -249,7 +308,7 @@ static void finish(struct lbd *l)
 void lbd_session_gone(struct lbd *l)
 {
     /* During the handover window the listeners still accept: not done yet. */
-    if (l->draining && l->n_sessions == 0 && l->listeners == NULL &&
+    if (l->draining && l->n_sessions == 0 && l->listeners == NULL && l->n_quiesced == 0 &&
         !uv_is_closing((uv_handle_t *)&l->sig_term))
         finish(l);
 }

@@ -22,6 +22,7 @@ struct lbd_listener {
     struct lbd *lbd;
     struct sockaddr_storage addr;
     bool peer; /* the cancel-peer listener: only CancelRequests, never forwarded again */
+    int twin_fd; /* bound (SO_REUSEPORT) with a drop-all filter, not listening; -1: none */
     struct lbd_listener *next;
 };
 
@@ -52,6 +53,8 @@ struct lbd {
     uv_tcp_t admin; /* when cfg.admin_enabled */
     bool admin_open;
     void *liveness; /* liveness.c */
+    int quiesced_fds[LBD_MAX_LISTEN]; /* listening twins that drop SYNs during a handover */
+    size_t n_quiesced;
     bool draining;
     int exit_code;
     uint64_t rng;
@@ -81,6 +84,8 @@ void lbd_node_result(struct lbd *l, struct pool_node *n, bool ok, bool draining,
 
 /* session.c */
 void session_accept(struct lbd_listener *ls);
+/* Take over a connection accepted outside libuv (the quiesce drains a listener). */
+void session_adopt(struct lbd *l, int fd);
 void session_close_all(struct lbd *l, const char *reason);
 void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason);
 /* The node of the session that received BackendKeyData (pid, key), or NULL. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum session_state {
     SS_FIRST,      /* reading the client's first packet (or the next one after an 'N') */
@@ -342,6 +343,8 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- accept ---- */
 
+static void session_begin(struct session *s, bool from_peer);
+
 void session_accept(struct lbd_listener *ls)
 {
     struct lbd *l = ls->lbd;
@@ -358,9 +361,36 @@ void session_accept(struct lbd_listener *ls)
         uv_close((uv_handle_t *)&s->client, on_closed);
         return;
     }
+    session_begin(s, ls->peer);
+}
+
+void session_adopt(struct lbd *l, int fd)
+{
+    struct session *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        close(fd);
+        return;
+    }
+    s->lbd = l;
+    s->client.data = s;
+    s->timer.data = s;
+    s->server.data = s;
+    uv_tcp_init(l->loop, &s->client);
+    s->handles_open = 1;
+    if (uv_tcp_open(&s->client, fd) != 0) {
+        close(fd);
+        uv_close((uv_handle_t *)&s->client, on_closed);
+        return;
+    }
+    session_begin(s, false);
+}
+
+static void session_begin(struct session *s, bool from_peer)
+{
+    struct lbd *l = s->lbd;
     uv_timer_init(l->loop, &s->timer);
     s->handles_open++;
-    s->from_peer = ls->peer;
+    s->from_peer = from_peer;
     s->t_accept_ns = uv_hrtime();
     s->start_wall_ms = lbd_wall_ms();
     s->end_reason = "client_closed";

@@ -16,7 +16,8 @@
 # Sourced by the tests, it provides the same as functions (lab_up, lab_kill, ...).
 # Settings (environment): LAB_PREFIX (pgv), LAB_DIR, LAB_INTERVAL (100ms),
 # LAB_PREEMPT (false), LAB_PREEMPT_DELAY (0s), LAB_NODES (3), LAB_LBD (1), BUILD_DIR,
-# LAB_UNICAST (0: multicast; 1: unicast peers), LAB_NOTIFY (0; 1: log notify calls).
+# LAB_UNICAST (0: multicast; 1: unicast peers), LAB_NOTIFY (0; 1: log notify calls),
+# LAB_STACK (pgvip; or haproxy: HAProxy + keepalived in each instance, for comparison).
 
 LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LAB_PREFIX=${LAB_PREFIX:-pgv}
@@ -29,6 +30,7 @@ LAB_NODES=${LAB_NODES:-3}
 LAB_LBD=${LAB_LBD:-1}
 LAB_UNICAST=${LAB_UNICAST:-0}
 LAB_NOTIFY=${LAB_NOTIFY:-0}
+LAB_STACK=${LAB_STACK:-pgvip}
 LAB_BUILD=${BUILD_DIR:-$LAB_ROOT/build}
 LAB_LBD_BIN=${LBD:-$LAB_BUILD/lbd/lbd}
 LAB_VRRPD_BIN=${VRRPD:-$LAB_BUILD/vrrpd/vrrpd}
@@ -104,6 +106,61 @@ lab_write_config() { # lab_write_config lb1|lb2
     } >"$LAB_DIR/$inst.yaml"
 }
 
+# The comparison stack: HAProxy (TCP mode, roundrobin, check) and keepalived (VRRPv3,
+# same VIPs, priorities and interval; a track script on haproxy, as users deploy it).
+lab_write_haproxy_keepalived() { # lab_write_haproxy_keepalived lb1|lb2
+    local inst=$1 me pa pb i
+    me=$(lab_ip "$inst")
+    if [ "$inst" = lb1 ]; then pa=150 pb=100; else pa=100 pb=150; fi
+    {
+        echo "global"
+        echo "    maxconn 8000"
+        echo "    pidfile $LAB_DIR/$inst-haproxy.pidfile"
+        echo "defaults"
+        echo "    mode tcp"
+        echo "    timeout connect 500ms"
+        echo "    timeout client 1h"
+        echo "    timeout server 1h"
+        echo "listen pg"
+        echo "    bind $VIP_A:5432 transparent"
+        echo "    bind $VIP_B:5432 transparent"
+        echo "    balance roundrobin"
+        echo "    default-server check inter 500ms fall 2 rise 2"
+        for ((i = 0; i < LAB_NODES; i++)); do echo "    server node$i $(lab_ip node$i):5432"; done
+    } >"$LAB_DIR/$inst-haproxy.cfg"
+    local adv=${LAB_INTERVAL%ms}
+    adv=$(awk -v m="$adv" 'BEGIN { printf "%.2f", m / 1000 }')
+    {
+        echo "global_defs {"
+        echo "    vrrp_version 3"
+        echo "    script_user root"
+        echo "}"
+        echo "vrrp_script chk_haproxy {"
+        echo "    script \"$LAB_DIR/$inst-chk-haproxy.sh\""
+        echo "    interval 1"
+        echo "    fall 1"
+        echo "    rise 1"
+        echo "}"
+        local vrid vip prio
+        for vrid in 51 52; do
+            if [ $vrid = 51 ]; then vip=$VIP_A prio=$pa; else vip=$VIP_B prio=$pb; fi
+            echo "vrrp_instance G$vrid {"
+            echo "    state BACKUP"
+            echo "    interface eth0"
+            echo "    virtual_router_id $vrid"
+            echo "    priority $prio"
+            echo "    advert_int $adv"
+            echo "    nopreempt"
+            echo "    virtual_ipaddress { $vip/32 dev eth0 }"
+            echo "    track_script { chk_haproxy }"
+            echo "}"
+        done
+    } >"$LAB_DIR/$inst-keepalived.conf"
+    printf '#!/bin/sh\n# keepalived track script: is haproxy alive?\nkill -0 "$(cat %s)"\n' \
+        "$LAB_DIR/$inst-haproxy.pidfile" >"$LAB_DIR/$inst-chk-haproxy.sh"
+    chmod 755 "$LAB_DIR/$inst-chk-haproxy.sh"
+}
+
 lab_pg_start() { # lab_pg_start node0
     local n=$1 ip
     ip=$(lab_ip "$n")
@@ -130,6 +187,21 @@ lab_start() { # lab_start lb1: the instance's link up, lbd, then vrrpd
     local inst=$1 pid
     ip -n "$(lab_ns "$inst")" link set eth0 up
     ip -n "$(lab_ns sw)" link set "$inst" up
+    if [ "$LAB_STACK" = haproxy ]; then
+        rm -f "$LAB_DIR/$inst"-keepalived*.pid
+        ip netns exec "$(lab_ns "$inst")" haproxy -f "$LAB_DIR/$inst-haproxy.cfg" -db \
+            >>"$LAB_DIR/$inst-haproxy.log" 2>&1 &
+        pid=$!
+        disown "$pid"
+        echo "$pid" >"$LAB_DIR/$inst-lbd.pid" # the proxy, whichever it is
+        ip netns exec "$(lab_ns "$inst")" keepalived -n -l -D -f "$LAB_DIR/$inst-keepalived.conf" \
+            -p "$LAB_DIR/$inst-keepalived.pid" -r "$LAB_DIR/$inst-keepalived-vrrp.pid" \
+            >>"$LAB_DIR/$inst-vrrpd.log" 2>&1 &
+        pid=$!
+        disown "$pid"
+        echo "$pid" >"$LAB_DIR/$inst-vrrpd.pid"
+        return
+    fi
     if [ "$LAB_LBD" = 1 ]; then
         # ip netns exec execs the daemon: $! is the daemon's own PID.
         ip netns exec "$(lab_ns "$inst")" "$LAB_LBD_BIN" -c "$LAB_DIR/$inst.yaml" \
@@ -163,6 +235,10 @@ lab_up() {
     for ((i = 0; i < LAB_NODES; i++)); do lab_pg_start "node$i"; done
     lab_write_config lb1
     lab_write_config lb2
+    if [ "$LAB_STACK" = haproxy ]; then
+        lab_write_haproxy_keepalived lb1
+        lab_write_haproxy_keepalived lb2
+    fi
     # Both at once: priorities then give VIP-A to lb1 and VIP-B to lb2 (active-active).
     lab_start lb1
     lab_start lb2

@@ -37,3 +37,23 @@ set -e
 [ $rc -eq 1 ] && [[ $out == *"missing.yaml: cannot open the configuration file: No such file"* ]] ||
     fail "missing file: rc=$rc out=$out"
 pass "missing file: $out"
+
+# A second lbd on an address in use fails loudly (the listener's SO_REUSEPORT must not
+# let it share the port silently).
+cat >"$WORK/run.yaml" <<YAML
+lbd:
+  listen: 127.0.0.1:$BASE
+  admin: 127.0.0.1:$((BASE + 8))
+  pool:
+    health: {type: none}
+    nodes: [{address: 127.0.0.1:$((BASE + 1))}]
+YAML
+lbd_start first "$WORK/run.yaml" $((BASE + 8))
+sed -i "s/admin: 127.0.0.1:$((BASE + 8))/admin: 127.0.0.1:$((BASE + 7))/" "$WORK/run.yaml"
+set +e
+out=$(timeout 5 "$LBD" -c "$WORK/run.yaml" 2>&1)
+rc=$?
+set -e
+[ $rc -eq 1 ] && [[ $out == *"cannot listen on 127.0.0.1:$BASE: Address already in use"* ]] ||
+    fail "second lbd on the same address: rc=$rc out=$out"
+pass "a second lbd on a taken address: $(head -1 <<<"$out")"

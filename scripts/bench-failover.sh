@@ -1,0 +1,80 @@
+#!/bin/bash
+# bench-failover.sh [RUNS=3] -- the client-visible outage of the pair against HAProxy 2.6
+# + keepalived 2.2, in the same namespace lab with the same three PostgreSQL nodes, the
+# same VIPs, priorities and 100 ms VRRPv3 adverts (keepalived tracks haproxy with a
+# 1 s script, as usually deployed). Three drills, RUNS times each:
+#   sigkill_instance  SIGKILL every process of the master instance and drop its link
+#   sigkill_proxy     SIGKILL only the proxy (lbd / haproxy) on the master
+#   sigterm_instance  planned stop: proxy first, then the VRRP daemon
+# A libpq probe starts a fresh session every 10 ms on VIP-A; outage = from the event to
+# the first success after the last failure. Prints a markdown table (medians), writes it
+# under results/ (not committed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+RUNS=${1:-3}
+[ "$(id -u)" -eq 0 ] || { echo "bench-failover: run as root" >&2; exit 1; }
+command -v keepalived >/dev/null || bash scripts/install-deps.sh
+[ -x build/tests/tools/pgprobe ] || bash scripts/build.sh >/dev/null
+PROBE=$ROOT/build/tests/tools/pgprobe
+now_ms() { date +%s%3N; }
+median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+declare -A OUT FAIL
+
+for stack in pgvip haproxy; do
+    export LAB_STACK=$stack LAB_PREFIX=bf LAB_DIR=/tmp/pgvip-bench-failover
+    source scripts/lab.sh
+    lab_down >/dev/null 2>&1 || true
+    trap 'lab_down >/dev/null 2>&1 || true' EXIT
+    lab_up >/dev/null
+    sleep 2
+    for drill in sigkill_instance sigkill_proxy sigterm_instance; do
+        for r in $(seq "$RUNS"); do
+            M=$(lab_holders "$VIP_A")
+            [ "$M" = lb1 ] || [ "$M" = lb2 ] || { echo "no single holder of VIP-A: '$M'" >&2; exit 1; }
+            ip netns exec "$(lab_ns client)" "$PROBE" -i 10 -t 3000 -d 60 \
+                "host=$VIP_A user=postgres dbname=postgres" >"$LAB_DIR/probe.out" &
+            P=$!
+            sleep 1
+            t0=$(now_ms)
+            case $drill in
+            sigkill_instance) lab_kill "$M" ;;
+            sigkill_proxy) lab_kill_lbd "$M" ;;
+            sigterm_instance) lab_stop "$M" ;;
+            esac
+            sleep 2.5
+            kill -TERM $P
+            wait $P || true
+            res=$(bash scripts/outage.sh "$t0" "$LAB_DIR/probe.out" || echo "outage_ms=99999 failed=?")
+            ms=${res#outage_ms=}
+            ms=${ms%% *}
+            OUT[$stack,$drill]+="$ms"$'\n'
+            FAIL[$stack,$drill]+="${res##*failed=}"$'\n'
+            echo "$stack $drill run $r ($M): $res" >&2
+            # Bring the instance back whole; wait until both VIPs are held again.
+            for p in $(ip netns pids "$(lab_ns "$M")"); do kill -KILL "$p" 2>/dev/null || true; done
+            lab_start "$M"
+            sleep 2
+            lab_wait_masters 10 >/dev/null
+        done
+    done
+    lab_down >/dev/null 2>&1 || true
+done
+
+mkdir -p results
+F="results/bench-failover-$(date +%Y%m%d-%H%M%S).md"
+{
+    echo "Client-visible outage on VIP-A (ms, median of $RUNS; failed new sessions in brackets), 100 ms adverts, $(nproc) cores."
+    echo
+    echo "| drill | pgvip (lbd + vrrpd) | HAProxy + keepalived | ratio |"
+    echo "|---|---|---|---|"
+    for drill in sigkill_instance sigkill_proxy sigterm_instance; do
+        a=$(printf '%s' "${OUT[pgvip,$drill]}" | median)
+        b=$(printf '%s' "${OUT[haproxy,$drill]}" | median)
+        fa=$(printf '%s' "${FAIL[pgvip,$drill]}" | paste -sd/ -)
+        fb=$(printf '%s' "${FAIL[haproxy,$drill]}" | paste -sd/ -)
+        awk -v d="$drill" -v a="$a" -v b="$b" -v fa="$fa" -v fb="$fb" \
+            'BEGIN { printf "| %s | %d ms [%s] | %d ms [%s] | %.2fx |\n", d, a, fa, b, fb, (b > 0 ? a / b : 0) }'
+    done
+} | tee "$F"
+echo "written: $F"
