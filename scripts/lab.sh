@@ -157,7 +157,7 @@ lab_write_haproxy_keepalived() { # lab_write_haproxy_keepalived lb1|lb2
         done
     } >"$LAB_DIR/$inst-keepalived.conf"
     printf '#!/bin/sh\n# keepalived track script: is haproxy alive?\nkill -0 "$(cat %s)"\n' \
-        "$LAB_DIR/$inst-haproxy.pidfile" >"$LAB_DIR/$inst-chk-haproxy.sh"
+        "$LAB_DIR/$inst-lbd.pid" >"$LAB_DIR/$inst-chk-haproxy.sh"
     chmod 755 "$LAB_DIR/$inst-chk-haproxy.sh"
 }
 
