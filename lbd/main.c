@@ -2,10 +2,10 @@
  * Usage: lbd -c FILE [--check]. See README.md. */
 #include "lbd.h"
 
+#include "cli.h"
 #include "log.h"
 #include "privs.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,47 +15,21 @@
 int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd_config *cfg);
 void lbd_free(struct lbd *l);
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: lbd -c FILE [--check]\n"
-               "  -c, --config FILE  the instance configuration (YAML, section lbd:)\n"
-               "  -t, --check        validate the configuration and exit\n"
-               "  -V, --version      print the version\n"
-               "signals: SIGHUP reloads, SIGTERM drains and stops\n");
-}
+static const char usage_text[] =
+    "lbd -c FILE [--check]\n"
+    "  -c, --config FILE  the instance configuration (YAML, section lbd:)\n"
+    "  -t, --check        validate the configuration and exit\n"
+    "  -V, --version      print the version\n"
+    "signals: SIGHUP reloads, SIGTERM hands over, drains and stops\n";
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"check", no_argument, NULL, 't'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *path = NULL;
-    int check_only = 0, c;
-    while ((c = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            path = optarg;
-            break;
-        case 't':
-            check_only = 1;
-            break;
-        case 'V':
-            printf("lbd %s\n", PGVIP_VERSION);
-            return 0;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (path == NULL || optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    struct cli cli;
+    int rc = cli_parse(argc, argv, "lbd", PGVIP_VERSION, usage_text, false, &cli);
+    if (rc >= 0)
+        return rc;
+    const char *path = cli.config;
+    int check_only = cli.mode == CLI_CHECK;
     static struct lbd_config cfg;
     char err[1024];
     if (lbd_config_load(path, &cfg, err, sizeof(err)) != 0) {

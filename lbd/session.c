@@ -345,18 +345,26 @@ static void on_timer(uv_timer_t *t)
 
 static void session_begin(struct session *s, bool from_peer);
 
-void session_accept(struct lbd_listener *ls)
+/* A new session with its client handle initialised (nothing connected yet). */
+static struct session *session_alloc(struct lbd *l)
 {
-    struct lbd *l = ls->lbd;
     struct session *s = calloc(1, sizeof(*s));
     if (s == NULL)
-        return; /* libuv calls again while the connection waits */
+        return NULL;
     s->lbd = l;
     s->client.data = s;
     s->timer.data = s;
     s->server.data = s;
     uv_tcp_init(l->loop, &s->client);
     s->handles_open = 1;
+    return s;
+}
+
+void session_accept(struct lbd_listener *ls)
+{
+    struct session *s = session_alloc(ls->lbd);
+    if (s == NULL)
+        return; /* libuv calls again while the connection waits */
     if (uv_accept((uv_stream_t *)&ls->tcp, (uv_stream_t *)&s->client) != 0) {
         uv_close((uv_handle_t *)&s->client, on_closed);
         return;
@@ -366,17 +374,11 @@ void session_accept(struct lbd_listener *ls)
 
 void session_adopt(struct lbd *l, int fd)
 {
-    struct session *s = calloc(1, sizeof(*s));
+    struct session *s = session_alloc(l);
     if (s == NULL) {
         close(fd);
         return;
     }
-    s->lbd = l;
-    s->client.data = s;
-    s->timer.data = s;
-    s->server.data = s;
-    uv_tcp_init(l->loop, &s->client);
-    s->handles_open = 1;
     if (uv_tcp_open(&s->client, fd) != 0) {
         close(fd);
         uv_close((uv_handle_t *)&s->client, on_closed);

@@ -2,11 +2,11 @@
  * Usage: vrrpd -c FILE [--check | --status]. See README.md. */
 #include "vrrpd.h"
 
+#include "cli.h"
 #include "log.h"
 #include "privs.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,15 +14,13 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: vrrpd -c FILE [--check | --status]\n"
-               "  -c, --config FILE  the instance configuration (YAML, section vrrp:)\n"
-               "  -t, --check        validate the configuration and exit\n"
-               "  -s, --status       print the running daemon's state (JSON) and exit;\n"
-               "                     exit 3 when the state file is stale (daemon dead or hung)\n"
-               "  -V, --version      print the version\n");
-}
+static const char usage_text[] =
+    "vrrpd -c FILE [--check | --status]\n"
+    "  -c, --config FILE  the instance configuration (YAML, section vrrp:)\n"
+    "  -t, --check        validate the configuration and exit\n"
+    "  -s, --status       print the running daemon's state (JSON) and exit;\n"
+    "                     exit 3 when the state file is stale (daemon dead or hung)\n"
+    "  -V, --version      print the version\n";
 
 /* Print the state file; a file older than 2 s means the daemon is not running. */
 static int print_status(const struct vrrpd_config *cfg)
@@ -54,40 +52,12 @@ static int print_status(const struct vrrpd_config *cfg)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"check", no_argument, NULL, 't'},
-                                         {"status", no_argument, NULL, 's'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *path = NULL;
-    int mode = 0, c;
-    while ((c = getopt_long(argc, argv, "c:tsVh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            path = optarg;
-            break;
-        case 't':
-            mode = 't';
-            break;
-        case 's':
-            mode = 's';
-            break;
-        case 'V':
-            printf("vrrpd %s\n", PGVIP_VERSION);
-            return 0;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (path == NULL || optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    struct cli cli;
+    int rc = cli_parse(argc, argv, "vrrpd", PGVIP_VERSION, usage_text, true, &cli);
+    if (rc >= 0)
+        return rc;
+    const char *path = cli.config;
+    int mode = cli.mode == CLI_CHECK ? 't' : cli.mode == CLI_STATUS ? 's' : 0;
     static struct vrrpd_config cfg;
     char err[1024];
     if (vrrpd_config_load(path, &cfg, err, sizeof(err)) != 0) {
