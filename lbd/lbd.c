@@ -5,6 +5,7 @@
 
 #include "log.h"
 #include "parse.h"
+#include "sdnotify.h"
 
 #include <errno.h>
 #include <linux/filter.h>
@@ -355,6 +356,7 @@ static void shutdown_start(struct lbd *l, const char *why)
         return;
     }
     l->draining = true;
+    sdnotify("STOPPING=1\nSTATUS=handing over and draining");
     int watchers = liveness_push(l);
     log_emit(LOG_INFO, "shutdown", "reason=%s sessions=%u drain_ms=%llu handover_ms=%llu", why,
              l->n_sessions, (unsigned long long)l->cfg.drain_ms,
@@ -421,7 +423,18 @@ static void apply_nodes(struct lbd *l, const struct lbd_config *nc, unsigned *ad
     l->pool = fresh;
 }
 
+static void reload_config(struct lbd *l);
+
+/* SIGHUP, as systemd's Type=notify reload protocol expects it. */
 static void reload(struct lbd *l)
+{
+    sdnotify("RELOADING=1");
+    reload_config(l);
+    sdnotify(l->last_reload_failed ? "READY=1\nSTATUS=reload failed; old configuration in force"
+                                   : "READY=1\nSTATUS=serving");
+}
+
+static void reload_config(struct lbd *l)
 {
     struct lbd_config *nc = malloc(sizeof(*nc));
     char err[1024];

@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "log.h"
 #include "privs.h"
+#include "sdnotify.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -60,6 +61,7 @@ int main(int argc, char **argv)
     }
     if (cfg.user[0])
         log_emit(LOG_INFO, "privileges", "user=%s uid=%d", cfg.user, (int)getuid());
+    sdnotify("READY=1\nSTATUS=serving");
     uv_run(loop, UV_RUN_DEFAULT);
     lbd_free(&l);
     uv_loop_close(loop);

@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "log.h"
 #include "privs.h"
+#include "sdnotify.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -89,6 +90,7 @@ int main(int argc, char **argv)
         return 1;
     }
     log_emit(LOG_INFO, "privileges", "capabilities=net_admin,net_raw");
+    sdnotify("READY=1\nSTATUS=running");
     uv_run(loop, UV_RUN_DEFAULT);
     vrrpd_free(&d);
     uv_loop_close(loop);

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "parse.h"
+#include "sdnotify.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -600,6 +601,7 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     }
     log_emit(LOG_INFO, "shutdown", "reason=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    sdnotify("STOPPING=1\nSTATUS=handing the VIPs over");
     /* Every group first; only then may maybe_finish() close what they use. */
     for (size_t i = 0; i < d->n_groups; i++) {
         struct vrrp_out o;
