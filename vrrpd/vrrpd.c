@@ -475,6 +475,52 @@ static uint32_t find_primary(struct vrrpd *d, bool *stale)
     return found;
 }
 
+/* Every VIP must sit in a subnet of the interface: the clients on the segment ARP for
+ * it there. A VIP elsewhere would be held and announced, and reach nobody. */
+static int check_vips_on_segment(struct vrrpd *d)
+{
+    struct ifaddrs *ifa = NULL;
+    if (getifaddrs(&ifa) != 0)
+        return 0; /* cannot tell; do not refuse */
+    char nets[256] = "";
+    size_t used = 0;
+    int rc = 0;
+    for (size_t gi = 0; gi < d->n_groups && rc == 0; gi++) {
+        for (size_t vi = 0; vi < d->groups[gi].cfg.n_vips && rc == 0; vi++) {
+            uint32_t vip = d->groups[gi].cfg.vips[vi];
+            bool inside = false;
+            used = 0;
+            nets[0] = '\0';
+            for (struct ifaddrs *p = ifa; p; p = p->ifa_next) {
+                if (!p->ifa_addr || !p->ifa_netmask || p->ifa_addr->sa_family != AF_INET ||
+                    strcmp(p->ifa_name, d->cfg.interface) != 0)
+                    continue;
+                uint32_t ip = ntohl(((struct sockaddr_in *)p->ifa_addr)->sin_addr.s_addr);
+                uint32_t mask = ntohl(((struct sockaddr_in *)p->ifa_netmask)->sin_addr.s_addr);
+                if (mask == 0xffffffffu)
+                    continue; /* a /32 (a VIP left behind) says nothing about the segment */
+                if ((ip & mask) == (vip & mask))
+                    inside = true;
+                char a[16];
+                int w = snprintf(nets + used, sizeof(nets) - used, "%s%s/%d", used ? ", " : "",
+                                 ip4(ip & mask, a, sizeof(a)), __builtin_popcount(mask));
+                if (w > 0 && (size_t)w < sizeof(nets) - used)
+                    used += (size_t)w;
+            }
+            if (!inside && used > 0) {
+                char v[16];
+                fprintf(stderr,
+                        "vrrpd: vrrp.groups[%zu].vips[%zu]: %s is outside %s's subnets (%s); "
+                        "clients on the segment could not reach it\n",
+                        gi, vi, ip4(vip, v, sizeof(v)), d->cfg.interface, nets);
+                rc = -EINVAL;
+            }
+        }
+    }
+    freeifaddrs(ifa);
+    return rc;
+}
+
 /* ---- state file ---- */
 
 void vrrpd_write_state(struct vrrpd *d)
@@ -650,7 +696,10 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const struct vrrpd_config *cfg
                 cfg->interface);
         return -EADDRNOTAVAIL;
     }
-    int rc = vip_open(&d->vip, loop, d->ifindex, on_link, d);
+    int rc = check_vips_on_segment(d);
+    if (rc != 0)
+        return rc;
+    rc = vip_open(&d->vip, loop, d->ifindex, on_link, d);
     if (rc != 0) {
         fprintf(stderr, "vrrpd: netlink on %s: %s (vrrpd needs CAP_NET_ADMIN)\n", cfg->interface,
                 strerror(-rc));

@@ -38,6 +38,17 @@ set -e
     fail "missing file: rc=$rc out=$out"
 pass "missing file: $out"
 
+# An unreadable file (lbd started as an unprivileged user) says so, with its path.
+cp "$WORK/good.yaml" "$WORK/secret.yaml"
+chmod 600 "$WORK/secret.yaml"
+set +e
+out=$(runuser -u nobody -- "$LBD" --check -c "$WORK/secret.yaml" 2>&1)
+rc=$?
+set -e
+[ $rc -eq 1 ] && [[ $out == *"secret.yaml: cannot open the configuration file: Permission denied"* ]] ||
+    fail "unreadable file: rc=$rc out=$out"
+pass "unreadable file: $out"
+
 # A second lbd on an address in use fails loudly (the listener's SO_REUSEPORT must not
 # let it share the port silently).
 cat >"$WORK/run.yaml" <<YAML

@@ -44,3 +44,15 @@ pass "link up: $M rejoins as BACKUP"
 grep -q "^MASTER 51 $O BACKUP$" "$LAB_DIR/$O-notify.log" || fail "notify hook: $(cat "$LAB_DIR/$O-notify.log")"
 grep -q "^FAULT 51 $M MASTER$" "$LAB_DIR/$M-notify.log" || fail "notify hook on $M: $(cat "$LAB_DIR/$M-notify.log")"
 pass "notify hook ran with state, vrid, instance and VRRP_FROM"
+
+# A VIP outside the interface's subnets is refused at start, saying where and why.
+sed "s/vips: \[$VIP_A\]/vips: [10.99.0.100]/" "$LAB_DIR/lb1.yaml" >"$WORK/bad.yaml"
+sed -i "s|state_file: .*|state_file: $WORK/bad.json|" "$WORK/bad.yaml"
+set +e
+out=$(timeout 5 ip netns exec "$(lab_ns lb1)" "$VRRPD" -c "$WORK/bad.yaml" 2>&1)
+rc=$?
+set -e
+[ $rc -eq 1 ] || fail "vrrpd started with a VIP off the segment (rc=$rc): $out"
+[[ $out == *"vrrp.groups[0].vips[0]: 10.99.0.100 is outside eth0's subnets (10.77.0.0/24)"* ]] ||
+    fail "message: $out"
+pass "a VIP outside the segment: $out"
