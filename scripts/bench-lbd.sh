@@ -37,7 +37,7 @@ cp -a "$WORK/n0" "$WORK/n2"
 for i in 0 1 2; do
     port=$((BASE + 1 + i))
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/n$i" -w -l "$WORK/n$i.log" \
-        -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300 -c shared_buffers=128MB" \
+        -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=450 -c shared_buffers=128MB" \
         start >/dev/null
     pgbench -h 127.0.0.1 -p $port -U postgres -i -s 10 -q postgres >/dev/null 2>&1
 done
@@ -116,6 +116,24 @@ for mode in prepared simple connect; do
     done
 done
 
+# Memory per idle session: RSS of the proxy before and while 1,000 sessions sit idle.
+IDLE=${IDLE_SESSIONS:-1000}
+rss_kib() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
+idle_kib() { # idle_kib PORT PID -> KiB per session
+    local before after
+    before=$(rss_kib "$2")
+    coproc IDLEC { python3 "$ROOT/scripts/idle_sessions.py" "$1" "$IDLE" 4; }
+    read -r line <&"${IDLEC[0]}"
+    [ "$line" = "open=$IDLE" ] || { echo "idle sessions: $line" >&2; echo 0; return; }
+    sleep 1
+    after=$(rss_kib "$2")
+    wait "$IDLEC_PID" 2>/dev/null || true
+    awk -v a="$after" -v b="$before" -v n="$IDLE" 'BEGIN { printf "%.2f", (a - b) / n }'
+}
+LBD_IDLE=$(idle_kib $LB $LBD_PID)
+HA_IDLE=$(idle_kib $HA $HA_PID)
+echo "idle: lbd $LBD_IDLE KiB/session, haproxy $HA_IDLE KiB/session" >&2
+
 mkdir -p "$ROOT/results"
 OUT="$ROOT/results/bench-lbd-$(date +%Y%m%d-%H%M%S).md"
 {
@@ -136,5 +154,8 @@ OUT="$ROOT/results/bench-lbd-$(date +%Y%m%d-%H%M%S).md"
         awk -v m="$label" -v d="$d" -v l="$l" -v h="$h" -v ll="$ll" -v hl="$hl" -v lc="$lc" -v hc="$hc" \
             'BEGIN { printf "| %s | %.0f | %.0f | %.0f | %.2fx | %.2fx | %.3f | %.3f | %.1f | %.1f |\n", m, d, l, h, l / h, l / d, ll, hl, lc, hc }'
     done
+    echo
+    awk -v l="$LBD_IDLE" -v h="$HA_IDLE" -v n="$IDLE" 'BEGIN {
+        printf "Memory per idle session (%d sessions, RSS growth): lbd %.2f KiB, HAProxy %.2f KiB, ratio %.2fx\n", n, l, h, (h > 0 ? l / h : 0) }'
 } | tee "$OUT"
 echo "written: $OUT"
