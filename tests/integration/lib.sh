@@ -65,6 +65,7 @@ CLEANUP_HOOKS=() # functions run first at exit (lab teardown)
 cleanup() {
     local rc=$?
     local hook
+    kill "$WATCHDOG" 2>/dev/null || true
     for hook in "${CLEANUP_HOOKS[@]}"; do "$hook" || true; done
     [ ${#DAEMONS[@]} -gt 0 ] && stop_gracefully "${DAEMONS[@]}"
     for pid in "${PIDS[@]}"; do
@@ -97,6 +98,16 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# Watchdog: end the test (and so run cleanup) before ctest's own limit would SIGKILL it
+# and leave namespaces and servers behind.
+# Bash runs its TERM trap only once the foreground command returns, so a hung command
+# (psql waiting on a dead peer) is ended first, by PID, then the test itself.
+( sleep "${TEST_TIMEOUT:-240}"
+  echo "[$TEST_NAME] watchdog: ${TEST_TIMEOUT:-240}s passed; ending the test" >&2
+  for c in $(ps -o pid= --ppid $$); do [ "$c" = "$BASHPID" ] || kill -TERM "$c" 2>/dev/null; done
+  kill -TERM $$ ) &
+WATCHDOG=$!
+disown $WATCHDOG
 
 # pg_start NAME PORT: a fresh PostgreSQL cluster on 127.0.0.1:PORT, trust auth.
 pg_start() {

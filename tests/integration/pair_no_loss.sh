@@ -13,8 +13,12 @@ writer() { # writer N VIP: 150 inserts, one fresh session each
     local n=$1 vip=$2 i id
     for i in $(seq 1 150); do
         id=$((n * 100000 + i))
-        if ip netns exec "$(lab_ns client)" psql -X -h "$vip" -U postgres -d postgres -qAtc \
-            "insert into acks values ($id, $n)" >/dev/null 2>&1; then
+        # As an application should: bounded connect, keepalives that notice a dead peer
+        # (an insert sent through the killed instance gets no answer, ever), and a hard
+        # guard. An insert without an answer is not acknowledged.
+        if timeout 20 ip netns exec "$(lab_ns client)" psql -X -qAt \
+            "host=$vip user=postgres dbname=postgres connect_timeout=3 keepalives_idle=1 keepalives_interval=1 keepalives_count=2" \
+            -c "insert into acks values ($id, $n)" >/dev/null 2>&1; then
             echo $id >>"$WORK/acked.$n"
         fi
     done
