@@ -99,13 +99,20 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 # Watchdog: end the test (and so run cleanup) before ctest's own limit would SIGKILL it
-# and leave namespaces and servers behind.
-# Bash runs its TERM trap only once the foreground command returns, so a hung command
-# (psql waiting on a dead peer) is ended first, by PID, then the test itself.
-( sleep "${TEST_TIMEOUT:-240}"
-  echo "[$TEST_NAME] watchdog: ${TEST_TIMEOUT:-240}s passed; ending the test" >&2
-  for c in $(ps -o pid= --ppid $$); do [ "$c" = "$BASHPID" ] || kill -TERM "$c" 2>/dev/null; done
-  kill -TERM $$ ) &
+# and leave namespaces and servers behind. Bash runs its TERM trap only once the
+# foreground command returns, so a hung command (psql waiting on a dead peer) is ended
+# first, by PID, then the test itself. It writes only to a file (the failure dump shows
+# it): holding the test's stdout would keep ctest reading until the sleep ends.
+TEST_PID=$$
+(
+    trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+    sleep "${TEST_TIMEOUT:-240}" &
+    nap=$!
+    wait "$nap"
+    echo "watchdog: ${TEST_TIMEOUT:-240}s passed; ending the test" >>"$WORK/watchdog.log"
+    for c in $(ps -o pid= --ppid "$TEST_PID"); do [ "$c" = "$BASHPID" ] || kill -TERM "$c" 2>/dev/null; done
+    kill -TERM "$TEST_PID"
+) </dev/null >/dev/null 2>&1 &
 WATCHDOG=$!
 disown $WATCHDOG
 
