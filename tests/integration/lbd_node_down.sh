@@ -6,9 +6,7 @@ source "$(dirname "$0")/lib.sh"
 
 LB=$BASE ADMIN=$((BASE + 9))
 for i in 0 1 2; do pg_start "node$i" $((BASE + 1 + i)); done
-for i in 0 1 2; do
-    runuser -u postgres -- "$PGBIN/pgbench" -h 127.0.0.1 -p $((BASE + 1 + i)) -U postgres -i -s 1 -q postgres >/dev/null 2>&1
-done
+pgbench_init_nodes 3
 cat >"$WORK/lb.yaml" <<YAML
 instance: lb1
 lbd:

@@ -30,9 +30,7 @@ for i in $(seq 30); do psql_at $LB 'select inet_server_port()'; done | sort | un
 awk '$1 != 10 { exit 1 }' "$WORK/spread" || fail "uneven spread: $(cat "$WORK/spread")"
 pass "30 sessions spread 10/10/10"
 
-for i in 0 1 2; do
-    runuser -u postgres -- "$PGBIN/pgbench" -h 127.0.0.1 -p $((BASE + 1 + i)) -U postgres -i -s 1 -q postgres >/dev/null 2>&1
-done
+pgbench_init_nodes 3
 for mode in simple extended prepared; do
     out=$(pgbench -h 127.0.0.1 -p $LB -U postgres -S -M $mode -c 8 -j 2 -T 3 postgres 2>&1) ||
         fail "pgbench -M $mode: $out"

@@ -130,6 +130,14 @@ pg_start() {
         start >/dev/null
 }
 
+pgbench_init_nodes() { # pgbench_init_nodes COUNT: pgbench tables on node0.. at BASE+1..
+    local i
+    for ((i = 0; i < $1; i++)); do
+        runuser -u postgres -- "$PGBIN/pgbench" -h 127.0.0.1 -p $((BASE + 1 + i)) -U postgres \
+            -i -s 1 -q postgres >/dev/null 2>&1
+    done
+}
+
 pg_stop() { # pg_stop NAME [smart|fast|immediate]
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/$1" -w -t 60 stop -m "${2:-fast}" >/dev/null
 }
