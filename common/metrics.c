@@ -102,7 +102,7 @@ void metrics_sample(struct metrics_buf *m, const char *const *labels, double val
     else if (value == floor(value) && fabs(value) < 1e15)
         metrics_printf(m, " %.0f\n", value);
     else
-        metrics_printf(m, " %.6g\n", value);
+        metrics_printf(m, " %.15g\n", value); /* enough for Unix times in ms */
 }
 
 void metrics_json_str(struct metrics_buf *m, const char *s)

@@ -1,85 +1,24 @@
-/* admin.c -- the admin HTTP endpoint (localhost by default, read-only):
+/* admin.c -- the admin HTTP endpoint (localhost by default, read-only; common/httpd.c):
+ *   GET /         the instance's status page (status.html: lbd and vrrpd, live)
  *   GET /health   200 when this lbd can serve (a node up, not draining), else 503
  *   GET /metrics  Prometheus text
- *   GET /status   JSON: the proxy, its counters and every node
- * One request per connection (HTTP/1.0 style); requests over 4 KiB are refused. */
+ *   GET /status   JSON: the proxy, its counters, every node, this instance's vrrpd (from
+ *                 its state file, marked dead when stale) and a per-second history */
 #include "lbd.h"
 
+#include "httpd.h"
 #include "log.h"
 #include "metrics.h"
 #include "parse.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define ADMIN_MAX_REQUEST 4096
-
-struct admin_conn {
-    uv_tcp_t tcp; /* data = this */
-    uv_timer_t timer;
-    uv_write_t wreq;
-    struct lbd *lbd;
-    char *resp;
-    size_t len;
-    int handles;
-    bool responded;
-    char req[ADMIN_MAX_REQUEST];
-};
-
-static void conn_closed(uv_handle_t *h)
-{
-    struct admin_conn *c = h->data;
-    if (--c->handles == 0) {
-        free(c->resp);
-        free(c);
-    }
-}
-
-static void conn_close(struct admin_conn *c)
-{
-    if (!uv_is_closing((uv_handle_t *)&c->tcp)) {
-        uv_close((uv_handle_t *)&c->tcp, conn_closed);
-        uv_close((uv_handle_t *)&c->timer, conn_closed);
-    }
-}
-
-static void on_written(uv_write_t *req, int status)
-{
-    conn_close(req->data);
-}
-
-static void respond(struct admin_conn *c, int code, const char *ctype, const char *body,
-                    size_t blen)
-{
-    const char *text = code == 200   ? "OK"
-                       : code == 404 ? "Not Found"
-                       : code == 405 ? "Method Not Allowed"
-                       : code == 503 ? "Service Unavailable"
-                                     : "Bad Request";
-    char head[256];
-    int hl = snprintf(head, sizeof(head),
-                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                      "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-                      code, text, ctype, blen);
-    c->responded = true;
-    c->resp = malloc((size_t)hl + blen);
-    if (c->resp == NULL) {
-        conn_close(c);
-        return;
-    }
-    memcpy(c->resp, head, (size_t)hl);
-    memcpy(c->resp + hl, body, blen);
-    uv_buf_t b = uv_buf_init(c->resp, (unsigned)((size_t)hl + blen));
-    c->wreq.data = c;
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0)
-        conn_close(c);
-}
-
-static void respond_text(struct admin_conn *c, int code, const char *body)
-{
-    respond(c, code, "text/plain; charset=utf-8", body, strlen(body));
-}
+static void render_history(struct lbd *l, struct metrics_buf *m);
+static void render_vrrpd(struct lbd *l, struct metrics_buf *m);
 
 static void node_labels(const struct pool_node *n, const char **labels)
 {
@@ -138,6 +77,12 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     metrics_family(m, "lbd_config_last_reload_successful", METRICS_GAUGE,
                    "0 when the last reload was rejected.");
     metrics_sample(m, NULL, !l->last_reload_failed);
+    metrics_family(m, "lbd_admin_rejected_total", METRICS_COUNTER,
+                   "Admin connections closed unserved (too many at once).");
+    metrics_sample(m, NULL, (double)l->admin.rejected);
+    metrics_family(m, "lbd_liveness_watchers", METRICS_GAUGE,
+                   "vrrpd processes connected to the liveness socket (tracking this lbd).");
+    metrics_sample(m, NULL, (double)liveness_watchers(l));
     metrics_family(m, "lbd_start_time_seconds", METRICS_GAUGE, "Start time, Unix seconds.");
     metrics_sample(m, NULL, (double)l->started_ms / 1000.0);
 
@@ -246,120 +191,180 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
         metrics_json_str(m, n->last_check);
         metrics_printf(m, "}}");
     }
-    metrics_printf(m, "]}\n");
+    metrics_printf(m, "]");
+    metrics_printf(m, ",\"admin\":{\"requests\":%llu,\"rejected\":%llu}",
+                   (unsigned long long)l->admin.requests, (unsigned long long)l->admin.rejected);
+    render_history(l, m);
+    render_vrrpd(l, m);
+    metrics_printf(m, "}\n");
 }
 
-static void handle(struct admin_conn *c)
+
+/* ---- this instance's vrrpd, as its state file shows it ---- */
+
+/* vrrpd rewrites its state file every 500 ms; older than this, it is dead or hung. */
+#define VRRPD_STALE_MS 2000
+#define VRRPD_STATE_MAX (64 * 1024)
+
+static long long json_number_after(const char *text, const char *key)
 {
-    struct lbd *l = c->lbd;
-    char method[8], path[256];
-    if (sscanf(c->req, "%7s %255s", method, path) != 2) {
-        respond_text(c, 400, "bad request\n");
+    const char *p = strstr(text, key);
+    return p ? strtoll(p + strlen(key), NULL, 10) : -1;
+}
+
+/* ,"vrrpd":{"alive":..,"why":..,"age_ms":..,"watching":N,"state":{...}|null} */
+static void render_vrrpd(struct lbd *l, struct metrics_buf *m)
+{
+    const char *path = l->cfg.vrrpd_state_file;
+    metrics_printf(m, ",\"vrrpd\":");
+    if (path[0] == '\0') {
+        metrics_printf(m, "null");
         return;
     }
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        respond_text(c, 405, "only GET\n");
-        return;
+    char why[300] = "";
+    long long age = -1;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        snprintf(why, sizeof(why), "no state file %s: %s", path, strerror(errno));
+    } else {
+        text = malloc(VRRPD_STATE_MAX + 1);
+        if (text)
+            len = fread(text, 1, VRRPD_STATE_MAX, f);
+        fclose(f);
+        while (text && len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+            len--;
+        if (text == NULL || len < 2 || text[0] != '{' || text[len - 1] != '}') {
+            snprintf(why, sizeof(why), "state file %s is not vrrpd's JSON", path);
+            len = 0;
+        } else {
+            text[len] = '\0';
+            long long updated = json_number_after(text, "\"updated_ms\":");
+            long long pid = json_number_after(text, "\"pid\":");
+            age = updated > 0 ? (long long)lbd_wall_ms() - updated : -1;
+            if (strstr(text, "\"running\":false"))
+                snprintf(why, sizeof(why), "vrrpd stopped");
+            else if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+                snprintf(why, sizeof(why), "vrrpd (pid %lld) is gone", pid);
+            else if (age < 0 || age > VRRPD_STALE_MS)
+                snprintf(why, sizeof(why), "vrrpd has not updated its state for %.1f s: hung or dead",
+                         (double)age / 1000.0);
+        }
     }
-    char *q = strchr(path, '?');
-    if (q)
-        *q = '\0';
+    metrics_printf(m, "{\"alive\":%s,\"why\":", why[0] ? "false" : "true");
+    metrics_json_str(m, why);
+    metrics_printf(m, ",\"age_ms\":%lld,\"watching\":%zu,\"state\":", age, liveness_watchers(l));
+    if (len > 0 && text != NULL)
+        metrics_printf(m, "%s", text);
+    else
+        metrics_printf(m, "null");
+    metrics_printf(m, "}");
+    free(text);
+}
+
+/* ---- a per-second history for the page's chart ---- */
+
+static uint64_t refused_total(const struct lbd_stats *st)
+{
+    return st->refused_maxconn + st->refused_no_node + st->refused_bad_packet +
+           st->refused_connect;
+}
+
+static uint64_t node_connect_failures(const struct lbd *l)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < l->pool.n; i++)
+        sum += l->pool.nodes[i]->connect_failures;
+    return sum;
+}
+
+static uint32_t delta(uint64_t now, uint64_t *prev)
+{
+    uint64_t d = now >= *prev ? now - *prev : 0;
+    *prev = now;
+    return d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+}
+
+static void on_history_tick(uv_timer_t *t)
+{
+    struct lbd *l = t->data;
+    struct lbd_sample *s = &l->history[l->history_n % LBD_HISTORY];
+    s->sessions = l->n_sessions;
+    s->opened = delta(l->stats.sessions_total, &l->history_prev[0]);
+    s->refused = delta(refused_total(&l->stats), &l->history_prev[1]);
+    s->connect_failures = delta(node_connect_failures(l), &l->history_prev[2]);
+    l->history_n++;
+}
+
+static void render_history(struct lbd *l, struct metrics_buf *m)
+{
+    size_t n = l->history_n < LBD_HISTORY ? l->history_n : LBD_HISTORY;
+    size_t first = l->history_n - n;
+    static const char *const names[] = {"sessions", "opened", "refused", "connect_failures"};
+    metrics_printf(m, ",\"history\":{\"interval_s\":1");
+    for (int k = 0; k < 4; k++) {
+        metrics_printf(m, ",\"%s\":[", names[k]);
+        for (size_t i = 0; i < n; i++) {
+            const struct lbd_sample *s = &l->history[(first + i) % LBD_HISTORY];
+            uint32_t v = k == 0 ? s->sessions : k == 1 ? s->opened : k == 2 ? s->refused
+                                                                         : s->connect_failures;
+            metrics_printf(m, "%s%u", i ? "," : "", v);
+        }
+        metrics_printf(m, "]");
+    }
+    metrics_printf(m, "}");
+}
+
+/* ---- the endpoint ---- */
+
+extern const char lbd_status_html[]; /* status.html, embedded at build time */
+extern const size_t lbd_status_html_len;
+
+static void handle(void *ctx, const char *path, const char *query, struct httpd_reply *r)
+{
+    (void)query;
+    struct lbd *l = ctx;
     if (strcmp(path, "/health") == 0) {
         size_t up = pool_count_eligible(&l->pool);
         if (l->draining)
-            respond_text(c, 503, "draining\n");
+            httpd_text(r, 503, "draining\n");
         else if (up == 0)
-            respond_text(c, 503, "no node up\n");
+            httpd_text(r, 503, "no node up\n");
         else
-            respond_text(c, 200, "ok\n");
-        return;
-    }
-    struct metrics_buf m;
-    metrics_init(&m);
-    if (strcmp(path, "/metrics") == 0) {
-        admin_render_metrics(l, &m);
-        if (!m.failed)
-            respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", m.data, m.len);
+            httpd_text(r, 200, "ok\n");
+    } else if (strcmp(path, "/metrics") == 0) {
+        r->ctype = "text/plain; version=0.0.4; charset=utf-8";
+        admin_render_metrics(l, &r->body);
     } else if (strcmp(path, "/status") == 0) {
-        admin_render_status(l, &m);
-        if (!m.failed)
-            respond(c, 200, "application/json", m.data, m.len);
+        r->ctype = "application/json";
+        admin_render_status(l, &r->body);
+    } else if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
+        r->ctype = "text/html; charset=utf-8";
+        metrics_printf(&r->body, "%.*s", (int)lbd_status_html_len, lbd_status_html);
     } else {
-        respond_text(c, 404, "not found: try /health, /metrics or /status\n");
+        httpd_text(r, 404, "not found: try /, /health, /metrics or /status\n");
     }
-    if (m.failed)
-        respond_text(c, 503, "out of memory\n");
-    metrics_free(&m);
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    struct admin_conn *c = h->data;
-    size_t used = strlen(c->req);
-    *buf = uv_buf_init(c->req + used, (unsigned)(sizeof(c->req) - 1 - used));
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    struct admin_conn *c = s->data;
-    if (c->responded)
-        return;
-    if (nread < 0) {
-        conn_close(c);
-        return;
-    }
-    buf->base[nread] = '\0';
-    if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n")) {
-        uv_read_stop(s);
-        handle(c);
-    } else if (strlen(c->req) >= sizeof(c->req) - 1) {
-        uv_read_stop(s);
-        respond_text(c, 400, "request too large\n");
-    }
-}
-
-static void on_timeout(uv_timer_t *t)
-{
-    conn_close(t->data);
-}
-
-static void on_connection(uv_stream_t *server, int status)
-{
-    struct lbd *l = server->data;
-    if (status < 0)
-        return;
-    struct admin_conn *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return;
-    c->lbd = l;
-    c->tcp.data = c->timer.data = c;
-    uv_tcp_init(l->loop, &c->tcp);
-    uv_timer_init(l->loop, &c->timer);
-    c->handles = 2;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
-        return;
-    }
-    uv_timer_start(&c->timer, on_timeout, 5000, 0);
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 int admin_start(struct lbd *l)
 {
     if (!l->cfg.admin_enabled)
         return 0;
-    uv_tcp_init(l->loop, &l->admin);
-    l->admin.data = l;
-    l->admin_open = true;
-    int rc = uv_tcp_bind(&l->admin, (struct sockaddr *)&l->cfg.admin, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&l->admin, 64, on_connection);
-    return rc;
+    uv_timer_init(l->loop, &l->history_timer);
+    l->history_timer.data = l;
+    l->history_on = true;
+    l->history_prev[0] = l->stats.sessions_total;
+    l->history_prev[1] = refused_total(&l->stats);
+    l->history_prev[2] = node_connect_failures(l);
+    uv_timer_start(&l->history_timer, on_history_tick, 1000, 1000);
+    return httpd_start(&l->admin, l->loop, (struct sockaddr *)&l->cfg.admin, handle, l);
 }
 
 void admin_stop(struct lbd *l)
 {
-    if (l->admin_open && !uv_is_closing((uv_handle_t *)&l->admin))
-        uv_close((uv_handle_t *)&l->admin, NULL);
-    l->admin_open = false;
+    httpd_stop(&l->admin);
+    if (l->history_on)
+        uv_close((uv_handle_t *)&l->history_timer, NULL);
+    l->history_on = false;
 }

@@ -4,6 +4,7 @@
 #ifndef LBD_LBD_H
 #define LBD_LBD_H
 
+#include "httpd.h"
 #include "keymap.h"
 #include "lbd_config.h"
 #include "metrics.h"
@@ -39,6 +40,14 @@ struct lbd_stats {
 
 struct session; /* session.c */
 
+#define LBD_HISTORY 600 /* seconds of history for the status page */
+struct lbd_sample {
+    uint32_t sessions;         /* open at the sample */
+    uint32_t opened;           /* accepted in the second before */
+    uint32_t refused;          /* refused in the second before (any reason) */
+    uint32_t connect_failures; /* failed connects to nodes (retried or not) */
+};
+
 struct lbd {
     uv_loop_t *loop;
     char config_path[512];
@@ -50,8 +59,12 @@ struct lbd {
     uint32_t n_sessions;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
-    uv_tcp_t admin; /* when cfg.admin_enabled */
-    bool admin_open;
+    struct httpd admin; /* when cfg.admin_enabled */
+    uv_timer_t history_timer; /* samples for the status page's chart, every second */
+    bool history_on;
+    struct lbd_sample history[LBD_HISTORY];
+    size_t history_n;          /* samples taken; the ring holds the last LBD_HISTORY */
+    uint64_t history_prev[3];  /* counters at the previous sample */
     void *liveness; /* liveness.c */
     int quiesced_fds[LBD_MAX_LISTEN]; /* listening twins that drop SYNs during a handover */
     size_t n_quiesced;
@@ -98,6 +111,9 @@ void cancel_route(struct lbd *l, uint32_t pid, uint32_t key, bool from_peer,
 /* check.c */
 int check_start(struct lbd *l, struct pool_node *n);
 void check_stop(struct lbd *l, struct pool_node *n);
+
+/* liveness.c */
+size_t liveness_watchers(struct lbd *l);
 
 /* admin.c */
 int admin_start(struct lbd *l);

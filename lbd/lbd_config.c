@@ -184,10 +184,29 @@ static int parse_lbd(struct cfg_doc *d, yaml_node_t *n, const char *path, void *
     return cfg_map_apply(d, n, path, lbd_fields, base);
 }
 
+/* The vrrp: section is vrrpd's (vrrpd --check validates it); lbd reads only where vrrpd
+ * writes its state, to show it on the status page. */
+static int parse_vrrp(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
+{
+    struct lbd_config *c = base;
+    if (n->type != YAML_MAPPING_NODE)
+        return 0;
+    yaml_node_t *sf = cfg_map_get(d, n, "state_file");
+    const char *v = sf ? cfg_scalar(sf) : NULL;
+    if (v == NULL)
+        return 0;
+    if (strlen(v) >= sizeof(c->vrrpd_state_file))
+        return cfg_error(d, sf, "vrrp.state_file", "a path shorter than %zu bytes",
+                         sizeof(c->vrrpd_state_file));
+    snprintf(c->vrrpd_state_file, sizeof(c->vrrpd_state_file), "%s", v);
+    (void)path;
+    return 0;
+}
+
 static const struct cfg_field top_fields[] = {
     {"instance", CFG_STR, OFF(instance), sizeof(((struct lbd_config *)0)->instance)},
     {"lbd", CFG_CUSTOM, 0, .custom = parse_lbd, .required = true},
-    {"vrrp", CFG_IGNORE, 0},
+    {"vrrp", CFG_CUSTOM, 0, .custom = parse_vrrp},
     {NULL},
 };
 

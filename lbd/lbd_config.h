@@ -39,6 +39,7 @@ struct lbd_config {
     int log_level;
     char log_file[256];
     char liveness_socket[108]; /* unix socket vrrpd watches; "" = none */
+    char vrrpd_state_file[256]; /* vrrp.state_file, shown on the status page; "" = none */
     char user[64];             /* started as root: become this user after binding */
     struct sockaddr_storage peer;        /* the other lbd's cancel listener */
     struct sockaddr_storage peer_listen; /* ours */

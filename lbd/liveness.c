@@ -191,3 +191,12 @@ void liveness_stop(struct lbd *l)
     l->liveness = NULL;
     uv_close((uv_handle_t *)&lv->server, server_closed);
 }
+
+size_t liveness_watchers(struct lbd *l)
+{
+    struct liveness *lv = l->liveness;
+    size_t n = 0;
+    for (struct liveness_conn *c = lv ? lv->conns : NULL; c; c = c->next)
+        n++;
+    return n;
+}

@@ -28,6 +28,15 @@ enum session_state {
 };
 
 enum { C2S = 0, S2C = 1 };
+
+/* A refusal: the ErrorResponse, then a lingering close (see on_refusal_written). */
+#define REFUSAL_MSG_MAX 256
+#define REFUSAL_DISCARD_MAX (64 * 1024)
+struct refusal {
+    uv_shutdown_t shutdown;
+    uint32_t discarded;
+    uint8_t msg[REFUSAL_MSG_MAX];
+};
 enum server_state { SRV_NONE, SRV_OPEN, SRV_CLOSING };
 
 struct session {
@@ -51,7 +60,7 @@ struct session {
     uint8_t *first; /* first-packet bytes until forwarded */
     uint32_t first_len, first_cap;
     void *inflight[2];  /* buffers being written, returned by the write callback */
-    uint8_t *refusal;   /* ErrorResponse being written */
+    struct refusal *refusal; /* ErrorResponse being written, then the lingering close */
     uint8_t *first_sending; /* first bytes the kernel did not take at once */
     uint8_t *reply;         /* the node's first answer to a StartupMessage, being judged */
     uint32_t reply_len;
@@ -217,10 +226,46 @@ struct pool_node *session_node_for_key(struct lbd *l, uint32_t pid, uint32_t key
 
 /* ---- refusing with an ErrorResponse ---- */
 
+/* Bytes the client sends after a refusal are read and dropped into this buffer. */
+static char discard_buf[4096];
+
+static void discard_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init(discard_buf, sizeof(discard_buf));
+}
+
+static void discard_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    struct session *s = stream->data;
+    if (nread < 0 ||
+        (s->refusal->discarded += (uint32_t)nread) > REFUSAL_DISCARD_MAX)
+        session_end(s, NULL);
+}
+
+static void on_refusal_shutdown(uv_shutdown_t *req, int status)
+{
+    struct session *s = req->handle->data;
+    if (s->state == SS_CLOSING)
+        return; /* cancelled by the close */
+    if (status < 0 ||
+        uv_read_start((uv_stream_t *)&s->client, discard_alloc, discard_read) != 0)
+        session_end(s, NULL);
+}
+
+/* The ErrorResponse is out. Closing now would reset the connection if the client sent
+ * more than lbd read (the rest of an oversized packet, a pipelined query): its kernel
+ * would then drop the ErrorResponse before the client reads it. So: FIN after the
+ * error, read and drop what the client still sends, and close at its EOF, after 64 KiB,
+ * or at the refusal's 1 s deadline, whichever comes first. */
 static void on_refusal_written(uv_write_t *req, int status)
 {
     struct session *s = req->handle->data;
-    session_end(s, NULL);
+    if (status < 0 || s->state == SS_CLOSING ||
+        uv_shutdown(&s->refusal->shutdown, (uv_stream_t *)&s->client, on_refusal_shutdown) != 0)
+        session_end(s, NULL);
 }
 
 static void close_server(struct session *s)
@@ -242,9 +287,11 @@ static void refuse(struct session *s, const char *sqlstate, const char *msg, con
     uv_read_stop((uv_stream_t *)&s->client);
     close_server(s);
     s->state = SS_REFUSING;
-    s->refusal = malloc(256);
-    size_t n = s->refusal ? pgwire_error_build(s->refusal, 256, "FATAL", sqlstate, msg) : 0;
-    uv_buf_t b = uv_buf_init((char *)s->refusal, (unsigned)n);
+    s->refusal = calloc(1, sizeof(*s->refusal));
+    size_t n = s->refusal ? pgwire_error_build(s->refusal->msg, REFUSAL_MSG_MAX, "FATAL",
+                                               sqlstate, msg)
+                          : 0;
+    uv_buf_t b = uv_buf_init((char *)(s->refusal ? s->refusal->msg : NULL), (unsigned)n);
     if (n == 0 || uv_write(&s->wreq[S2C], (uv_stream_t *)&s->client, &b, 1, on_refusal_written))
         session_end(s, NULL);
     else

@@ -5,7 +5,8 @@
 # 10.77.0.0/24. No lab namespace has a default route: nothing leaves the machine.
 #
 #   scripts/lab.sh up                 build the lab and start everything
-#   scripts/lab.sh status             who holds which VIP, group states, node health
+#   scripts/lab.sh status             who holds which VIP, group states, node health, and
+#                                     where each instance's status page is
 #   scripts/lab.sh kill lb1           the lab's `docker kill`: SIGKILL + link down
 #   scripts/lab.sh stop lb1           planned stop: SIGTERM lbd (hands over), then vrrpd
 #   scripts/lab.sh start lb1          start the instance again, fresh
@@ -17,7 +18,9 @@
 # Settings (environment): LAB_PREFIX (pgv), LAB_DIR, LAB_INTERVAL (100ms),
 # LAB_PREEMPT (false), LAB_PREEMPT_DELAY (0s), LAB_NODES (3), LAB_LBD (1), BUILD_DIR,
 # LAB_UNICAST (0: multicast; 1: unicast peers), LAB_NOTIFY (0; 1: log notify calls),
-# LAB_STACK (pgvip; or haproxy: HAProxy + keepalived in each instance, for comparison).
+# LAB_STACK (pgvip; or haproxy: HAProxy + keepalived in each instance, for comparison),
+# LAB_PAGE_PORTS ("8081 8083": host loopback ports forwarded to lb1's and lb2's status
+# pages, as CockroachDB + HAProxy setups publish their stats pages; "" for none).
 
 LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LAB_PREFIX=${LAB_PREFIX:-pgv}
@@ -31,6 +34,7 @@ LAB_LBD=${LAB_LBD:-1}
 LAB_UNICAST=${LAB_UNICAST:-0}
 LAB_NOTIFY=${LAB_NOTIFY:-0}
 LAB_STACK=${LAB_STACK:-pgvip}
+LAB_PAGE_PORTS=${LAB_PAGE_PORTS-8081 8083}
 LAB_BUILD=${BUILD_DIR:-$LAB_ROOT/build}
 LAB_LBD_BIN=${LBD:-$LAB_BUILD/lbd/lbd}
 LAB_VRRPD_BIN=${VRRPD:-$LAB_BUILD/vrrpd/vrrpd}
@@ -92,6 +96,7 @@ lab_write_config() { # lab_write_config lb1|lb2
         echo "vrrp:"
         echo "  interface: eth0"
         echo "  state_file: $LAB_DIR/$inst-vrrpd.json"
+        echo "  admin: 127.0.0.1:8082          # vrrpd's /metrics and /status"
         echo "  transitions_file: $LAB_DIR/$inst-transitions.log"
         [ "$LAB_UNICAST" = 1 ] && echo "  unicast_peers: [$peer]"
         [ "$LAB_NOTIFY" = 1 ] && echo "  notify: 'echo \"\$1 \$2 \$3 \$VRRP_FROM\" >> $LAB_DIR/$inst-notify.log'"
@@ -217,6 +222,46 @@ lab_start() { # lab_start lb1: the instance's link up, lbd, then vrrpd
     echo "$pid" >"$LAB_DIR/$inst-vrrpd.pid"
 }
 
+# The status pages: lbd's admin endpoint listens on 127.0.0.1:8081 inside each instance's
+# namespace. A forwarder (socat) on the host's loopback, port N, reaches it from a browser
+# on this machine; nothing is exposed beyond 127.0.0.1.
+lab_page_port() { # lab_page_port lb1 -> the host port, or "" when none
+    local ports=($LAB_PAGE_PORTS)
+    case $1 in lb1) echo "${ports[0]:-}" ;; lb2) echo "${ports[1]:-}" ;; esac
+}
+lab_pages_start() {
+    local inst port pid
+    command -v socat >/dev/null || { echo "lab: no socat: status pages not forwarded" >&2; return 0; }
+    for inst in lb1 lb2; do
+        port=$(lab_page_port "$inst")
+        [ -n "$port" ] || continue
+        # setsid: the forwarder leads its own process group, so lab_down ends its
+        # per-connection children with it.
+        setsid socat "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork" \
+            "EXEC:ip netns exec $(lab_ns "$inst") socat STDIO TCP\:127.0.0.1\:8081" \
+            >>"$LAB_DIR/page-$inst.log" 2>&1 &
+        pid=$!
+        disown "$pid"
+        echo "$pid" >"$LAB_DIR/page-$inst.pid"
+    done
+    sleep 0.2
+    for inst in lb1 lb2; do
+        [ -f "$LAB_DIR/page-$inst.pid" ] || continue
+        kill -0 "$(cat "$LAB_DIR/page-$inst.pid")" 2>/dev/null ||
+            echo "lab: cannot forward 127.0.0.1:$(lab_page_port "$inst") to $inst's status page" \
+                "(port taken? set LAB_PAGE_PORTS): $(tail -1 "$LAB_DIR/page-$inst.log")" >&2
+    done
+}
+lab_pages_stop() {
+    local inst pid
+    for inst in lb1 lb2; do
+        [ -f "$LAB_DIR/page-$inst.pid" ] || continue
+        pid=$(cat "$LAB_DIR/page-$inst.pid")
+        kill -TERM -- "-$pid" 2>/dev/null || true
+        rm -f "$LAB_DIR/page-$inst.pid"
+    done
+}
+
 lab_up() {
     [ "$(id -u)" -eq 0 ] || { echo "lab: needs root (network namespaces)" >&2; return 1; }
     [ -x "$LAB_VRRPD_BIN" ] || { echo "lab: $LAB_VRRPD_BIN not built (scripts/build.sh)" >&2; return 1; }
@@ -242,6 +287,7 @@ lab_up() {
     # Both at once: priorities then give VIP-A to lb1 and VIP-B to lb2 (active-active).
     lab_start lb1
     lab_start lb2
+    [ "$LAB_STACK" = haproxy ] || lab_pages_start
     lab_wait_masters 10
 }
 
@@ -287,6 +333,13 @@ lab_wait_masters() { # both VIPs held by exactly one instance each, within $1 s
 
 lab_kill() { # the lab's `docker kill`: SIGKILL every process of the instance, link down
     local inst=$1 pid
+    # The VRRP daemon first: were the proxy first, vrrpd (or keepalived) could still see
+    # it die and resign with priority 0, a faster handover than a real crash allows.
+    # This way the peer must notice the silence (master down interval), the worst case.
+    local f
+    for f in keepalived-vrrp vrrpd; do
+        [ -f "$LAB_DIR/$inst-$f.pid" ] && kill -KILL "$(cat "$LAB_DIR/$inst-$f.pid")" 2>/dev/null
+    done
     for pid in $(ip netns pids "$(lab_ns "$inst")"); do kill -KILL "$pid" 2>/dev/null || true; done
     ip -n "$(lab_ns "$inst")" link set eth0 down
 }
@@ -328,7 +381,13 @@ lab_status() {
             local st
             if st=$(lab_exec "$inst" curl -fsS --max-time 1 http://127.0.0.1:8081/status 2>/dev/null); then
                 echo "$inst lbd: sessions $(grep -o '"sessions":[0-9]*' <<<"$st" | head -1 | cut -d: -f2), nodes: $(grep -o '"name":"[^"]*","address":"[^"]*","state":"[a-z]*"' <<<"$st" | sed 's/"name":"\([^"]*\)".*"state":"\([a-z]*\)"/\1 \2/' | paste -sd',' -)"
-                echo "$inst admin: ip netns exec $(lab_ns "$inst") curl http://127.0.0.1:8081/status"
+                local port
+                port=$(lab_page_port "$inst")
+                if [ -n "$port" ] && [ -f "$LAB_DIR/page-$inst.pid" ]; then
+                    echo "$inst status page: http://127.0.0.1:$port/  (JSON: /status, Prometheus: /metrics)"
+                else
+                    echo "$inst status page: ip netns exec $(lab_ns "$inst") curl http://127.0.0.1:8081/"
+                fi
             else
                 echo "$inst lbd: not running"
             fi
@@ -338,6 +397,7 @@ lab_status() {
 
 lab_down() {
     local h pid i
+    [ -d "$LAB_DIR" ] && lab_pages_stop
     for h in sw lb1 lb2 client $(for ((i = 0; i < 3; i++)); do echo "node$i"; done); do
         ip netns list | grep -q "^$(lab_ns "$h")\b" || continue
         case $h in

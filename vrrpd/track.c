@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 static void schedule(struct track *t, uint64_t ms);
 static void set_ok(struct track *t, bool ok, const char *why)
@@ -51,6 +52,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         *nl = '\0';
         snprintf(t->last_answer, sizeof(t->last_answer), "%s", t->rbuf);
         t->last_answer_ms = uv_now(t->loop);
+        t->ping_out_ms = 0;
         bool draining = strstr(t->rbuf, "draining=1") != NULL;
         t->draining = draining;
         if (draining)
@@ -77,6 +79,7 @@ static void on_connect(uv_connect_t *req, int status)
     t->connected = true;
     t->connected_ms = uv_now(t->loop);
     t->last_answer_ms = 0;
+    t->ping_out_ms = 0;
     t->rlen = 0;
     uv_read_start((uv_stream_t *)&t->pipe, on_alloc, on_read);
     schedule(t, 0);
@@ -103,11 +106,19 @@ static void on_timer(uv_timer_t *h)
         uv_pipe_connect(&t->creq, &t->pipe, t->path, on_connect);
         return;
     }
-    uint64_t since = t->last_answer_ms ? t->last_answer_ms : t->connected_ms;
-    if (now - since > t->timeout_ms) {
+    if (t->ping_out_ms && now - t->ping_out_ms > t->timeout_ms) {
+        /* libuv runs timers before it reads sockets: after a stall of vrrpd itself (CPU
+         * starvation, SIGSTOP) lbd's answer may be waiting unread. Read it first. */
+        int fd;
+        char c;
+        if (uv_fileno((uv_handle_t *)&t->pipe, &fd) == 0 &&
+            recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+            schedule(t, 0);
+            return;
+        }
         char why[96];
         snprintf(why, sizeof(why), "tracked lbd did not answer for %llu ms",
-                 (unsigned long long)(now - since));
+                 (unsigned long long)(now - t->ping_out_ms));
         drop(t, why);
         return;
     }
@@ -116,6 +127,8 @@ static void on_timer(uv_timer_t *h)
     if (uv_try_write((uv_stream_t *)&t->pipe, &b, 1) < 0 &&
         uv_stream_get_write_queue_size((uv_stream_t *)&t->pipe) == 0)
         uv_write(&t->wreq, (uv_stream_t *)&t->pipe, &b, 1, on_written);
+    if (t->ping_out_ms == 0)
+        t->ping_out_ms = now; /* the oldest unanswered ping: what a timeout counts from */
     schedule(t, t->interval_ms);
 }
 

@@ -22,6 +22,7 @@ struct track {
     char path[108];
     uint64_t interval_ms, timeout_ms;
     uint64_t last_answer_ms, connected_ms;
+    uint64_t ping_out_ms; /* when the oldest unanswered ping was sent; 0: none */
     bool pipe_open, connected, ok, closing;
     bool draining; /* lbd said it drains: it still serves, a graceful handover */
     int handles;

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 enum vrrp_state { VRRP_INIT, VRRP_BACKUP, VRRP_MASTER, VRRP_FAULT };
+#define VRRP_STATE_COUNT 4
 extern const char *const vrrp_state_names[];
 
 struct vrrp_fsm_config {

@@ -244,9 +244,17 @@ static void apply(struct vrrpd_group *g, const struct vrrp_out *o)
     maybe_finish(g->d);
 }
 
+static void on_rx(uv_poll_t *p, int status, int events);
+
 static void on_group_timer(uv_timer_t *t)
 {
     struct vrrpd_group *g = t->data;
+    /* libuv runs timers before it polls for I/O: after a stall of vrrpd (CPU starvation,
+     * SIGSTOP, a debugger) an advertisement may be waiting that makes this master-down
+     * timeout stale. Read what has arrived first; the state machine then acts only on
+     * what is still due. */
+    if (g->d->rx_polling)
+        on_rx(&g->d->rx_poll, 0, UV_READABLE);
     struct vrrp_out o;
     vrrp_fsm_timer(&g->fsm, now_ms(), &o);
     apply(g, &o);
@@ -523,62 +531,68 @@ static int check_vips_on_segment(struct vrrpd *d)
 
 /* ---- state file ---- */
 
-void vrrpd_write_state(struct vrrpd *d)
+void vrrpd_render_state(struct vrrpd *d, struct metrics_buf *m)
 {
-    if (d->cfg.state_file[0] == '\0')
-        return;
-    struct metrics_buf m;
-    char ts[40], ip[16], tmp[300];
-    metrics_init(&m);
+    char ts[40], ip[16];
     uint64_t now = now_ms();
-    metrics_printf(&m, "{\"daemon\":\"vrrpd\",\"instance\":");
-    metrics_json_str(&m, d->cfg.instance);
-    metrics_printf(&m, ",\"pid\":%d,\"updated\":\"%s\",\"updated_ms\":%llu", (int)getpid(),
+    metrics_printf(m, "{\"daemon\":\"vrrpd\",\"instance\":");
+    metrics_json_str(m, d->cfg.instance);
+    metrics_printf(m, ",\"pid\":%d,\"updated\":\"%s\",\"updated_ms\":%llu", (int)getpid(),
                    log_format_ts(wall_ms(), ts, sizeof(ts)), (unsigned long long)wall_ms());
-    metrics_printf(&m, ",\"running\":%s,\"interface\":", d->stopping ? "false" : "true");
-    metrics_json_str(&m, d->cfg.interface);
-    metrics_printf(&m, ",\"address\":\"%s\",\"link_up\":%s", ip4(d->primary, ip, sizeof(ip)),
+    metrics_printf(m, ",\"running\":%s,\"interface\":", d->stopping ? "false" : "true");
+    metrics_json_str(m, d->cfg.interface);
+    metrics_printf(m, ",\"address\":\"%s\",\"link_up\":%s", ip4(d->primary, ip, sizeof(ip)),
                    d->link_up ? "true" : "false");
     if (d->cfg.track_lbd[0]) {
-        metrics_printf(&m, ",\"lbd\":{\"ok\":%s,\"reason\":", d->lbd_ok ? "true" : "false");
-        metrics_json_str(&m, d->lbd_why);
-        metrics_printf(&m, "}");
+        metrics_printf(m, ",\"lbd\":{\"ok\":%s,\"reason\":", d->lbd_ok ? "true" : "false");
+        metrics_json_str(m, d->lbd_why);
+        metrics_printf(m, "}");
     }
-    metrics_printf(&m, ",\"mode\":\"%s\",\"groups\":[", d->cfg.n_peers ? "unicast" : "multicast");
+    metrics_printf(m, ",\"mode\":\"%s\",\"groups\":[", d->cfg.n_peers ? "unicast" : "multicast");
     for (size_t i = 0; i < d->n_groups; i++) {
         struct vrrpd_group *g = &d->groups[i];
         char vips[512];
         vip_list(g, vips, sizeof(vips));
-        metrics_printf(&m,
+        metrics_printf(m,
                        "%s{\"vrid\":%u,\"state\":\"%s\",\"priority\":%u,\"configured_priority\":%u,"
                        "\"interval_ms\":%llu,\"preempt\":%s,\"vips\":\"%s\",\"holds_vips\":%s",
                        i ? "," : "", g->cfg.vrid, vrrp_state_names[g->fsm.state], g->fsm.priority,
                        g->cfg.priority, (unsigned long long)g->cfg.interval_ms,
                        g->cfg.preempt ? "true" : "false", vips, g->vips_held ? "true" : "false");
-        metrics_printf(&m, ",\"master\":\"%s\"",
+        metrics_printf(m, ",\"master\":\"%s\"",
                        g->fsm.master_ip ? ip4(g->fsm.master_ip, ip, sizeof(ip)) : "");
-        metrics_printf(&m, ",\"last_advert_ms_ago\":%lld",
+        metrics_printf(m, ",\"last_advert_ms_ago\":%lld",
                        g->last_rx_ms ? (long long)(now - g->last_rx_ms) : -1LL);
-        metrics_printf(&m, ",\"master_down_ms\":%llu,\"adverts_sent\":%llu,\"adverts_received\":%llu",
+        metrics_printf(m, ",\"master_down_ms\":%llu,\"adverts_sent\":%llu,\"adverts_received\":%llu",
                        (unsigned long long)vrrp_fsm_master_down_ms(&g->fsm),
                        (unsigned long long)g->tx_adverts, (unsigned long long)g->rx_adverts);
-        metrics_printf(&m, ",\"transitions\":[");
+        metrics_printf(m, ",\"transitions\":[");
         size_t n = g->history_next < VRRPD_HISTORY ? g->history_next : VRRPD_HISTORY;
         for (size_t k = 0; k < n; k++) {
             const struct vrrpd_history *h = &g->history[(g->history_next - 1 - k) % VRRPD_HISTORY];
-            metrics_printf(&m, "%s{\"ts\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"reason\":",
+            metrics_printf(m, "%s{\"ts\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"reason\":",
                            k ? "," : "", log_format_ts(h->wall_ms, ts, sizeof(ts)),
                            vrrp_state_names[h->from], vrrp_state_names[h->to]);
-            metrics_json_str(&m, h->reason);
-            metrics_printf(&m, "}");
+            metrics_json_str(m, h->reason);
+            metrics_printf(m, "}");
         }
-        metrics_printf(&m, "]}");
+        metrics_printf(m, "]}");
     }
-    metrics_printf(&m, "],\"dropped\":{");
+    metrics_printf(m, "],\"dropped\":{");
     for (int r = 1; r < VRRPD_DROP__COUNT; r++)
-        metrics_printf(&m, "%s\"%s\":%llu", r > 1 ? "," : "", vrrpd_drop_names[r],
+        metrics_printf(m, "%s\"%s\":%llu", r > 1 ? "," : "", vrrpd_drop_names[r],
                        (unsigned long long)d->rx_drops[r]);
-    metrics_printf(&m, "}}\n");
+    metrics_printf(m, "}}\n");
+}
+
+void vrrpd_write_state(struct vrrpd *d)
+{
+    if (d->cfg.state_file[0] == '\0')
+        return;
+    struct metrics_buf m;
+    char tmp[300];
+    metrics_init(&m);
+    vrrpd_render_state(d, &m);
     snprintf(tmp, sizeof(tmp), "%s.tmp", d->cfg.state_file);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd >= 0 && !m.failed) {
@@ -590,6 +604,88 @@ void vrrpd_write_state(struct vrrpd *d)
         close(fd);
     }
     metrics_free(&m);
+}
+
+/* ---- the admin endpoint: /metrics (Prometheus) and /status (the state file's JSON) ---- */
+
+void vrrpd_render_metrics(struct vrrpd *d, struct metrics_buf *m)
+{
+    char vrid[8];
+    uint64_t now = now_ms();
+    metrics_family(m, "vrrpd_up", METRICS_GAUGE, "1 while vrrpd runs.");
+    metrics_sample(m, NULL, 1);
+    metrics_family(m, "vrrpd_start_time_seconds", METRICS_GAUGE, "Start time, Unix seconds.");
+    metrics_sample(m, NULL, (double)d->started_wall_ms / 1000.0);
+    metrics_family(m, "vrrpd_link_up", METRICS_GAUGE, "1 while the VRRP interface is up.");
+    metrics_sample(m, NULL, d->link_up);
+    if (d->cfg.track_lbd[0]) {
+        metrics_family(m, "vrrpd_tracked_lbd_ok", METRICS_GAUGE,
+                       "1 while the tracked lbd answers and serves.");
+        metrics_sample(m, NULL, d->lbd_ok);
+    }
+    metrics_family(m, "vrrpd_group_state", METRICS_GAUGE,
+                   "1 for the group's current state (INIT, BACKUP, MASTER, FAULT).");
+    for (size_t i = 0; i < d->n_groups; i++) {
+        snprintf(vrid, sizeof(vrid), "%u", d->groups[i].cfg.vrid);
+        for (int st = 0; st < VRRP_STATE_COUNT; st++) {
+            const char *l[] = {"vrid", vrid, "state", vrrp_state_names[st], NULL};
+            metrics_sample(m, l, d->groups[i].fsm.state == (enum vrrp_state)st);
+        }
+    }
+#define PER_GROUP(name, type, help, expr)                                                  \
+    metrics_family(m, name, type, help);                                                   \
+    for (size_t i = 0; i < d->n_groups; i++) {                                             \
+        const struct vrrpd_group *g = &d->groups[i];                                       \
+        snprintf(vrid, sizeof(vrid), "%u", g->cfg.vrid);                                   \
+        const char *l[] = {"vrid", vrid, NULL};                                            \
+        metrics_sample(m, l, (double)(expr));                                              \
+    }
+    PER_GROUP("vrrpd_group_master", METRICS_GAUGE, "1 while this instance is the group's master.",
+              g->fsm.state == VRRP_MASTER)
+    PER_GROUP("vrrpd_group_vips_held", METRICS_GAUGE, "1 while the group's VIPs are on the interface.",
+              g->vips_held)
+    PER_GROUP("vrrpd_group_priority", METRICS_GAUGE, "Effective priority (after tracking).",
+              g->fsm.priority)
+    PER_GROUP("vrrpd_group_configured_priority", METRICS_GAUGE, "Configured priority.",
+              g->cfg.priority)
+    PER_GROUP("vrrpd_group_advert_interval_seconds", METRICS_GAUGE, "Advertisement interval.",
+              (double)g->cfg.interval_ms / 1000.0)
+    PER_GROUP("vrrpd_group_adverts_sent_total", METRICS_COUNTER, "Advertisements sent.",
+              g->tx_adverts)
+    PER_GROUP("vrrpd_group_adverts_received_total", METRICS_COUNTER,
+              "Valid advertisements received from another router.", g->rx_adverts)
+    PER_GROUP("vrrpd_group_last_advert_age_seconds", METRICS_GAUGE,
+              "Seconds since the last advertisement from another router (-1: never).",
+              g->last_rx_ms ? (double)(now - g->last_rx_ms) / 1000.0 : -1.0)
+    PER_GROUP("vrrpd_group_transitions_total", METRICS_COUNTER, "State transitions.",
+              g->history_next)
+#undef PER_GROUP
+    metrics_family(m, "vrrpd_packets_dropped_total", METRICS_COUNTER,
+                   "Received VRRP packets dropped, by reason.");
+    for (int r = 1; r < VRRPD_DROP__COUNT; r++) {
+        const char *l[] = {"reason", vrrpd_drop_names[r], NULL};
+        metrics_sample(m, l, (double)d->rx_drops[r]);
+    }
+    metrics_family(m, "vrrpd_admin_rejected_total", METRICS_COUNTER,
+                   "Admin connections closed unserved (too many at once).");
+    metrics_sample(m, NULL, (double)d->admin.rejected);
+}
+
+static void admin_handle(void *ctx, const char *path, const char *query, struct httpd_reply *r)
+{
+    (void)query;
+    struct vrrpd *d = ctx;
+    if (strcmp(path, "/metrics") == 0) {
+        r->ctype = "text/plain; version=0.0.4; charset=utf-8";
+        vrrpd_render_metrics(d, &r->body);
+    } else if (strcmp(path, "/status") == 0) {
+        r->ctype = "application/json";
+        vrrpd_render_state(d, &r->body);
+    } else if (strcmp(path, "/health") == 0) {
+        httpd_text(r, 200, "ok\n");
+    } else {
+        httpd_text(r, 404, "not found: try /metrics, /status or /health\n");
+    }
 }
 
 static void on_status_timer(uv_timer_t *t)
@@ -609,6 +705,7 @@ static void close_all(struct vrrpd *d)
         uv_close((uv_handle_t *)&d->rx_poll, NULL);
     d->rx_polling = false;
     uv_close((uv_handle_t *)&d->status_timer, NULL);
+    httpd_stop(&d->admin);
     uv_close((uv_handle_t *)&d->sig_term, NULL);
     uv_close((uv_handle_t *)&d->sig_int, NULL);
     uv_close((uv_handle_t *)&d->sig_hup, NULL);
@@ -674,6 +771,7 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const struct vrrpd_config *cfg
     memset(d, 0, sizeof(*d));
     d->loop = loop;
     d->cfg = *cfg;
+    d->started_wall_ms = wall_ms();
     d->rx_fd = d->tx_fd = d->transitions_fd = -1;
     d->garp.fd = -1;
     snprintf(d->lbd_why, sizeof(d->lbd_why), "waiting for the tracked lbd");
@@ -736,6 +834,13 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const struct vrrpd_config *cfg
     uv_timer_init(loop, &d->status_timer);
     d->status_timer.data = d;
     uv_timer_start(&d->status_timer, on_status_timer, 500, 500);
+    if (cfg->admin_enabled &&
+        (rc = httpd_start(&d->admin, loop, (struct sockaddr *)&cfg->admin, admin_handle, d)) != 0) {
+        char a[SOCKADDR_STRLEN];
+        fprintf(stderr, "vrrpd: cannot serve the admin endpoint on %s: %s\n",
+                format_sockaddr((struct sockaddr *)&cfg->admin, a, sizeof(a)), uv_strerror(rc));
+        return rc;
+    }
     set_realtime(d);
     char ip[16];
     log_emit(LOG_INFO, "start", "version=%s interface=%s address=%s groups=%zu mode=%s link=%s",

@@ -3,6 +3,8 @@
 #define VRRPD_VRRPD_H
 
 #include "garp.h"
+#include "httpd.h"
+#include "metrics.h"
 #include "track.h"
 #include "vip.h"
 #include "vrrp_fsm.h"
@@ -63,11 +65,15 @@ struct vrrpd {
     uv_timer_t status_timer;
     uint64_t rx_drops[VRRPD_DROP__COUNT];
     uint64_t last_drop_log_ms;
+    uint64_t started_wall_ms;
+    struct httpd admin; /* when cfg.admin_enabled */
 };
 
 int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const struct vrrpd_config *cfg);
 void vrrpd_free(struct vrrpd *d);
 void vrrpd_write_state(struct vrrpd *d);
+void vrrpd_render_state(struct vrrpd *d, struct metrics_buf *m);
+void vrrpd_render_metrics(struct vrrpd *d, struct metrics_buf *m);
 int vrrpd_join_group(struct vrrpd *d);
 
 #endif

@@ -167,6 +167,19 @@ static int parse_track(struct cfg_doc *d, yaml_node_t *n, const char *path, void
     return cfg_map_apply(d, n, path, track_fields, base);
 }
 
+static int parse_admin(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
+{
+    struct vrrpd_config *c = base;
+    static const struct cfg_field f = {"admin", CFG_ADDR, 0, .default_port = 8082};
+    const char *s = cfg_scalar(n);
+    if (s && (strcmp(s, "off") == 0 || strcmp(s, "") == 0)) {
+        c->admin_enabled = false;
+        return 0;
+    }
+    c->admin_enabled = true;
+    return cfg_field_apply(d, n, path, &f, &c->admin);
+}
+
 static const struct cfg_field vrrp_fields[] = {
     {"interface", CFG_STR, OFF(interface), SZ(interface), .required = true},
     {"address", CFG_CUSTOM, 0, .custom = parse_address},
@@ -174,6 +187,7 @@ static const struct cfg_field vrrp_fields[] = {
     {"log_level", CFG_ENUM, OFF(log_level), .choices = level_names},
     {"log_file", CFG_STR, OFF(log_file), SZ(log_file)},
     {"state_file", CFG_STR, OFF(state_file), SZ(state_file)},
+    {"admin", CFG_CUSTOM, 0, .custom = parse_admin},
     {"transitions_file", CFG_STR, OFF(transitions_file), SZ(transitions_file)},
     {"notify", CFG_STR, OFF(notify), SZ(notify)},
     {"garp", CFG_CUSTOM, 0, .custom = parse_garp},
@@ -199,6 +213,8 @@ static void set_defaults(struct vrrpd_config *c)
 {
     memset(c, 0, sizeof(*c));
     snprintf(c->instance, sizeof(c->instance), "vrrpd");
+    parse_sockaddr("127.0.0.1:8082", 0, &c->admin);
+    c->admin_enabled = true;
     c->log_level = LOG_INFO;
     c->garp_repeat = 3;
     c->garp_interval_ms = 100;

@@ -5,6 +5,7 @@
 #include "vrrp_packet.h"
 
 #include <net/if.h>
+#include <sys/socket.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +34,8 @@ struct vrrpd_config {
     int log_level;
     char log_file[256];
     char state_file[256];
+    struct sockaddr_storage admin; /* /metrics and /status over HTTP */
+    bool admin_enabled;
     char transitions_file[256];
     char notify[256];
     uint32_t garp_repeat;

@@ -7,6 +7,8 @@ usage: hostile_client.py PORT MODE [ARGS]
   flood N               open N connections with a startup each; count refusals by SQLSTATE
   slowread QUERY SECS   start QUERY, read nothing for SECS, then read it all; print bytes
   vanish QUERY          start QUERY, read a little, then reset the connection
+  oversized N           a first packet claiming 1 MB, then N bytes of it: the refusal
+                        must arrive whole, not be lost to a reset; print its SQLSTATE
 """
 import os, socket, struct, sys, time
 
@@ -91,6 +93,19 @@ elif mode == "slowread":
         total += len(c)
         if c.endswith(b"Z\0\0\0\x05I"): break
     print("read %d bytes" % total)
+elif mode == "oversized":
+    s = connect(port)
+    s.sendall(struct.pack(">I", 1 << 20) + b"\x00" * int(sys.argv[3]))
+    data, how = b"", "closed"
+    try:
+        while True:
+            c = s.recv(4096)
+            if not c: break
+            data += c
+    except ConnectionResetError:
+        how = "RESET"
+    i = data.find(b"C")
+    print("%s after %s" % (data[i+1:i+6].decode() if data[:1] == b"E" and i > 0 else repr(data[:1]), how))
 elif mode == "vanish":
     s = connect(port); s.sendall(startup()); read_until_ready(s); s.sendall(query(sys.argv[3]))
     s.recv(65536)

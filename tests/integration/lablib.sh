@@ -5,6 +5,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export VRRPD=${VRRPD:?set VRRPD to the vrrpd binary}
 export LAB_PREFIX="t${BASE}"
 export LAB_DIR="$WORK/lab"
+export LAB_PAGE_PORTS=${LAB_PAGE_PORTS-} # no host forwarders unless a test asks
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
 
 lab_teardown() {

@@ -42,6 +42,15 @@ grep -q 'lbd_refused_total{reason="bad_packet"} [1-9]' <(curl -fsS http://127.0.
     fail "bad packets not counted"
 pass "random bytes (1 B to 100 kB): an ErrorResponse or a close, counted"
 
+# The refusal must reach the client even when it sent more than lbd read: lbd closes
+# after the client's EOF (or 1 s), never with unread data, which would reset the
+# connection and make the client's kernel drop the ErrorResponse.
+for n in 0 1000 30000 60000 60000 60000; do
+    out=$($HC $LB oversized $n)
+    [ "$out" = "08P01 after closed" ] || fail "oversized first packet with $n bytes: $out"
+done
+pass "oversized first packets: the 08P01 refusal arrives whole, never a reset"
+
 out=$($HC $LB flood 80)
 [[ $out == *"53300=31"* && $out == *"ok=49"* ]] || fail "flood of 80 with maxconn 50 (one taken): $out"
 pass "80 connections at maxconn 50: $out (53300 = too many clients)"

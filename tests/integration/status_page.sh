@@ -1,0 +1,86 @@
+#!/bin/bash
+# The status page as an operator uses it (issue 8): the lab up, clients working, one
+# instance killed; the survivor's page opened in headless Chromium through the lab's
+# host forwarder shows both VIPs MASTER, the transition with its reason, and the node
+# table. Then the instance's own daemons hang in turn (SIGSTOP): the page must call each
+# DEAD, never show its stale state as healthy, and recover when it resumes.
+# The screenshot is saved with the test output (results/status_page-lb2.png).
+source "$(dirname "$0")/lablib.sh"
+command -v chromium >/dev/null || fail "chromium is not installed (scripts/install-deps.sh)"
+command -v socat >/dev/null || fail "socat is not installed (scripts/install-deps.sh)"
+export LAB_PAGE_PORTS="$BASE $((BASE + 1))"
+OUT=${RESULTS_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/results}
+mkdir -p "$OUT"
+lab_up >/dev/null || fail "lab did not come up"
+status=$(bash "$(dirname "$0")/../../scripts/lab.sh" status 2>&1 | grep "status page") || true
+grep -q "lb2 status page: http://127.0.0.1:$((BASE + 1))/" <<<"$status" ||
+    fail "lab status does not say where lb2's page is: $status"
+pass "lab status prints each page's address"
+
+# Some traffic through both instances, so the counters are not all zero.
+for vip in $VIP_A $VIP_B; do
+    for _ in 1 2 3; do
+        lab_exec client psql -X -h $vip -U postgres -d postgres -Atc 'select 1' >/dev/null || fail "psql to $vip"
+    done
+done
+
+M=$(lab_master_of 51)
+S=$(other "$M")
+[ "$S" = lb2 ] || fail "expected lb1 to master VRID 51 at start, got $M"
+lab_kill "$M"
+wait_holder $VIP_A "$S" 3 >/dev/null || fail "VIP-A did not move to $S"
+pass "killed $M; $S holds both VIPs"
+
+URL="http://127.0.0.1:$((BASE + 1))/"
+SPID=$(cat "$LAB_DIR/$S-lbd.pid")
+VPID=$(cat "$LAB_DIR/$S-vrrpd.pid")
+row='document.querySelector("#vrrp tbody tr[data-vrid=\"VRID\"]")'
+state() { echo "${row/VRID/$1} && ${row/VRID/$1}.dataset.state == \"$2\""; }
+text() { echo "document.querySelector(\"$1\").innerText.includes(\"$2\")"; }
+# Resume whatever the browser steps stopped, even when the test fails half-way.
+resume() { kill -CONT "$SPID" "$VPID" 2>/dev/null || true; }
+CLEANUP_HOOKS=(resume "${CLEANUP_HOOKS[@]}")
+
+python3 "$(dirname "$0")/../tools/browse.py" "$URL" --timeout 8 \
+    --expect "title names the instance=document.title == \"pgvip $S\"" \
+    --expect "lbd alive=$(text '#lbd-badge' alive)" \
+    --expect "vrrpd alive=$(text '#vrrpd-badge' alive)" \
+    --expect "VRID 51 MASTER=$(state 51 MASTER)" \
+    --expect "VRID 52 MASTER=$(state 52 MASTER)" \
+    --expect "VIP-A listed as held=$(text '#vrrp tbody' "$VIP_A")" \
+    --expect "VIP-B listed as held=$(text '#vrrp tbody' "$VIP_B")" \
+    --expect "takeover reason shown=$(text '#transitions' "no advertisement from $(lab_ip "$M")")" \
+    --expect "takeover row BACKUP to MASTER=$(text '#transitions' 'BACKUP → MASTER')" \
+    --expect "three nodes up=document.querySelectorAll('#nodes tr[data-state=up]').length == 3" \
+    --expect "node table names node0=$(text '#nodes' 'node0')" \
+    --expect "check result shown=$(text '#nodes' 'pg: ready for query')" \
+    --expect "sessions counted=$(text '#tiles' 'sessions total')" \
+    --expect "chart drawn=document.querySelector('#chart-span').textContent.endsWith(' s')" \
+    --shot "$OUT/status_page-$S.png" \
+    --run "kill -STOP $VPID" \
+    --expect "hung vrrpd shown DEAD=$(text '#vrrpd-badge' DEAD)" \
+    --expect "hung vrrpd: banner says why=$(text '#vrrpd-dead' 'hung or dead')" \
+    --expect "hung vrrpd: VRID 51 not shown as MASTER=$(state 51 DEAD)" \
+    --shot "$OUT/status_page-$S-vrrpd-hung.png" \
+    --run "kill -CONT $VPID" \
+    --expect "vrrpd alive again=$(text '#vrrpd-badge' alive)" \
+    --expect "VRID 52 MASTER again=$(state 52 MASTER)" \
+    --run "kill -STOP $SPID" \
+    --expect "hung lbd shown DEAD=$(text '#lbd-badge' DEAD)" \
+    --expect "hung lbd: banner says so=$(text '#lbd-dead' 'not answering')" \
+    --run "kill -CONT $SPID" \
+    --expect "lbd alive again=$(text '#lbd-badge' alive)" \
+    --expect "banner gone=document.querySelector('#lbd-dead').classList.contains('hidden')" \
+    --text "$WORK/page.txt" >"$WORK/browse.log" 2>&1 || {
+    cat "$WORK/browse.log"
+    fail "the page did not show what it should (above)"
+}
+sed 's/^/    /' "$WORK/browse.log"
+[ -s "$OUT/status_page-$S.png" ] || fail "no screenshot"
+pass "the survivor's page shows both VIPs MASTER, the reason, the nodes; hung daemons shown DEAD"
+log "screenshot: $OUT/status_page-$S.png"
+
+# The page is read-only: nothing but GET and HEAD is served.
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL")
+[ "$code" = 405 ] || fail "POST to the page answered $code, not 405"
+pass "POST is refused (405): the page is read-only"
