@@ -97,6 +97,12 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
         node_labels(l->pool.nodes[i], lab);
         metrics_sample(m, lab, l->pool.nodes[i]->state == NODE_DRAINING);
     }
+    metrics_family(m, "lbd_node_state_changes_total", METRICS_COUNTER,
+                   "Node state changes (up, down, draining); a fast rise means flapping.");
+    for (size_t i = 0; i < l->pool.n; i++) {
+        node_labels(l->pool.nodes[i], lab);
+        metrics_sample(m, lab, (double)l->pool.nodes[i]->state_changes);
+    }
     metrics_family(m, "lbd_node_sessions", METRICS_GAUGE, "Sessions on the node now.");
     for (size_t i = 0; i < l->pool.n; i++) {
         node_labels(l->pool.nodes[i], lab);
@@ -183,6 +189,7 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
                        n->weight, n->max_sessions, n->active,
                        (unsigned long long)n->sessions_total, (unsigned long long)n->bytes_in,
                        (unsigned long long)n->bytes_out, (unsigned long long)n->connect_failures);
+        metrics_printf(m, ",\"state_changes\":%llu", (unsigned long long)n->state_changes);
         metrics_printf(m,
                        ",\"check\":{\"ok_run\":%u,\"fail_run\":%u,\"rise\":%u,\"fall\":%u,"
                        "\"latency_ms\":%.3f,\"last\":",

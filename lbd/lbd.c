@@ -84,6 +84,7 @@ void lbd_node_set_state(struct lbd *l, struct pool_node *n, enum node_state st,
              node_state_name(st), log_quote(r, sizeof(r), reason), n->active);
     n->state = st;
     n->state_since_ms = lbd_wall_ms();
+    n->state_changes++;
     if (st != NODE_UP && l->cfg.on_node_down == LBD_ON_DOWN_CUT)
         session_cut_node(l, n, "node_down");
 }

@@ -33,6 +33,7 @@ struct pool_node {
     bool removed;        /* dropped by a reload; freed when no session holds it */
     uint32_t refs;       /* sessions holding a pointer */
     uint64_t sessions_total, bytes_in, bytes_out, connect_failures, checks_failed;
+    uint64_t state_changes; /* up/down/draining transitions (flapping shows here) */
     uint64_t state_since_ms, last_check_ms, last_check_latency_us;
     char last_check[128]; /* result in words */
     void *check;          /* the shell's check runner */
