@@ -270,6 +270,8 @@ int cfg_field_apply(struct cfg_doc *d, yaml_node_t *n, const char *path,
         return 0;
     if (f->type == CFG_CUSTOM)
         return f->custom(d, n, path, base);
+    if (f->type == CFG_SECTION)
+        return cfg_map_apply(d, n, path, f->sub, base);
     const char *s = cfg_scalar(n);
     if (s == NULL)
         return cfg_error(d, n, path, "expected a single value, got %s", node_kind(n));

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <yaml.h>
 
 struct cfg_doc {
@@ -28,6 +29,7 @@ enum cfg_type {
     CFG_ADDR,     /* struct sockaddr_storage, "host:port" (default_port if none) */
     CFG_CUSTOM,   /* custom(d, node, path, base) */
     CFG_IGNORE,   /* accepted and skipped (a section another daemon reads) */
+    CFG_SECTION,  /* a mapping whose keys are the table sub, applied to the same base */
 };
 
 struct cfg_doc;
@@ -41,6 +43,15 @@ struct cfg_field {
     int default_port;
     int (*custom)(struct cfg_doc *d, yaml_node_t *node, const char *path, void *base);
     bool required;
+    /* Documentation: --help and the man pages are printed from these tables (cfg_describe),
+     * so they list exactly the keys the loader accepts (one without doc is marked
+     * "(undocumented)", which a test rejects). */
+    const char *doc;      /* what it means */
+    const char *type_doc; /* CFG_CUSTOM: the value's form ("address or list of addresses") */
+    const char *def_doc;  /* the default in words, where the defaults struct cannot say */
+    const struct cfg_field *sub; /* CFG_SECTION's keys; or a list's item keys (with list) */
+    bool list;                   /* a list of mappings with the keys sub, each item ... */
+    const void *sub_defaults;    /* ... starting from this struct */
 };
 
 /* Load and parse a file (or a string, for tests). Returns 0 or -errno with d->err set. */
@@ -67,5 +78,11 @@ size_t cfg_seq_len(const yaml_node_t *seq);
 yaml_node_t *cfg_seq_item(struct cfg_doc *d, const yaml_node_t *seq, size_t i);
 yaml_node_t *cfg_map_get(struct cfg_doc *d, const yaml_node_t *map, const char *key);
 int cfg_expect(struct cfg_doc *d, const yaml_node_t *n, const char *path, yaml_node_type_t type);
+
+/* Print every documented key of fields (and of its sections and lists) with its type,
+ * default and meaning. defaults: a struct with the loader's defaults, read at each
+ * field's offset, so the printed defaults are the real ones. roff: man page markup. */
+void cfg_describe(FILE *out, const struct cfg_field *fields, const void *defaults,
+                  const char *prefix, bool roff);
 
 #endif

@@ -20,13 +20,21 @@ static const char *const level_names[] = {"debug", "info", "warn", "error", NULL
 #define DAY_MS (24 * HOUR_MS)
 
 static const struct cfg_field node_fields[] = {
-    {"name", CFG_STR, NOFF(name), sizeof(((struct lbd_node_config *)0)->name)},
-    {"address", CFG_ADDR, NOFF(addr), .default_port = 5432, .required = true},
-    {"weight", CFG_UINT, NOFF(weight), .min = 0, .max = 1000},
-    {"max_sessions", CFG_UINT, NOFF(max_sessions), .min = 0, .max = 10000000},
-    {"check_port", CFG_UINT, NOFF(check_port), .min = 1, .max = 65535},
+    {"name", CFG_STR, NOFF(name), sizeof(((struct lbd_node_config *)0)->name),
+     .def_doc = "the address", .doc = "Names the node in logs, metrics and the status page."},
+    {"address", CFG_ADDR, NOFF(addr), .default_port = 5432, .required = true,
+     .doc = "Where the node takes PostgreSQL-wire connections."},
+    {"weight", CFG_UINT, NOFF(weight), .min = 0, .max = 1000,
+     .doc = "Share of new sessions relative to the other nodes; 0 = never chosen."},
+    {"max_sessions", CFG_UINT, NOFF(max_sessions), .min = 0, .max = 10000000,
+     .doc = "Sessions at most on this node (0 = no limit); a full node is skipped."},
+    {"check_port", CFG_UINT, NOFF(check_port), .min = 1, .max = 65535,
+     .def_doc = "pool.health.http_port",
+     .doc = "The port of the node's HTTP readiness endpoint (health type http)."},
     {NULL},
 };
+
+static const struct lbd_node_config node_defaults = {.weight = 1};
 
 static int parse_nodes(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
 {
@@ -44,8 +52,7 @@ static int parse_nodes(struct cfg_doc *d, yaml_node_t *n, const char *path, void
         char sub[256];
         snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
         struct lbd_node_config *nc = &c->nodes[i];
-        memset(nc, 0, sizeof(*nc));
-        nc->weight = 1;
+        *nc = node_defaults;
         if ((rc = cfg_map_apply(d, item, sub, node_fields, nc)) != 0)
             return rc;
         if (nc->name[0] == '\0')
@@ -101,56 +108,76 @@ static int parse_admin(struct cfg_doc *d, yaml_node_t *n, const char *path, void
 }
 
 static const struct cfg_field health_fields[] = {
-    {"type", CFG_ENUM, OFF(check_type), .choices = lbd_check_type_names},
-    {"interval", CFG_DURATION, OFF(check_interval_ms), .min = 10, .max = HOUR_MS},
-    {"timeout", CFG_DURATION, OFF(check_timeout_ms), .min = 10, .max = HOUR_MS},
-    {"rise", CFG_UINT, OFF(rise), .min = 1, .max = 100},
-    {"fall", CFG_UINT, OFF(fall), .min = 1, .max = 100},
-    {"http_port", CFG_UINT, OFF(http_port), .min = 1, .max = 65535},
-    {"http_path", CFG_STR, OFF(http_path), sizeof(((struct lbd_config *)0)->http_path)},
-    {"pg_user", CFG_STR, OFF(pg_user), sizeof(((struct lbd_config *)0)->pg_user)},
-    {"pg_database", CFG_STR, OFF(pg_database), sizeof(((struct lbd_config *)0)->pg_database)},
+    {"type", CFG_ENUM, OFF(check_type), .choices = lbd_check_type_names,
+     .doc = "tcp: a connect; pg: a StartupMessage the node must answer like a PostgreSQL "
+            "server (it leaves nothing in the node's log); http: GET http_path on the node's "
+            "check_port, 200 up, 503 draining (CockroachDB); none: always up."},
+    {"interval", CFG_DURATION, OFF(check_interval_ms), .min = 10, .max = HOUR_MS,
+     .doc = "Time between checks of a node."},
+    {"timeout", CFG_DURATION, OFF(check_timeout_ms), .min = 10, .max = HOUR_MS,
+     .doc = "A check not answered in this time failed; at most interval."},
+    {"rise", CFG_UINT, OFF(rise), .min = 1, .max = 100,
+     .doc = "Good checks in a row before a down node takes sessions again."},
+    {"fall", CFG_UINT, OFF(fall), .min = 1, .max = 100,
+     .doc = "Failed checks in a row before an up node is marked down (the first check after "
+            "start counts at once)."},
+    {"http_port", CFG_UINT, OFF(http_port), .min = 1, .max = 65535,
+     .doc = "http checks: the readiness port of nodes without check_port."},
+    {"http_path", CFG_STR, OFF(http_path), sizeof(((struct lbd_config *)0)->http_path),
+     .doc = "http checks: the path requested; must start with /."},
+    {"pg_user", CFG_STR, OFF(pg_user), sizeof(((struct lbd_config *)0)->pg_user),
+     .doc = "pg checks: the user named in the check's StartupMessage."},
+    {"pg_database", CFG_STR, OFF(pg_database), sizeof(((struct lbd_config *)0)->pg_database),
+     .doc = "pg checks: the database named in the check's StartupMessage."},
     {NULL},
 };
-
-static int parse_health(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
-{
-    return cfg_map_apply(d, n, path, health_fields, base);
-}
 
 static const struct cfg_field pool_fields[] = {
-    {"balance", CFG_ENUM, OFF(balance), .choices = pool_balance_names},
-    {"retries", CFG_UINT, OFF(retries), .min = 0, .max = 16},
-    {"on_node_down", CFG_ENUM, OFF(on_node_down), .choices = on_down_names},
-    {"cancel_unknown", CFG_ENUM, OFF(cancel_unknown), .choices = lbd_cancel_unknown_names},
-    {"health", CFG_CUSTOM, 0, .custom = parse_health},
-    {"nodes", CFG_CUSTOM, 0, .custom = parse_nodes, .required = true},
+    {"balance", CFG_ENUM, OFF(balance), .choices = pool_balance_names,
+     .doc = "roundrobin: smooth weighted round robin; leastconn: fewest sessions per weight; "
+            "p2c: the better of two random nodes (power of two choices)."},
+    {"retries", CFG_UINT, OFF(retries), .min = 0, .max = 16,
+     .doc = "Other nodes tried after a failed connect, or a node that refuses the startup "
+            "(57P03, 57P01, 53300) or closes before answering; only while nothing reached "
+            "the client."},
+    {"on_node_down", CFG_ENUM, OFF(on_node_down), .choices = on_down_names,
+     .doc = "What happens to the open sessions of a node that goes down or drains: keep "
+            "them, or cut them."},
+    {"cancel_unknown", CFG_ENUM, OFF(cancel_unknown), .choices = lbd_cancel_unknown_names,
+     .doc = "A CancelRequest whose key neither this lbd nor its peer knows: all: send it to "
+            "every healthy node (PostgreSQL ignores a wrong key); one: to one node "
+            "(CockroachDB forwards cancels itself and rate-limits failed ones); drop."},
+    {"health", CFG_SECTION, .sub = health_fields, .doc = "Health checks, per node."},
+    {"nodes", CFG_CUSTOM, 0, .custom = parse_nodes, .required = true,
+     .type_doc = "list of mappings", .list = true, .sub = node_fields,
+     .sub_defaults = &node_defaults, .doc = "The database nodes (at most 64)."},
     {NULL},
 };
-
-static int parse_pool(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
-{
-    return cfg_map_apply(d, n, path, pool_fields, base);
-}
 
 static const struct cfg_field timeout_fields[] = {
-    {"connect", CFG_DURATION, OFF(connect_ms), .min = 1, .max = HOUR_MS},
-    {"startup", CFG_DURATION, OFF(startup_ms), .min = 1, .max = HOUR_MS},
-    {"client_idle", CFG_DURATION, OFF(client_idle_ms), .min = 0, .max = 30 * DAY_MS},
-    {"server_idle", CFG_DURATION, OFF(server_idle_ms), .min = 0, .max = 30 * DAY_MS},
-    {"drain", CFG_DURATION, OFF(drain_ms), .min = 0, .max = DAY_MS},
-    {"handover", CFG_DURATION, OFF(handover_ms), .min = 0, .max = 60000},
+    {"connect", CFG_DURATION, OFF(connect_ms), .min = 1, .max = HOUR_MS,
+     .doc = "Connecting to a node; then the next node is tried (pool.retries)."},
+    {"startup", CFG_DURATION, OFF(startup_ms), .min = 1, .max = HOUR_MS,
+     .doc = "For the client's first packet, and for the node's answer to the startup."},
+    {"client_idle", CFG_DURATION, OFF(client_idle_ms), .min = 0, .max = 30 * DAY_MS,
+     .doc = "Close a session whose client sent nothing this long (0 = never: long idle "
+            "sessions are normal for databases)."},
+    {"server_idle", CFG_DURATION, OFF(server_idle_ms), .min = 0, .max = 30 * DAY_MS,
+     .doc = "Close a session whose node sent nothing this long (0 = never)."},
+    {"drain", CFG_DURATION, OFF(drain_ms), .min = 0, .max = DAY_MS,
+     .doc = "After SIGTERM, open sessions may finish this long; then they are closed."},
+    {"handover", CFG_DURATION, OFF(handover_ms), .min = 0, .max = 60000,
+     .doc = "After SIGTERM with vrrpd watching: keep serving this long while the VIPs move to "
+            "the peer, before the listeners close."},
     {NULL},
 };
 
-static int parse_timeouts(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
-{
-    return cfg_map_apply(d, n, path, timeout_fields, base);
-}
-
 static const struct cfg_field peer_fields[] = {
-    {"address", CFG_ADDR, OFF(peer), .default_port = 5433},
-    {"listen", CFG_ADDR, OFF(peer_listen), .default_port = 5433},
+    {"address", CFG_ADDR, OFF(peer), .default_port = 5433,
+     .doc = "The peer lbd's cancel listener: CancelRequests for keys unknown here go there."},
+    {"listen", CFG_ADDR, OFF(peer_listen), .default_port = 5433,
+     .doc = "Our cancel listener for the peer (takes only CancelRequests, never forwards "
+            "them again)."},
     {NULL},
 };
 
@@ -164,25 +191,35 @@ static int parse_peer(struct cfg_doc *d, yaml_node_t *n, const char *path, void 
 }
 
 static const struct cfg_field lbd_fields[] = {
-    {"listen", CFG_CUSTOM, 0, .custom = parse_listen, .required = true},
-    {"admin", CFG_CUSTOM, 0, .custom = parse_admin},
-    {"maxconn", CFG_UINT, OFF(maxconn), .min = 1, .max = 1000000},
-    {"log_level", CFG_ENUM, OFF(log_level), .choices = level_names},
-    {"log_file", CFG_STR, OFF(log_file), sizeof(((struct lbd_config *)0)->log_file)},
+    {"listen", CFG_CUSTOM, 0, .custom = parse_listen, .required = true,
+     .type_doc = "address or list of up to 8 addresses host:port (port 5432 when omitted)",
+     .doc = "Where clients connect: the VIPs. Bound with IP_FREEBIND, so lbd listens before "
+            "vrrpd adds the address to this host."},
+    {"admin", CFG_CUSTOM, 0, .custom = parse_admin,
+     .type_doc = "address host:port (port 8081 when omitted), or off", .def_doc = "127.0.0.1:8081",
+     .doc = "The read-only admin endpoint: / (status page), /health, /metrics (Prometheus), "
+            "/status (JSON)."},
+    {"maxconn", CFG_UINT, OFF(maxconn), .min = 1, .max = 1000000,
+     .doc = "Client sessions at most; beyond it a client gets ErrorResponse 53300."},
+    {"log_level", CFG_ENUM, OFF(log_level), .choices = level_names,
+     .doc = "Least severe level logged (logfmt lines on stderr)."},
+    {"log_file", CFG_STR, OFF(log_file), sizeof(((struct lbd_config *)0)->log_file),
+     .doc = "Also append the log lines to this file."},
     {"liveness_socket", CFG_STR, OFF(liveness_socket),
-     sizeof(((struct lbd_config *)0)->liveness_socket)},
-    {"keepalive", CFG_DURATION, OFF(keepalive_ms), .min = 0, .max = DAY_MS},
-    {"user", CFG_STR, OFF(user), sizeof(((struct lbd_config *)0)->user)},
-    {"timeouts", CFG_CUSTOM, 0, .custom = parse_timeouts},
-    {"peer", CFG_CUSTOM, 0, .custom = parse_peer},
-    {"pool", CFG_CUSTOM, 0, .custom = parse_pool, .required = true},
+     sizeof(((struct lbd_config *)0)->liveness_socket),
+     .doc = "Unix socket through which vrrpd tracks this lbd (vrrp.track.lbd.socket)."},
+    {"keepalive", CFG_DURATION, OFF(keepalive_ms), .min = 0, .max = DAY_MS,
+     .doc = "TCP keepalive idle time on client and node connections (0 = off)."},
+    {"user", CFG_STR, OFF(user), sizeof(((struct lbd_config *)0)->user),
+     .doc = "Started as root, lbd binds its sockets and then runs as this user."},
+    {"timeouts", CFG_SECTION, .sub = timeout_fields, .doc = "Deadlines."},
+    {"peer", CFG_CUSTOM, 0, .custom = parse_peer, .type_doc = "section", .sub = peer_fields,
+     .doc = "The other lbd of the pair, for CancelRequests that reach the wrong instance "
+            "(both address and listen, or neither)."},
+    {"pool", CFG_SECTION, .sub = pool_fields, .required = true,
+     .doc = "The database nodes, balancing and health checks."},
     {NULL},
 };
-
-static int parse_lbd(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
-{
-    return cfg_map_apply(d, n, path, lbd_fields, base);
-}
 
 /* The vrrp: section is vrrpd's (vrrpd --check validates it); lbd reads only where vrrpd
  * writes its state, to show it on the status page. */
@@ -204,13 +241,16 @@ static int parse_vrrp(struct cfg_doc *d, yaml_node_t *n, const char *path, void 
 }
 
 static const struct cfg_field top_fields[] = {
-    {"instance", CFG_STR, OFF(instance), sizeof(((struct lbd_config *)0)->instance)},
-    {"lbd", CFG_CUSTOM, 0, .custom = parse_lbd, .required = true},
-    {"vrrp", CFG_CUSTOM, 0, .custom = parse_vrrp},
+    {"instance", CFG_STR, OFF(instance), sizeof(((struct lbd_config *)0)->instance),
+     .doc = "Names this instance in every log line, the metrics and the status page."},
+    {"lbd", CFG_SECTION, .sub = lbd_fields, .required = true, .doc = "lbd's section."},
+    {"vrrp", CFG_CUSTOM, 0, .custom = parse_vrrp, .type_doc = "section",
+     .doc = "vrrpd's section (see vrrpd(8)); lbd reads only vrrp.state_file from it, to show "
+            "vrrpd's state on the status page."},
     {NULL},
 };
 
-static void set_defaults(struct lbd_config *c)
+void lbd_config_set_defaults(struct lbd_config *c)
 {
     memset(c, 0, sizeof(*c));
     snprintf(c->instance, sizeof(c->instance), "lbd");
@@ -271,7 +311,7 @@ static int finish(struct cfg_doc *d, int rc, struct lbd_config *cfg, char *err, 
 int lbd_config_load(const char *path, struct lbd_config *cfg, char *err, size_t errsize)
 {
     struct cfg_doc d;
-    set_defaults(cfg);
+    lbd_config_set_defaults(cfg);
     int rc = cfg_doc_load(&d, path);
     return finish(&d, rc, cfg, err, errsize);
 }
@@ -280,7 +320,14 @@ int lbd_config_load_string(const char *name, const char *text, struct lbd_config
                            char *err, size_t errsize)
 {
     struct cfg_doc d;
-    set_defaults(cfg);
+    lbd_config_set_defaults(cfg);
     int rc = cfg_doc_load_string(&d, name, text);
     return finish(&d, rc, cfg, err, errsize);
+}
+
+void lbd_config_describe(FILE *out, bool roff)
+{
+    static struct lbd_config defaults;
+    lbd_config_set_defaults(&defaults);
+    cfg_describe(out, top_fields, &defaults, "", roff);
 }

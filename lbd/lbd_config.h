@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #define LBD_MAX_LISTEN 8
@@ -69,5 +70,9 @@ struct lbd_config {
 int lbd_config_load(const char *path, struct lbd_config *cfg, char *err, size_t errsize);
 int lbd_config_load_string(const char *name, const char *text, struct lbd_config *cfg,
                            char *err, size_t errsize);
+
+void lbd_config_set_defaults(struct lbd_config *c);
+/* The configuration reference (every key, type, default, meaning), text or roff. */
+void lbd_config_describe(FILE *out, bool roff);
 
 #endif

@@ -16,17 +16,37 @@
 int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd_config *cfg);
 void lbd_free(struct lbd *l);
 
-static const char usage_text[] =
-    "lbd -c FILE [--check]\n"
-    "  -c, --config FILE  the instance configuration (YAML, section lbd:)\n"
-    "  -t, --check        validate the configuration and exit\n"
-    "  -V, --version      print the version\n"
-    "signals: SIGHUP reloads, SIGTERM hands over, drains and stops\n";
+static const struct cli_info info = {
+    .daemon = "lbd",
+    .version = PGVIP_VERSION,
+    .summary = "PostgreSQL-wire load-balancing proxy of a pgvip pair",
+    .usage = "lbd -c FILE [--check]\n"
+             "  -c, --config FILE  the instance configuration (YAML, section lbd:)\n"
+             "  -t, --check        validate the configuration and exit (0: valid)\n"
+             "  -V, --version      print the version\n"
+             "  -h, --help         print this help and every configuration key\n"
+             "  --man              print the man page (roff)\n",
+    .description =
+        "lbd relays PostgreSQL-wire sessions (PostgreSQL, CockroachDB) from the addresses it "
+        "listens on, the VIPs that vrrpd moves between the two instances of the pair, to a "
+        "pool of health-checked database nodes. It reads each client's first packet, passes "
+        "TLS and GSS encryption through end to end, routes CancelRequests to the node (or "
+        "the peer lbd) holding the session, and retries another node when one refuses a "
+        "startup before anything reached the client.\n\n"
+        "Signals: SIGHUP reloads the configuration (nodes, balancing, checks, timeouts; "
+        "open sessions stay; a bad file is rejected and the old one stays). SIGTERM hands "
+        "the VIPs over (when vrrpd watches), stops accepting and lets sessions finish for "
+        "timeouts.drain; a second SIGTERM closes them at once.\n\n"
+        "Exit status: 0 after a clean stop or a valid --check, 1 for a configuration error, "
+        "2 for a usage error.",
+    .offer_status = false,
+    .describe_config = lbd_config_describe,
+};
 
 int main(int argc, char **argv)
 {
     struct cli cli;
-    int rc = cli_parse(argc, argv, "lbd", PGVIP_VERSION, usage_text, false, &cli);
+    int rc = cli_parse(argc, argv, &info, &cli);
     if (rc >= 0)
         return rc;
     const char *path = cli.config;

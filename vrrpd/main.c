@@ -15,13 +15,32 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 
-static const char usage_text[] =
-    "vrrpd -c FILE [--check | --status]\n"
-    "  -c, --config FILE  the instance configuration (YAML, section vrrp:)\n"
-    "  -t, --check        validate the configuration and exit\n"
-    "  -s, --status       print the running daemon's state (JSON) and exit;\n"
-    "                     exit 3 when the state file is stale (daemon dead or hung)\n"
-    "  -V, --version      print the version\n";
+static const struct cli_info info = {
+    .daemon = "vrrpd",
+    .version = PGVIP_VERSION,
+    .summary = "VRRPv3 daemon that moves the VIPs of a pgvip pair",
+    .usage = "vrrpd -c FILE [--check | --status]\n"
+             "  -c, --config FILE  the instance configuration (YAML, section vrrp:)\n"
+             "  -t, --check        validate the configuration and exit (0: valid)\n"
+             "  -s, --status       print the running daemon's state (JSON) and exit;\n"
+             "                     exit 3 when the state file is stale (daemon dead or hung)\n"
+             "  -V, --version      print the version\n"
+             "  -h, --help         print this help and every configuration key\n"
+             "  --man              print the man page (roff)\n",
+    .description =
+        "vrrpd speaks VRRP version 3 (RFC 5798) over IPv4, by multicast or to unicast "
+        "peers, and moves the VIPs of each group to the instance that is master: it adds "
+        "and removes them through netlink and announces them with gratuitous ARP. It tracks "
+        "the interface and this instance's lbd, so a VIP only sits where a proxy serves it; "
+        "on SIGTERM it resigns (priority 0) and keeps the VIPs until the new master speaks.\n\n"
+        "Every transition is logged with its reason in words and numbers, appended to "
+        "vrrp.transitions_file, passed to vrrp.notify, and shown in the state file and on "
+        "lbd's status page. After start-up vrrpd keeps only CAP_NET_ADMIN and CAP_NET_RAW.\n\n"
+        "Exit status: 0 after a clean stop or a valid --check, 1 for a configuration or "
+        "start-up error, 2 for a usage error, 3 from --status when the daemon is not running.",
+    .offer_status = true,
+    .describe_config = vrrpd_config_describe,
+};
 
 /* Print the state file; a file older than 2 s means the daemon is not running. */
 static int print_status(const struct vrrpd_config *cfg)
@@ -54,7 +73,7 @@ static int print_status(const struct vrrpd_config *cfg)
 int main(int argc, char **argv)
 {
     struct cli cli;
-    int rc = cli_parse(argc, argv, "vrrpd", PGVIP_VERSION, usage_text, true, &cli);
+    int rc = cli_parse(argc, argv, &info, &cli);
     if (rc >= 0)
         return rc;
     const char *path = cli.config;

@@ -82,14 +82,27 @@ static int parse_peers(struct cfg_doc *d, yaml_node_t *n, const char *path, void
 }
 
 static const struct cfg_field group_fields[] = {
-    {"vrid", CFG_UINT, GOFF(vrid), .min = 1, .max = 255, .required = true},
-    {"priority", CFG_UINT, GOFF(priority), .min = 1, .max = 255},
-    {"interval", CFG_DURATION, GOFF(interval_ms), .min = 10, .max = 40950},
-    {"preempt", CFG_BOOL, GOFF(preempt)},
-    {"preempt_delay", CFG_DURATION, GOFF(preempt_delay_ms), .min = 0, .max = 3600000},
-    {"vips", CFG_CUSTOM, 0, .custom = parse_vips, .required = true},
+    {"vrid", CFG_UINT, GOFF(vrid), .min = 1, .max = 255, .required = true,
+     .doc = "The virtual router's id, the same on both instances; unique on the segment "
+            "(it also picks the virtual MAC 00:00:5e:00:01:VRID)."},
+    {"priority", CFG_UINT, GOFF(priority), .min = 1, .max = 255,
+     .doc = "Higher wins mastership; 255 only for the owner of the addresses. Give each "
+            "instance the higher priority for one group (active-active)."},
+    {"interval", CFG_DURATION, GOFF(interval_ms), .min = 10, .max = 40950,
+     .doc = "Advertisement interval, in whole centiseconds. A backup takes over after about "
+            "3 intervals without an advert (the master down interval)."},
+    {"preempt", CFG_BOOL, GOFF(preempt),
+     .doc = "A higher-priority instance takes the group back from a lower-priority master."},
+    {"preempt_delay", CFG_DURATION, GOFF(preempt_delay_ms), .min = 0, .max = 3600000,
+     .doc = "With preempt: wait this long after start-up before taking the group back."},
+    {"vips", CFG_CUSTOM, 0, .custom = parse_vips, .required = true,
+     .type_doc = "IPv4 address or list of addresses",
+     .doc = "The virtual addresses this group moves; inside the interface's subnet."},
     {NULL},
 };
+
+static const struct vrrpd_group_config group_defaults = {
+    .priority = 100, .interval_ms = 1000, .preempt = true};
 
 static int parse_groups(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
 {
@@ -105,10 +118,7 @@ static int parse_groups(struct cfg_doc *d, yaml_node_t *n, const char *path, voi
         char sub[256];
         snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
         struct vrrpd_group_config *g = &c->groups[i];
-        memset(g, 0, sizeof(*g));
-        g->priority = 100;
-        g->interval_ms = 1000;
-        g->preempt = true;
+        *g = group_defaults;
         if ((rc = cfg_map_apply(d, item, sub, group_fields, g)) != 0)
             return rc;
         if (g->interval_ms % 10 != 0) {
@@ -132,40 +142,36 @@ static int parse_groups(struct cfg_doc *d, yaml_node_t *n, const char *path, voi
 }
 
 static const struct cfg_field garp_fields[] = {
-    {"repeat", CFG_UINT, OFF(garp_repeat), .min = 1, .max = 100},
-    {"interval", CFG_DURATION, OFF(garp_interval_ms), .min = 1, .max = 60000},
+    {"repeat", CFG_UINT, OFF(garp_repeat), .min = 1, .max = 100,
+     .doc = "Gratuitous ARPs sent for each VIP on becoming master."},
+    {"interval", CFG_DURATION, OFF(garp_interval_ms), .min = 1, .max = 60000,
+     .doc = "Time between them."},
     {NULL},
 };
-
-static int parse_garp(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
-{
-    return cfg_map_apply(d, n, path, garp_fields, base);
-}
 
 static const struct cfg_field lbd_track_fields[] = {
-    {"socket", CFG_STR, OFF(track_lbd), SZ(track_lbd), .required = true},
-    {"interval", CFG_DURATION, OFF(track_lbd_interval_ms), .min = 10, .max = 60000},
-    {"timeout", CFG_DURATION, OFF(track_lbd_timeout_ms), .min = 10, .max = 600000},
-    {"action", CFG_ENUM, OFF(track_lbd_action), .choices = action_names},
-    {"weight", CFG_UINT, OFF(track_lbd_weight), .min = 1, .max = 254},
+    {"socket", CFG_STR, OFF(track_lbd), SZ(track_lbd), .required = true,
+     .doc = "lbd's liveness socket (lbd.liveness_socket). Its closing (lbd died) is seen at "
+            "once; until lbd's first answer, the groups stay in FAULT."},
+    {"interval", CFG_DURATION, OFF(track_lbd_interval_ms), .min = 10, .max = 60000,
+     .doc = "Time between pings to lbd."},
+    {"timeout", CFG_DURATION, OFF(track_lbd_timeout_ms), .min = 10, .max = 600000,
+     .doc = "A ping unanswered this long means lbd hangs; at least interval."},
+    {"action", CFG_ENUM, OFF(track_lbd_action), .choices = action_names,
+     .doc = "fault: lbd down or draining puts every group in FAULT (the VIPs move, kept "
+            "until the peer speaks); weight: lower the priority by weight instead."},
+    {"weight", CFG_UINT, OFF(track_lbd_weight), .min = 1, .max = 254,
+     .doc = "With action weight: how much lower."},
     {NULL},
 };
-
-static int parse_track_lbd(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
-{
-    return cfg_map_apply(d, n, path, lbd_track_fields, base);
-}
 
 static const struct cfg_field track_fields[] = {
-    {"link", CFG_BOOL, OFF(track_link)},
-    {"lbd", CFG_CUSTOM, 0, .custom = parse_track_lbd},
+    {"link", CFG_BOOL, OFF(track_link),
+     .doc = "The interface going down puts every group in FAULT."},
+    {"lbd", CFG_SECTION, .sub = lbd_track_fields,
+     .doc = "Track this instance's lbd: a VIP should sit only where a proxy serves it."},
     {NULL},
 };
-
-static int parse_track(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
-{
-    return cfg_map_apply(d, n, path, track_fields, base);
-}
 
 static int parse_admin(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
 {
@@ -181,35 +187,51 @@ static int parse_admin(struct cfg_doc *d, yaml_node_t *n, const char *path, void
 }
 
 static const struct cfg_field vrrp_fields[] = {
-    {"interface", CFG_STR, OFF(interface), SZ(interface), .required = true},
-    {"address", CFG_CUSTOM, 0, .custom = parse_address},
-    {"unicast_peers", CFG_CUSTOM, 0, .custom = parse_peers},
-    {"log_level", CFG_ENUM, OFF(log_level), .choices = level_names},
-    {"log_file", CFG_STR, OFF(log_file), SZ(log_file)},
-    {"state_file", CFG_STR, OFF(state_file), SZ(state_file)},
-    {"admin", CFG_CUSTOM, 0, .custom = parse_admin},
-    {"transitions_file", CFG_STR, OFF(transitions_file), SZ(transitions_file)},
-    {"notify", CFG_STR, OFF(notify), SZ(notify)},
-    {"garp", CFG_CUSTOM, 0, .custom = parse_garp},
-    {"track", CFG_CUSTOM, 0, .custom = parse_track},
-    {"realtime", CFG_BOOL, OFF(realtime)},
-    {"groups", CFG_CUSTOM, 0, .custom = parse_groups, .required = true},
+    {"interface", CFG_STR, OFF(interface), SZ(interface), .required = true,
+     .doc = "The interface on the segment shared with the peer and the clients."},
+    {"address", CFG_CUSTOM, 0, .custom = parse_address, .type_doc = "IPv4 address",
+     .def_doc = "the interface's first IPv4 address",
+     .doc = "Our address: the source of our adverts."},
+    {"unicast_peers", CFG_CUSTOM, 0, .custom = parse_peers,
+     .type_doc = "IPv4 address or list of up to 8", .def_doc = "none: multicast to 224.0.0.18",
+     .doc = "Send adverts to these peers instead of multicast, and drop adverts from anyone "
+            "else."},
+    {"log_level", CFG_ENUM, OFF(log_level), .choices = level_names,
+     .doc = "Least severe level logged (logfmt lines on stderr)."},
+    {"log_file", CFG_STR, OFF(log_file), SZ(log_file),
+     .doc = "Also append the log lines to this file."},
+    {"state_file", CFG_STR, OFF(state_file), SZ(state_file),
+     .doc = "vrrpd writes its state here as JSON every 500 ms and on every change: read by "
+            "vrrpd --status and by lbd's status page (stale = vrrpd dead)."},
+    {"admin", CFG_CUSTOM, 0, .custom = parse_admin,
+     .type_doc = "address host:port (port 8082 when omitted), or off", .def_doc = "127.0.0.1:8082",
+     .doc = "The read-only admin endpoint: /metrics (Prometheus), /status (JSON), /health."},
+    {"transitions_file", CFG_STR, OFF(transitions_file), SZ(transitions_file),
+     .doc = "Append one line per state transition here (time, group, from, to, reason)."},
+    {"notify", CFG_STR, OFF(notify), SZ(notify),
+     .doc = "Run as sh -c COMMAND notify STATE VRID INSTANCE on every transition, with "
+            "VRRP_* variables (from, reason, VIPs) in the environment."},
+    {"garp", CFG_SECTION, .sub = garp_fields, .doc = "Gratuitous ARP on becoming master."},
+    {"track", CFG_SECTION, .sub = track_fields, .doc = "What makes this instance step back."},
+    {"realtime", CFG_BOOL, OFF(realtime),
+     .doc = "Run at SCHED_FIFO priority with locked memory, so adverts leave on time under "
+            "full CPU load (short intervals)."},
+    {"groups", CFG_CUSTOM, 0, .custom = parse_groups, .required = true,
+     .type_doc = "list of mappings", .list = true, .sub = group_fields,
+     .sub_defaults = &group_defaults, .doc = "The VRRP groups (at most 16), one per VIP set."},
     {NULL},
 };
-
-static int parse_vrrp(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
-{
-    return cfg_map_apply(d, n, path, vrrp_fields, base);
-}
 
 static const struct cfg_field top_fields[] = {
-    {"instance", CFG_STR, OFF(instance), SZ(instance)},
-    {"vrrp", CFG_CUSTOM, 0, .custom = parse_vrrp, .required = true},
-    {"lbd", CFG_IGNORE, 0},
+    {"instance", CFG_STR, OFF(instance), SZ(instance),
+     .doc = "Names this instance in every log line, the metrics and the state file."},
+    {"vrrp", CFG_SECTION, .sub = vrrp_fields, .required = true, .doc = "vrrpd's section."},
+    {"lbd", CFG_IGNORE, 0, .type_doc = "section",
+     .doc = "lbd's section (see lbd(8)); vrrpd does not read it."},
     {NULL},
 };
 
-static void set_defaults(struct vrrpd_config *c)
+void vrrpd_config_set_defaults(struct vrrpd_config *c)
 {
     memset(c, 0, sizeof(*c));
     snprintf(c->instance, sizeof(c->instance), "vrrpd");
@@ -243,7 +265,7 @@ static int finish(struct cfg_doc *d, int rc, struct vrrpd_config *cfg, char *err
 int vrrpd_config_load(const char *path, struct vrrpd_config *cfg, char *err, size_t errsize)
 {
     struct cfg_doc d;
-    set_defaults(cfg);
+    vrrpd_config_set_defaults(cfg);
     int rc = cfg_doc_load(&d, path);
     return finish(&d, rc, cfg, err, errsize);
 }
@@ -252,7 +274,14 @@ int vrrpd_config_load_string(const char *name, const char *text, struct vrrpd_co
                              char *err, size_t errsize)
 {
     struct cfg_doc d;
-    set_defaults(cfg);
+    vrrpd_config_set_defaults(cfg);
     int rc = cfg_doc_load_string(&d, name, text);
     return finish(&d, rc, cfg, err, errsize);
+}
+
+void vrrpd_config_describe(FILE *out, bool roff)
+{
+    static struct vrrpd_config defaults;
+    vrrpd_config_set_defaults(&defaults);
+    cfg_describe(out, top_fields, &defaults, "", roff);
 }

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define VRRPD_MAX_GROUPS 16
 #define VRRPD_MAX_PEERS 8
@@ -53,5 +54,9 @@ struct vrrpd_config {
 int vrrpd_config_load(const char *path, struct vrrpd_config *cfg, char *err, size_t errsize);
 int vrrpd_config_load_string(const char *name, const char *text, struct vrrpd_config *cfg,
                              char *err, size_t errsize);
+
+void vrrpd_config_set_defaults(struct vrrpd_config *c);
+/* The configuration reference (every key, type, default, meaning), text or roff. */
+void vrrpd_config_describe(FILE *out, bool roff);
 
 #endif

@@ -17,13 +17,19 @@ struct sample {
 };
 
 static const char *const modes[] = {"fast", "safe", NULL};
+static const struct cfg_field inner[] = {
+    {"wait", CFG_DURATION, offsetof(struct sample, wait_ms), .min = 0, .max = 60000,
+     .doc = "How long."},
+    {NULL},
+};
 static const struct cfg_field fields[] = {
-    {"name", CFG_STR, offsetof(struct sample, name), 16},
-    {"count", CFG_UINT, offsetof(struct sample, count), .min = 1, .max = 10},
+    {"name", CFG_STR, offsetof(struct sample, name), 16, .doc = "A name."},
+    {"count", CFG_UINT, offsetof(struct sample, count), .min = 1, .max = 10, .doc = "How many."},
     {"on", CFG_BOOL, offsetof(struct sample, on)},
     {"wait", CFG_DURATION, offsetof(struct sample, wait_ms), .min = 0, .max = 60000},
     {"mode", CFG_ENUM, offsetof(struct sample, mode), .choices = modes},
     {"addr", CFG_ADDR, offsetof(struct sample, addr), .default_port = 5432, .required = true},
+    {"sect", CFG_SECTION, .sub = inner, .doc = "A section."},
     {NULL},
 };
 
@@ -39,6 +45,43 @@ static int load(const char *text, struct sample *out, char *err, size_t size)
     cfg_doc_free(&d);
     return rc;
 }
+
+/* The reference printed for --help and the man pages: types from the table, defaults
+ * read from a defaults struct, sections recursed, undocumented keys marked. */
+START_TEST(describe_prints_types_real_defaults_and_sections)
+{
+    struct sample def = {.name = "x", .count = 7, .on = true, .wait_ms = 1500, .mode = 1};
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cfg_describe(f, fields, &def, "top", false);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(buf, "  top.count\n      integer, 1 to 10; default 7\n      How many.\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "  top.on\n      true or false; default true\n      (undocumented)\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "top.wait\n      duration (like 250ms, 2s, 1m), 0 to 1m; default 1500ms"));
+    ck_assert_ptr_nonnull(strstr(buf, "one of fast | safe; default safe"));
+    ck_assert_ptr_nonnull(strstr(buf, "top.addr\n      address host:port (port 5432 when omitted); required\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "  top.sect.wait\n      duration (like 250ms, 2s, 1m), 0 to 1m; default 1500ms\n      How long.\n"));
+    free(buf);
+    buf = NULL;
+    f = open_memstream(&buf, &len);
+    cfg_describe(f, fields, &def, "", true);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(buf, ".TP\n.B sect.wait\n"));
+    free(buf);
+}
+END_TEST
+
+START_TEST(section_applies_its_table_to_the_same_struct)
+{
+    struct sample v;
+    char err[512];
+    ck_assert_int_eq(load("addr: 10.0.0.1\nsect: {wait: 2s}\n", &v, err, sizeof(err)), 0);
+    ck_assert_uint_eq(v.wait_ms, 2000);
+    ck_assert_int_ne(load("addr: 10.0.0.1\nsect: {wiat: 2s}\n", &v, err, sizeof(err)), 0);
+    ck_assert_str_eq(err, "t.yaml:2:8: s.sect: unknown key \"wiat\" (did you mean \"wait\"?); valid keys: wait");
+}
+END_TEST
 
 START_TEST(good_file)
 {
@@ -116,6 +159,10 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("cfg");
+    TCase *td = tcase_create("describe");
+    tcase_add_test(td, describe_prints_types_real_defaults_and_sections);
+    tcase_add_test(td, section_applies_its_table_to_the_same_struct);
+    suite_add_tcase(s, td);
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, good_file);
     tcase_add_test(tc, each_error_names_place_and_fix);
