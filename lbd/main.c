@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd_config *cfg);
@@ -43,6 +44,31 @@ static const struct cli_info info = {
     .describe_config = lbd_config_describe,
 };
 
+/* Each session takes two descriptors (client, node). Shells default to a soft limit of
+ * 1024, which would refuse sessions past ~500 whatever maxconn says: raise the soft limit
+ * (and, while still root, the hard one) to what maxconn needs, or say what it allows. */
+static void raise_fd_limit(const struct lbd_config *cfg)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)cfg->maxconn * 2 + (rlim_t)cfg->n_nodes * 2 + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    if (rl.rlim_max < want && geteuid() == 0) {
+        struct rlimit up = {want, want};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            return;
+    }
+    rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < want)
+        log_emit(LOG_WARN, "fd_limit",
+                 "maxconn=%u needs=%llu limit=%llu detail=\"sessions beyond about %llu will be "
+                 "refused; raise the limit (LimitNOFILE=, ulimit -n) or lower maxconn\"",
+                 cfg->maxconn, (unsigned long long)want, (unsigned long long)rl.rlim_cur,
+                 (unsigned long long)((rl.rlim_cur > 64 ? rl.rlim_cur - 64 : 0) / 2));
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli;
@@ -68,6 +94,7 @@ int main(int argc, char **argv)
     log_set_level((enum log_level)cfg.log_level);
     if (log_open_file(cfg.log_file) != 0)
         fprintf(stderr, "lbd: cannot open log file %s\n", cfg.log_file);
+    raise_fd_limit(&cfg);
     static struct lbd l;
     uv_loop_t *loop = uv_default_loop();
     if (lbd_start(&l, loop, path, &cfg) != 0)

@@ -8,11 +8,15 @@
 #   sigterm_instance  planned stop: proxy first, then the VRRP daemon
 # A libpq probe starts a fresh session every 10 ms on VIP-A; outage = from the event to
 # the first success after the last failure. Prints a markdown table (medians), writes it
-# under results/ (not committed).
+# under results/ (not committed), or to $RESULT.
+# Settings: LAB_INTERVAL (100ms), LAB_REALTIME (0; 1: vrrpd realtime, keepalived
+# vrrp_rt_priority + vrrp_no_swap), DRILLS (all three).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 RUNS=${1:-3}
+export LAB_INTERVAL=${LAB_INTERVAL:-100ms} LAB_REALTIME=${LAB_REALTIME:-0} LAB_PAGE_PORTS=""
+DRILLS=${DRILLS:-sigkill_instance sigkill_proxy sigterm_instance}
 [ "$(id -u)" -eq 0 ] || { echo "bench-failover: run as root" >&2; exit 1; }
 command -v keepalived >/dev/null || bash scripts/install-deps.sh
 [ -x build/tests/tools/pgprobe ] || bash scripts/build.sh >/dev/null
@@ -28,7 +32,7 @@ for stack in pgvip haproxy; do
     trap 'lab_down >/dev/null 2>&1 || true' EXIT
     lab_up >/dev/null
     sleep 2
-    for drill in sigkill_instance sigkill_proxy sigterm_instance; do
+    for drill in $DRILLS; do
         for r in $(seq "$RUNS"); do
             M=$(lab_holders "$VIP_A")
             [ "$M" = lb1 ] || [ "$M" = lb2 ] || { echo "no single holder of VIP-A: '$M'" >&2; exit 1; }
@@ -62,13 +66,15 @@ for stack in pgvip haproxy; do
 done
 
 mkdir -p results
-F="results/bench-failover-$(date +%Y%m%d-%H%M%S).md"
+F=${RESULT:-results/bench-failover-$(date +%Y%m%d-%H%M%S).md}
+rt=""
+[ "$LAB_REALTIME" = 1 ] && rt=", VRRP daemons at real-time priority with locked memory"
 {
-    echo "Client-visible outage on VIP-A (ms, median of $RUNS; failed new sessions in brackets), 100 ms adverts, $(nproc) cores."
+    echo "Client-visible outage on VIP-A (ms, median of $RUNS; failed new sessions in brackets), $LAB_INTERVAL adverts$rt, $(nproc) cores."
     echo
     echo "| drill | pgvip (lbd + vrrpd) | HAProxy + keepalived | ratio |"
     echo "|---|---|---|---|"
-    for drill in sigkill_instance sigkill_proxy sigterm_instance; do
+    for drill in $DRILLS; do
         a=$(printf '%s' "${OUT[pgvip,$drill]}" | median)
         b=$(printf '%s' "${OUT[haproxy,$drill]}" | median)
         fa=$(printf '%s' "${FAIL[pgvip,$drill]}" | paste -sd/ -)
@@ -77,4 +83,7 @@ F="results/bench-failover-$(date +%Y%m%d-%H%M%S).md"
             'BEGIN { printf "| %s | %d ms [%s] | %d ms [%s] | %.2fx |\n", d, a, fa, b, fb, (b > 0 ? a / b : 0) }'
     done
 } | tee "$F"
+for drill in $DRILLS; do # machine-readable: measure, pgvip ms, HAProxy+keepalived ms
+    echo "outage_${drill}_$LAB_INTERVAL $(printf '%s' "${OUT[pgvip,$drill]}" | median) $(printf '%s' "${OUT[haproxy,$drill]}" | median)"
+done >"${F%.md}.tsv"
 echo "written: $F"

@@ -1,17 +1,21 @@
 #!/bin/bash
 # bench-lbd.sh -- lbd against HAProxy (Debian's 2.6) and direct, on the same three
 # PostgreSQL 15 nodes on loopback, runs alternated (direct, lbd, haproxy, direct, ...).
-# Prints one markdown table with medians, ratios, and the proxies' CPU time per
-# transaction (from /proc), and writes it under results/ (not committed).
+# Prints one markdown table with medians, ratios, latency (average, p99), and the
+# proxies' CPU time per 100k transactions (from /proc); COPY of a ~200 MB table to the
+# client; memory per idle session. Writes it under results/ (not committed), or to $RESULT.
 #
 #   sudo bash scripts/bench-lbd.sh [ROUNDS=3] [SECONDS=10]
-# Settings: CLIENTS (8), BUILD_DIR (build).
+# Settings: CLIENTS ("8 64"), MODES ("prepared simple connect"), COPY_ROWS (2000000),
+# BUILD_DIR (build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 ROUNDS=${1:-3}
 SECS=${2:-10}
-CLIENTS=${CLIENTS:-8}
+CLIENTS=${CLIENTS:-8 64}
+MODES=${MODES:-prepared simple connect}
+COPY_ROWS=${COPY_ROWS:-2000000}
 LBD=${LBD:-$ROOT/${BUILD_DIR:-build}/lbd/lbd}
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
@@ -40,7 +44,11 @@ for i in 0 1 2; do
         -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=450 -c shared_buffers=128MB" \
         start >/dev/null
     pgbench -h 127.0.0.1 -p $port -U postgres -i -s 10 -q postgres >/dev/null 2>&1
+    # ~200 MB as COPY text: 2M rows of an int and 96 characters.
+    [ "$COPY_ROWS" -gt 0 ] && psql -X -q -h 127.0.0.1 -p $port -U postgres -d postgres -c \
+        "create table bulk as select g, repeat(md5(g::text), 3) as t from generate_series(1, $COPY_ROWS) g" &
 done
+wait
 
 cat >"$WORK/lbd.yaml" <<YAML
 instance: bench
@@ -84,37 +92,66 @@ sleep 1
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
 
-# run TARGET MODE -> "tps lat_avg_ms cpu_us_per_tx"
+# run TARGET MODE CLIENTS -> "tps lat_avg_ms lat_p99_ms cpu_s_per_100k_tx"
 run() {
-    local target=$1 mode=$2 port pid="" args=(-S -c "$CLIENTS" -j 2 -T "$SECS" -n)
+    local target=$1 mode=$2 c=$3 port pid="" j=2
+    [ "$c" -lt 2 ] && j=1
+    local args=(-S -c "$c" -j "$j" -T "$SECS" -n --log --sampling-rate=0.05 --log-prefix="$WORK/tx")
     case $target in direct) port=$N0 ;; lbd) port=$LB pid=$LBD_PID ;; haproxy) port=$HA pid=$HA_PID ;; esac
     case $mode in simple) args+=(-M simple) ;; prepared) args+=(-M prepared) ;; connect) args+=(-C -M simple) ;; esac
+    rm -f "$WORK"/tx.*
     local t0=0
     [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
     local out
-    out=$(pgbench -h 127.0.0.1 -p "$port" -U postgres "${args[@]}" postgres 2>&1)
-    local tps lat tx cpu="-"
+    out=$(cd "$WORK" && pgbench -h 127.0.0.1 -p "$port" -U postgres "${args[@]}" postgres 2>&1)
+    local tps lat tx p99 cpu="-"
     tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$out" | head -1)
     lat=$(grep -oP 'latency average = \K[0-9.]+' <<<"$out")
     tx=$(grep -oP 'number of transactions actually processed: \K[0-9]+' <<<"$out")
+    # The per-transaction log (5% sample): column 3 is the latency in microseconds.
+    p99=$(cat "$WORK"/tx.* | awk '{print $3}' | sort -n | awk '{ a[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.3f", a[i] / 1000 }')
     if [ -n "$pid" ]; then
-        cpu=$(awk -v a="$t0" -v b="$(cpu_ticks "$pid")" -v t="$TICK" -v n="$tx" 'BEGIN { printf "%.1f", (b - a) / t * 1e6 / n }')
+        cpu=$(awk -v a="$t0" -v b="$(cpu_ticks "$pid")" -v t="$TICK" -v n="$tx" 'BEGIN { printf "%.2f", (b - a) / t * 1e5 / n }')
     fi
-    echo "$tps $lat $cpu"
+    echo "$tps $lat $p99 $cpu"
 }
 
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 declare -A R
-for mode in prepared simple connect; do
-    for r in $(seq "$ROUNDS"); do
-        for target in direct lbd haproxy; do
-            res=$(run $target $mode)
-            R[$mode,$target]+="$res"$'\n'
-            echo "round $r $mode $target: tps/lat_ms/cpu_us_per_tx = $res" >&2
+for mode in $MODES; do
+    for c in $CLIENTS; do
+        for r in $(seq "$ROUNDS"); do
+            for target in direct lbd haproxy; do
+                res=$(run $target $mode $c)
+                R[$mode,$c,$target]+="$res"$'\n'
+                echo "round $r $mode c=$c $target: tps lat_ms p99_ms cpu_s/100k = $res" >&2
+            done
         done
     done
 done
+
+# COPY of the bulk table to the client: wall seconds (alternated, medians).
+declare -A C
+copy_s() { # copy_s PORT -> "seconds bytes"
+    local t0 t1 bytes
+    t0=$(date +%s%N)
+    bytes=$(psql -X -h 127.0.0.1 -p "$1" -U postgres -d postgres -c "copy bulk to stdout" | wc -c)
+    t1=$(date +%s%N)
+    [ "$bytes" -gt 1000000 ] || { echo "copy through $1: $bytes bytes" >&2; echo "0 0"; return; }
+    awk -v a="$t0" -v b="$t1" -v n="$bytes" 'BEGIN { printf "%.3f %d", (b - a) / 1e9, n }'
+}
+if [ "$COPY_ROWS" -gt 0 ]; then
+    for r in $(seq "$ROUNDS"); do
+        for target in direct lbd haproxy; do
+            case $target in direct) port=$N0 ;; lbd) port=$LB ;; haproxy) port=$HA ;; esac
+            v=$(copy_s $port)
+            C[$target]+="${v% *}"$'\n'
+            COPY_MB=$((${v#* } / 1000000))
+            echo "round $r copy $target: ${v% *} s, $COPY_MB MB" >&2
+        done
+    done
+fi
 
 # Memory per idle session: RSS of the proxy before and while 1,000 sessions sit idle.
 IDLE=${IDLE_SESSIONS:-1000}
@@ -135,27 +172,43 @@ HA_IDLE=$(idle_kib $HA $HA_PID)
 echo "idle: lbd $LBD_IDLE KiB/session, haproxy $HA_IDLE KiB/session" >&2
 
 mkdir -p "$ROOT/results"
-OUT="$ROOT/results/bench-lbd-$(date +%Y%m%d-%H%M%S).md"
+OUT=${RESULT:-$ROOT/results/bench-lbd-$(date +%Y%m%d-%H%M%S).md}
+col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
 {
-    echo "pgbench -S, $CLIENTS clients, ${SECS}s x $ROUNDS alternated rounds, 3 PostgreSQL 15 nodes on loopback, $(nproc) cores. Medians."
+    echo "pgbench -S, ${SECS}s x $ROUNDS alternated rounds (direct, lbd, HAProxy), 3 PostgreSQL 15 nodes on loopback, $(nproc) cores. Medians; latency p99 from a 5% sample of transactions; CPU = the proxy's user+system seconds per 100k transactions."
     echo
-    echo "| mode | direct TPS | lbd TPS | HAProxy TPS | lbd/HAProxy | lbd/direct | lbd lat ms | HAProxy lat ms | lbd CPU us/tx | HAProxy CPU us/tx |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
-    for mode in prepared simple connect; do
-        d=$(printf '%s' "${R[$mode,direct]}" | awk '{print $1}' | median)
-        l=$(printf '%s' "${R[$mode,lbd]}" | awk '{print $1}' | median)
-        h=$(printf '%s' "${R[$mode,haproxy]}" | awk '{print $1}' | median)
-        ll=$(printf '%s' "${R[$mode,lbd]}" | awk '{print $2}' | median)
-        hl=$(printf '%s' "${R[$mode,haproxy]}" | awk '{print $2}' | median)
-        lc=$(printf '%s' "${R[$mode,lbd]}" | awk '{print $3}' | median)
-        hc=$(printf '%s' "${R[$mode,haproxy]}" | awk '{print $3}' | median)
-        label=$mode
-        [ $mode = connect ] && label="-C (new session per tx)"
-        awk -v m="$label" -v d="$d" -v l="$l" -v h="$h" -v ll="$ll" -v hl="$hl" -v lc="$lc" -v hc="$hc" \
-            'BEGIN { printf "| %s | %.0f | %.0f | %.0f | %.2fx | %.2fx | %.3f | %.3f | %.1f | %.1f |\n", m, d, l, h, l / h, l / d, ll, hl, lc, hc }'
+    echo "| mode | clients | direct TPS | lbd TPS | HAProxy TPS | lbd/HAProxy | lbd/direct | lat avg ms lbd / HAProxy | lat p99 ms lbd / HAProxy | CPU s/100k tx lbd / HAProxy | CPU ratio |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    for mode in $MODES; do
+        for c in $CLIENTS; do
+            label=$mode
+            [ $mode = connect ] && label="-C (new session per tx)"
+            awk -v m="$label" -v c="$c" -v d="$(col "$mode,$c,direct" 1)" -v l="$(col "$mode,$c,lbd" 1)" \
+                -v h="$(col "$mode,$c,haproxy" 1)" -v la="$(col "$mode,$c,lbd" 2)" -v ha="$(col "$mode,$c,haproxy" 2)" \
+                -v lp="$(col "$mode,$c,lbd" 3)" -v hp="$(col "$mode,$c,haproxy" 3)" \
+                -v lc="$(col "$mode,$c,lbd" 4)" -v hc="$(col "$mode,$c,haproxy" 4)" \
+                'BEGIN { printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %.2fx | %.3f / %.3f | %.3f / %.3f | %.2f / %.2f | %.2fx |\n",
+                         m, c, d, l, h, l / h, l / d, la, ha, lp, hp, lc, hc, (hc > 0 ? lc / hc : 0) }'
+        done
     done
     echo
+    if [ "$COPY_ROWS" -gt 0 ]; then
+        d=$(printf '%s' "${C[direct]}" | median) l=$(printf '%s' "${C[lbd]}" | median) h=$(printf '%s' "${C[haproxy]}" | median)
+        awk -v d="$d" -v l="$l" -v h="$h" -v mb="${COPY_MB:-0}" 'BEGIN {
+            printf "COPY of a %d MB table to the client: direct %.2f s, lbd %.2f s (%.2fx direct), HAProxy %.2f s (%.2fx direct)\n\n", mb, d, l, l / d, h, h / d }'
+    fi
     awk -v l="$LBD_IDLE" -v h="$HA_IDLE" -v n="$IDLE" 'BEGIN {
         printf "Memory per idle session (%d sessions, RSS growth): lbd %.2f KiB, HAProxy %.2f KiB, ratio %.2fx\n", n, l, h, (h > 0 ? l / h : 0) }'
 } | tee "$OUT"
+# Machine-readable figures for scripts/bench.sh's chart: measure, lbd, HAProxy, direct.
+{
+    for mode in $MODES; do
+        for c in $CLIENTS; do
+            echo "tps_${mode}_$c $(col "$mode,$c,lbd" 1) $(col "$mode,$c,haproxy" 1) $(col "$mode,$c,direct" 1)"
+            echo "cpu_${mode}_$c $(col "$mode,$c,lbd" 4) $(col "$mode,$c,haproxy" 4) -"
+        done
+    done
+    [ "$COPY_ROWS" -gt 0 ] && echo "copy_s $(printf '%s' "${C[lbd]}" | median) $(printf '%s' "${C[haproxy]}" | median) $(printf '%s' "${C[direct]}" | median)"
+    echo "idle_kib $LBD_IDLE $HA_IDLE -"
+} >"${OUT%.md}.tsv"
 echo "written: $OUT"

@@ -18,6 +18,7 @@
 # Settings (environment): LAB_PREFIX (pgv), LAB_DIR, LAB_INTERVAL (100ms),
 # LAB_PREEMPT (false), LAB_PREEMPT_DELAY (0s), LAB_NODES (3), LAB_LBD (1), BUILD_DIR,
 # LAB_UNICAST (0: multicast; 1: unicast peers), LAB_NOTIFY (0; 1: log notify calls),
+# LAB_PG_MAXCONN (300 per node), LAB_REALTIME (0; 1: vrrpd realtime: true),
 # LAB_STACK (pgvip; or haproxy: HAProxy + keepalived in each instance, for comparison),
 # LAB_PAGE_PORTS ("8081 8083": host loopback ports forwarded to lb1's and lb2's status
 # pages, as CockroachDB + HAProxy setups publish their stats pages; "" for none).
@@ -98,6 +99,7 @@ lab_write_config() { # lab_write_config lb1|lb2
         echo "  state_file: $LAB_DIR/$inst-vrrpd.json"
         echo "  admin: 127.0.0.1:8082          # vrrpd's /metrics and /status"
         echo "  transitions_file: $LAB_DIR/$inst-transitions.log"
+        [ "${LAB_REALTIME:-0}" = 1 ] && echo "  realtime: true"
         [ "$LAB_UNICAST" = 1 ] && echo "  unicast_peers: [$peer]"
         [ "$LAB_NOTIFY" = 1 ] && echo "  notify: 'echo \"\$1 \$2 \$3 \$VRRP_FROM\" >> $LAB_DIR/$inst-notify.log'"
         if [ "$LAB_LBD" = 1 ]; then
@@ -139,6 +141,10 @@ lab_write_haproxy_keepalived() { # lab_write_haproxy_keepalived lb1|lb2
         echo "global_defs {"
         echo "    vrrp_version 3"
         echo "    script_user root"
+        if [ "${LAB_REALTIME:-0}" = 1 ]; then # as vrrpd's realtime: SCHED_RR, no swapping
+            echo "    vrrp_rt_priority 50"
+            echo "    vrrp_no_swap"
+        fi
         echo "}"
         echo "vrrp_script chk_haproxy {"
         echo "    script \"$LAB_DIR/$inst-chk-haproxy.sh\""
@@ -184,7 +190,7 @@ lab_pg_start() { # lab_pg_start node0
     fi
     lab_exec "$n" runuser -u postgres -- "$LAB_PGBIN/pg_ctl" -D "$pg/$n" -w -t 30 \
         -l "$pg/$n.log" \
-        -o "-p 5432 -k $pg/$n -c listen_addresses=$ip,127.0.0.1 -c fsync=off -c max_connections=300" \
+        -o "-p 5432 -k $pg/$n -c listen_addresses=$ip,127.0.0.1 -c fsync=off -c max_connections=${LAB_PG_MAXCONN:-300}" \
         start >/dev/null
 }
 
