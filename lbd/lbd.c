@@ -297,6 +297,7 @@ static void finish(struct lbd *l)
     listeners_close(l);
     admin_stop(l);
     liveness_stop(l);
+    vipwatch_stop(l);
     for (size_t i = 0; i < l->pool.n; i++)
         node_drop(l, l->pool.nodes[i]);
     l->pool.n = 0;
@@ -501,6 +502,7 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
 {
     memset(l, 0, sizeof(*l));
     l->loop = loop;
+    l->vipwatch_fd = -1;
     snprintf(l->config_path, sizeof(l->config_path), "%s", path);
     l->cfg = *cfg;
     l->rng = (uv_hrtime() ^ (uint64_t)getpid() << 32) | 1;
@@ -534,6 +536,10 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
         fprintf(stderr, "lbd: cannot serve the admin endpoint on %s: %s\n",
                 format_sockaddr((struct sockaddr *)&cfg->admin, a, sizeof(a)), uv_strerror(rc));
     }
+    if (rc == 0 && vipwatch_start(l) != 0)
+        log_emit(LOG_WARN, "vipwatch_failed",
+                 "detail=\"no netlink route socket: sessions of a VIP that moves away stay "
+                 "open until TCP gives up on them\"");
     if (rc == 0 && (rc = liveness_start(l)) != 0)
         fprintf(stderr, "lbd: cannot open the liveness socket %s: %s\n", cfg->liveness_socket,
                 uv_strerror(rc));

@@ -66,6 +66,8 @@ struct lbd {
     size_t history_n;          /* samples taken; the ring holds the last LBD_HISTORY */
     uint64_t history_prev[3];  /* counters at the previous sample */
     void *liveness; /* liveness.c */
+    uv_poll_t vipwatch; /* netlink: IPv4 addresses removed (vipwatch.c) */
+    int vipwatch_fd;    /* -1: not watching */
     int quiesced_fds[LBD_MAX_LISTEN]; /* listening twins that drop SYNs during a handover */
     size_t n_quiesced;
     bool draining;
@@ -101,6 +103,8 @@ void session_accept(struct lbd_listener *ls);
 void session_adopt(struct lbd *l, int fd);
 void session_close_all(struct lbd *l, const char *reason);
 void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason);
+/* Close the sessions whose client connected to ip4 (network order); returns how many. */
+size_t session_close_on_addr(struct lbd *l, uint32_t ip4);
 /* The node of the session that received BackendKeyData (pid, key), or NULL. */
 struct pool_node *session_node_for_key(struct lbd *l, uint32_t pid, uint32_t key);
 
@@ -111,6 +115,10 @@ void cancel_route(struct lbd *l, uint32_t pid, uint32_t key, bool from_peer,
 /* check.c */
 int check_start(struct lbd *l, struct pool_node *n);
 void check_stop(struct lbd *l, struct pool_node *n);
+
+/* vipwatch.c: addresses leaving this host (a VIP moved to the peer) */
+int vipwatch_start(struct lbd *l);
+void vipwatch_stop(struct lbd *l);
 
 /* liveness.c */
 size_t liveness_watchers(struct lbd *l);

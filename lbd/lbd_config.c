@@ -212,6 +212,11 @@ static const struct cfg_field lbd_fields[] = {
      .doc = "TCP keepalive idle time on client and node connections (0 = off)."},
     {"user", CFG_STR, OFF(user), sizeof(((struct lbd_config *)0)->user),
      .doc = "Started as root, lbd binds its sockets and then runs as this user."},
+    {"close_on_vip_loss", CFG_BOOL, OFF(close_on_vip_loss),
+     .doc = "When an address lbd serves leaves this host (vrrpd moved the VIP to the peer), "
+            "close the sessions clients opened to it at once: their packets go to the peer "
+            "now, so they can never carry another query, and closing frees their node "
+            "connections instead of holding them until TCP keepalive gives up."},
     {"timeouts", CFG_SECTION, .sub = timeout_fields, .doc = "Deadlines."},
     {"peer", CFG_CUSTOM, 0, .custom = parse_peer, .type_doc = "section", .sub = peer_fields,
      .doc = "The other lbd of the pair, for CancelRequests that reach the wrong instance "
@@ -257,6 +262,7 @@ void lbd_config_set_defaults(struct lbd_config *c)
     parse_sockaddr("127.0.0.1:8081", 0, &c->admin);
     c->admin_enabled = true;
     c->maxconn = 10000;
+    c->close_on_vip_loss = true;
     c->log_level = LOG_INFO;
     c->connect_ms = 2000;
     c->startup_ms = 10000;

@@ -79,6 +79,7 @@ struct session {
     char pending_msg[96];
     char user[64], database[64], app[64];
     char client_addr[SOCKADDR_STRLEN];
+    uint32_t local_ip4; /* the address the client connected to (a VIP), network order; 0: not IPv4 */
 };
 
 static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
@@ -213,6 +214,27 @@ void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason)
             session_end(s, reason);
         s = next;
     }
+}
+
+size_t session_close_on_addr(struct lbd *l, uint32_t ip4)
+{
+    size_t n = 0;
+    struct session *s = l->sessions;
+    while (s) {
+        struct session *next = s->next;
+        if (s->local_ip4 == ip4 && s->state != SS_CLOSING) {
+            /* The address is gone: no FIN could leave from it. Reset instead, so the
+             * socket does not linger retransmitting a FIN it cannot send. */
+            uv_os_fd_t fd;
+            struct linger lg = {1, 0};
+            if (uv_fileno((uv_handle_t *)&s->client, &fd) == 0)
+                setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+            session_end(s, "vip_gone");
+            n++;
+        }
+        s = next;
+    }
+    return n;
 }
 
 struct pool_node *session_node_for_key(struct lbd *l, uint32_t pid, uint32_t key)
@@ -450,6 +472,11 @@ static void session_begin(struct session *s, bool from_peer)
         format_sockaddr((struct sockaddr *)&peer, s->client_addr, sizeof(s->client_addr));
     else
         snprintf(s->client_addr, sizeof(s->client_addr), "-");
+    struct sockaddr_storage local;
+    plen = sizeof(local);
+    if (uv_tcp_getsockname(&s->client, (struct sockaddr *)&local, &plen) == 0 &&
+        local.ss_family == AF_INET)
+        s->local_ip4 = ((struct sockaddr_in *)&local)->sin_addr.s_addr;
     s->next = l->sessions;
     if (l->sessions)
         l->sessions->prev = s;

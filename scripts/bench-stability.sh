@@ -65,4 +65,6 @@ F=${RESULT:-results/bench-stability-$(date +%Y%m%d-%H%M%S).md}
         echo "| $name | ${TRANS[$stack]} | ${LOAD[$stack]}% | ${TPS[$stack]} | ${ABORT[$stack]} |"
     done
 } | tee "$F"
+# machine-readable for bench.sh's chart: measure, pgvip, HAProxy+keepalived
+echo "false_transitions_${MINUTES}min ${TRANS[pgvip]:-0} ${TRANS[haproxy]:-0}" >"${F%.md}.tsv"
 echo "written: $F"

@@ -195,25 +195,21 @@ lab_pg_start() { # lab_pg_start node0
 }
 
 lab_start() { # lab_start lb1: the instance's link up, lbd, then vrrpd
+    lab_start_proxy "$1"
+    lab_start_vrrp "$1"
+}
+
+lab_start_proxy() { # the link up and the proxy (lbd or haproxy)
     local inst=$1 pid
     ip -n "$(lab_ns "$inst")" link set eth0 up
     ip -n "$(lab_ns sw)" link set "$inst" up
     if [ "$LAB_STACK" = haproxy ]; then
-        rm -f "$LAB_DIR/$inst"-keepalived*.pid
         ip netns exec "$(lab_ns "$inst")" haproxy -f "$LAB_DIR/$inst-haproxy.cfg" -db \
             >>"$LAB_DIR/$inst-haproxy.log" 2>&1 &
         pid=$!
         disown "$pid"
         echo "$pid" >"$LAB_DIR/$inst-lbd.pid" # the proxy, whichever it is
-        ip netns exec "$(lab_ns "$inst")" keepalived -n -l -D -f "$LAB_DIR/$inst-keepalived.conf" \
-            -p "$LAB_DIR/$inst-keepalived.pid" -r "$LAB_DIR/$inst-keepalived-vrrp.pid" \
-            >>"$LAB_DIR/$inst-vrrpd.log" 2>&1 &
-        pid=$!
-        disown "$pid"
-        echo "$pid" >"$LAB_DIR/$inst-vrrpd.pid"
-        return
-    fi
-    if [ "$LAB_LBD" = 1 ]; then
+    elif [ "$LAB_LBD" = 1 ]; then
         # ip netns exec execs the daemon: $! is the daemon's own PID.
         ip netns exec "$(lab_ns "$inst")" "$LAB_LBD_BIN" -c "$LAB_DIR/$inst.yaml" \
             >>"$LAB_DIR/$inst-lbd.log" 2>&1 &
@@ -221,8 +217,19 @@ lab_start() { # lab_start lb1: the instance's link up, lbd, then vrrpd
         disown "$pid"
         echo "$pid" >"$LAB_DIR/$inst-lbd.pid"
     fi
-    ip netns exec "$(lab_ns "$inst")" "$LAB_VRRPD_BIN" -c "$LAB_DIR/$inst.yaml" \
-        >>"$LAB_DIR/$inst-vrrpd.log" 2>&1 &
+}
+
+lab_start_vrrp() { # the VRRP daemon (vrrpd or keepalived)
+    local inst=$1 pid
+    if [ "$LAB_STACK" = haproxy ]; then
+        rm -f "$LAB_DIR/$inst"-keepalived*.pid
+        ip netns exec "$(lab_ns "$inst")" keepalived -n -l -D -f "$LAB_DIR/$inst-keepalived.conf" \
+            -p "$LAB_DIR/$inst-keepalived.pid" -r "$LAB_DIR/$inst-keepalived-vrrp.pid" \
+            >>"$LAB_DIR/$inst-vrrpd.log" 2>&1 &
+    else
+        ip netns exec "$(lab_ns "$inst")" "$LAB_VRRPD_BIN" -c "$LAB_DIR/$inst.yaml" \
+            >>"$LAB_DIR/$inst-vrrpd.log" 2>&1 &
+    fi
     pid=$!
     disown "$pid"
     echo "$pid" >"$LAB_DIR/$inst-vrrpd.pid"
@@ -291,8 +298,14 @@ lab_up() {
         lab_write_haproxy_keepalived lb2
     fi
     # Both at once: priorities then give VIP-A to lb1 and VIP-B to lb2 (active-active).
-    lab_start lb1
-    lab_start lb2
+    # Proxies first, then the two VRRP daemons back to back: with short adverts the
+    # master down interval is only ~70 ms, and a VRRP daemon started later than that
+    # finds the other already master of both (preemption off keeps it so).
+    lab_start_proxy lb1
+    lab_start_proxy lb2
+    sleep 0.2
+    lab_start_vrrp lb1
+    lab_start_vrrp lb2
     [ "$LAB_STACK" = haproxy ] || lab_pages_start
     lab_wait_masters 10
 }
