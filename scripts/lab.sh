@@ -103,7 +103,7 @@ lab_write_config() { # lab_write_config lb1|lb2
         [ "$LAB_UNICAST" = 1 ] && echo "  unicast_peers: [$peer]"
         [ "$LAB_NOTIFY" = 1 ] && echo "  notify: 'echo \"\$1 \$2 \$3 \$VRRP_FROM\" >> $LAB_DIR/$inst-notify.log'"
         if [ "$LAB_LBD" = 1 ]; then
-            echo "  track: {link: true, lbd: {socket: $LAB_DIR/$inst-lbd.sock, interval: 50ms, timeout: 300ms}}"
+            echo "  track: {link: true, lbd: {socket: $LAB_DIR/$inst-lbd.sock, interval: 50ms, timeout: 1s}}"
         else
             echo "  track: {link: true}"
         fi
@@ -172,6 +172,10 @@ lab_write_haproxy_keepalived() { # lab_write_haproxy_keepalived lb1|lb2
     chmod 755 "$LAB_DIR/$inst-chk-haproxy.sh"
 }
 
+# Server-side TCP keepalive, as production nodes need it: an instance killed with its link
+# down never closes its node connections, and without keepalive their backends would
+# count against max_connections for the kernel's default two hours.
+LAB_PG_KEEPALIVE="-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3"
 lab_pg_start() { # lab_pg_start node0
     local n=$1 ip
     ip=$(lab_ip "$n")
@@ -190,7 +194,7 @@ lab_pg_start() { # lab_pg_start node0
     fi
     lab_exec "$n" runuser -u postgres -- "$LAB_PGBIN/pg_ctl" -D "$pg/$n" -w -t 30 \
         -l "$pg/$n.log" \
-        -o "-p 5432 -k $pg/$n -c listen_addresses=$ip,127.0.0.1 -c fsync=off -c max_connections=${LAB_PG_MAXCONN:-300}" \
+        -o "-p 5432 -k $pg/$n -c listen_addresses=$ip,127.0.0.1 -c fsync=off -c max_connections=${LAB_PG_MAXCONN:-300} $LAB_PG_KEEPALIVE" \
         start >/dev/null
 }
 
