@@ -346,3 +346,12 @@ int cfg_map_apply(struct cfg_doc *d, yaml_node_t *map, const char *path,
             return cfg_error(d, map, path, "missing required key \"%s\"", f->key);
     return 0;
 }
+
+int cfg_addr_or_off(struct cfg_doc *d, yaml_node_t *n, const char *path, int default_port,
+                    void *addr, bool *enabled)
+{
+    const struct cfg_field f = {"address", CFG_ADDR, 0, .default_port = default_port};
+    const char *s = cfg_scalar(n);
+    *enabled = !(s && (strcmp(s, "off") == 0 || strcmp(s, "") == 0));
+    return *enabled ? cfg_field_apply(d, n, path, &f, addr) : 0;
+}

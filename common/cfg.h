@@ -72,6 +72,10 @@ int cfg_map_apply(struct cfg_doc *d, yaml_node_t *map, const char *path,
 int cfg_field_apply(struct cfg_doc *d, yaml_node_t *node, const char *path,
                     const struct cfg_field *f, void *base);
 
+/* An address (host:port, default_port when none) or "off" / "": sets *enabled. */
+int cfg_addr_or_off(struct cfg_doc *d, yaml_node_t *n, const char *path, int default_port,
+                    void *addr, bool *enabled);
+
 /* Helpers for custom handlers. */
 const char *cfg_scalar(const yaml_node_t *n); /* NULL when n is not a scalar */
 size_t cfg_seq_len(const yaml_node_t *seq);

@@ -97,14 +97,7 @@ static int parse_listen(struct cfg_doc *d, yaml_node_t *n, const char *path, voi
 static int parse_admin(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
 {
     struct lbd_config *c = base;
-    static const struct cfg_field f = {"admin", CFG_ADDR, 0, .default_port = 8081};
-    const char *s = cfg_scalar(n);
-    if (s && (strcmp(s, "off") == 0 || strcmp(s, "") == 0)) {
-        c->admin_enabled = false;
-        return 0;
-    }
-    c->admin_enabled = true;
-    return cfg_field_apply(d, n, path, &f, &c->admin);
+    return cfg_addr_or_off(d, n, path, 8081, &c->admin, &c->admin_enabled);
 }
 
 static const struct cfg_field health_fields[] = {
