@@ -127,6 +127,16 @@ static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->req + c->used, (unsigned)(sizeof(c->req) - 1 - c->used));
 }
 
+/* A request that cannot be handled: 400 with the reason. */
+static void reply_400(struct httpd_conn *c, const char *why)
+{
+    struct httpd_reply r = {400, "text/plain; charset=utf-8", {0}};
+    metrics_init(&r.body);
+    httpd_text(&r, 400, why);
+    send_reply(c, &r, false);
+    metrics_free(&r.body);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
@@ -141,21 +151,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     c->req[c->used] = '\0';
     if (memchr(c->req, '\0', c->used) != NULL) { /* a NUL byte: not HTTP */
         uv_read_stop(s);
-        struct httpd_reply r = {400, "text/plain; charset=utf-8", {0}};
-        metrics_init(&r.body);
-        httpd_text(&r, 400, "bad request\n");
-        send_reply(c, &r, false);
-        metrics_free(&r.body);
+        reply_400(c, "bad request\n");
     } else if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n")) {
         uv_read_stop(s);
         handle(c);
     } else if (c->used >= sizeof(c->req) - 1) {
         uv_read_stop(s);
-        struct httpd_reply r = {400, "text/plain; charset=utf-8", {0}};
-        metrics_init(&r.body);
-        httpd_text(&r, 400, "request too large\n");
-        send_reply(c, &r, false);
-        metrics_free(&r.body);
+        reply_400(c, "request too large\n");
     }
 }
 

@@ -412,7 +412,8 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- accept ---- */
 
-static void session_begin(struct session *s, bool from_peer);
+static void session_begin(struct session *s, bool from_peer,
+                          const struct sockaddr_storage *listen);
 
 /* A new session with its client handle initialised (nothing connected yet). */
 static struct session *session_alloc(struct lbd *l)
@@ -438,7 +439,7 @@ void session_accept(struct lbd_listener *ls)
         uv_close((uv_handle_t *)&s->client, on_closed);
         return;
     }
-    session_begin(s, ls->peer);
+    session_begin(s, ls->peer, &ls->addr);
 }
 
 void session_adopt(struct lbd *l, int fd)
@@ -453,10 +454,13 @@ void session_adopt(struct lbd *l, int fd)
         uv_close((uv_handle_t *)&s->client, on_closed);
         return;
     }
-    session_begin(s, false);
+    session_begin(s, false, NULL);
 }
 
-static void session_begin(struct session *s, bool from_peer)
+/* listen: the listener's own address, or NULL; when it names one IPv4 address (a VIP),
+ * that is where the client connected, with no getsockname() per session. */
+static void session_begin(struct session *s, bool from_peer,
+                          const struct sockaddr_storage *listen)
 {
     struct lbd *l = s->lbd;
     uv_timer_init(l->loop, &s->timer);
@@ -472,11 +476,16 @@ static void session_begin(struct session *s, bool from_peer)
         format_sockaddr((struct sockaddr *)&peer, s->client_addr, sizeof(s->client_addr));
     else
         snprintf(s->client_addr, sizeof(s->client_addr), "-");
-    struct sockaddr_storage local;
-    plen = sizeof(local);
-    if (uv_tcp_getsockname(&s->client, (struct sockaddr *)&local, &plen) == 0 &&
-        local.ss_family == AF_INET)
-        s->local_ip4 = ((struct sockaddr_in *)&local)->sin_addr.s_addr;
+    const struct sockaddr_in *l4 = (const struct sockaddr_in *)listen;
+    if (listen && listen->ss_family == AF_INET && l4->sin_addr.s_addr != htonl(INADDR_ANY)) {
+        s->local_ip4 = l4->sin_addr.s_addr;
+    } else {
+        struct sockaddr_storage local;
+        plen = sizeof(local);
+        if (uv_tcp_getsockname(&s->client, (struct sockaddr *)&local, &plen) == 0 &&
+            local.ss_family == AF_INET)
+            s->local_ip4 = ((struct sockaddr_in *)&local)->sin_addr.s_addr;
+    }
     s->next = l->sessions;
     if (l->sessions)
         l->sessions->prev = s;

@@ -252,8 +252,8 @@ static void on_group_timer(uv_timer_t *t)
     /* libuv runs timers before it polls for I/O: after a stall of vrrpd (CPU starvation,
      * SIGSTOP, a debugger) an advertisement may be waiting that makes this master-down
      * timeout stale. Read what has arrived first; the state machine then acts only on
-     * what is still due. */
-    if (g->d->rx_polling)
+     * what is still due. A master's advert ticks need no such read. */
+    if (g->fsm.state == VRRP_BACKUP && g->d->rx_polling)
         on_rx(&g->d->rx_poll, 0, UV_READABLE);
     struct vrrp_out o;
     vrrp_fsm_timer(&g->fsm, now_ms(), &o);

@@ -39,6 +39,18 @@ def read_until_ready(s):
             i += 1 + n
         buf = buf[i:]
 
+def read_to_close(s):
+    """Everything the far end sends until it closes; and how it closed: closed or RESET."""
+    data = b""
+    try:
+        while True:
+            c = s.recv(4096)
+            if not c:
+                return data, "closed"
+            data += c
+    except ConnectionResetError:
+        return data, "RESET"
+
 def query(q):
     b = q.encode() + b"\0"
     return b"Q" + struct.pack(">I", len(b) + 4) + b
@@ -55,14 +67,7 @@ elif mode == "bytewise":
     read_until_ready(s); print("ready")
 elif mode == "random":
     s = connect(port); s.sendall(os.urandom(int(sys.argv[3])))
-    data = b""
-    try:
-        while True:
-            c = s.recv(4096)
-            if not c: break
-            data += c
-    except ConnectionResetError:
-        pass
+    data, _ = read_to_close(s)
     print("answer %r" % data[:1])
 elif mode == "flood":
     socks, codes = [], {}
@@ -96,14 +101,7 @@ elif mode == "slowread":
 elif mode == "oversized":
     s = connect(port)
     s.sendall(struct.pack(">I", 1 << 20) + b"\x00" * int(sys.argv[3]))
-    data, how = b"", "closed"
-    try:
-        while True:
-            c = s.recv(4096)
-            if not c: break
-            data += c
-    except ConnectionResetError:
-        how = "RESET"
+    data, how = read_to_close(s)
     i = data.find(b"C")
     print("%s after %s" % (data[i+1:i+6].decode() if data[:1] == b"E" and i > 0 else repr(data[:1]), how))
 elif mode == "vanish":
