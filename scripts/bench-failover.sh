@@ -2,21 +2,24 @@
 # bench-failover.sh [RUNS=3] -- the client-visible outage of the pair against HAProxy 2.6
 # + keepalived 2.2, in the same namespace lab with the same three PostgreSQL nodes, the
 # same VIPs, priorities and 100 ms VRRPv3 adverts (keepalived tracks haproxy with a
-# 1 s script, as usually deployed). Three drills, RUNS times each:
-#   sigkill_instance  SIGKILL every process of the master instance and drop its link
+# 1 s script, as usually deployed). Four drills, RUNS times each:
+#   sigkill_instance  SIGKILL every process of the master instance, then drop its link
+#                     (docker kill: the processes end, then the container's network)
+#   cut_instance      drop the master's link only, its processes run on (host loss or a
+#                     network split: nothing closes, only VRRP's timer can tell)
 #   sigkill_proxy     SIGKILL only the proxy (lbd / haproxy) on the master
 #   sigterm_instance  planned stop: proxy first, then the VRRP daemon
 # A libpq probe starts a fresh session every 10 ms on VIP-A; outage = from the event to
 # the first success after the last failure. Prints a markdown table (medians), writes it
 # under results/ (not committed), or to $RESULT.
 # Settings: LAB_INTERVAL (100ms), LAB_REALTIME (0; 1: vrrpd realtime, keepalived
-# vrrp_rt_priority + vrrp_no_swap), DRILLS (all three).
+# vrrp_rt_priority + vrrp_no_swap), DRILLS (all four).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 RUNS=${1:-3}
 export LAB_INTERVAL=${LAB_INTERVAL:-100ms} LAB_REALTIME=${LAB_REALTIME:-0} LAB_PAGE_PORTS=""
-DRILLS=${DRILLS:-sigkill_instance sigkill_proxy sigterm_instance}
+DRILLS=${DRILLS:-sigkill_instance cut_instance sigkill_proxy sigterm_instance}
 [ "$(id -u)" -eq 0 ] || { echo "bench-failover: run as root" >&2; exit 1; }
 command -v keepalived >/dev/null || bash scripts/install-deps.sh
 [ -x build/tests/tools/pgprobe ] || bash scripts/build.sh >/dev/null
@@ -43,6 +46,7 @@ for stack in pgvip haproxy; do
             t0=$(now_ms)
             case $drill in
             sigkill_instance) lab_kill "$M" ;;
+            cut_instance) lab_cut "$M" ;;
             sigkill_proxy) lab_kill_lbd "$M" ;;
             sigterm_instance) lab_stop "$M" ;;
             esac

@@ -359,12 +359,28 @@ lab_kill() { # the lab's `docker kill`: SIGKILL every process of the instance, l
     # The VRRP daemon first: were the proxy first, vrrpd (or keepalived) could still see
     # it die and resign with priority 0, a faster handover than a real crash allows.
     # This way the peer must notice the silence (master down interval), the worst case.
-    local f
+    local f pids i
     for f in keepalived-vrrp vrrpd; do
         [ -f "$LAB_DIR/$inst-$f.pid" ] && kill -KILL "$(cat "$LAB_DIR/$inst-$f.pid")" 2>/dev/null
     done
-    for pid in $(ip netns pids "$(lab_ns "$inst")"); do kill -KILL "$pid" 2>/dev/null || true; done
+    pids=$(ip netns pids "$(lab_ns "$inst")")
+    for pid in $pids; do kill -KILL "$pid" 2>/dev/null || true; done
+    # As with docker kill: the processes end first (their kernel closes their sockets,
+    # so TCP peers get a FIN or RST), then the container's network goes with it.
+    for pid in $pids; do
+        for ((i = 0; i < 200; i++)); do lab_gone "$pid" && break; sleep 0.005; done
+    done
     ip -n "$(lab_ns "$inst")" link set eth0 down
+}
+
+lab_cut() { # the instance's host is lost (power, a network split): it just goes silent
+    ip -n "$(lab_ns "$1")" link set eth0 down
+}
+
+lab_gone() { # the process has exited (gone, or a zombie nobody reaps)
+    local st
+    st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 0
+    [ -z "$st" ] || [ "$st" = Z ]
 }
 
 lab_kill_lbd() {

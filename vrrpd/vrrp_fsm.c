@@ -61,6 +61,7 @@ set_state(struct vrrp_fsm *f, uint64_t now, enum vrrp_state to, bool graceful,
     f->adv_due_ms = f->down_due_ms = 0;
     f->preempt_seen_ms = 0;
     f->resigned_ip = 0;
+    f->gone_ip = 0;
     f->handover_due_ms = 0;
     f->handover_master = 0;
     switch (to) {
@@ -146,6 +147,12 @@ void vrrp_fsm_timer(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out)
         if (f->resigned_ip)
             set_state(f, now, VRRP_MASTER, false, out, "priority 0 received from %s (it resigned)",
                       ip_str(f->resigned_ip, ip, sizeof(ip)));
+        else if (f->gone_ip)
+            set_state(f, now, VRRP_MASTER, false, out,
+                      "the vrrpd of %s ended: its peer watch link closed (last advert %llu "
+                      "ms ago)",
+                      ip_str(f->gone_ip, ip, sizeof(ip)),
+                      (unsigned long long)(now - f->last_adv_ms));
         else if (f->preempt_seen_ms && f->master_ip)
             set_state(f, now, VRRP_MASTER, false, out,
                       "preempting %s: its priority %u is below ours (%u)",
@@ -172,7 +179,19 @@ static void follow(struct vrrp_fsm *f, uint64_t now, const struct vrrp_adv *adv,
     f->master_priority = adv->priority;
     f->last_adv_ms = now;
     f->resigned_ip = 0;
+    f->gone_ip = 0;
     f->down_due_ms = now + vrrp_fsm_master_down_ms(f);
+}
+
+void vrrp_fsm_peer_gone(struct vrrp_fsm *f, uint64_t now, uint32_t peer)
+{
+    if (f->state != VRRP_BACKUP || peer == 0 || f->master_ip != peer || f->resigned_ip ||
+        f->gone_ip)
+        return;
+    f->gone_ip = peer;
+    uint64_t due = now + vrrp_fsm_skew_ms(f);
+    if (f->down_due_ms == 0 || due < f->down_due_ms)
+        f->down_due_ms = due;
 }
 
 void vrrp_fsm_recv(struct vrrp_fsm *f, uint64_t now, const struct vrrp_adv *adv, uint32_t src,

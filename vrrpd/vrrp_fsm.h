@@ -54,6 +54,7 @@ struct vrrp_fsm {
     uint8_t master_priority;
     uint64_t last_adv_ms;    /* when its last advertisement came */
     uint32_t resigned_ip;    /* BACKUP: a master that sent priority 0, until the timer */
+    uint32_t gone_ip;        /* BACKUP: a master whose vrrpd is known to have ended */
     uint64_t since_ms;       /* when the current state was entered */
     uint64_t handover_due_ms;/* resigned gracefully: VIPs kept until a new master is
                                 heard (plus one interval) or this time passes
@@ -70,6 +71,12 @@ void vrrp_fsm_timer(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out);
 /* An advertisement for this VRID that passed the packet checks; src in host order. */
 void vrrp_fsm_recv(struct vrrp_fsm *f, uint64_t now, const struct vrrp_adv *adv, uint32_t src,
                    struct vrrp_out *out);
+/* The vrrpd of the master at peer (host order) has ended: its process closed the peer
+ * watch link (vrrpd's addition, see peerwatch.h). It cannot resign with priority 0 any
+ * more, so take the same path as if it had (6.4.2): a BACKUP following it takes over
+ * after Skew_Time instead of the Master_Down_Interval. An advert from it in the meantime
+ * cancels this. Ignored in other states or for another master. */
+void vrrp_fsm_peer_gone(struct vrrp_fsm *f, uint64_t now, uint32_t peer);
 /* A tracked object changed: enter or leave FAULT. why says what, in words. graceful:
  * the local proxy still serves (it drains), so a master keeps its VIPs until the new
  * master is heard; otherwise (proxy dead, link down) they go at once. */

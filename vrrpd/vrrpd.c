@@ -212,6 +212,41 @@ static void rearm(struct vrrpd_group *g)
         uv_timer_start(&g->timer, on_group_timer, due > now ? due - now : 0, 0);
 }
 
+/* The peer watch follows the masters our BACKUP groups follow. */
+static void watch_sync(struct vrrpd *d)
+{
+    uint32_t ips[PEERWATCH_MAX_LINKS];
+    size_t n = 0;
+    if (!d->cfg.peer_watch_port)
+        return;
+    for (size_t i = 0; i < d->n_groups && !d->stopping; i++) {
+        const struct vrrp_fsm *f = &d->groups[i].fsm;
+        bool seen = false;
+        if (f->state != VRRP_BACKUP || f->master_ip == 0 || f->master_ip == d->primary)
+            continue;
+        for (size_t j = 0; j < n; j++)
+            seen |= ips[j] == f->master_ip;
+        if (!seen && n < PEERWATCH_MAX_LINKS)
+            ips[n++] = f->master_ip;
+    }
+    peerwatch_want(&d->watch, ips, n);
+}
+
+/* The master's vrrpd ended (peerwatch.h): every group following it takes over after
+ * the skew time, as if it had resigned. */
+static void on_peer_gone(void *arg, uint32_t ip, const char *why)
+{
+    struct vrrpd *d = arg;
+    char ips[16], q[128];
+    uint64_t now = now_ms();
+    log_emit(LOG_WARN, "peer_gone", "peer=%s reason=%s", ip4(ip, ips, sizeof(ips)),
+             log_quote(q, sizeof(q), why));
+    for (size_t i = 0; i < d->n_groups; i++) {
+        vrrp_fsm_peer_gone(&d->groups[i].fsm, now, ip);
+        rearm(&d->groups[i]);
+    }
+}
+
 /* Perform what the state machine asked for, in the order that keeps the segment
  * consistent: resign before dropping addresses, hold addresses before advertising. */
 static void apply(struct vrrpd_group *g, const struct vrrp_out *o)
@@ -241,6 +276,7 @@ static void apply(struct vrrpd_group *g, const struct vrrp_out *o)
                  log_quote(q, sizeof(q), o->reason), vips);
     }
     rearm(g);
+    watch_sync(g->d);
     maybe_finish(g->d);
 }
 
@@ -561,6 +597,11 @@ void vrrpd_render_state(struct vrrpd *d, struct metrics_buf *m)
                        g->cfg.preempt ? "true" : "false", vips, g->vips_held ? "true" : "false");
         metrics_printf(m, ",\"master\":\"%s\"",
                        g->fsm.master_ip ? ip4(g->fsm.master_ip, ip, sizeof(ip)) : "");
+        metrics_printf(m, ",\"master_watched\":%s",
+                       d->cfg.peer_watch_port && g->fsm.state == VRRP_BACKUP &&
+                               peerwatch_is_armed(&d->watch, g->fsm.master_ip)
+                           ? "true"
+                           : "false");
         metrics_printf(m, ",\"last_advert_ms_ago\":%lld",
                        g->last_rx_ms ? (long long)(now - g->last_rx_ms) : -1LL);
         metrics_printf(m, ",\"master_down_ms\":%llu,\"adverts_sent\":%llu,\"adverts_received\":%llu",
@@ -666,6 +707,17 @@ void vrrpd_render_metrics(struct vrrpd *d, struct metrics_buf *m)
         const char *l[] = {"reason", vrrpd_drop_names[r], NULL};
         metrics_sample(m, l, (double)d->rx_drops[r]);
     }
+    if (d->cfg.peer_watch_port) {
+        metrics_family(m, "vrrpd_peer_watch_links", METRICS_GAUGE,
+                       "Masters followed whose vrrpd we watch over a live peer watch link.");
+        metrics_sample(m, NULL, (double)peerwatch_armed(&d->watch));
+        metrics_family(m, "vrrpd_peer_watch_watchers", METRICS_GAUGE,
+                       "Backups watching this vrrpd over a peer watch link.");
+        metrics_sample(m, NULL, (double)peerwatch_watchers(&d->watch));
+        metrics_family(m, "vrrpd_peer_watch_gone_total", METRICS_COUNTER,
+                       "Times a watched master's vrrpd ended (its link closed).");
+        metrics_sample(m, NULL, (double)d->watch.gone_total);
+    }
     metrics_family(m, "vrrpd_admin_rejected_total", METRICS_COUNTER,
                    "Admin connections closed unserved (too many at once).");
     metrics_sample(m, NULL, (double)d->admin.rejected);
@@ -706,6 +758,7 @@ static void close_all(struct vrrpd *d)
     d->rx_polling = false;
     uv_close((uv_handle_t *)&d->status_timer, NULL);
     httpd_stop(&d->admin);
+    peerwatch_stop(&d->watch);
     uv_close((uv_handle_t *)&d->sig_term, NULL);
     uv_close((uv_handle_t *)&d->sig_int, NULL);
     uv_close((uv_handle_t *)&d->sig_hup, NULL);
@@ -840,6 +893,16 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const struct vrrpd_config *cfg
         fprintf(stderr, "vrrpd: cannot serve the admin endpoint on %s: %s\n",
                 format_sockaddr((struct sockaddr *)&cfg->admin, a, sizeof(a)), uv_strerror(rc));
         return rc;
+    }
+    if (cfg->peer_watch_port) {
+        char pa[16];
+        rc = peerwatch_start(&d->watch, loop, d->primary, cfg->peer_watch_port, cfg->peers,
+                             cfg->n_peers, on_peer_gone, d);
+        if (rc != 0) /* the link is a speed-up: VRRP works without it */
+            log_emit(LOG_WARN, "peer_watch_unavailable",
+                     "address=%s port=%u error=\"%s\" detail=\"peers fall back to the master "
+                     "down interval when this vrrpd ends\"",
+                     ip4(d->primary, pa, sizeof(pa)), cfg->peer_watch_port, uv_strerror(rc));
     }
     set_realtime(d);
     char ip[16];

@@ -5,6 +5,7 @@
 #include "garp.h"
 #include "httpd.h"
 #include "metrics.h"
+#include "peerwatch.h"
 #include "track.h"
 #include "vip.h"
 #include "vrrp_fsm.h"
@@ -67,6 +68,7 @@ struct vrrpd {
     uint64_t last_drop_log_ms;
     uint64_t started_wall_ms;
     struct httpd admin; /* when cfg.admin_enabled */
+    struct peerwatch watch; /* when cfg.peer_watch_port */
 };
 
 int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const struct vrrpd_config *cfg);

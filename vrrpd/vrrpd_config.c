@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define OFF(f) offsetof(struct vrrpd_config, f)
@@ -182,6 +183,23 @@ static int parse_admin(struct cfg_doc *d, yaml_node_t *n, const char *path, void
     return cfg_addr_or_off(d, n, path, 8082, &c->admin, &c->admin_enabled);
 }
 
+static int parse_peer_watch(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
+{
+    struct vrrpd_config *c = base;
+    const char *s = cfg_scalar(n);
+    char *end;
+    if (s && (strcmp(s, "off") == 0 || strcmp(s, "false") == 0)) {
+        c->peer_watch_port = 0;
+        return 0;
+    }
+    unsigned long v = s ? strtoul(s, &end, 10) : 0;
+    if (s == NULL || *s == '\0' || *end != '\0' || v < 1 || v > 65535)
+        return cfg_error(d, n, path, "expected a TCP port (1-65535) or off, got \"%s\"",
+                         s ? s : "a list or mapping");
+    c->peer_watch_port = (uint16_t)v;
+    return 0;
+}
+
 static const struct cfg_field vrrp_fields[] = {
     {"interface", CFG_STR, OFF(interface), SZ(interface), .required = true,
      .doc = "The interface on the segment shared with the peer and the clients."},
@@ -212,6 +230,13 @@ static const struct cfg_field vrrp_fields[] = {
     {"realtime", CFG_BOOL, OFF(realtime),
      .doc = "Run at SCHED_FIFO priority with locked memory, so adverts leave on time under "
             "full CPU load (short intervals)."},
+    {"peer_watch", CFG_CUSTOM, 0, .custom = parse_peer_watch,
+     .type_doc = "TCP port, or off", .def_doc = "5798",
+     .doc = "Listen on this port of our address and hold a connection to the master we "
+            "follow: when the master's vrrpd ends (crash, SIGKILL, docker kill) its kernel "
+            "closes the connection and we take over after the skew time, as on a priority-0 "
+            "advert, not the master down interval. Host loss or a network split still wait "
+            "for the interval. Use the same port on both instances; open it between them."},
     {"groups", CFG_CUSTOM, 0, .custom = parse_groups, .required = true,
      .type_doc = "list of mappings", .list = true, .sub = group_fields,
      .sub_defaults = &group_defaults, .doc = "The VRRP groups (at most 16), one per VIP set."},
@@ -241,6 +266,7 @@ void vrrpd_config_set_defaults(struct vrrpd_config *c)
     c->track_lbd_timeout_ms = 1000;
     c->track_lbd_action = VRRPD_TRACK_FAULT;
     c->track_lbd_weight = 50;
+    c->peer_watch_port = 5798;
 }
 
 static int finish(struct cfg_doc *d, int rc, struct vrrpd_config *cfg, char *err, size_t errsize)

@@ -47,6 +47,7 @@ struct vrrpd_config {
     int track_lbd_action; /* enum vrrpd_track_action */
     uint32_t track_lbd_weight;
     bool realtime; /* SCHED_FIFO and locked memory */
+    uint16_t peer_watch_port; /* 0: off */
     struct vrrpd_group_config groups[VRRPD_MAX_GROUPS];
     size_t n_groups;
 };

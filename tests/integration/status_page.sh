@@ -49,7 +49,7 @@ python3 "$(dirname "$0")/../tools/browse.py" "$URL" --timeout 8 \
     --expect "VRID 52 MASTER=$(state 52 MASTER)" \
     --expect "VIP-A listed as held=$(text '#vrrp tbody' "$VIP_A")" \
     --expect "VIP-B listed as held=$(text '#vrrp tbody' "$VIP_B")" \
-    --expect "takeover reason shown=$(text '#transitions' "no advertisement from $(lab_ip "$M")")" \
+    --expect "takeover reason shown=$(text '#transitions' "the vrrpd of $(lab_ip "$M") ended")" \
     --expect "takeover row BACKUP to MASTER=$(text '#transitions' 'BACKUP → MASTER')" \
     --expect "three nodes up=document.querySelectorAll('#nodes tr[data-state=up]').length == 3" \
     --expect "node table names node0=$(text '#nodes' 'node0')" \

@@ -106,6 +106,49 @@ START_TEST(priority_zero_hands_over_after_skew_time)
 }
 END_TEST
 
+START_TEST(peer_gone_takes_over_after_skew_time)
+{
+    make(100, false, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    struct vrrp_adv a = adv(150, 10);
+    vrrp_fsm_recv(&f, 100, &a, PEER_HIGH, &o);
+    vrrp_fsm_peer_gone(&f, 130, PEER_HIGH);
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 130 + 60); /* skew, not 100 + 360 */
+    run_until(1000);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    ck_assert_uint_eq(f.since_ms, 190);
+    ck_assert_str_eq(o.reason, "the vrrpd of 10.0.0.21 ended: its peer watch link closed "
+                               "(last advert 90 ms ago)");
+}
+END_TEST
+
+START_TEST(peer_gone_of_another_router_or_cancelled_by_an_advert)
+{
+    make(100, false, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    struct vrrp_adv a = adv(150, 10);
+    vrrp_fsm_recv(&f, 100, &a, PEER_HIGH, &o);
+    /* Not the master we follow: nothing changes. */
+    vrrp_fsm_peer_gone(&f, 130, PEER_LOW);
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 100 + 360);
+    /* The master's link closed, but it advertises again within the skew time (a new
+     * vrrpd, or the link was reset while it lives): keep following it. */
+    vrrp_fsm_peer_gone(&f, 140, PEER_HIGH);
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 200);
+    vrrp_fsm_recv(&f, 190, &a, PEER_HIGH, &o);
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 190 + 360);
+    vrrp_fsm_timer(&f, 200, &o);
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+    /* A master ignores it. */
+    run_until(5000);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    uint64_t due = vrrp_fsm_next_due(&f);
+    vrrp_fsm_peer_gone(&f, 600, PEER_HIGH);
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), due);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+}
+END_TEST
+
 START_TEST(master_yields_to_higher_priority)
 {
     make(100, true, 0);
@@ -348,6 +391,8 @@ static Suite *suite(void)
     tcase_add_test(tc, backup_follows_master_and_reports_its_silence);
     tcase_add_test(tc, backup_learns_the_masters_interval);
     tcase_add_test(tc, priority_zero_hands_over_after_skew_time);
+    tcase_add_test(tc, peer_gone_takes_over_after_skew_time);
+    tcase_add_test(tc, peer_gone_of_another_router_or_cancelled_by_an_advert);
     tcase_add_test(tc, master_yields_to_higher_priority);
     tcase_add_test(tc, master_ignores_lower_priority);
     tcase_add_test(tc, equal_priority_higher_address_wins);

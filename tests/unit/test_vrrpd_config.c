@@ -32,6 +32,15 @@ START_TEST(good_config)
     ck_assert_str_eq(cfg.track_lbd, "/run/l.sock");
     ck_assert_uint_eq(cfg.track_lbd_interval_ms, 50);
     ck_assert_int_eq(cfg.track_lbd_action, VRRPD_TRACK_FAULT);
+    ck_assert_uint_eq(cfg.peer_watch_port, 5798); /* default on */
+    text = "vrrp: {interface: eth0, peer_watch: off, groups: [{vrid: 1, vips: 10.0.0.1}]}\n";
+    rc = vrrpd_config_load_string("lb1.yaml", text, &cfg, err, sizeof(err));
+    ck_assert_msg(rc == 0, "%s", err);
+    ck_assert_uint_eq(cfg.peer_watch_port, 0);
+    text = "vrrp: {interface: eth0, peer_watch: 7000, groups: [{vrid: 1, vips: 10.0.0.1}]}\n";
+    rc = vrrpd_config_load_string("lb1.yaml", text, &cfg, err, sizeof(err));
+    ck_assert_msg(rc == 0, "%s", err);
+    ck_assert_uint_eq(cfg.peer_watch_port, 7000);
 }
 END_TEST
 
@@ -63,6 +72,10 @@ START_TEST(errors_point_at_the_mistake)
          "vrrp.track.lbd: timeout must be at least the interval"},
         {"vrrp:\n  interface: eth0\n  groups:\n    - {vrid: 1, vips: [10.0.0.1], prio: 5}\n",
          "unknown key \"prio\" (did you mean \"priority\"?)"},
+        {"vrrp:\n  interface: eth0\n  peer_watch: 70000\n  groups:\n    - {vrid: 1, vips: [10.0.0.1]}\n",
+         "x.yaml:3:15: vrrp.peer_watch: expected a TCP port (1-65535) or off, got \"70000\""},
+        {"vrrp:\n  interface: eth0\n  peer_watch: [1]\n  groups:\n    - {vrid: 1, vips: [10.0.0.1]}\n",
+         "vrrp.peer_watch: expected a TCP port (1-65535) or off, got \"a list or mapping\""},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char err[1024] = "";

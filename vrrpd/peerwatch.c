@@ -1,0 +1,391 @@
+/* peerwatch.c -- the peer watch link (see peerwatch.h): a listener that greets the
+ * backups watching us, and one connection per master we watch. */
+#include "peerwatch.h"
+
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 30000
+
+static const char *ip4(uint32_t ip, char *buf, size_t size)
+{
+    snprintf(buf, size, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
+    return buf;
+}
+
+static void sin_of(uint32_t ip, uint16_t port, struct sockaddr_in *sa)
+{
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_addr.s_addr = htonl(ip);
+    sa->sin_port = htons(port);
+}
+
+static void schedule_retry(struct peerwatch *pw);
+
+/* ---- watching a master ---- */
+
+static void on_link_closed(uv_handle_t *h)
+{
+    struct peerwatch_link *k = h->data;
+    struct peerwatch *pw = k->pw;
+    k->open = false;
+    k->armed = false;
+    k->hello_len = 0;
+    if (!k->wanted || pw->stopped) {
+        k->ip = 0;
+        return;
+    }
+    k->backoff_ms = k->backoff_ms ? k->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (k->backoff_ms > BACKOFF_MAX_MS)
+        k->backoff_ms = BACKOFF_MAX_MS;
+    k->retry_at_ms = uv_now(pw->loop) + k->backoff_ms;
+    schedule_retry(pw);
+}
+
+static void link_close(struct peerwatch_link *k)
+{
+    k->armed = false;
+    if (k->open && !uv_is_closing((uv_handle_t *)&k->tcp))
+        uv_close((uv_handle_t *)&k->tcp, on_link_closed);
+}
+
+static void on_link_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
+{
+    struct peerwatch_link *k = h->data;
+    (void)size;
+    if (k->hello_len < sizeof(k->hello))
+        *buf = uv_buf_init(k->hello + k->hello_len, (unsigned)(sizeof(k->hello) - k->hello_len));
+    else
+        *buf = uv_buf_init(k->sink, sizeof(k->sink));
+}
+
+static void on_link_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct peerwatch_link *k = s->data;
+    struct peerwatch *pw = k->pw;
+    char ip[16];
+    const size_t hl = sizeof(PEERWATCH_HELLO) - 1;
+    (void)buf;
+    if (nread < 0) {
+        bool was_armed = k->armed;
+        uint32_t who = k->ip;
+        link_close(k);
+        if (was_armed) {
+            char why[96];
+            snprintf(why, sizeof(why), "its peer watch link %s",
+                     nread == UV_EOF ? "closed" : uv_strerror((int)nread));
+            pw->gone_total++;
+            pw->gone(pw->arg, who, why);
+        } else {
+            log_emit(LOG_DEBUG, "peer_watch_lost", "peer=%s detail=\"closed before its hello\"",
+                     ip4(who, ip, sizeof(ip)));
+        }
+        return;
+    }
+    if (k->armed || (size_t)nread > sizeof(k->hello) - k->hello_len)
+        return;
+    k->hello_len += (size_t)nread;
+    if (k->hello_len < hl)
+        return;
+    if (memcmp(k->hello, PEERWATCH_HELLO, hl) != 0) {
+        /* Something else listens there: never act on its closing. */
+        log_emit(LOG_WARN, "peer_watch_refused",
+                 "peer=%s detail=\"not a vrrpd peer watch greeting\"", ip4(k->ip, ip, sizeof(ip)));
+        k->backoff_ms = BACKOFF_MAX_MS / 2;
+        link_close(k);
+        return;
+    }
+    k->hello_len = sizeof(k->hello); /* the rest goes to the sink */
+    k->armed = true;
+    k->backoff_ms = 0;
+    log_emit(LOG_INFO, "peer_watch_up", "peer=%s port=%u", ip4(k->ip, ip, sizeof(ip)), pw->port);
+}
+
+static void on_link_connect(uv_connect_t *req, int status)
+{
+    struct peerwatch_link *k = req->data;
+    char ip[16];
+    if (uv_is_closing((uv_handle_t *)&k->tcp))
+        return;
+    if (status < 0) {
+        if (k->backoff_ms == 0) /* once per failing streak, not every retry */
+            log_emit(LOG_DEBUG, "peer_watch_unavailable", "peer=%s error=\"%s\"",
+                     ip4(k->ip, ip, sizeof(ip)), uv_strerror(status));
+        link_close(k);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&k->tcp, on_link_alloc, on_link_read);
+}
+
+static void link_connect(struct peerwatch *pw, struct peerwatch_link *k)
+{
+    struct sockaddr_in local, remote;
+    k->retry_at_ms = 0;
+    if (uv_tcp_init(pw->loop, &k->tcp) != 0)
+        return;
+    k->open = true;
+    k->tcp.data = k;
+    k->req.data = k;
+    k->hello_len = 0;
+    sin_of(pw->self, 0, &local);
+    sin_of(k->ip, pw->port, &remote);
+    /* From our primary address, which the peer's allowlist knows; not from a VIP. */
+    if (uv_tcp_bind(&k->tcp, (struct sockaddr *)&local, 0) != 0 ||
+        uv_tcp_connect(&k->req, &k->tcp, (struct sockaddr *)&remote, on_link_connect) != 0)
+        link_close(k);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    struct peerwatch *pw = t->data;
+    uint64_t now = uv_now(pw->loop);
+    for (size_t i = 0; i < PEERWATCH_MAX_LINKS; i++) {
+        struct peerwatch_link *k = &pw->links[i];
+        if (k->ip && k->wanted && !k->open && k->retry_at_ms <= now)
+            link_connect(pw, k);
+    }
+    schedule_retry(pw);
+}
+
+static void schedule_retry(struct peerwatch *pw)
+{
+    uint64_t next = 0, now = uv_now(pw->loop);
+    if (pw->stopped)
+        return;
+    for (size_t i = 0; i < PEERWATCH_MAX_LINKS; i++) {
+        const struct peerwatch_link *k = &pw->links[i];
+        if (k->ip && k->wanted && !k->open && (next == 0 || k->retry_at_ms < next))
+            next = k->retry_at_ms ? k->retry_at_ms : now;
+    }
+    if (next == 0)
+        uv_timer_stop(&pw->retry);
+    else
+        uv_timer_start(&pw->retry, on_retry, next > now ? next - now : 0, 0);
+}
+
+void peerwatch_want(struct peerwatch *pw, const uint32_t *ips, size_t n)
+{
+    bool changed = false;
+    if (pw->stopped)
+        return;
+    for (size_t i = 0; i < PEERWATCH_MAX_LINKS; i++) {
+        struct peerwatch_link *k = &pw->links[i];
+        bool w = false;
+        for (size_t j = 0; j < n && k->ip && !w; j++)
+            w = ips[j] == k->ip;
+        if (k->ip && k->wanted != w) {
+            k->wanted = w;
+            changed = true;
+        }
+    }
+    for (size_t j = 0; j < n; j++) {
+        struct peerwatch_link *k = NULL, *free_slot = NULL;
+        for (size_t i = 0; i < PEERWATCH_MAX_LINKS; i++) {
+            if (pw->links[i].ip == ips[j])
+                k = &pw->links[i];
+            else if (pw->links[i].ip == 0 && !pw->links[i].open && free_slot == NULL)
+                free_slot = &pw->links[i];
+        }
+        if (k || free_slot == NULL || ips[j] == 0)
+            continue;
+        free_slot->pw = pw;
+        free_slot->ip = ips[j];
+        free_slot->wanted = true;
+        free_slot->retry_at_ms = 0;
+        free_slot->backoff_ms = 0;
+        changed = true;
+    }
+    if (!changed)
+        return;
+    for (size_t i = 0; i < PEERWATCH_MAX_LINKS; i++) {
+        struct peerwatch_link *k = &pw->links[i];
+        if (k->ip == 0)
+            continue;
+        if (!k->wanted) {
+            if (k->open)
+                link_close(k);
+            else
+                k->ip = 0;
+        }
+    }
+    schedule_retry(pw);
+}
+
+size_t peerwatch_armed(const struct peerwatch *pw)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < PEERWATCH_MAX_LINKS; i++)
+        n += pw->links[i].armed;
+    return n;
+}
+
+bool peerwatch_is_armed(const struct peerwatch *pw, uint32_t ip)
+{
+    for (size_t i = 0; i < PEERWATCH_MAX_LINKS; i++)
+        if (pw->links[i].ip == ip && pw->links[i].armed)
+            return true;
+    return false;
+}
+
+/* ---- being watched ---- */
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct peerwatch_conn *c = h->data;
+    c->open = false;
+}
+
+static void conn_close(struct peerwatch_conn *c)
+{
+    if (c->open && !uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_conn_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
+{
+    struct peerwatch_conn *c = h->data;
+    (void)size;
+    *buf = uv_buf_init(c->sink, sizeof(c->sink));
+}
+
+static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0) /* the watcher left (it took over, or ended); data is ignored */
+        conn_close(s->data);
+}
+
+static void on_hello_written(uv_write_t *req, int status)
+{
+    if (status < 0 && status != UV_ECANCELED)
+        conn_close(req->data);
+}
+
+static void on_free_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static bool allowed(const struct peerwatch *pw, uv_tcp_t *t, uint32_t *ip)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    *ip = 0;
+    if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) != 0 || ss.ss_family != AF_INET)
+        return false;
+    *ip = ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr);
+    if (pw->n_peers == 0)
+        return true;
+    for (size_t i = 0; i < pw->n_peers; i++)
+        if (pw->peers[i] == *ip)
+            return true;
+    return false;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct peerwatch *pw = server->data;
+    struct peerwatch_conn *c = NULL;
+    uint32_t ip = 0;
+    char ips[16];
+    if (status < 0)
+        return;
+    for (size_t i = 0; i < PEERWATCH_MAX_CONNS && c == NULL; i++)
+        if (!pw->conns[i].open)
+            c = &pw->conns[i];
+    uv_tcp_t *t = c ? &c->tcp : malloc(sizeof(*t));
+    if (t == NULL || uv_tcp_init(pw->loop, t) != 0) {
+        if (c == NULL)
+            free(t);
+        return;
+    }
+    if (uv_accept(server, (uv_stream_t *)t) != 0 || c == NULL || !allowed(pw, t, &ip)) {
+        pw->refused++;
+        if (c == NULL) {
+            uv_close((uv_handle_t *)t, on_free_closed);
+        } else {
+            c->open = true;
+            c->tcp.data = c;
+            log_emit(LOG_WARN, "peer_watch_refused",
+                     "from=%s detail=\"not a configured peer\"", ip4(ip, ips, sizeof(ips)));
+            conn_close(c);
+        }
+        return;
+    }
+    pw->accepted++;
+    c->pw = pw;
+    c->open = true;
+    c->tcp.data = c;
+    c->wreq.data = c;
+    uv_buf_t b = uv_buf_init((char *)PEERWATCH_HELLO, sizeof(PEERWATCH_HELLO) - 1);
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_hello_written) != 0 ||
+        uv_read_start((uv_stream_t *)&c->tcp, on_conn_alloc, on_conn_read) != 0)
+        conn_close(c);
+    log_emit(LOG_DEBUG, "peer_watch_accepted", "from=%s", ip4(ip, ips, sizeof(ips)));
+}
+
+size_t peerwatch_watchers(const struct peerwatch *pw)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < PEERWATCH_MAX_CONNS; i++)
+        n += pw->conns[i].open;
+    return n;
+}
+
+/* ---- life ---- */
+
+int peerwatch_start(struct peerwatch *pw, uv_loop_t *loop, uint32_t self, uint16_t port,
+                    const uint32_t *peers, size_t n_peers, peerwatch_gone_cb gone, void *arg)
+{
+    struct sockaddr_in sa;
+    memset(pw, 0, sizeof(*pw));
+    pw->loop = loop;
+    pw->self = self;
+    pw->port = port;
+    pw->peers = peers;
+    pw->n_peers = n_peers;
+    pw->gone = gone;
+    pw->arg = arg;
+    for (size_t i = 0; i < PEERWATCH_MAX_LINKS; i++)
+        pw->links[i].pw = pw;
+    for (size_t i = 0; i < PEERWATCH_MAX_CONNS; i++)
+        pw->conns[i].pw = pw;
+    uv_timer_init(loop, &pw->retry);
+    pw->retry.data = pw;
+    uv_tcp_init(loop, &pw->listener);
+    pw->listener.data = pw;
+    pw->listening = true;
+    sin_of(self, port, &sa);
+    int rc = uv_tcp_bind(&pw->listener, (struct sockaddr *)&sa, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&pw->listener, 16, on_connection);
+    if (rc != 0) {
+        uv_close((uv_handle_t *)&pw->listener, NULL);
+        pw->listening = false;
+    }
+    return rc;
+}
+
+void peerwatch_stop(struct peerwatch *pw)
+{
+    if (pw->stopped || pw->loop == NULL)
+        return;
+    pw->stopped = true;
+    for (size_t i = 0; i < PEERWATCH_MAX_LINKS; i++) {
+        pw->links[i].wanted = false;
+        link_close(&pw->links[i]);
+    }
+    for (size_t i = 0; i < PEERWATCH_MAX_CONNS; i++)
+        conn_close(&pw->conns[i]);
+    if (pw->listening)
+        uv_close((uv_handle_t *)&pw->listener, NULL);
+    pw->listening = false;
+    uv_close((uv_handle_t *)&pw->retry, NULL);
+}

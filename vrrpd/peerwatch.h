@@ -1,0 +1,85 @@
+/* peerwatch.h -- the peer watch link: see at once that the master's vrrpd has ended.
+ *
+ * VRRP learns of a master's death only by its silence: Master_Down_Interval, three
+ * advertisement intervals and the skew (RFC 5798 6.1). But most deaths are of the
+ * process (a crash, SIGKILL, the OOM killer, `docker kill`), and then the master's
+ * kernel closes its TCP connections at once. So each vrrpd listens on a TCP port of its
+ * primary address and says hello to whoever connects; a backup holds a connection to
+ * the master it follows. The connection closing after the hello means that master's
+ * vrrpd has ended: the backup then acts as on a priority-0 advert (take over after
+ * Skew_Time). When the host itself dies or the network splits, nothing closes, and
+ * VRRP's own timer decides, as before. Nothing on the wire of VRRP changes; a peer that
+ * does not speak this (keepalived) just refuses the connection and is timed as usual.
+ *
+ * The shell (vrrpd.c) says which masters to watch (peerwatch_want) after every change
+ * and gets peerwatch_gone_cb when one's vrrpd has ended. */
+#ifndef VRRPD_PEERWATCH_H
+#define VRRPD_PEERWATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define PEERWATCH_MAX_LINKS 8   /* masters watched at once */
+#define PEERWATCH_MAX_CONNS 16  /* backups watching us at once */
+#define PEERWATCH_HELLO "pgvip-vrrpd watch 1\n"
+
+/* ip (host order) is the master whose vrrpd ended; why says how, in words. */
+typedef void (*peerwatch_gone_cb)(void *arg, uint32_t ip, const char *why);
+
+struct peerwatch;
+
+struct peerwatch_link { /* we watch a master */
+    struct peerwatch *pw;
+    uv_tcp_t tcp;
+    uv_connect_t req;
+    uint32_t ip;           /* host order; 0: slot free */
+    bool open;             /* tcp initialised and not yet closed */
+    bool wanted, armed;    /* armed: its hello arrived */
+    uint64_t retry_at_ms;  /* when to connect again; 0: now */
+    uint64_t backoff_ms;
+    char hello[32];
+    size_t hello_len;
+    char sink[64]; /* after the hello, whatever comes is not looked at */
+};
+
+struct peerwatch_conn { /* a backup watches us */
+    struct peerwatch *pw;
+    uv_tcp_t tcp;
+    bool open;
+    uv_write_t wreq;
+    char sink[64];
+};
+
+struct peerwatch {
+    uv_loop_t *loop;
+    uint32_t self; /* host order */
+    uint16_t port;
+    const uint32_t *peers; /* when set, only these may connect */
+    size_t n_peers;
+    uv_tcp_t listener;
+    bool listening;
+    uv_timer_t retry;
+    bool stopped;
+    struct peerwatch_link links[PEERWATCH_MAX_LINKS];
+    struct peerwatch_conn conns[PEERWATCH_MAX_CONNS];
+    peerwatch_gone_cb gone;
+    void *arg;
+    uint64_t accepted, refused, gone_total;
+};
+
+/* Listen on self:port. Returns 0 or a negative libuv error (the port is taken, say);
+ * even then the watching side works. */
+int peerwatch_start(struct peerwatch *pw, uv_loop_t *loop, uint32_t self, uint16_t port,
+                    const uint32_t *peers, size_t n_peers, peerwatch_gone_cb gone, void *arg);
+/* The masters to watch now (host order, at most PEERWATCH_MAX_LINKS): connect to new
+ * ones, close links to the others. Cheap when nothing changed. */
+void peerwatch_want(struct peerwatch *pw, const uint32_t *ips, size_t n);
+/* Links with their hello received (the masters we would see end at once). */
+size_t peerwatch_armed(const struct peerwatch *pw);
+bool peerwatch_is_armed(const struct peerwatch *pw, uint32_t ip);
+size_t peerwatch_watchers(const struct peerwatch *pw);
+void peerwatch_stop(struct peerwatch *pw);
+
+#endif
