@@ -9,7 +9,10 @@
 # Passes when: no daemon died unplanned; every client failure falls within 10 s after a
 # kill or a preemption (a failover explains it); lb2's lbd holds the same descriptors per
 # session and about the same memory at every minute; lb2's vrrpd stays flat.
-# Writes results/soak-*.md. Needs root. Not in CI (it takes MINUTES).
+# Writes results/soak-*.md, and keeps the run's logs (client, both proxies and VRRP
+# daemons, the nodes) in results/soak-*/ for the failures to be looked into: each client
+# failure names its local port, which the proxies' session_end lines name too.
+# Needs root. Not in CI (it takes MINUTES).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -26,8 +29,15 @@ source scripts/lab.sh
 now_ms() { date +%s%3N; }
 lab_down >/dev/null 2>&1 || true
 SOAK_PID=""
+STAMP=$(date +%Y%m%d-%H%M%S)
+KEEP_DIR=$ROOT/results/soak-$STAMP
 finish() {
     [ -n "$SOAK_PID" ] && kill -TERM "$SOAK_PID" 2>/dev/null || true
+    if [ -d "$LAB_DIR" ]; then
+        mkdir -p "$KEEP_DIR"
+        cp "$LAB_DIR"/*.log "$LAB_DIR"/soak.out "$LAB_DIR"/events "$KEEP_DIR"/ 2>/dev/null || true
+        cp "$LAB_DIR"/pg/*.log "$KEEP_DIR"/ 2>/dev/null || true
+    fi
     lab_down >/dev/null 2>&1 || true
 }
 trap finish EXIT
@@ -76,8 +86,18 @@ printf '%s\n' "${EVENTS[@]}" >"$LAB_DIR/events"
 read -r explained unexplained < <(awk '
     NR == FNR { ev[++n] = $1; next }
     $1 == "fail" { ok = 0; for (i = 1; i <= n; i++) if ($2 >= ev[i] && $2 <= ev[i] + 10000) ok = 1
-                   if (ok) e++; else { u++; print "unexplained: " $0 > "/dev/stderr" } }
-    END { print e + 0, u + 0 }' "$LAB_DIR/events" "$OUT")
+                   if (ok) e++; else { u++; print > "/dev/stderr"; print > un } }
+    END { print e + 0, u + 0 }' un="$LAB_DIR/unexplained" "$LAB_DIR/events" "$OUT")
+# What the proxies logged about each unexplained failure's connection (by client port).
+UNEXPLAINED_DETAIL=""
+if [ -s "$LAB_DIR/unexplained" ]; then
+    while read -r _ t id port _; do
+        p=${port#port=}
+        [ "$p" -gt 0 ] 2>/dev/null || continue
+        UNEXPLAINED_DETAIL+="session $id (port $p, failed at $t):"$'\n'
+        UNEXPLAINED_DETAIL+="$(grep -h "client=[^ ]*:$p " "$LAB_DIR"/lb*-lbd.log | tail -3)"$'\n'
+    done <"$LAB_DIR/unexplained"
+fi
 summary=$(tail -1 "$OUT")
 first=$(sed -n 2p <<<"$SAMPLES")
 last=$(tail -2 <<<"$SAMPLES" | head -1)
@@ -96,7 +116,7 @@ verdict=PASS
 [ "$vr_rss_growth" -le 1024 ] || verdict=FAIL
 
 mkdir -p results
-F="results/soak-$(date +%Y%m%d-%H%M%S).md"
+F="results/soak-$STAMP.md"
 {
     echo "# Soak: $SESSIONS sessions, $MINUTES min, lb1 killed every minute ($verdict)"
     echo
@@ -111,6 +131,17 @@ F="results/soak-$(date +%Y%m%d-%H%M%S).md"
     echo '```'
     printf '%s' "$SAMPLES" | column -t
     echo '```'
+    if [ -n "$UNEXPLAINED_DETAIL" ]; then
+        echo
+        echo "Unexplained failures, and what the proxies logged for their connections:"
+        echo
+        echo '```'
+        cat "$LAB_DIR/unexplained"
+        printf '%s' "$UNEXPLAINED_DETAIL"
+        echo '```'
+    fi
+    echo
+    echo "Logs: $KEEP_DIR"
 } | tee "$F"
 echo "written: $F"
 [ "$verdict" = PASS ]

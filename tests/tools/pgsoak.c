@@ -4,19 +4,23 @@
  * (spread evenly). A session that fails (connect refused, reset, timeout, an error)
  * is logged and reconnects after 100 ms. Sessions alternate between the given
  * connection strings (both VIPs). Output, one line each:
- *     fail T_MS SESSION reason       a failure
+ *     fail T_MS SESSION port=P up_ms=U reason   a failure (P: the session's local port,
+ *                                    U: how long it had been connected; -1 if never)
  *     stat T_MS connected=N ok=N fail=N   every second (queries and failures in it)
  * and a summary at the end. Used by scripts/soak.sh.
  *
  * usage: pgsoak [-n SESSIONS] [-i INTERVAL_MS] [-t DEADLINE_MS] [-d DURATION_S] CONNINFO...
  * Stops after DURATION_S or on SIGTERM/SIGINT. */
+#include <arpa/inet.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -29,6 +33,8 @@ struct sess {
     long long due;      /* next action: reconnect or query */
     long long deadline; /* of the connect or query under way */
     const char *conninfo;
+    int port;             /* local port of the connection once up (for the proxies' logs) */
+    long long up_since;   /* when the connection came up, 0 while down */
 };
 
 static volatile sig_atomic_t stop;
@@ -55,7 +61,11 @@ static void fail(struct sess *s, int id, const char *why)
     for (char *p = buf; *p; p++)
         if (*p == '\n')
             *p = ' ';
-    printf("fail %lld %d %s\n", now_ms(), id, buf);
+    long long now = now_ms();
+    printf("fail %lld %d port=%d up_ms=%lld %s\n", now, id, s->port,
+           s->up_since ? now - s->up_since : -1, buf);
+    s->port = -1;
+    s->up_since = 0;
     sec_fail++;
     tot_fail++;
     if (s->c)
@@ -94,6 +104,12 @@ static void step(struct sess *s, int id)
         if (s->poll == PGRES_POLLING_FAILED)
             fail(s, id, PQerrorMessage(s->c));
         else if (s->poll == PGRES_POLLING_OK) {
+            struct sockaddr_storage ss;
+            socklen_t sl = sizeof(ss);
+            if (getsockname(PQsocket(s->c), (struct sockaddr *)&ss, &sl) == 0)
+                s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                         : ((struct sockaddr_in *)&ss)->sin_port);
+            s->up_since = now_ms();
             s->phase = READY;
             s->due = now_ms() + interval;
         }
@@ -162,6 +178,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         ss[i].conninfo = argv[optind + i % nconn];
         ss[i].phase = IDLE_DOWN;
+        ss[i].port = -1;
         ss[i].due = t0 + (long long)i * interval / n; /* spread the start and the queries */
     }
     while (!stop && now_ms() < end) {
