@@ -59,9 +59,14 @@ for stack in pgvip haproxy; do
             OUT[$stack,$drill]+="$ms"$'\n'
             FAIL[$stack,$drill]+="${res##*failed=}"$'\n'
             echo "$stack $drill run $r ($M): $res" >&2
-            # Bring the instance back whole; wait until both VIPs are held again.
-            for p in $(ip netns pids "$(lab_ns "$M")"); do kill -KILL "$p" 2>/dev/null || true; done
-            lab_start "$M"
+            # Bring the instance back whole (a cut heals; the others restart); wait until
+            # both VIPs are held again.
+            if [ "$drill" = cut_instance ]; then
+                ip -n "$(lab_ns "$M")" link set eth0 up
+            else
+                for p in $(ip netns pids "$(lab_ns "$M")"); do kill -KILL "$p" 2>/dev/null || true; done
+                lab_start "$M"
+            fi
             sleep 2
             lab_wait_masters 10 >/dev/null
         done

@@ -4,10 +4,11 @@
 #   1. bench-lbd.sh       pgbench -S (prepared, simple, -C) with 8 and 64 clients: TPS,
 #                         latency avg/p99, proxy CPU per 100k tx; COPY of ~200 MB;
 #                         memory per idle session          (direct / lbd / HAProxy)
-#   2. bench-failover.sh  outage after SIGKILL of the master instance, of only the proxy,
-#                         and a planned stop, 100 ms adverts, RUNS each
-#   3. bench-failover.sh  outage after SIGKILL of the master instance with 20 ms adverts
-#                         and the VRRP daemons at real-time priority
+#   2. bench-failover.sh  outage after SIGKILL of the master instance, a network cut of
+#                         it, SIGKILL of only the proxy, and a planned stop, 100 ms
+#                         adverts, RUNS each
+#   3. bench-failover.sh  outage after SIGKILL of the master instance and after a cut,
+#                         with 20 ms adverts and the VRRP daemons at real-time priority
 #   4. bench-stability.sh false failovers during STABILITY_MIN minutes of full CPU load
 #                         with those 20 ms adverts
 # Writes results/bench-TIMESTAMP/: summary.md (every table) and chart.png (gnuplot).
@@ -76,7 +77,7 @@ mkdir -p "$DIR"
 echo "bench: writing $DIR" >&2
 RESULT=$DIR/throughput.md bash scripts/bench-lbd.sh "$ROUNDS" "$SECS"
 RESULT=$DIR/failover.md bash scripts/bench-failover.sh "$RUNS"
-RESULT=$DIR/failover-fast.md LAB_INTERVAL=$FAST LAB_REALTIME=1 DRILLS=sigkill_instance \
+RESULT=$DIR/failover-fast.md LAB_INTERVAL=$FAST LAB_REALTIME=1 DRILLS="sigkill_instance cut_instance" \
     bash scripts/bench-failover.sh "$RUNS"
 [ "$STABILITY_MIN" -gt 0 ] &&
     RESULT=$DIR/stability.md LAB_INTERVAL=$FAST LAB_REALTIME=1 bash scripts/bench-stability.sh "$STABILITY_MIN"
