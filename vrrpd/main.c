@@ -32,7 +32,12 @@ static const struct cli_info info = {
         "peers, and moves the VIPs of each group to the instance that is master: it adds "
         "and removes them through netlink and announces them with gratuitous ARP. It tracks "
         "the interface and this instance's lbd, so a VIP only sits where a proxy serves it; "
-        "on SIGTERM it resigns (priority 0) and keeps the VIPs until the new master speaks.\n\n"
+        "on SIGTERM it resigns (priority 0) and keeps the VIPs until the new master speaks. "
+        "SIGHUP reloads the configuration: each group's priority, interval, preemption and "
+        "VIPs, the unicast peers, tracking weights, notify and log settings change live; the "
+        "interface, address, sockets, what is tracked and groups added or removed need a "
+        "restart (named in a reload_partial line); a bad file is rejected and the old one "
+        "stays.\n\n"
         "Every transition is logged with its reason in words and numbers, appended to "
         "vrrp.transitions_file, passed to vrrp.notify, and shown in the state file and on "
         "lbd's status page. After start-up vrrpd keeps only CAP_NET_ADMIN and CAP_NET_RAW.\n\n"
@@ -99,7 +104,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "vrrpd: cannot open log file %s\n", cfg.log_file);
     static struct vrrpd d;
     uv_loop_t *loop = uv_default_loop();
-    if (vrrpd_start(&d, loop, &cfg) != 0)
+    if (vrrpd_start(&d, loop, path, &cfg) != 0)
         return 1;
     /* Sockets are open and real-time scheduling is set: keep only what moving VIPs
      * needs from here on (netlink address changes, raw VRRP and ARP sockets). */

@@ -291,6 +291,28 @@ void vrrp_fsm_set_priority(struct vrrp_fsm *f, uint64_t now, uint8_t priority,
     }
 }
 
+void vrrp_fsm_reconfigure(struct vrrp_fsm *f, uint64_t now, const struct vrrp_fsm_config *cfg,
+                          struct vrrp_out *out)
+{
+    out_reset(out);
+    bool interval_changed = cfg->adv_cs != f->cfg.adv_cs;
+    f->cfg.priority = cfg->priority;
+    f->cfg.adv_cs = cfg->adv_cs;
+    f->cfg.preempt = cfg->preempt;
+    f->cfg.preempt_delay_ms = cfg->preempt_delay_ms;
+    if (!cfg->preempt)
+        f->preempt_seen_ms = 0;
+    if (!interval_changed)
+        return;
+    if (f->state == VRRP_MASTER) {
+        f->master_adv_cs = cfg->adv_cs;
+        out->actions |= VRRP_ACT_SEND_ADV;
+        f->adv_due_ms = now + (uint64_t)cfg->adv_cs * 10;
+    } else if (f->master_ip == 0) {
+        f->master_adv_cs = cfg->adv_cs; /* 6.4.1: ours until a master tells us its own */
+    }
+}
+
 void vrrp_fsm_shutdown(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out)
 {
     out_reset(out);

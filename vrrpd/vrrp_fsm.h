@@ -85,6 +85,14 @@ void vrrp_fsm_set_fault(struct vrrp_fsm *f, uint64_t now, bool fault, bool grace
 /* A tracked object changed the effective priority (1..254). */
 void vrrp_fsm_set_priority(struct vrrp_fsm *f, uint64_t now, uint8_t priority,
                            struct vrrp_out *out);
+/* A reloaded configuration (vrrpd's addition): the configured priority, interval and
+ * preemption change in place; vrid and primary_ip stay (they change on restart only).
+ * A MASTER whose interval changed advertises at once with the new one, so its backups
+ * learn it (6.4.2: Master_Adver_Interval comes from the adverts). The effective
+ * priority follows through vrrp_fsm_set_priority(), which the caller computes from the
+ * new configured priority and what is tracked. */
+void vrrp_fsm_reconfigure(struct vrrp_fsm *f, uint64_t now, const struct vrrp_fsm_config *cfg,
+                          struct vrrp_out *out);
 /* Shutdown event: resign with priority 0 if master, go to INIT, keeping the VIPs until
  * the new master is heard (make-before-break). Done when vrrp_fsm_next_due() is 0. */
 void vrrp_fsm_shutdown(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out);

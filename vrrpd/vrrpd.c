@@ -520,8 +520,10 @@ static uint32_t find_primary(struct vrrpd *d, bool *stale)
 }
 
 /* Every VIP must sit in a subnet of the interface: the clients on the segment ARP for
- * it there. A VIP elsewhere would be held and announced, and reach nobody. */
-static int check_vips_on_segment(struct vrrpd *d)
+ * it there. A VIP elsewhere would be held and announced, and reach nobody. Checks the
+ * groups given (at start-up the configured ones, on reload the new ones). */
+static int check_vips_on_segment(const char *ifname, const struct vrrpd_group_config *groups,
+                                 size_t n_groups, char *err, size_t errsize)
 {
     struct ifaddrs *ifa = NULL;
     if (getifaddrs(&ifa) != 0)
@@ -529,15 +531,15 @@ static int check_vips_on_segment(struct vrrpd *d)
     char nets[256] = "";
     size_t used = 0;
     int rc = 0;
-    for (size_t gi = 0; gi < d->n_groups && rc == 0; gi++) {
-        for (size_t vi = 0; vi < d->groups[gi].cfg.n_vips && rc == 0; vi++) {
-            uint32_t vip = d->groups[gi].cfg.vips[vi];
+    for (size_t gi = 0; gi < n_groups && rc == 0; gi++) {
+        for (size_t vi = 0; vi < groups[gi].n_vips && rc == 0; vi++) {
+            uint32_t vip = groups[gi].vips[vi];
             bool inside = false;
             used = 0;
             nets[0] = '\0';
             for (struct ifaddrs *p = ifa; p; p = p->ifa_next) {
                 if (!p->ifa_addr || !p->ifa_netmask || p->ifa_addr->sa_family != AF_INET ||
-                    strcmp(p->ifa_name, d->cfg.interface) != 0)
+                    strcmp(p->ifa_name, ifname) != 0)
                     continue;
                 uint32_t ip = ntohl(((struct sockaddr_in *)p->ifa_addr)->sin_addr.s_addr);
                 uint32_t mask = ntohl(((struct sockaddr_in *)p->ifa_netmask)->sin_addr.s_addr);
@@ -553,10 +555,10 @@ static int check_vips_on_segment(struct vrrpd *d)
             }
             if (!inside && used > 0) {
                 char v[16];
-                fprintf(stderr,
-                        "vrrpd: vrrp.groups[%zu].vips[%zu]: %s is outside %s's subnets (%s); "
-                        "clients on the segment could not reach it\n",
-                        gi, vi, ip4(vip, v, sizeof(v)), d->cfg.interface, nets);
+                snprintf(err, errsize,
+                         "vrrp.groups[%zu].vips[%zu]: %s is outside %s's subnets (%s); "
+                         "clients on the segment could not reach it",
+                         gi, vi, ip4(vip, v, sizeof(v)), ifname, nets);
                 rc = -EINVAL;
             }
         }
@@ -584,6 +586,9 @@ void vrrpd_render_state(struct vrrpd *d, struct metrics_buf *m)
         metrics_json_str(m, d->lbd_why);
         metrics_printf(m, "}");
     }
+    metrics_printf(m, ",\"reloads\":%llu,\"last_reload_failed\":%s,\"last_reload_error\":",
+                   (unsigned long long)d->reloads, d->last_reload_failed ? "true" : "false");
+    metrics_json_str(m, d->last_reload_error);
     metrics_printf(m, ",\"mode\":\"%s\",\"groups\":[", d->cfg.n_peers ? "unicast" : "multicast");
     for (size_t i = 0; i < d->n_groups; i++) {
         struct vrrpd_group *g = &d->groups[i];
@@ -659,6 +664,15 @@ void vrrpd_render_metrics(struct vrrpd *d, struct metrics_buf *m)
     metrics_sample(m, NULL, (double)d->started_wall_ms / 1000.0);
     metrics_family(m, "vrrpd_link_up", METRICS_GAUGE, "1 while the VRRP interface is up.");
     metrics_sample(m, NULL, d->link_up);
+    metrics_family(m, "vrrpd_config_reloads_total", METRICS_COUNTER,
+                   "Configuration reloads applied.");
+    metrics_sample(m, NULL, (double)d->reloads);
+    metrics_family(m, "vrrpd_config_reload_failures_total", METRICS_COUNTER,
+                   "Configuration reloads rejected (the old configuration stayed).");
+    metrics_sample(m, NULL, (double)d->reload_failures);
+    metrics_family(m, "vrrpd_config_last_reload_successful", METRICS_GAUGE,
+                   "0 when the last reload was rejected.");
+    metrics_sample(m, NULL, !d->last_reload_failed);
     if (d->cfg.track_lbd[0]) {
         metrics_family(m, "vrrpd_tracked_lbd_ok", METRICS_GAUGE,
                        "1 while the tracked lbd answers and serves.");
@@ -766,6 +780,207 @@ static void close_all(struct vrrpd *d)
     vip_close(&d->vip);
 }
 
+/* ---- reload (SIGHUP) ----
+ * Live: per group (matched by VRID) the priority, interval, preemption and VIPs; the
+ * unicast peer list; tracking weights; notify, gratuitous ARP and log settings. On
+ * restart only: the interface and address, the sockets (peer watch, admin, files),
+ * multicast <-> unicast, what is tracked, real-time mode, and groups added or removed.
+ * A file that does not load, or new VIPs outside the segment, leave everything as it
+ * was. */
+
+static bool vip_in(const struct vrrpd_group_config *g, uint32_t ip)
+{
+    for (size_t i = 0; i < g->n_vips; i++)
+        if (g->vips[i] == ip)
+            return true;
+    return false;
+}
+
+static bool vips_same(const struct vrrpd_group_config *a, const struct vrrpd_group_config *b)
+{
+    if (a->n_vips != b->n_vips)
+        return false;
+    for (size_t i = 0; i < a->n_vips; i++)
+        if (!vip_in(b, a->vips[i]))
+            return false;
+    return true;
+}
+
+/* Append ", what" to a list in buf. */
+static void note(char *buf, size_t size, const char *what)
+{
+    size_t used = strlen(buf);
+    snprintf(buf + used, size - used, "%s%s", used ? ", " : "", what);
+}
+
+static void reload_failed(struct vrrpd *d, const char *err)
+{
+    char q[1100];
+    d->reload_failures++;
+    d->last_reload_failed = true;
+    snprintf(d->last_reload_error, sizeof(d->last_reload_error), "%s", err);
+    log_emit(LOG_ERROR, "reload_failed", "error=%s detail=\"the old configuration stays\"",
+             log_quote(q, sizeof(q), err));
+}
+
+/* Move a held group's addresses to the new list: add before removing, so a VIP that
+ * stays is never missing, and announce the new ones. */
+static void vips_move(struct vrrpd_group *g, const struct vrrpd_group_config *nc)
+{
+    struct vrrpd *d = g->d;
+    char ip[16];
+    for (size_t i = 0; i < nc->n_vips; i++) {
+        if (vip_in(&g->cfg, nc->vips[i]))
+            continue;
+        int rc = vip_add(&d->vip, nc->vips[i]);
+        if (rc != 0)
+            log_emit(LOG_ERROR, "vip_add_failed", "vrid=%u vip=%s error=\"%s\"", g->cfg.vrid,
+                     ip4(nc->vips[i], ip, sizeof(ip)), vip_strerror(rc));
+    }
+    for (size_t i = 0; i < g->cfg.n_vips; i++) {
+        if (vip_in(nc, g->cfg.vips[i]))
+            continue;
+        int rc = vip_del(&d->vip, g->cfg.vips[i]);
+        if (rc != 0)
+            log_emit(LOG_ERROR, "vip_del_failed", "vrid=%u vip=%s error=\"%s\"", g->cfg.vrid,
+                     ip4(g->cfg.vips[i], ip, sizeof(ip)), vip_strerror(rc));
+    }
+}
+
+static void reload_config(struct vrrpd *d)
+{
+    static struct vrrpd_config nc; /* large; one reload at a time */
+    char err[1024], restart[512] = "", changed[768] = "", what[160];
+    if (vrrpd_config_load(d->config_path, &nc, err, sizeof(err)) != 0) {
+        reload_failed(d, err);
+        return;
+    }
+    if (check_vips_on_segment(d->cfg.interface, nc.groups, nc.n_groups, err, sizeof(err)) != 0) {
+        reload_failed(d, err);
+        return;
+    }
+    /* What only a restart can change: noted, and the running value kept. */
+    if (strcmp(nc.interface, d->cfg.interface) != 0)
+        note(restart, sizeof(restart), "interface");
+    if (nc.address != d->cfg.address)
+        note(restart, sizeof(restart), "address");
+    if ((nc.n_peers == 0) != (d->cfg.n_peers == 0))
+        note(restart, sizeof(restart), "multicast/unicast");
+    if (nc.peer_watch_port != d->cfg.peer_watch_port)
+        note(restart, sizeof(restart), "peer_watch");
+    if (nc.admin_enabled != d->cfg.admin_enabled ||
+        (nc.admin_enabled && !sockaddr_equal((struct sockaddr *)&nc.admin,
+                                             (struct sockaddr *)&d->cfg.admin)))
+        note(restart, sizeof(restart), "admin");
+    if (strcmp(nc.state_file, d->cfg.state_file) != 0 ||
+        strcmp(nc.transitions_file, d->cfg.transitions_file) != 0 ||
+        strcmp(nc.log_file, d->cfg.log_file) != 0)
+        note(restart, sizeof(restart), "files");
+    if (nc.track_link != d->cfg.track_link || strcmp(nc.track_lbd, d->cfg.track_lbd) != 0 ||
+        nc.track_lbd_interval_ms != d->cfg.track_lbd_interval_ms ||
+        nc.track_lbd_timeout_ms != d->cfg.track_lbd_timeout_ms)
+        note(restart, sizeof(restart), "what is tracked");
+    if (nc.realtime != d->cfg.realtime)
+        note(restart, sizeof(restart), "realtime");
+    for (size_t j = 0; j < nc.n_groups; j++) {
+        bool running = false;
+        for (size_t i = 0; i < d->n_groups; i++)
+            running |= d->groups[i].cfg.vrid == nc.groups[j].vrid;
+        if (!running) {
+            snprintf(what, sizeof(what), "vrid %u added", nc.groups[j].vrid);
+            note(restart, sizeof(restart), what);
+        }
+    }
+    /* The live part. */
+    d->cfg.log_level = nc.log_level;
+    log_set_level((enum log_level)nc.log_level);
+    memcpy(d->cfg.notify, nc.notify, sizeof(d->cfg.notify));
+    d->cfg.garp_repeat = nc.garp_repeat;
+    d->cfg.garp_interval_ms = nc.garp_interval_ms;
+    d->cfg.track_lbd_action = nc.track_lbd_action;
+    d->cfg.track_lbd_weight = nc.track_lbd_weight;
+    if ((nc.n_peers == 0) == (d->cfg.n_peers == 0)) {
+        bool same = nc.n_peers == d->cfg.n_peers &&
+                    memcmp(nc.peers, d->cfg.peers, sizeof(uint32_t) * nc.n_peers) == 0;
+        if (!same)
+            note(changed, sizeof(changed), "unicast peers");
+        memcpy(d->cfg.peers, nc.peers, sizeof(d->cfg.peers)); /* the peer watch reads these */
+        d->cfg.n_peers = nc.n_peers;
+        d->watch.n_peers = nc.n_peers; /* its allowlist */
+    }
+    uint64_t now = now_ms();
+    for (size_t i = 0; i < d->n_groups; i++) {
+        struct vrrpd_group *g = &d->groups[i];
+        const struct vrrpd_group_config *ng = NULL;
+        for (size_t j = 0; j < nc.n_groups && ng == NULL; j++)
+            if (nc.groups[j].vrid == g->cfg.vrid)
+                ng = &nc.groups[j];
+        if (ng == NULL) {
+            snprintf(what, sizeof(what), "vrid %u removed", g->cfg.vrid);
+            note(restart, sizeof(restart), what);
+            continue;
+        }
+        if (ng->priority != g->cfg.priority) {
+            snprintf(what, sizeof(what), "vrid %u priority %u->%u", g->cfg.vrid, g->cfg.priority,
+                     ng->priority);
+            note(changed, sizeof(changed), what);
+        }
+        if (ng->interval_ms != g->cfg.interval_ms) {
+            snprintf(what, sizeof(what), "vrid %u interval %llums->%llums", g->cfg.vrid,
+                     (unsigned long long)g->cfg.interval_ms, (unsigned long long)ng->interval_ms);
+            note(changed, sizeof(changed), what);
+        }
+        if (ng->preempt != g->cfg.preempt || ng->preempt_delay_ms != g->cfg.preempt_delay_ms) {
+            snprintf(what, sizeof(what), "vrid %u preempt", g->cfg.vrid);
+            note(changed, sizeof(changed), what);
+        }
+        bool vips_changed = !vips_same(&g->cfg, ng);
+        if (vips_changed) {
+            snprintf(what, sizeof(what), "vrid %u vips", g->cfg.vrid);
+            note(changed, sizeof(changed), what);
+            if (g->vips_held && !d->closed)
+                vips_move(g, ng);
+        }
+        g->cfg = *ng;
+        struct vrrp_fsm_config fc = {.vrid = (uint8_t)ng->vrid,
+                                     .priority = (uint8_t)ng->priority,
+                                     .adv_cs = (uint16_t)(ng->interval_ms / 10),
+                                     .preempt = ng->preempt,
+                                     .preempt_delay_ms = ng->preempt_delay_ms,
+                                     .primary_ip = d->primary};
+        struct vrrp_out o;
+        vrrp_fsm_reconfigure(&g->fsm, now, &fc, &o);
+        if (vips_changed && g->fsm.state == VRRP_MASTER)
+            o.actions |= VRRP_ACT_SEND_ADV | VRRP_ACT_GARP; /* tell the segment now */
+        apply(g, &o);
+    }
+    d->reloads++;
+    d->last_reload_failed = false;
+    d->last_reload_error[0] = '\0';
+    reevaluate(d, "reload"); /* the effective priorities, from the new ones */
+    char qc[800], qr[600];
+    log_emit(LOG_INFO, "reload", "changed=%s",
+             log_quote(qc, sizeof(qc), changed[0] ? changed : "nothing"));
+    if (restart[0])
+        log_emit(LOG_WARN, "reload_partial",
+                 "restart_needed_for=%s detail=\"running with the old values\"",
+                 log_quote(qr, sizeof(qr), restart));
+    if (strstr(changed, "vips"))
+        log_emit(LOG_WARN, "reload_vips_changed",
+                 "detail=\"a peer with other VIPs drops our adverts (RFC 5798 7.1): "
+                 "reload it too\"");
+    vrrpd_write_state(d);
+}
+
+/* SIGHUP, as systemd's Type=notify reload protocol expects it. */
+static void reload(struct vrrpd *d)
+{
+    sdnotify("RELOADING=1");
+    reload_config(d);
+    sdnotify(d->last_reload_failed ? "READY=1\nSTATUS=reload failed; old configuration in force"
+                                   : "READY=1\nSTATUS=running");
+}
+
 /* After SIGTERM: exit once every group has handed its VIPs over (or timed out). */
 static void maybe_finish(struct vrrpd *d)
 {
@@ -783,8 +998,8 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     struct vrrpd *d = h->data;
     if (signum == SIGHUP) {
-        log_emit(LOG_WARN, "reload_unsupported",
-                 "detail=\"vrrpd applies configuration changes on restart\"");
+        if (!d->stopping)
+            reload(d);
         return;
     }
     if (d->stopping) { /* a second signal: release everything now */
@@ -819,10 +1034,12 @@ static void set_realtime(struct vrrpd *d)
         log_emit(LOG_WARN, "realtime_failed", "what=mlockall error=\"%s\"", strerror(errno));
 }
 
-int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const struct vrrpd_config *cfg)
+int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path,
+                const struct vrrpd_config *cfg)
 {
     memset(d, 0, sizeof(*d));
     d->loop = loop;
+    snprintf(d->config_path, sizeof(d->config_path), "%s", path);
     d->cfg = *cfg;
     d->started_wall_ms = wall_ms();
     d->rx_fd = d->tx_fd = d->transitions_fd = -1;
@@ -847,9 +1064,12 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const struct vrrpd_config *cfg
                 cfg->interface);
         return -EADDRNOTAVAIL;
     }
-    int rc = check_vips_on_segment(d);
-    if (rc != 0)
+    char err[512];
+    int rc = check_vips_on_segment(cfg->interface, cfg->groups, cfg->n_groups, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "vrrpd: %s\n", err);
         return rc;
+    }
     rc = vip_open(&d->vip, loop, d->ifindex, on_link, d);
     if (rc != 0) {
         fprintf(stderr, "vrrpd: netlink on %s: %s (vrrpd needs CAP_NET_ADMIN)\n", cfg->interface,
@@ -896,8 +1116,8 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const struct vrrpd_config *cfg
     }
     if (cfg->peer_watch_port) {
         char pa[16];
-        rc = peerwatch_start(&d->watch, loop, d->primary, cfg->peer_watch_port, cfg->peers,
-                             cfg->n_peers, on_peer_gone, d);
+        rc = peerwatch_start(&d->watch, loop, d->primary, cfg->peer_watch_port, d->cfg.peers,
+                             d->cfg.n_peers, on_peer_gone, d);
         if (rc != 0) /* the link is a speed-up: VRRP works without it */
             log_emit(LOG_WARN, "peer_watch_unavailable",
                      "address=%s port=%u error=\"%s\" detail=\"peers fall back to the master "

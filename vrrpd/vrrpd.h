@@ -69,9 +69,14 @@ struct vrrpd {
     uint64_t started_wall_ms;
     struct httpd admin; /* when cfg.admin_enabled */
     struct peerwatch watch; /* when cfg.peer_watch_port */
+    char config_path[256];  /* read again on SIGHUP */
+    uint64_t reloads, reload_failures;
+    bool last_reload_failed;
+    char last_reload_error[512];
 };
 
-int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const struct vrrpd_config *cfg);
+int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path,
+                const struct vrrpd_config *cfg);
 void vrrpd_free(struct vrrpd *d);
 void vrrpd_write_state(struct vrrpd *d);
 void vrrpd_render_state(struct vrrpd *d, struct metrics_buf *m);

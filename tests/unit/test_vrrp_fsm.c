@@ -340,6 +340,68 @@ START_TEST(lowered_priority_is_advertised_at_once)
 }
 END_TEST
 
+START_TEST(reload_new_interval_is_advertised_at_once)
+{
+    make(150, true, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    run_until(1000);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    struct vrrp_fsm_config c = f.cfg;
+    c.adv_cs = 2; /* 20 ms */
+    vrrp_fsm_reconfigure(&f, 900, &c, &o);
+    ck_assert_uint_eq(o.actions, VRRP_ACT_SEND_ADV);
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 920);
+    ck_assert_uint_eq(f.master_adv_cs, 2);
+    /* The same configuration again changes nothing. */
+    vrrp_fsm_reconfigure(&f, 905, &c, &o);
+    ck_assert_uint_eq(o.actions, 0);
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 920);
+}
+END_TEST
+
+START_TEST(reload_raised_priority_with_preempt_takes_over)
+{
+    make(100, false, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    struct vrrp_adv a = adv(150, 10);
+    vrrp_fsm_recv(&f, 100, &a, PEER_HIGH, &o);
+    /* The operator raises our priority above the master's and turns preemption on. */
+    struct vrrp_fsm_config c = f.cfg;
+    c.priority = 200;
+    c.preempt = true;
+    vrrp_fsm_reconfigure(&f, 150, &c, &o);
+    ck_assert_uint_eq(o.actions, 0);
+    vrrp_fsm_set_priority(&f, 150, 200, &o);
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+    /* 6.4.2: a lower-priority advert no longer resets the timer, so it runs out. */
+    for (uint64_t t = 200; t <= 400; t += 100) {
+        vrrp_fsm_recv(&f, t, &a, PEER_HIGH, &o);
+        ck_assert_int_eq(f.state, VRRP_BACKUP);
+    }
+    run_until(1000);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    ck_assert_uint_eq(f.since_ms, 460); /* the advert at 100 + 360 ms */
+}
+END_TEST
+
+START_TEST(reload_turning_preempt_off_forgets_the_wait)
+{
+    make(200, true, 5000);
+    vrrp_fsm_start(&f, 0, false, &o);
+    struct vrrp_adv a = adv(100, 10);
+    vrrp_fsm_recv(&f, 100, &a, PEER_HIGH, &o);
+    ck_assert_uint_ne(f.preempt_seen_ms, 0);
+    struct vrrp_fsm_config c = f.cfg;
+    c.preempt = false;
+    vrrp_fsm_reconfigure(&f, 200, &c, &o);
+    ck_assert_uint_eq(f.preempt_seen_ms, 0);
+    for (uint64_t t = 300; t <= 10000; t += 100) {
+        vrrp_fsm_recv(&f, t, &a, PEER_HIGH, &o);
+        ck_assert_int_eq(f.state, VRRP_BACKUP);
+    }
+}
+END_TEST
+
 START_TEST(address_owner_starts_as_master)
 {
     make(255, true, 0);
@@ -406,6 +468,9 @@ static Suite *suite(void)
     tcase_add_test(tc, tracked_fault_resigns_and_recovery_rejoins_as_backup);
     tcase_add_test(tc, start_while_faulted);
     tcase_add_test(tc, lowered_priority_is_advertised_at_once);
+    tcase_add_test(tc, reload_new_interval_is_advertised_at_once);
+    tcase_add_test(tc, reload_raised_priority_with_preempt_takes_over);
+    tcase_add_test(tc, reload_turning_preempt_off_forgets_the_wait);
     tcase_add_test(tc, address_owner_starts_as_master);
     tcase_add_test(tc, master_answers_a_resigning_router_at_once);
     tcase_add_test(tc, split_brain_heals_to_one_master);
