@@ -3,6 +3,7 @@
 # If either daemon exits, stop the other and exit non-zero: the container dies as a
 # whole, like a crashed host. `docker stop` (SIGTERM) is a planned stop: lbd first (it
 # tells vrrpd, which hands the VIPs over without dropping new sessions), then vrrpd.
+# `docker kill -s HUP` reloads both daemons' configuration; the container stays.
 set -u
 CONFIG=${1:-/etc/pgvip/instance.yaml}
 mkdir -p /run/pgvip
@@ -21,10 +22,18 @@ stop() {
     wait "$VRRPD" 2>/dev/null
     exit 0
 }
+reload() {
+    kill -HUP "$LBD" "$VRRPD" 2>/dev/null
+}
 trap stop TERM INT
+trap reload HUP
 
-wait -n "$LBD" "$VRRPD"
-rc=$?
+# A trapped signal ends `wait` early (status > 128): go on waiting while both run.
+while :; do
+    wait -n "$LBD" "$VRRPD"
+    rc=$?
+    kill -0 "$LBD" 2>/dev/null && kill -0 "$VRRPD" 2>/dev/null || break
+done
 echo "pgvip-entrypoint: a daemon exited (status $rc); stopping the instance" >&2
 kill -TERM "$LBD" "$VRRPD" 2>/dev/null
 wait

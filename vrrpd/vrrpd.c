@@ -641,6 +641,12 @@ void vrrpd_write_state(struct vrrpd *d)
     vrrpd_render_state(d, &m);
     snprintf(tmp, sizeof(tmp), "%s.tmp", d->cfg.state_file);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    static int last_errno; /* say it once per cause, not twice a second */
+    if (fd < 0 && errno != last_errno)
+        log_emit(LOG_ERROR, "state_file_failed",
+                 "path=%s error=\"%s\" detail=\"vrrpd --status and the status page go stale\"",
+                 tmp, strerror(errno));
+    last_errno = fd < 0 ? errno : 0;
     if (fd >= 0 && !m.failed) {
         ssize_t w = write(fd, m.data, m.len);
         close(fd);
