@@ -57,18 +57,21 @@ void lbd_buf_put(struct lbd *l, void *buf)
         free(buf);
 }
 
-void lbd_set_keepalive(struct lbd *l, uv_tcp_t *t)
+void lbd_tune_socket(struct lbd *l, uv_tcp_t *t)
 {
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)t, &fd) != 0)
+        return;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (l->cfg.keepalive_ms == 0)
         return;
-    unsigned secs = (unsigned)((l->cfg.keepalive_ms + 999) / 1000);
-    uv_tcp_keepalive(t, 1, secs);
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)t, &fd) == 0) {
-        int intvl = secs > 10 ? 10 : (int)secs, cnt = 3;
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-    }
+    int idle = (int)((l->cfg.keepalive_ms + 999) / 1000);
+    int intvl = idle > 10 ? 10 : idle, cnt = 3;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
 /* ---- nodes ---- */

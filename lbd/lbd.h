@@ -91,7 +91,11 @@ void lbd_node_set_state(struct lbd *l, struct pool_node *n, enum node_state st,
 void lbd_node_release(struct lbd *l, struct pool_node *n);
 /* Called by session.c when the last session ends while draining. */
 void lbd_session_gone(struct lbd *l);
-void lbd_set_keepalive(struct lbd *l, uv_tcp_t *t);
+/* TCP_NODELAY and keepalive on a socket that exists (idle = keepalive, then 3 probes
+ * at most 10 s apart), set directly: libuv's uv_tcp_keepalive() sets its own interval
+ * and count, and on a handle without a socket yet it defers its options so ours were
+ * lost (node connections probed every 1 s x 10 instead). */
+void lbd_tune_socket(struct lbd *l, uv_tcp_t *t);
 /* Feed one health observation (a check, or a failed connect) into a node's rise/fall
  * state; draining marks an explicit "not ready" answer (HTTP 503). */
 void lbd_node_result(struct lbd *l, struct pool_node *n, bool ok, bool draining,

@@ -492,8 +492,7 @@ static void session_begin(struct session *s, bool from_peer,
     l->sessions = s;
     l->n_sessions++;
     l->stats.sessions_total++;
-    uv_tcp_nodelay(&s->client, 1);
-    lbd_set_keepalive(l, &s->client);
+    lbd_tune_socket(l, &s->client);
     if (l->n_sessions > l->cfg.maxconn) {
         /* Refused after its first packet: the reason survives SSL negotiation, and a
          * CancelRequest is still routed. */
@@ -907,11 +906,13 @@ static void connect_node(struct session *s)
     n->active++;
     s->node_active = true;
     s->state = SS_CONNECTING;
-    uv_tcp_init(l->loop, &s->server);
+    /* The socket now, so its options are set before the SYN; if that fails (EMFILE),
+     * the connect below reports it. */
+    if (uv_tcp_init_ex(l->loop, &s->server, n->addr.ss_family) != 0)
+        uv_tcp_init(l->loop, &s->server);
     s->handles_open++;
     s->srv = SRV_OPEN;
-    uv_tcp_nodelay(&s->server, 1);
-    lbd_set_keepalive(l, &s->server);
+    lbd_tune_socket(l, &s->server);
     s->connect_req.data = s;
     uv_timer_start(&s->timer, on_timer, l->cfg.connect_ms, 0);
     int rc = uv_tcp_connect(&s->connect_req, &s->server, (const struct sockaddr *)&n->addr,

@@ -2,8 +2,9 @@
 # bench-lbd.sh -- lbd against HAProxy (Debian's 2.6) and direct, on the same three
 # PostgreSQL 15 nodes on loopback, runs alternated (direct, lbd, haproxy, direct, ...).
 # Prints one markdown table with medians, ratios, latency (average, p99), and the
-# proxies' CPU time per 100k transactions (from /proc); COPY of a ~200 MB table to the
-# client; memory per idle session. Writes it under results/ (not committed), or to $RESULT.
+# proxies' CPU time per 100k transactions (from /proc), and where that time goes: the
+# proxies' system calls (perf stat, when perf works here) and context switches (/proc)
+# per transaction; COPY of a ~200 MB table to the client; memory per idle session. Writes it under results/ (not committed), or to $RESULT.
 #
 #   sudo bash scripts/bench-lbd.sh [ROUNDS=3] [SECONDS=10]
 # Settings: CLIENTS ("8 64"), MODES ("prepared simple connect"), COPY_ROWS (2000000),
@@ -20,6 +21,7 @@ LBD=${LBD:-$ROOT/${BUILD_DIR:-build}/lbd/lbd}
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
 command -v haproxy >/dev/null || bash scripts/install-deps.sh
+command -v perf >/dev/null || apt-get install -y -qq linux-perf >/dev/null 2>&1 || true
 [ -x "$LBD" ] || bash scripts/build.sh >/dev/null
 WORK=$(mktemp -d /tmp/pgvip-bench.XXXXXX)
 chown postgres "$WORK"
@@ -91,6 +93,10 @@ sleep 1
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
+switches() { awk '/ctxt_switches/ { n += $2 } END { print n }' "/proc/$1/status"; }
+# System calls are counted by perf (linux-perf) when it can trace here; "-" otherwise.
+PERF=0
+perf stat -e raw_syscalls:sys_enter -o /dev/null true >/dev/null 2>&1 && PERF=1
 
 # run TARGET MODE CLIENTS -> "tps lat_avg_ms lat_p99_ms cpu_s_per_100k_tx"
 run() {
@@ -100,10 +106,22 @@ run() {
     case $target in direct) port=$N0 ;; lbd) port=$LB pid=$LBD_PID ;; haproxy) port=$HA pid=$HA_PID ;; esac
     case $mode in simple) args+=(-M simple) ;; prepared) args+=(-M prepared) ;; connect) args+=(-C -M simple) ;; esac
     rm -f "$WORK"/tx.*
-    local t0=0
-    [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
+    local t0=0 s0=0 perfpid=""
+    if [ -n "$pid" ]; then
+        t0=$(cpu_ticks "$pid") s0=$(switches "$pid")
+        if [ $PERF = 1 ]; then
+            perf stat -e raw_syscalls:sys_enter -x, -o "$WORK/perf.txt" -p "$pid" >/dev/null 2>&1 &
+            perfpid=$!
+        fi
+    fi
     local out
     out=$(cd "$WORK" && pgbench -h 127.0.0.1 -p "$port" -U postgres "${args[@]}" postgres 2>&1)
+    local sc="-" cs="-"
+    if [ -n "$perfpid" ]; then
+        kill -INT "$perfpid" 2>/dev/null || true
+        wait "$perfpid" 2>/dev/null || true
+        sc=$(awk -F, '/raw_syscalls/ { print $1 }' "$WORK/perf.txt")
+    fi
     local tps lat tx p99 cpu="-"
     tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$out" | head -1)
     lat=$(grep -oP 'latency average = \K[0-9.]+' <<<"$out")
@@ -112,11 +130,14 @@ run() {
     p99=$(cat "$WORK"/tx.* | awk '{print $3}' | sort -n | awk '{ a[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.3f", a[i] / 1000 }')
     if [ -n "$pid" ]; then
         cpu=$(awk -v a="$t0" -v b="$(cpu_ticks "$pid")" -v t="$TICK" -v n="$tx" 'BEGIN { printf "%.2f", (b - a) / t * 1e5 / n }')
+        cs=$(awk -v a="$s0" -v b="$(switches "$pid")" -v n="$tx" 'BEGIN { printf "%.2f", (b - a) / n }')
+        [ "$sc" != "-" ] && [ -n "$sc" ] && sc=$(awk -v a="$sc" -v n="$tx" 'BEGIN { printf "%.2f", a / n }')
+        [ -n "$sc" ] || sc="-"
     fi
-    echo "$tps $lat $p99 $cpu"
+    echo "$tps $lat $p99 $cpu $sc $cs"
 }
 
-median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+median() { sort -g | awk '$1 == "-" { dash = 1 } { a[NR] = $1 } END { if (dash) print "-"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 declare -A R
 for mode in $MODES; do
@@ -125,7 +146,7 @@ for mode in $MODES; do
             for target in direct lbd haproxy; do
                 res=$(run $target $mode $c)
                 R[$mode,$c,$target]+="$res"$'\n'
-                echo "round $r $mode c=$c $target: tps lat_ms p99_ms cpu_s/100k = $res" >&2
+                echo "round $r $mode c=$c $target: tps lat_ms p99_ms cpu_s/100k syscalls/tx switches/tx = $res" >&2
             done
         done
     done
@@ -180,8 +201,8 @@ col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
 {
     echo "pgbench -S, ${SECS}s x $ROUNDS alternated rounds (direct, lbd, HAProxy), 3 PostgreSQL 15 nodes on loopback, $(nproc) cores. Medians; latency p99 from a 5% sample of transactions; CPU = the proxy's user+system seconds per 100k transactions."
     echo
-    echo "| mode | clients | direct TPS | lbd TPS | HAProxy TPS | lbd/HAProxy | lbd/direct | lat avg ms lbd / HAProxy | lat p99 ms lbd / HAProxy | CPU s/100k tx lbd / HAProxy | CPU ratio |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| mode | clients | direct TPS | lbd TPS | HAProxy TPS | lbd/HAProxy | lbd/direct | lat avg ms lbd / HAProxy | lat p99 ms lbd / HAProxy | CPU s/100k tx lbd / HAProxy | CPU ratio | syscalls/tx lbd / HAProxy | switches/tx lbd / HAProxy |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for mode in $MODES; do
         for c in $CLIENTS; do
             label=$mode
@@ -190,8 +211,10 @@ col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
                 -v h="$(col "$mode,$c,haproxy" 1)" -v la="$(col "$mode,$c,lbd" 2)" -v ha="$(col "$mode,$c,haproxy" 2)" \
                 -v lp="$(col "$mode,$c,lbd" 3)" -v hp="$(col "$mode,$c,haproxy" 3)" \
                 -v lc="$(col "$mode,$c,lbd" 4)" -v hc="$(col "$mode,$c,haproxy" 4)" \
-                'BEGIN { printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %.2fx | %.3f / %.3f | %.3f / %.3f | %.2f / %.2f | %.2fx |\n",
-                         m, c, d, l, h, l / h, l / d, la, ha, lp, hp, lc, hc, (hc > 0 ? lc / hc : 0) }'
+                -v ls="$(col "$mode,$c,lbd" 5)" -v hs="$(col "$mode,$c,haproxy" 5)" \
+                -v lw="$(col "$mode,$c,lbd" 6)" -v hw="$(col "$mode,$c,haproxy" 6)" \
+                'BEGIN { printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %.2fx | %.3f / %.3f | %.3f / %.3f | %.2f / %.2f | %.2fx | %s / %s | %s / %s |\n",
+                         m, c, d, l, h, l / h, l / d, la, ha, lp, hp, lc, hc, (hc > 0 ? lc / hc : 0), ls, hs, lw, hw }'
         done
     done
     echo
