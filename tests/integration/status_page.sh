@@ -3,7 +3,8 @@
 # instance killed; the survivor's page opened in headless Chromium through the lab's
 # host forwarder shows both VIPs MASTER, the transition with its reason, and the node
 # table. Then the instance's own daemons hang in turn (SIGSTOP): the page must call each
-# DEAD, never show its stale state as healthy, and recover when it resumes.
+# DEAD, never show its stale state as healthy, and recover when it resumes; a vrrpd
+# reload that fails is shown with its error until a good one follows.
 # The screenshot is saved with the test output (results/status_page-lb2.png).
 source "$(dirname "$0")/lablib.sh"
 command -v chromium >/dev/null || fail "chromium is not installed (scripts/install-deps.sh)"
@@ -71,6 +72,11 @@ python3 "$(dirname "$0")/../tools/browse.py" "$URL" --timeout 8 \
     --run "kill -CONT $SPID" \
     --expect "lbd alive again=$(text '#lbd-badge' alive)" \
     --expect "banner gone=document.querySelector('#lbd-dead').classList.contains('hidden')" \
+    --run "cp $LAB_DIR/$S.yaml $WORK/good.yaml && echo 'bogus: 1' >>$LAB_DIR/$S.yaml && kill -HUP $VPID" \
+    --expect "vrrpd's failed reload shown=$(text '#vrrpd-reload-failed' "vrrpd's last configuration reload failed")" \
+    --expect "with the file's error=$(text '#vrrpd-reload-failed' 'bogus')" \
+    --run "cp $WORK/good.yaml $LAB_DIR/$S.yaml && kill -HUP $VPID" \
+    --expect "reload banner gone=document.querySelector('#vrrpd-reload-failed').classList.contains('hidden')" \
     --text "$WORK/page.txt" >"$WORK/browse.log" 2>&1 || {
     cat "$WORK/browse.log"
     fail "the page did not show what it should (above)"
