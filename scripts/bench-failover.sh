@@ -42,7 +42,11 @@ for stack in pgvip haproxy; do
             ip netns exec "$(lab_ns client)" "$PROBE" -i 10 -t 3000 -d 60 \
                 "host=$VIP_A user=postgres dbname=postgres" >"$LAB_DIR/probe.out" &
             P=$!
-            sleep 1
+            # A random 0-999 ms more, so the event does not fall at the same point of
+            # the advertisement cycle in every run (the steps before take fixed times,
+            # and a cut's outage depends on that phase: 3 adverts + skew minus the time
+            # since the last one).
+            sleep "1.$(printf '%03d' $((RANDOM % 1000)))"
             t0=$(now_ms)
             case $drill in
             sigkill_instance) lab_kill "$M" ;;

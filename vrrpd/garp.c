@@ -15,7 +15,9 @@
 int garp_open(struct garp *g, int ifindex, const char *ifname)
 {
     g->ifindex = ifindex;
-    g->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_ARP));
+    /* Protocol 0: a send-only socket. With ETH_P_ARP it also queued every ARP frame of
+     * the segment (never read) and was told of every link down (see garp_send). */
+    g->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (g->fd < 0)
         return -errno;
     struct ifreq ifr;
@@ -28,7 +30,6 @@ int garp_open(struct garp *g, int ifindex, const char *ifname)
         return -e;
     }
     memcpy(g->mac, ifr.ifr_hwaddr.sa_data, 6);
-    /* We only send: take nothing in. */
     struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = 0, .sll_ifindex = ifindex};
     bind(g->fd, (struct sockaddr *)&sll, sizeof(sll));
     return 0;
@@ -64,7 +65,15 @@ int garp_send(struct garp *g, uint32_t ip)
                              .sll_ifindex = g->ifindex,
                              .sll_halen = 6};
     memset(to.sll_addr, 0xff, 6);
-    if (sendto(g->fd, frame, sizeof(frame), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
-        return -errno;
-    return 0;
+    if (sendto(g->fd, frame, sizeof(frame), 0, (struct sockaddr *)&to, sizeof(to)) >= 0)
+        return 0;
+    /* A packet socket that receives keeps ENETDOWN from the last time the link went
+     * down and returns it on the next send, even when the link is up again: that send
+     * was lost, and with it the first announcement of a takeover (clients waited for
+     * the repeat, 100 ms later). This one does not receive; should a kernel still
+     * report a stale error, it is consumed now: try once more. */
+    if (errno == ENETDOWN &&
+        sendto(g->fd, frame, sizeof(frame), 0, (struct sockaddr *)&to, sizeof(to)) >= 0)
+        return 0;
+    return -errno;
 }

@@ -115,9 +115,20 @@ static void garp_round(uv_timer_t *t)
     struct vrrpd_group *g = t->data;
     if (g->fsm.state != VRRP_MASTER || g->garp_left == 0)
         return;
-    for (size_t i = 0; i < g->cfg.n_vips; i++)
-        if (garp_send(&g->d->garp, g->cfg.vips[i]) == 0)
+    for (size_t i = 0; i < g->cfg.n_vips; i++) {
+        int rc = garp_send(&g->d->garp, g->cfg.vips[i]);
+        if (rc == 0) {
             g->garps_sent++;
+            continue;
+        }
+        g->garp_errors++;
+        if (g->garp_errors == 1 || g->garp_errors % 100 == 0) {
+            char ip[16];
+            log_emit(LOG_WARN, "garp_failed", "vrid=%u vip=%s error=\"%s\" count=%llu",
+                     g->cfg.vrid, ip4(g->cfg.vips[i], ip, sizeof(ip)), strerror(-rc),
+                     (unsigned long long)g->garp_errors);
+        }
+    }
     if (--g->garp_left > 0)
         uv_timer_start(&g->garp_timer, garp_round, g->d->cfg.garp_interval_ms, 0);
 }
@@ -612,6 +623,8 @@ void vrrpd_render_state(struct vrrpd *d, struct metrics_buf *m)
         metrics_printf(m, ",\"master_down_ms\":%llu,\"adverts_sent\":%llu,\"adverts_received\":%llu",
                        (unsigned long long)vrrp_fsm_master_down_ms(&g->fsm),
                        (unsigned long long)g->tx_adverts, (unsigned long long)g->rx_adverts);
+        metrics_printf(m, ",\"garps_sent\":%llu,\"garp_errors\":%llu",
+                       (unsigned long long)g->garps_sent, (unsigned long long)g->garp_errors);
         metrics_printf(m, ",\"transitions\":[");
         size_t n = g->history_next < VRRPD_HISTORY ? g->history_next : VRRPD_HISTORY;
         for (size_t k = 0; k < n; k++) {
@@ -713,6 +726,10 @@ void vrrpd_render_metrics(struct vrrpd *d, struct metrics_buf *m)
               (double)g->cfg.interval_ms / 1000.0)
     PER_GROUP("vrrpd_group_adverts_sent_total", METRICS_COUNTER, "Advertisements sent.",
               g->tx_adverts)
+    PER_GROUP("vrrpd_group_garps_sent_total", METRICS_COUNTER,
+              "Gratuitous ARP announcements sent.", g->garps_sent)
+    PER_GROUP("vrrpd_group_garp_errors_total", METRICS_COUNTER,
+              "Gratuitous ARP announcements the kernel refused.", g->garp_errors)
     PER_GROUP("vrrpd_group_adverts_received_total", METRICS_COUNTER,
               "Valid advertisements received from another router.", g->rx_adverts)
     PER_GROUP("vrrpd_group_last_advert_age_seconds", METRICS_GAUGE,

@@ -102,6 +102,13 @@ grep -q "from=MASTER to=FAULT .*reason=\"tracked lbd closed its channel\"" "$LAB
     fail "$M's vrrpd does not say lbd closed its channel"
 log "MEASURED sigkill_lbd_only: VIP-A on $O after $moved ms; $oa"
 pass "lbd killed on $M: VIP-A outage ${ms} ms < 150 ms"
+# $O is the instance whose network was cut in drill 1b. Its ARP socket kept the
+# ENETDOWN of that cut and used to lose the first announcement of this takeover.
+# (lbd's death faults both groups, so $O takes both VIPs.)
+errs=$(($(group_field "$O" 51 garp_errors) + $(group_field "$O" 52 garp_errors)))
+[ "$errs" = 0 ] || fail "$O: $errs gratuitous ARP sends failed after its link came back"
+[ "$(group_field "$O" 51 garps_sent)" -ge 1 ] || fail "$O sent no gratuitous ARP for VIP-A"
+pass "$O, cut and healed before, announced both VIPs without a failed send"
 lab_kill "$M"
 lab_start "$M"
 sleep 1.5
