@@ -69,14 +69,7 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     const char *d1[] = {"direction", "to_node", NULL}, *d2[] = {"direction", "to_client", NULL};
     metrics_sample(m, d1, (double)st->bytes_in);
     metrics_sample(m, d2, (double)st->bytes_out);
-    metrics_family(m, "lbd_config_reloads_total", METRICS_COUNTER, "Configuration reloads.");
-    metrics_sample(m, NULL, (double)st->reloads);
-    metrics_family(m, "lbd_config_reload_failures_total", METRICS_COUNTER,
-                   "Reloads rejected (the old configuration stayed).");
-    metrics_sample(m, NULL, (double)st->reload_failures);
-    metrics_family(m, "lbd_config_last_reload_successful", METRICS_GAUGE,
-                   "0 when the last reload was rejected.");
-    metrics_sample(m, NULL, !l->last_reload_failed);
+    reload_metrics(m, "lbd", &l->reload);
     metrics_family(m, "lbd_admin_rejected_total", METRICS_COUNTER,
                    "Admin connections closed unserved (too many at once).");
     metrics_sample(m, NULL, (double)l->admin.rejected);
@@ -151,9 +144,7 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
     metrics_printf(m, ",\"started\":\"%s\"", log_format_ts(l->started_ms, ts, sizeof(ts)));
     metrics_printf(m, ",\"config_loaded\":\"%s\"",
                    log_format_ts(l->config_loaded_ms, ts, sizeof(ts)));
-    metrics_printf(m, ",\"last_reload_failed\":%s,\"last_reload_error\":",
-                   l->last_reload_failed ? "true" : "false");
-    metrics_json_str(m, l->last_reload_error);
+    reload_json(m, &l->reload);
     metrics_printf(m, ",\"draining\":%s,\"healthy\":%s", l->draining ? "true" : "false",
                    (!l->draining && pool_count_eligible(&l->pool) > 0) ? "true" : "false");
     metrics_printf(m, ",\"balance\":\"%s\"", pool_balance_names[l->pool.balance]);

@@ -433,10 +433,9 @@ static void reload_config(struct lbd *l);
 /* SIGHUP, as systemd's Type=notify reload protocol expects it. */
 static void reload(struct lbd *l)
 {
-    sdnotify("RELOADING=1");
+    reload_begin();
     reload_config(l);
-    sdnotify(l->last_reload_failed ? "READY=1\nSTATUS=reload failed; old configuration in force"
-                                   : "READY=1\nSTATUS=serving");
+    reload_end(&l->reload, "serving");
 }
 
 static void reload_config(struct lbd *l)
@@ -447,12 +446,7 @@ static void reload_config(struct lbd *l)
         return;
     int rc = lbd_config_load(l->config_path, nc, err, sizeof(err));
     if (rc != 0) {
-        char q[1100];
-        l->stats.reload_failures++;
-        l->last_reload_failed = true;
-        snprintf(l->last_reload_error, sizeof(l->last_reload_error), "%s", err);
-        log_emit(LOG_ERROR, "reload_failed", "error=%s detail=\"the old configuration stays\"",
-                 log_quote(q, sizeof(q), err));
+        reload_failed(&l->reload, err);
         free(nc);
         return;
     }
@@ -480,9 +474,7 @@ static void reload_config(struct lbd *l)
     free(nc);
     log_set_level((enum log_level)l->cfg.log_level);
     log_open_file(l->cfg.log_file);
-    l->stats.reloads++;
-    l->last_reload_failed = false;
-    l->last_reload_error[0] = '\0';
+    reload_succeeded(&l->reload);
     l->config_loaded_ms = lbd_wall_ms();
     log_emit(LOG_INFO, "reload", "nodes=%zu added=%u removed=%u balance=%s", l->pool.n, added,
              removed, pool_balance_names[l->pool.balance]);

@@ -10,6 +10,7 @@
 #include "metrics.h"
 #include "pgwire.h"
 #include "pool.h"
+#include "reload.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -35,7 +36,6 @@ struct lbd_stats {
     uint64_t cancel_routed, cancel_to_peer, cancel_broadcast, cancel_one, cancel_dropped;
     uint64_t cancel_failed;
     uint64_t bytes_in, bytes_out; /* client -> node, node -> client */
-    uint64_t reloads, reload_failures;
 };
 
 struct session; /* session.c */
@@ -74,8 +74,7 @@ struct lbd {
     int exit_code;
     uint64_t rng;
     uint64_t started_ms, config_loaded_ms; /* wall clock */
-    bool last_reload_failed;
-    char last_reload_error[512];
+    struct reload_state reload;
     void *buf_free[LBD_BUF_CACHE];
     size_t n_buf_free;
     struct lbd_stats stats;

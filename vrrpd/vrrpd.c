@@ -597,9 +597,8 @@ void vrrpd_render_state(struct vrrpd *d, struct metrics_buf *m)
         metrics_json_str(m, d->lbd_why);
         metrics_printf(m, "}");
     }
-    metrics_printf(m, ",\"reloads\":%llu,\"last_reload_failed\":%s,\"last_reload_error\":",
-                   (unsigned long long)d->reloads, d->last_reload_failed ? "true" : "false");
-    metrics_json_str(m, d->last_reload_error);
+    metrics_printf(m, ",\"reloads\":%llu", (unsigned long long)d->reload.reloads);
+    reload_json(m, &d->reload);
     metrics_printf(m, ",\"mode\":\"%s\",\"groups\":[", d->cfg.n_peers ? "unicast" : "multicast");
     for (size_t i = 0; i < d->n_groups; i++) {
         struct vrrpd_group *g = &d->groups[i];
@@ -683,15 +682,7 @@ void vrrpd_render_metrics(struct vrrpd *d, struct metrics_buf *m)
     metrics_sample(m, NULL, (double)d->started_wall_ms / 1000.0);
     metrics_family(m, "vrrpd_link_up", METRICS_GAUGE, "1 while the VRRP interface is up.");
     metrics_sample(m, NULL, d->link_up);
-    metrics_family(m, "vrrpd_config_reloads_total", METRICS_COUNTER,
-                   "Configuration reloads applied.");
-    metrics_sample(m, NULL, (double)d->reloads);
-    metrics_family(m, "vrrpd_config_reload_failures_total", METRICS_COUNTER,
-                   "Configuration reloads rejected (the old configuration stayed).");
-    metrics_sample(m, NULL, (double)d->reload_failures);
-    metrics_family(m, "vrrpd_config_last_reload_successful", METRICS_GAUGE,
-                   "0 when the last reload was rejected.");
-    metrics_sample(m, NULL, !d->last_reload_failed);
+    reload_metrics(m, "vrrpd", &d->reload);
     if (d->cfg.track_lbd[0]) {
         metrics_family(m, "vrrpd_tracked_lbd_ok", METRICS_GAUGE,
                        "1 while the tracked lbd answers and serves.");
@@ -836,16 +827,6 @@ static void note(char *buf, size_t size, const char *what)
     snprintf(buf + used, size - used, "%s%s", used ? ", " : "", what);
 }
 
-static void reload_failed(struct vrrpd *d, const char *err)
-{
-    char q[1100];
-    d->reload_failures++;
-    d->last_reload_failed = true;
-    snprintf(d->last_reload_error, sizeof(d->last_reload_error), "%s", err);
-    log_emit(LOG_ERROR, "reload_failed", "error=%s detail=\"the old configuration stays\"",
-             log_quote(q, sizeof(q), err));
-}
-
 /* Move a held group's addresses to the new list: add before removing, so a VIP that
  * stays is never missing, and announce the new ones. */
 static void vips_move(struct vrrpd_group *g, const struct vrrpd_group_config *nc)
@@ -875,11 +856,11 @@ static void reload_config(struct vrrpd *d)
     static struct vrrpd_config nc; /* large; one reload at a time */
     char err[1024], restart[512] = "", changed[768] = "", what[160];
     if (vrrpd_config_load(d->config_path, &nc, err, sizeof(err)) != 0) {
-        reload_failed(d, err);
+        reload_failed(&d->reload, err);
         return;
     }
     if (check_vips_on_segment(d->cfg.interface, nc.groups, nc.n_groups, err, sizeof(err)) != 0) {
-        reload_failed(d, err);
+        reload_failed(&d->reload, err);
         return;
     }
     /* What only a restart can change: noted, and the running value kept. */
@@ -977,9 +958,7 @@ static void reload_config(struct vrrpd *d)
             o.actions |= VRRP_ACT_SEND_ADV | VRRP_ACT_GARP; /* tell the segment now */
         apply(g, &o);
     }
-    d->reloads++;
-    d->last_reload_failed = false;
-    d->last_reload_error[0] = '\0';
+    reload_succeeded(&d->reload);
     reevaluate(d, "reload"); /* the effective priorities, from the new ones */
     char qc[800], qr[600];
     log_emit(LOG_INFO, "reload", "changed=%s",
@@ -998,10 +977,9 @@ static void reload_config(struct vrrpd *d)
 /* SIGHUP, as systemd's Type=notify reload protocol expects it. */
 static void reload(struct vrrpd *d)
 {
-    sdnotify("RELOADING=1");
+    reload_begin();
     reload_config(d);
-    sdnotify(d->last_reload_failed ? "READY=1\nSTATUS=reload failed; old configuration in force"
-                                   : "READY=1\nSTATUS=running");
+    reload_end(&d->reload, "running");
 }
 
 /* After SIGTERM: exit once every group has handed its VIPs over (or timed out). */

@@ -6,6 +6,7 @@
 #include "httpd.h"
 #include "metrics.h"
 #include "peerwatch.h"
+#include "reload.h"
 #include "track.h"
 #include "vip.h"
 #include "vrrp_fsm.h"
@@ -70,9 +71,7 @@ struct vrrpd {
     struct httpd admin; /* when cfg.admin_enabled */
     struct peerwatch watch; /* when cfg.peer_watch_port */
     char config_path[256];  /* read again on SIGHUP */
-    uint64_t reloads, reload_failures;
-    bool last_reload_failed;
-    char last_reload_error[512];
+    struct reload_state reload;
 };
 
 int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path,
