@@ -287,7 +287,12 @@ static void apply(struct vrrpd_group *g, const struct vrrp_out *o)
                  log_quote(q, sizeof(q), o->reason), vips);
     }
     rearm(g);
-    watch_sync(g->d);
+    /* Only a new state or a new master changes whom the peer watch follows; an
+     * advert tick does not. */
+    if ((a & VRRP_ACT_TRANSITION) || g->fsm.master_ip != g->watched_master) {
+        g->watched_master = g->fsm.master_ip;
+        watch_sync(g->d);
+    }
     maybe_finish(g->d);
 }
 

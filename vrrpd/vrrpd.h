@@ -43,6 +43,7 @@ struct vrrpd_group {
     uv_timer_t garp_timer; /* repeats of the gratuitous ARP */
     uint32_t garp_left;
     bool vips_held;
+    uint32_t watched_master; /* fsm.master_ip when the peer watch last synced */
     uint64_t tx_adverts, tx_errors, rx_adverts, garps_sent, garp_errors, last_rx_ms;
     struct vrrpd_history history[VRRPD_HISTORY];
     size_t history_next;
