@@ -64,3 +64,7 @@ probe_stop() { # probe_stop NAME: SIGTERM; waits for in-flight attempts to finis
 outage() { # outage EVENT_MS NAME -> "outage_ms=N failed=N"
     bash "$(dirname "${BASH_SOURCE[0]}")/../../scripts/outage.sh" "$1" "$WORK/$2.probe"
 }
+outage_ms() { # outage_ms "outage_ms=N failed=N" -> N
+    local v=${1#outage_ms=}
+    echo "${v%% *}"
+}

@@ -37,8 +37,7 @@ sleep 1
 probe_stop A
 probe_stop B
 oa=$(outage "$t0" A) || fail "no recovery on VIP-A: $(tail -3 "$WORK/A.probe")"
-ms=${oa#outage_ms=}
-ms=${ms%% *}
+ms=$(outage_ms "$oa")
 grep -q "vrid=51 from=BACKUP to=MASTER .*the vrrpd of $(lab_ip "$M") ended: its peer watch link closed" \
     "$LAB_DIR/$O-vrrpd.log" || fail "survivor did not take over on the peer watch link: $(grep vrid=51 "$LAB_DIR/$O-vrrpd.log" | tail -1)"
 [ "$ms" -le $((skew + 150)) ] || fail "SIGKILL outage on VIP-A $ms ms > skew $skew + 150 ms"
@@ -65,8 +64,7 @@ wait_holder $VIP_A "$O" 3 >/dev/null || fail "VIP-A did not move to $O after the
 sleep 1
 probe_stop C
 oa=$(outage "$t0" C) || fail "no recovery on VIP-A after the cut: $(tail -3 "$WORK/C.probe")"
-ms=${oa#outage_ms=}
-ms=${ms%% *}
+ms=$(outage_ms "$oa")
 grep -q "vrid=51 from=BACKUP to=MASTER .*no advertisement from $(lab_ip "$M")" "$LAB_DIR/$O-vrrpd.log" ||
     fail "survivor's log lacks the master-down reason after the cut"
 [ "$ms" -le $((down + 150)) ] || fail "outage after the cut $ms ms > master down $down + 150"
@@ -95,8 +93,7 @@ wait_holder $VIP_A "$O" 3 >/dev/null || fail "$M kept VIP-A after the handover"
 sleep 1
 probe_stop A2
 oa=$(outage "$t0" A2) || fail "no recovery after lbd died"
-ms=${oa#outage_ms=}
-ms=${ms%% *}
+ms=$(outage_ms "$oa")
 [ "$ms" -lt 150 ] || fail "outage after killing lbd is $ms ms (want < 150)"
 grep -q "from=MASTER to=FAULT .*reason=\"tracked lbd closed its channel\"" "$LAB_DIR/$M-vrrpd.log" ||
     fail "$M's vrrpd does not say lbd closed its channel"
