@@ -47,7 +47,8 @@ echo 503 >"$WORK/ready.1"
 wait_for 2 "node1 draining" grep -q "event=node_state node=node1 from=up to=draining reason=\"http: 503" "$WORK/lb1.log"
 for i in $(seq 10); do psql_at $LB 'select inet_server_port()'; done >"$WORK/ports"
 if grep -qx $((BASE + 2)) "$WORK/ports"; then fail "a new session went to the draining node"; fi
-curl -fsS "http://127.0.0.1:$ADMIN/metrics" | grep -q '^lbd_node_draining{node="node1"} 1$' || fail "metrics miss draining"
+# (grep -q reads the whole page: quitting at the match would fail curl under pipefail)
+grep -q '^lbd_node_draining{node="node1"} 1$' <<<"$(curl -fsS "http://127.0.0.1:$ADMIN/metrics")" || fail "metrics miss draining"
 pass "503 from the readiness check: node1 draining, no new sessions for it"
 echo 200 >"$WORK/ready.1"
 wait_for 3 "node1 back" grep -q "event=node_state node=node1 from=draining to=up" "$WORK/lb1.log"

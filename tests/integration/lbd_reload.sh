@@ -45,7 +45,7 @@ kill -HUP $lb1_PID
 wait_for 5 "reload rejected" grep -q "event=reload_failed" "$WORK/lb1.log"
 grep -q 'event=reload_failed error="[^"]*lb.yaml:4:44: lbd.pool.nodes\[0\].weight: expected a whole number' "$WORK/lb1.log" ||
     fail "reload error lacks file:line:column: $(grep reload_failed "$WORK/lb1.log")"
-curl -fsS "http://127.0.0.1:$ADMIN/status" | grep -q '"last_reload_failed":true' || fail "/status hides the failed reload"
+grep -q '"last_reload_failed":true' <<<"$(curl -fsS "http://127.0.0.1:$ADMIN/status")" || fail "/status hides the failed reload"
 [ "$(psql_at $LB 'select 7')" = 7 ] || fail "old config not in force after a bad reload"
 pass "bad reload rejected with file:line:column; old config serves"
 
