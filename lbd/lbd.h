@@ -6,6 +6,7 @@
 
 #include "httpd.h"
 #include "keymap.h"
+#include "krelay.h"
 #include "lbd_config.h"
 #include "metrics.h"
 #include "pgwire.h"
@@ -36,6 +37,9 @@ struct lbd_stats {
     uint64_t cancel_routed, cancel_to_peer, cancel_broadcast, cancel_one, cancel_dropped;
     uint64_t cancel_failed;
     uint64_t bytes_in, bytes_out; /* client -> node, node -> client */
+    uint64_t krelay_handoffs;     /* sessions handed to the kernel relay */
+    uint64_t krelay_join_failed;  /* handovers the kernel refused (relayed here instead) */
+    uint64_t krelay_flush_waits;  /* ends that waited for the kernel to send the rest */
 };
 
 struct session; /* session.c */
@@ -66,6 +70,10 @@ struct lbd {
     size_t history_n;          /* samples taken; the ring holds the last LBD_HISTORY */
     uint64_t history_prev[3];  /* counters at the previous sample */
     void *liveness; /* liveness.c */
+    struct krelay krelay; /* the kernel relay; closed (fds -1) when relaying here */
+    uv_poll_t krelay_poll; /* its end-of-session watch */
+    char krelay_why[200];  /* why the kernel relay is off, for the log and /status */
+    uint32_t n_krelay;     /* sessions the kernel relays now */
     uv_poll_t vipwatch; /* netlink: IPv4 addresses removed (vipwatch.c) */
     int vipwatch_fd;    /* -1: not watching */
     int quiesced_fds[LBD_MAX_LISTEN]; /* listening twins that drop SYNs during a handover */
@@ -108,6 +116,8 @@ void session_close_all(struct lbd *l, const char *reason);
 void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason);
 /* Close the sessions whose client connected to ip4 (network order); returns how many. */
 size_t session_close_on_addr(struct lbd *l, uint32_t ip4);
+/* The kernel relay's watch fired: end the sessions whose peer closed. */
+void session_krelay_events(struct lbd *l);
 /* The node of the session that received BackendKeyData (pid, key), or NULL. */
 struct pool_node *session_node_for_key(struct lbd *l, uint32_t pid, uint32_t key);
 

@@ -11,6 +11,7 @@
 
 const char *const lbd_check_type_names[] = {"tcp", "pg", "http", "none", NULL};
 const char *const lbd_cancel_unknown_names[] = {"all", "one", "drop", NULL};
+const char *const lbd_relay_names[] = {"auto", "kernel", "user", NULL};
 static const char *const on_down_names[] = {"keep", "cut", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
 
@@ -194,6 +195,16 @@ static const struct cfg_field lbd_fields[] = {
             "/status (JSON)."},
     {"maxconn", CFG_UINT, OFF(maxconn), .min = 1, .max = 1000000,
      .doc = "Client sessions at most; beyond it a client gets ErrorResponse 53300."},
+    {"relay", CFG_ENUM, OFF(relay), .choices = lbd_relay_names,
+     .doc = "Who moves an established session's bytes. user: lbd reads and writes every "
+            "message, with back-pressure (a client that reads nothing stops the node). "
+            "kernel: after the startup exchange (or the TLS answer) lbd hands both sockets "
+            "to a BPF sk_skb program that sends each segment on the other socket, so lbd is "
+            "not woken per message (more transactions per second, less CPU) but the "
+            "kernel queues without limit what a slow reader has not taken yet (sockmap has "
+            "no back-pressure) and bulk transfers are slower; for trusted clients of short "
+            "queries. Needs CAP_BPF and CAP_NET_ADMIN at start. auto: kernel when "
+            "available, else user. Changes on restart only."},
     {"log_level", CFG_ENUM, OFF(log_level), .choices = level_names,
      .doc = "Least severe level logged (logfmt lines on stderr)."},
     {"log_file", CFG_STR, OFF(log_file), sizeof(((struct lbd_config *)0)->log_file),
@@ -255,6 +266,7 @@ void lbd_config_set_defaults(struct lbd_config *c)
     parse_sockaddr("127.0.0.1:8081", 0, &c->admin);
     c->admin_enabled = true;
     c->maxconn = 10000;
+    c->relay = LBD_RELAY_USER;
     c->close_on_vip_loss = true;
     c->log_level = LOG_INFO;
     c->connect_ms = 2000;

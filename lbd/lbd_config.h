@@ -18,9 +18,12 @@ enum lbd_check_type { LBD_CHECK_TCP, LBD_CHECK_PG, LBD_CHECK_HTTP, LBD_CHECK_NON
 enum lbd_on_down { LBD_ON_DOWN_KEEP, LBD_ON_DOWN_CUT };
 /* What to do with a CancelRequest whose key no session here (or on the peer) holds. */
 enum lbd_cancel_unknown { LBD_CANCEL_ALL, LBD_CANCEL_ONE, LBD_CANCEL_DROP };
+/* Who relays established sessions (krelay.h). */
+enum lbd_relay { LBD_RELAY_AUTO, LBD_RELAY_KERNEL, LBD_RELAY_USER };
 
 extern const char *const lbd_check_type_names[];
 extern const char *const lbd_cancel_unknown_names[];
+extern const char *const lbd_relay_names[];
 
 struct lbd_node_config {
     char name[64];
@@ -37,6 +40,7 @@ struct lbd_config {
     struct sockaddr_storage admin;
     bool admin_enabled;
     uint32_t maxconn;
+    int relay; /* enum lbd_relay */
     int log_level;
     char log_file[256];
     char liveness_socket[108]; /* unix socket vrrpd watches; "" = none */

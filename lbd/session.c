@@ -55,6 +55,10 @@ struct session {
     uint8_t attempts;
     uint8_t kind; /* enum pgwire_first_kind of the (last) first packet */
     bool node_active, from_peer, tls, opaque, counted_relayed;
+    bool ready_seen;  /* the node's first ReadyForQuery went by: the startup is over */
+    bool krelay;      /* the kernel relays this session (krelay.h) */
+    bool krelay_tried;
+    uint8_t kflush;   /* 1 + the direction whose sender closed, while its rest is sent */
     char tx_status;
     uint64_t tried; /* node indexes already tried */
     uint8_t *first; /* first-packet bytes until forwarded */
@@ -70,6 +74,7 @@ struct session {
     struct keymap_entry key;
     uint64_t t_accept_ns, t_connect_ns, start_wall_ms;
     uint64_t last_read_ms[2]; /* loop time of the last read from each side */
+    uint64_t kflush_written, kflush_progress_ms; /* see krelay_flush_check */
     uint64_t bytes[2];
     const char *end_reason;
     char detail[96];
@@ -152,7 +157,7 @@ static void log_session(struct session *s)
         return; /* cancel.c logs its own line */
     log_emit(s->detail[0] ? LOG_WARN : LOG_INFO, "session_end",
              "client=%s node=%s kind=%s user=%s database=%s app=%s start=%s connect_ms=%.3f "
-             "duration_ms=%.3f bytes_in=%llu bytes_out=%llu tx=%c end=%s%s%s",
+             "duration_ms=%.3f bytes_in=%llu bytes_out=%llu tx=%c relay=%s end=%s%s%s",
              s->client_addr, s->node ? s->node->name : "-",
              s->tls ? "tls" : pgwire_first_kind_name((enum pgwire_first_kind)s->kind),
              log_quote(user, sizeof(user), s->user[0] ? s->user : "-"),
@@ -160,10 +165,12 @@ static void log_session(struct session *s)
              log_quote(app, sizeof(app), s->app[0] ? s->app : "-"), ts, connect_ms,
              (double)(now - s->t_accept_ns) / 1e6, (unsigned long long)s->bytes[C2S],
              (unsigned long long)s->bytes[S2C], s->tx_status ? s->tx_status : '-',
-             s->end_reason, s->detail[0] ? " error=" : "",
+             s->krelay ? "kernel" : "user", s->end_reason, s->detail[0] ? " error=" : "",
              s->detail[0] ? log_quote(detail, sizeof(detail), s->detail) : "");
     (void)l;
 }
+
+static void krelay_account(struct session *s);
 
 static void session_end(struct session *s, const char *reason)
 {
@@ -173,6 +180,8 @@ static void session_end(struct session *s, const char *reason)
     s->state = SS_CLOSING;
     if (reason)
         s->end_reason = reason;
+    if (s->krelay)
+        krelay_account(s);
     log_session(s);
     keymap_remove(&l->keys, &s->key);
     node_unuse(s);
@@ -368,6 +377,9 @@ static void arm_idle(struct session *s)
 }
 
 static void connect_failed(struct session *s, int status);
+static void krelay_flush_check(struct session *s);
+static void krelay_refresh_idle(struct session *s, uint64_t now);
+static void krelay_handoff(struct session *s);
 
 static void on_timer(uv_timer_t *t)
 {
@@ -391,6 +403,12 @@ static void on_timer(uv_timer_t *t)
         session_end(s, "node_timeout");
         break;
     case SS_RELAY:
+        if (s->kflush) {
+            krelay_flush_check(s);
+            break;
+        }
+        if (s->krelay)
+            krelay_refresh_idle(s, now);
         if (l->cfg.client_idle_ms && now - s->last_read_ms[C2S] >= l->cfg.client_idle_ms) {
             l->stats.idle_timeouts++;
             session_end(s, "client_idle_timeout");
@@ -563,6 +581,7 @@ static void start_relay(struct session *s)
     arm_idle(s);
     uv_read_start((uv_stream_t *)&s->client, on_alloc, relay_read);
     uv_read_start((uv_stream_t *)&s->server, on_alloc, relay_read);
+    krelay_handoff(s);
 }
 
 /* Forward the buffered first bytes to the connected node and move on. A
@@ -928,8 +947,10 @@ static void on_backend_event(void *ctx, const struct pgwire_event *ev)
     struct session *s = ctx;
     if (ev->kind == PGWIRE_EV_BACKEND_KEY)
         keymap_add(&s->lbd->keys, &s->key, ev->pid, ev->key);
-    else if (ev->kind == PGWIRE_EV_READY)
+    else if (ev->kind == PGWIRE_EV_READY) {
         s->tx_status = ev->tx_status;
+        s->ready_seen = true;
+    }
 }
 
 static void on_relay_written(uv_write_t *req, int status)
@@ -946,6 +967,7 @@ static void on_relay_written(uv_write_t *req, int status)
     }
     uv_stream_t *from = (uv_stream_t *)(dir == C2S ? &s->client : &s->server);
     uv_read_start(from, on_alloc, relay_read);
+    krelay_handoff(s);
 }
 
 static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -989,6 +1011,7 @@ static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     int w = uv_try_write(to, &b, 1);
     if (w == nread) {
         release(s, buf);
+        krelay_handoff(s);
         return;
     }
     if (w < 0 && w != UV_EAGAIN) {
@@ -1006,4 +1029,147 @@ static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     uv_read_stop(stream);
     if (uv_write(&s->wreq[dir], to, &b, 1, on_relay_written) != 0)
         session_end(s, dir == C2S ? "node_error" : "client_error");
+}
+
+/* ---- the kernel relay (krelay.h) ---- */
+
+static int handle_fd(uv_tcp_t *t)
+{
+    uv_os_fd_t fd;
+    return uv_fileno((uv_handle_t *)t, &fd) == 0 ? fd : -1;
+}
+
+/* Hand the session to the kernel once its startup is over (the node's first
+ * ReadyForQuery went by, so its BackendKeyData is recorded; or the bytes are TLS) and
+ * nothing lbd read is still waiting to be written. Otherwise, or when the kernel
+ * refuses, lbd keeps relaying. */
+static void krelay_handoff(struct session *s)
+{
+    struct lbd *l = s->lbd;
+    if (s->krelay || s->krelay_tried || s->state != SS_RELAY || !krelay_is_open(&l->krelay) ||
+        !(s->ready_seen || s->opaque) || s->inflight[C2S] || s->inflight[S2C] ||
+        s->client.write_queue_size || s->server.write_queue_size)
+        return;
+    int cfd = handle_fd(&s->client), sfd = handle_fd(&s->server);
+    if (cfd < 0 || sfd < 0)
+        return;
+    s->krelay_tried = true;
+    uv_read_stop((uv_stream_t *)&s->client);
+    uv_read_stop((uv_stream_t *)&s->server);
+    int rc = krelay_join(&l->krelay, cfd, sfd, (uint64_t)(uintptr_t)s | C2S,
+                         (uint64_t)(uintptr_t)s | S2C);
+    if (rc != 0) {
+        if (l->stats.krelay_join_failed++ == 0)
+            log_emit(LOG_WARN, "kernel_relay_refused",
+                     "client=%s detail=\"%s; this and later refused sessions are relayed by "
+                     "lbd (counted in lbd_kernel_relay_refused_total)\"",
+                     s->client_addr, strerror(-rc));
+        uv_read_start((uv_stream_t *)&s->client, on_alloc, relay_read);
+        uv_read_start((uv_stream_t *)&s->server, on_alloc, relay_read);
+        return;
+    }
+    s->krelay = true;
+    s->tx_status = 0; /* lbd sees no ReadyForQuery from here on */
+    l->n_krelay++;
+    l->stats.krelay_handoffs++;
+}
+
+static bool totals(struct session *s, int dir, struct krelay_totals *t)
+{
+    int fd = handle_fd(dir == C2S ? &s->client : &s->server);
+    return fd >= 0 && krelay_socket_totals(fd, dir == S2C, t) == 0;
+}
+
+/* The byte counts the kernel kept: what each socket received is what was relayed
+ * (lbd's own share before the handoff included). */
+static void krelay_account(struct session *s)
+{
+    struct lbd *l = s->lbd;
+    for (int dir = 0; dir < 2; dir++) {
+        struct krelay_totals t;
+        if (!totals(s, dir, &t) || t.received <= s->bytes[dir])
+            continue;
+        uint64_t more = t.received - s->bytes[dir];
+        s->bytes[dir] = t.received;
+        if (dir == C2S) {
+            s->node->bytes_in += more;
+            l->stats.bytes_in += more;
+        } else {
+            s->node->bytes_out += more;
+            l->stats.bytes_out += more;
+        }
+    }
+    l->n_krelay--;
+}
+
+static void krelay_refresh_idle(struct session *s, uint64_t now)
+{
+    for (int dir = 0; dir < 2; dir++) {
+        struct krelay_totals t;
+        if (totals(s, dir, &t))
+            s->last_read_ms[dir] = now > t.idle_ms ? now - t.idle_ms : 0;
+    }
+}
+
+/* How long a sender's rest may take to leave when the receiver reads nothing. */
+#define KFLUSH_STALL_MS 10000
+
+/* One side closed: end the session once the kernel has sent on everything that side
+ * sent before its FIN (the relay queues segments for the other socket's send side and
+ * a worker sends them a moment later; closing first would drop them, like a last
+ * ErrorResponse before the node closes). lbd relaying itself gets the same order for
+ * free: it reads the FIN only after writing what came before. */
+static void krelay_flush_check(struct session *s)
+{
+    int from = s->kflush - 1, to = from == C2S ? S2C : C2S;
+    struct krelay_totals in, out;
+    uint64_t now = uv_now(s->lbd->loop);
+    const char *reason = from == C2S ? "client_closed" : "node_closed";
+    if (!totals(s, from, &in) || !totals(s, to, &out) || out.written >= in.received) {
+        session_end(s, reason);
+        return;
+    }
+    if (out.written != s->kflush_written) {
+        s->kflush_written = out.written;
+        s->kflush_progress_ms = now;
+    } else if (now - s->kflush_progress_ms >= KFLUSH_STALL_MS) {
+        snprintf(s->detail, sizeof(s->detail), "%llu bytes not taken by the %s in %d s",
+                 (unsigned long long)(in.received - out.written),
+                 to == C2S ? "node" : "client", KFLUSH_STALL_MS / 1000);
+        session_end(s, reason);
+        return;
+    }
+    uv_timer_start(&s->timer, on_timer, now - s->kflush_progress_ms < 10 ? 1 : 20, 0);
+}
+
+static void krelay_closed(struct session *s, int dir, bool hangup)
+{
+    struct krelay_totals t;
+    if (s->state != SS_RELAY || !s->krelay)
+        return;
+    if (s->kflush) { /* the receiver of the rest went away too */
+        session_end(s, s->kflush - 1 == C2S ? "client_closed" : "node_closed");
+        return;
+    }
+    if (!hangup || !totals(s, dir, &t) || !t.fin_received) {
+        session_end(s, dir == C2S ? "client_error" : "node_error");
+        return;
+    }
+    s->kflush = (uint8_t)(1 + dir);
+    s->kflush_written = UINT64_MAX;
+    s->kflush_progress_ms = uv_now(s->lbd->loop);
+    struct krelay_totals out;
+    if (totals(s, dir == C2S ? S2C : C2S, &out) && out.written < t.received)
+        s->lbd->stats.krelay_flush_waits++;
+    krelay_flush_check(s);
+}
+
+void session_krelay_events(struct lbd *l)
+{
+    uint64_t tag;
+    bool hangup;
+    /* A session's sockets leave the watch when they close, so no tag outlives its
+     * session (lbd never shares these fds). */
+    while (krelay_next_event(&l->krelay, &tag, &hangup) == 1)
+        krelay_closed((struct session *)(uintptr_t)(tag & ~(uint64_t)1), (int)(tag & 1), hangup);
 }

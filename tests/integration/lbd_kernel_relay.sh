@@ -1,0 +1,152 @@
+#!/bin/bash
+# The kernel relay (lbd.relay: kernel): after the startup exchange lbd hands a
+# session's two sockets to a BPF program and is no longer woken per message. Clients
+# must not see the difference: TLS end to end, results and COPY byte for byte as
+# direct, LISTEN/NOTIFY, the node's last FATAL before it closes; back-pressure must
+# still reach the node; idle timeouts must see the traffic the kernel moved; the byte
+# counts must add up; relay: user must still relay.
+source "$(dirname "$0")/lib.sh"
+
+LB=$BASE ADMIN=$((BASE + 9)) NODE=$((BASE + 1))
+HC="python3 $(dirname "$0")/hostile_client.py"
+pg_start node0 $NODE
+# TLS on the node: a throwaway self-signed certificate, switched on by a reload.
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=node0 \
+    -keyout "$WORK/node0/server.key" -out "$WORK/node0/server.crt" 2>/dev/null
+chown postgres "$WORK/node0/server.key" "$WORK/node0/server.crt"
+chmod 600 "$WORK/node0/server.key"
+psql_at $NODE "alter system set ssl = on" && psql_at $NODE "select pg_reload_conf()" >/dev/null
+wait_for 5 "TLS on the node" env PGSSLMODE=require psql -X -h 127.0.0.1 -p $NODE -U postgres -d postgres -Atqc "select 1"
+
+write_config() { # write_config RELAY
+    cat >"$WORK/lb.yaml" <<YAML
+instance: lb1
+lbd:
+  listen: 127.0.0.1:$LB
+  admin: 127.0.0.1:$ADMIN
+  relay: $1
+  timeouts: {client_idle: 5s}
+  pool:
+    health: {type: pg, interval: 500ms, timeout: 400ms, pg_user: postgres}
+    nodes:
+      - {name: node0, address: 127.0.0.1:$NODE}
+YAML
+}
+write_config kernel
+lbd_start lb1 "$WORK/lb.yaml" $ADMIN
+grep -q "event=start .* relay=kernel" "$WORK/lb1.log" || fail "lbd did not start with the kernel relay: $(grep event=start "$WORK/lb1.log")"
+grep -q '"relay":"kernel"' <<<"$(curl -fsS "http://127.0.0.1:$ADMIN/status")" || fail "/status does not say relay kernel"
+pass "lbd started with relay=kernel"
+
+# 1. Results and COPY out, plaintext and TLS, byte for byte as direct.
+Q="copy (select i, md5(i::text), repeat('y', i % 700) from generate_series(1, 300000) i) to stdout"
+direct=$(psql -X -h 127.0.0.1 -p $NODE -U postgres -d postgres -c "$Q" | md5sum)
+plain=$(PGSSLMODE=disable psql -X -h 127.0.0.1 -p $LB -U postgres -d postgres -c "$Q" | md5sum)
+tls=$(PGSSLMODE=require psql -X -h 127.0.0.1 -p $LB -U postgres -d postgres -c "$Q" | md5sum)
+[ "$plain" = "$direct" ] || fail "COPY out through the kernel relay differs from direct"
+[ "$tls" = "$direct" ] || fail "COPY out over TLS through the kernel relay differs from direct"
+ssl=$(PGSSLMODE=require psql -X -h 127.0.0.1 -p $LB -U postgres -d postgres -Atqc \
+    "select ssl from pg_stat_ssl where pid = pg_backend_pid()")
+[ "$ssl" = t ] || fail "the session through lbd is not TLS end to end (pg_stat_ssl.ssl=$ssl)"
+wait_for 3 "session lines" bash -c "[ \$(grep -c 'event=session_end .*relay=kernel' '$WORK/lb1.log') -ge 3 ]"
+bytes=$(grep 'event=session_end .*kind=startup.*relay=kernel' "$WORK/lb1.log" | head -1 | grep -o 'bytes_out=[0-9]*')
+[ "${bytes#bytes_out=}" -gt 100000000 ] || fail "the kernel-relayed COPY was logged with $bytes"
+grep -q 'kind=tls .*relay=kernel' "$WORK/lb1.log" || fail "the TLS session was not relayed by the kernel"
+pass "COPY out (${bytes#bytes_out=} bytes) plaintext and TLS identical to direct; pg_stat_ssl says TLS; logged with relay=kernel"
+
+# 2. COPY in and the extended protocol.
+seq 100000 | sed 's/$/\tv/' >"$WORK/rows"
+psql_at $LB "create table t (i int, v text)"
+psql -X -h 127.0.0.1 -p $LB -U postgres -d postgres -qc "\\copy t from '$WORK/rows'"
+[ "$(psql_at $NODE 'select count(*), sum(i) from t')" = "100000|5000050000" ] || fail "COPY in through the kernel relay lost rows"
+runuser -u postgres -- "$PGBIN/pgbench" -h 127.0.0.1 -p $NODE -U postgres -i -s 1 -q postgres >/dev/null 2>&1
+out=$(pgbench -h 127.0.0.1 -p $LB -U postgres -S -M prepared -c 4 -T 3 postgres 2>&1) || fail "pgbench -M prepared: $out"
+grep -q "number of failed transactions: 0" <<<"$out" || fail "pgbench through the kernel relay had failures: $out"
+pass "COPY in 100000 rows; pgbench -M prepared $(grep -o 'tps = [0-9]*' <<<"$out" | head -1)"
+
+# 3. LISTEN/NOTIFY: a notification reaches a listener through the relay (psql prints
+#    it after the result of the query during which it arrived).
+coproc LISTENER { psql -X -h 127.0.0.1 -p $LB -U postgres -d postgres -Atq 2>&1; }
+PIDS+=($LISTENER_PID)
+echo "listen ch; select 'listening';" >&"${LISTENER[1]}"
+read -r -t 5 line <&"${LISTENER[0]}" && [ "$line" = listening ] || fail "listener: $line"
+psql_at $NODE "notify ch, 'hello from the node'"
+echo "select 'after'; select 'after2';" >&"${LISTENER[1]}"
+got=""
+while read -r -t 5 line <&"${LISTENER[0]}"; do
+    got+="$line;"
+    [ "$line" = after2 ] && break
+done
+[[ $got == *'Asynchronous notification "ch" with payload "hello from the node"'* ]] || fail "no notification: $got"
+pass "LISTEN/NOTIFY through the kernel relay"
+
+# 4. Idle timeouts see kernel-relayed traffic: a session querying every 300 ms for 6 s
+#    outlives client_idle 5s; then, silent, it is closed.
+echo "select 'busy';" >&"${LISTENER[1]}"
+for i in $(seq 20); do
+    read -r -t 5 line <&"${LISTENER[0]}" && [ "$line" = busy ] || fail "an active session was cut after $i queries: $line"
+    sleep 0.3
+    echo "select 'busy';" >&"${LISTENER[1]}"
+done
+read -r -t 5 line <&"${LISTENER[0]}" && [ "$line" = busy ] || fail "an active session was cut: $line"
+wait_for 8 "the idle session closed" grep -q "end=client_idle_timeout" "$WORK/lb1.log"
+pass "client_idle 5s: an active kernel-relayed session stays, an idle one is closed"
+
+# 5. The node's last words: pg_terminate_backend sends FATAL 57P01 and closes; the
+#    client must get the FATAL, not only the close (lbd waits for the kernel to send it).
+kill "$LISTENER_PID" 2>/dev/null || true
+for i in $(seq 10); do
+    PGSSLMODE=disable psql -X -h 127.0.0.1 -p $LB -U postgres -d postgres -Atc \
+        "select 'v$i', pg_sleep(30)" >"$WORK/victim.out" 2>&1 &
+    vpid=$!
+    PIDS+=($vpid)
+    running() { [ "$(psql_at $NODE "select count(*) from pg_stat_activity where query like 'select ''v$i''%'")" = 1 ]; }
+    wait_for 5 "victim $i running" running
+    psql_at $NODE "select pg_terminate_backend(pid) from pg_stat_activity where query like 'select ''v$i''%'" >/dev/null
+    wait_for 5 "victim $i ended" bash -c "! kill -0 $vpid 2>/dev/null"
+    out=$(cat "$WORK/victim.out")
+    [[ $out == *"terminating connection due to administrator command"* ]] || fail "run $i: the client missed the node's FATAL: $out"
+done
+pass "pg_terminate_backend 10 times: the client saw the FATAL each time"
+
+# 6. A client that reads nothing: lbd does not grow and the client gets every byte.
+#    (The kernel, not lbd, holds what the node sends meanwhile: sockmap's egress
+#    redirect has no back-pressure; the user relay below does. See the README.)
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$lb1_PID/status"; }
+slow_reader() { # slow_reader: starts the paused client; sets base, peak, wev (the node backend's wait event)
+    base=$(rss)
+    coproc SLOW { $HC $LB slowread "select repeat('x', 500) from generate_series(1, 250000)" 3; }
+    PIDS+=($SLOW_PID)
+    read -r -t 10 line <&"${SLOW[0]}" || fail "slow reader did not start"
+    sleep 1.5
+    wev=$(psql_at $NODE "select coalesce(wait_event, 'none') from pg_stat_activity where query like 'select repeat%' and state = 'active'")
+    peak=$(rss)
+    read -r -t 60 line <&"${SLOW[0]}" || fail "slow reader did not finish"
+    [[ $line == "read "* ]] && [ "${line//[^0-9]/}" -gt 120000000 ] || fail "slow reader: $line"
+    [ $((peak - base)) -lt 2048 ] || fail "lbd grew by $((peak - base)) KiB"
+}
+slow_reader
+log "MEASURED kernel relay, client paused: node wait_event=${wev:-finished}, lbd grew $((peak - base)) KiB"
+pass "a paused client gets all ${line//[^0-9]/} bytes; lbd grew $((peak - base)) KiB"
+
+m=$(curl -fsS "http://127.0.0.1:$ADMIN/metrics")
+grep -q '^lbd_kernel_relay_enabled 1$' <<<"$m" || fail "metrics: kernel relay not enabled"
+h=$(awk '/^lbd_kernel_relay_handoffs_total / {print $2}' <<<"$m")
+[ "${h:-0}" -ge 15 ] || fail "only ${h:-0} handoffs counted"
+grep -q '^lbd_kernel_relay_refused_total 0$' <<<"$m" || fail "the kernel refused handoffs: $(grep refused_total <<<"$m")"
+wait_for 5 "no kernel sessions left" bash -c "curl -fsS http://127.0.0.1:$ADMIN/metrics | grep -q '^lbd_kernel_relay_sessions 0$'"
+f=$(awk '/^lbd_kernel_relay_flush_waits_total / {print $2}' <<<"$m")
+pass "metrics: $h handoffs, none refused, none left; ${f:-?} ends waited for the kernel to send the rest"
+
+# 7. relay: user relays without the kernel program.
+kill -TERM "$lb1_PID"
+wait_for 10 "lbd stopped" bash -c "! kill -0 $lb1_PID 2>/dev/null"
+write_config user
+lbd_start lb1 "$WORK/lb.yaml" $ADMIN
+grep -q 'event=start .* relay=user relay_why="lbd.relay is user"' "$WORK/lb1.log" || fail "relay: user not in the start line"
+plain=$(PGSSLMODE=disable psql -X -h 127.0.0.1 -p $LB -U postgres -d postgres -c "$Q" | md5sum)
+[ "$plain" = "$direct" ] || fail "COPY out with relay: user differs from direct"
+wait_for 3 "user-relayed session line" grep -q 'relay=user end=client_closed' "$WORK/lb1.log"
+slow_reader
+[ "$wev" = ClientWrite ] || fail "relay: user did not hold the node back (wait_event=$wev)"
+pass "relay: user relays the same bytes; a paused client holds the node back (ClientWrite)"
