@@ -81,6 +81,10 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     metrics_family(m, "lbd_kernel_relay_refused_total", METRICS_COUNTER,
                    "Handoffs the kernel refused; lbd relayed those sessions itself.");
     metrics_sample(m, NULL, (double)st->krelay_join_failed);
+    metrics_family(m, "lbd_kernel_relay_fallbacks_total", METRICS_COUNTER,
+                   "Directions lbd took back from the kernel because their receiver fell "
+                   "a window (1 MiB) behind: back-pressure from there on.");
+    metrics_sample(m, NULL, (double)st->krelay_demoted);
     metrics_family(m, "lbd_kernel_relay_flush_waits_total", METRICS_COUNTER,
                    "Session ends that waited for the kernel to send what preceded a close.");
     metrics_sample(m, NULL, (double)st->krelay_flush_waits);

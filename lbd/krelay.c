@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -39,55 +40,177 @@ static long sys_bpf(int cmd, union bpf_attr *attr)
 #define INSN(c, d, s, o, i)                                                                        \
     ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})
 
-static int map_create(uint32_t max)
+static int map_create(enum bpf_map_type type, uint32_t key_size, uint32_t value_size, uint32_t max)
 {
     union bpf_attr a;
     memset(&a, 0, sizeof(a));
-    a.map_type = BPF_MAP_TYPE_SOCKHASH;
-    a.key_size = sizeof(uint64_t);   /* the socket cookie */
-    a.value_size = sizeof(uint64_t); /* a socket fd on update, its cookie on lookup */
+    a.map_type = type;
+    a.key_size = key_size;
+    a.value_size = value_size;
     a.max_entries = max;
     snprintf(a.map_name, sizeof(a.map_name), "lbd_relay");
     int fd = (int)sys_bpf(BPF_MAP_CREATE, &a);
     return fd < 0 ? -errno : fd;
 }
 
-/* r0 = bpf_sk_redirect_hash(skb, dest, &cookie(skb's socket), 0): SK_PASS with the
- * segment queued for the peer's send side, or SK_DROP when the socket has no peer in
- * dest (never, while lbd joins peers before it attaches either). */
-static int prog_load(int dest_fd, char *log, size_t logsize)
+/* ---- the program ----
+ *
+ * For a segment arriving on socket X (key: X's cookie):
+ *   st = state[X], al = allow[X]             (missing: SK_PASS, X keeps it)
+ *   st.passing: SK_PASS                      (X's direction is lbd's now)
+ *   st.redirected + len > al.allowance:      st.passing = 1, note PASSING, SK_PASS
+ *   else st.redirected += len; when within half a window of the allowance, note LOW
+ *   (once per allowance); redirect to the send side of dest[X].
+ * SK_PASS queues the segment on X itself, charged to X's receive buffer: TCP's window
+ * closes and the sender waits, the back-pressure sockmap's redirect lacks. */
+
+struct asm_buf {
+    struct bpf_insn insn[96];
+    int n;
+    int label[8]; /* instruction index of each label, -1 until placed */
+    int fix_at[16], fix_label[16], n_fix;
+};
+
+static void emit(struct asm_buf *b, struct bpf_insn i)
 {
-    struct bpf_insn prog[] = {
-        INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_6, BPF_REG_1, 0, 0),
-        INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_get_socket_cookie),
-        INSN(BPF_STX | BPF_MEM | BPF_DW, BPF_REG_10, BPF_REG_0, -8, 0),
-        INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_1, BPF_REG_6, 0, 0),
-        INSN(BPF_LD | BPF_DW | BPF_IMM, BPF_REG_2, BPF_PSEUDO_MAP_FD, 0, dest_fd),
-        INSN(0, 0, 0, 0, 0),
-        INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_3, BPF_REG_10, 0, 0),
-        INSN(BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_3, 0, 0, -8),
-        INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_4, 0, 0, 0), /* egress of the peer */
-        INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_sk_redirect_hash),
-        INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
-    };
+    if (b->n < (int)(sizeof(b->insn) / sizeof(b->insn[0])))
+        b->insn[b->n] = i;
+    b->n++;
+}
+
+static void emit_jump(struct asm_buf *b, struct bpf_insn i, int label)
+{
+    if (b->n_fix < (int)(sizeof(b->fix_at) / sizeof(b->fix_at[0]))) {
+        b->fix_at[b->n_fix] = b->n;
+        b->fix_label[b->n_fix++] = label;
+    }
+    emit(b, i);
+}
+
+static void emit_map(struct asm_buf *b, int reg, int fd)
+{
+    emit(b, INSN(BPF_LD | BPF_DW | BPF_IMM, reg, BPF_PSEUDO_MAP_FD, 0, fd));
+    emit(b, INSN(0, 0, 0, 0, 0));
+}
+
+#define MOV_X(d, s) INSN(BPF_ALU64 | BPF_MOV | BPF_X, d, s, 0, 0)
+#define MOV_K(d, k) INSN(BPF_ALU64 | BPF_MOV | BPF_K, d, 0, 0, k)
+#define ADD_K(d, k) INSN(BPF_ALU64 | BPF_ADD | BPF_K, d, 0, 0, k)
+#define ADD_X(d, s) INSN(BPF_ALU64 | BPF_ADD | BPF_X, d, s, 0, 0)
+#define LDX(sz, d, s, off) INSN(BPF_LDX | BPF_MEM | (sz), d, s, off, 0)
+#define STX(sz, d, s, off) INSN(BPF_STX | BPF_MEM | (sz), d, s, off, 0)
+#define ST(sz, d, off, k) INSN(BPF_ST | BPF_MEM | (sz), d, 0, off, k)
+#define CALL(f) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, f)
+#define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
+#define JMP_K(op, d, k) INSN(BPF_JMP | (op) | BPF_K, d, 0, 0, k)
+#define JMP_X(op, d, s) INSN(BPF_JMP | (op) | BPF_X, d, s, 0, 0)
+
+enum { L_PASS, L_REDIRECT, L_STOP };
+
+/* note(kind): ringbuf_output(ring, {st.tag, kind}, 16); r7 = st; clobbers r1-r5 */
+static void emit_note(struct asm_buf *b, int ring_fd, int kind)
+{
+    emit(b, LDX(BPF_DW, BPF_REG_2, BPF_REG_7, offsetof(struct krelay_state, tag)));
+    emit(b, STX(BPF_DW, BPF_REG_10, BPF_REG_2, -24));
+    emit(b, ST(BPF_DW, BPF_REG_10, -16, kind));
+    emit_map(b, BPF_REG_1, ring_fd);
+    emit(b, MOV_X(BPF_REG_2, BPF_REG_10));
+    emit(b, ADD_K(BPF_REG_2, -24));
+    emit(b, MOV_K(BPF_REG_3, 16));
+    emit(b, MOV_K(BPF_REG_4, 0));
+    emit(b, CALL(BPF_FUNC_ringbuf_output));
+}
+
+static int prog_assemble(struct asm_buf *b, const struct krelay *k)
+{
+    memset(b, 0, sizeof(*b));
+    for (size_t i = 0; i < sizeof(b->label) / sizeof(b->label[0]); i++)
+        b->label[i] = -1;
+    emit(b, MOV_X(BPF_REG_6, BPF_REG_1));
+    emit(b, CALL(BPF_FUNC_get_socket_cookie));
+    emit(b, STX(BPF_DW, BPF_REG_10, BPF_REG_0, -8));
+    /* r7 = state[cookie] */
+    emit_map(b, BPF_REG_1, k->state_fd);
+    emit(b, MOV_X(BPF_REG_2, BPF_REG_10));
+    emit(b, ADD_K(BPF_REG_2, -8));
+    emit(b, CALL(BPF_FUNC_map_lookup_elem));
+    emit_jump(b, JMP_K(BPF_JEQ, BPF_REG_0, 0), L_PASS);
+    emit(b, MOV_X(BPF_REG_7, BPF_REG_0));
+    emit(b, LDX(BPF_W, BPF_REG_1, BPF_REG_7, offsetof(struct krelay_state, passing)));
+    emit_jump(b, JMP_K(BPF_JNE, BPF_REG_1, 0), L_PASS);
+    /* r8 = allow[cookie] */
+    emit_map(b, BPF_REG_1, k->allow_fd);
+    emit(b, MOV_X(BPF_REG_2, BPF_REG_10));
+    emit(b, ADD_K(BPF_REG_2, -8));
+    emit(b, CALL(BPF_FUNC_map_lookup_elem));
+    emit_jump(b, JMP_K(BPF_JEQ, BPF_REG_0, 0), L_PASS);
+    emit(b, LDX(BPF_DW, BPF_REG_8, BPF_REG_0, 0));
+    /* r3 = redirected + len; over the allowance: stop */
+    emit(b, LDX(BPF_DW, BPF_REG_3, BPF_REG_7, offsetof(struct krelay_state, redirected)));
+    emit(b, LDX(BPF_W, BPF_REG_4, BPF_REG_6, offsetof(struct __sk_buff, len)));
+    emit(b, ADD_X(BPF_REG_3, BPF_REG_4));
+    emit_jump(b, JMP_X(BPF_JGT, BPF_REG_3, BPF_REG_8), L_STOP);
+    emit(b, STX(BPF_DW, BPF_REG_7, BPF_REG_3, offsetof(struct krelay_state, redirected)));
+    /* within half a window of the allowance, once per allowance: note LOW */
+    emit(b, ADD_K(BPF_REG_3, KRELAY_WINDOW / 2));
+    emit_jump(b, JMP_X(BPF_JLE, BPF_REG_3, BPF_REG_8), L_REDIRECT);
+    emit(b, LDX(BPF_DW, BPF_REG_1, BPF_REG_7, offsetof(struct krelay_state, noted)));
+    emit_jump(b, JMP_X(BPF_JEQ, BPF_REG_1, BPF_REG_8), L_REDIRECT);
+    emit(b, STX(BPF_DW, BPF_REG_7, BPF_REG_8, offsetof(struct krelay_state, noted)));
+    emit_note(b, k->ring_fd, KRELAY_NOTE_LOW);
+    b->label[L_REDIRECT] = b->n;
+    emit(b, MOV_X(BPF_REG_1, BPF_REG_6));
+    emit_map(b, BPF_REG_2, k->dest_fd);
+    emit(b, MOV_X(BPF_REG_3, BPF_REG_10));
+    emit(b, ADD_K(BPF_REG_3, -8));
+    emit(b, MOV_K(BPF_REG_4, 0)); /* the peer's send side */
+    emit(b, CALL(BPF_FUNC_sk_redirect_hash));
+    emit(b, EXIT());
+    b->label[L_STOP] = b->n;
+    emit(b, ST(BPF_W, BPF_REG_7, offsetof(struct krelay_state, passing), 1));
+    emit_note(b, k->ring_fd, KRELAY_NOTE_PASSING);
+    b->label[L_PASS] = b->n;
+    emit(b, MOV_K(BPF_REG_0, SK_PASS));
+    emit(b, EXIT());
+    if (b->n > (int)(sizeof(b->insn) / sizeof(b->insn[0])))
+        return -E2BIG;
+    for (int i = 0; i < b->n_fix; i++)
+        b->insn[b->fix_at[i]].off = (int16_t)(b->label[b->fix_label[i]] - (b->fix_at[i] + 1));
+    return 0;
+}
+
+/* log NULL: no verifier log (a log too small for a valid program fails its load). */
+static int prog_load(const struct krelay *k, char *log, size_t logsize)
+{
+    struct asm_buf b;
+    if (prog_assemble(&b, k) != 0)
+        return -E2BIG;
     union bpf_attr a;
     memset(&a, 0, sizeof(a));
     a.prog_type = BPF_PROG_TYPE_SK_SKB;
-    a.insns = (uint64_t)(uintptr_t)prog;
-    a.insn_cnt = sizeof(prog) / sizeof(prog[0]);
+    a.insns = (uint64_t)(uintptr_t)b.insn;
+    a.insn_cnt = (uint32_t)b.n;
     a.license = (uint64_t)(uintptr_t) "Dual MIT/GPL";
-    a.log_buf = (uint64_t)(uintptr_t)log;
-    a.log_size = (uint32_t)logsize;
-    a.log_level = 1;
+    if (log) {
+        log[0] = '\0';
+        a.log_buf = (uint64_t)(uintptr_t)log;
+        a.log_size = (uint32_t)logsize;
+        a.log_level = 1;
+    }
     snprintf(a.prog_name, sizeof(a.prog_name), "lbd_relay");
-    log[0] = '\0';
     int fd = (int)sys_bpf(BPF_PROG_LOAD, &a);
     return fd < 0 ? -errno : fd;
 }
 
 void krelay_close(struct krelay *k)
 {
-    int *fds[] = {&k->prog_fd, &k->dest_fd, &k->attach_fd, &k->epoll_fd};
+    int *fds[] = {&k->prog_fd,  &k->dest_fd, &k->attach_fd, &k->state_fd,
+                  &k->allow_fd, &k->ring_fd, &k->epoll_fd};
+    if (k->ring_cons)
+        munmap(k->ring_cons, (size_t)getpagesize());
+    if (k->ring_data)
+        munmap(k->ring_data, (size_t)getpagesize() + 2 * k->ring_size);
+    k->ring_cons = k->ring_data = NULL;
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
         if (*fds[i] >= 0)
             close(*fds[i]);
@@ -95,28 +218,60 @@ void krelay_close(struct krelay *k)
     }
 }
 
+#define RING_SIZE (256 * 1024) /* a power of 2 pages: 16,384 notes of 16 bytes */
+
 int krelay_open(struct krelay *k, uint32_t max_sockets, char *err, size_t errsize)
 {
-    char log[1024];
-    k->prog_fd = k->dest_fd = k->attach_fd = k->epoll_fd = -1;
-    int rc = k->dest_fd = map_create(max_sockets);
+    char log[4096];
+    memset(k, 0, sizeof(*k));
+    k->prog_fd = k->dest_fd = k->attach_fd = k->state_fd = k->allow_fd = k->ring_fd = k->epoll_fd =
+        -1;
+    int rc = k->dest_fd = map_create(BPF_MAP_TYPE_SOCKHASH, 8, 8, max_sockets);
     if (rc < 0) {
         snprintf(err, errsize, "cannot create a sockhash map: %s%s", strerror(-rc),
                  rc == -EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN)" : "");
         goto fail;
     }
-    rc = k->attach_fd = map_create(max_sockets);
-    if (rc < 0) {
-        snprintf(err, errsize, "cannot create a sockhash map: %s", strerror(-rc));
+    if ((rc = k->attach_fd = map_create(BPF_MAP_TYPE_SOCKHASH, 8, 8, max_sockets)) < 0 ||
+        (rc = k->state_fd =
+             map_create(BPF_MAP_TYPE_HASH, 8, sizeof(struct krelay_state), max_sockets)) < 0 ||
+        (rc = k->allow_fd = map_create(BPF_MAP_TYPE_HASH, 8, 8, max_sockets)) < 0 ||
+        (rc = k->ring_fd = map_create(BPF_MAP_TYPE_RINGBUF, 0, 0, RING_SIZE)) < 0) {
+        snprintf(err, errsize, "cannot create the relay's maps: %s", strerror(-rc));
         goto fail;
     }
-    rc = k->prog_fd = prog_load(k->dest_fd, log, sizeof(log));
+    size_t page = (size_t)getpagesize();
+    k->ring_size = RING_SIZE;
+    k->ring_cons = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, k->ring_fd, 0);
+    if (k->ring_cons == MAP_FAILED) {
+        k->ring_cons = NULL;
+        rc = -errno;
+        snprintf(err, errsize, "cannot map the relay's ring: %s", strerror(errno));
+        goto fail;
+    }
+    /* The producer page, then the data twice (the kernel maps it so that a record
+     * that wraps reads contiguously). */
+    k->ring_data =
+        mmap(NULL, page + 2 * k->ring_size, PROT_READ, MAP_SHARED, k->ring_fd, (off_t)page);
+    if (k->ring_data == MAP_FAILED) {
+        k->ring_data = NULL;
+        rc = -errno;
+        snprintf(err, errsize, "cannot map the relay's ring: %s", strerror(errno));
+        goto fail;
+    }
+    rc = k->prog_fd = prog_load(k, NULL, 0);
     if (rc < 0) {
-        char *nl = strchr(log, '\n');
-        if (nl)
-            *nl = '\0';
+        prog_load(k, log, sizeof(log)); /* again, for the verifier's reason */
+        const char *why = log;
+        char *last = strrchr(log, '\n');
+        while (last && last[1] == '\0' && last > log) { /* the last non-empty line */
+            *last = '\0';
+            last = strrchr(log, '\n');
+        }
+        if (last)
+            why = last + 1;
         snprintf(err, errsize, "the kernel refused the relay program: %s%s%s", strerror(-rc),
-                 log[0] ? ": " : "", log);
+                 why[0] ? ": " : "", why);
         goto fail;
     }
     union bpf_attr a;
@@ -135,22 +290,33 @@ int krelay_open(struct krelay *k, uint32_t max_sockets, char *err, size_t errsiz
         snprintf(err, errsize, "epoll_create1: %s", strerror(errno));
         goto fail;
     }
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
+    if (epoll_ctl(k->epoll_fd, EPOLL_CTL_ADD, k->ring_fd, &ev) != 0) {
+        rc = -errno;
+        snprintf(err, errsize, "cannot watch the relay's ring: %s", strerror(errno));
+        goto fail;
+    }
     return 0;
 fail:
     krelay_close(k); /* the failed one holds -errno: not closed, set to -1 */
     return rc;
 }
 
-static int map_update(int map, uint64_t key, int fd)
+static int map_update(int map, uint64_t key, const void *value, uint64_t flags)
 {
     union bpf_attr a;
-    uint64_t value = (uint64_t)fd;
     memset(&a, 0, sizeof(a));
     a.map_fd = (uint32_t)map;
     a.key = (uint64_t)(uintptr_t)&key;
-    a.value = (uint64_t)(uintptr_t)&value;
-    a.flags = BPF_NOEXIST;
+    a.value = (uint64_t)(uintptr_t)value;
+    a.flags = flags;
     return sys_bpf(BPF_MAP_UPDATE_ELEM, &a) == 0 ? 0 : -errno;
+}
+
+static int map_update_fd(int map, uint64_t key, int fd)
+{
+    uint64_t value = (uint64_t)fd;
+    return map_update(map, key, &value, BPF_NOEXIST);
 }
 
 static void map_delete(int map, uint64_t key)
@@ -180,27 +346,49 @@ static void unwatch(struct krelay *k, int fd)
     (void)epoll_ctl(k->epoll_fd, EPOLL_CTL_DEL, fd, &ev);
 }
 
-int krelay_join(struct krelay *k, int a, int b, uint64_t tag_a, uint64_t tag_b)
+int krelay_allow(struct krelay *k, uint64_t cookie, uint64_t allowance)
 {
-    uint64_t ca, cb;
+    return map_update(k->allow_fd, cookie, &allowance, BPF_ANY);
+}
+
+void krelay_forget(struct krelay *k, const uint64_t cookies[2])
+{
+    for (int i = 0; i < 2; i++) {
+        map_delete(k->state_fd, cookies[i]);
+        map_delete(k->allow_fd, cookies[i]);
+    }
+}
+
+int krelay_join(struct krelay *k, int a, int b, uint64_t tag_a, uint64_t tag_b, uint64_t cookies[2])
+{
+    uint64_t ca, cb, window = KRELAY_WINDOW;
     int rc;
     if ((rc = socket_cookie(a, &ca)) != 0 || (rc = socket_cookie(b, &cb)) != 0)
         return rc;
+    cookies[0] = ca;
+    cookies[1] = cb;
+    struct krelay_state sa = {.tag = tag_a}, sb = {.tag = tag_b};
+    if ((rc = map_update(k->state_fd, ca, &sa, BPF_ANY)) != 0 ||
+        (rc = map_update(k->state_fd, cb, &sb, BPF_ANY)) != 0 ||
+        (rc = map_update(k->allow_fd, ca, &window, BPF_ANY)) != 0 ||
+        (rc = map_update(k->allow_fd, cb, &window, BPF_ANY)) != 0)
+        goto undo_state;
     if ((rc = watch(k, a, tag_a)) != 0)
-        return rc;
+        goto undo_state;
     if ((rc = watch(k, b, tag_b)) != 0)
         goto undo_watch_a;
     /* Both directions are in dest before either socket gets the program, so the first
      * segment the program sees already has its peer. Segments that arrived before the
      * program are still in the receive queue: the SO_RCVLOWAT below runs them through
      * it (tcp_set_rcvlowat signals data ready), in order, ahead of any later one. */
-    if ((rc = map_update(k->dest_fd, ca, b)) != 0)
+    if ((rc = map_update_fd(k->dest_fd, ca, b)) != 0)
         goto undo_watch_b;
-    if ((rc = map_update(k->dest_fd, cb, a)) != 0)
+    if ((rc = map_update_fd(k->dest_fd, cb, a)) != 0)
         goto undo_dest_a;
-    if ((rc = map_update(k->attach_fd, ca, a)) != 0)
+    if ((rc = map_update_fd(k->attach_fd, ca, a)) != 0)
         goto undo_dest_b;
-    if ((rc = map_update(k->attach_fd, cb, b)) != 0)
+    /* (This one fails only when memory does, as attach holds what dest holds.) */
+    if ((rc = map_update_fd(k->attach_fd, cb, b)) != 0)
         goto undo_attach_a;
     int one = 1;
     (void)setsockopt(a, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
@@ -216,6 +404,8 @@ undo_watch_b:
     unwatch(k, b);
 undo_watch_a:
     unwatch(k, a);
+undo_state:
+    krelay_forget(k, cookies);
     return rc;
 }
 
@@ -225,9 +415,49 @@ int krelay_next_event(struct krelay *k, uint64_t *tag, bool *hangup)
     int n = epoll_wait(k->epoll_fd, &ev, 1, 0);
     if (n <= 0)
         return 0;
+    if (ev.data.u64 == 0)
+        return 2; /* the ring (level-triggered: reported until it is read) */
     *tag = ev.data.u64;
     *hangup = (ev.events & (EPOLLRDHUP | EPOLLHUP)) != 0;
     return 1;
+}
+
+int krelay_next_note(struct krelay *k, uint64_t *tag, enum krelay_note_kind *kind)
+{
+    size_t page = (size_t)getpagesize();
+    volatile uint64_t *cons = k->ring_cons;
+    const volatile uint64_t *prod = k->ring_data;
+    const uint8_t *data = (const uint8_t *)k->ring_data + page;
+    for (;;) {
+        uint64_t c = *cons, p = __atomic_load_n(prod, __ATOMIC_ACQUIRE);
+        if (c >= p)
+            return 0;
+        const uint8_t *rec = data + (c & (k->ring_size - 1));
+        uint32_t len = __atomic_load_n((const uint32_t *)rec, __ATOMIC_ACQUIRE);
+        if (len & BPF_RINGBUF_BUSY_BIT)
+            return 0; /* being written */
+        bool discard = (len & BPF_RINGBUF_DISCARD_BIT) != 0;
+        len &= ~(uint32_t)(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+        uint64_t note[2] = {0, 0};
+        if (!discard && len == sizeof(note))
+            memcpy(note, rec + BPF_RINGBUF_HDR_SZ, sizeof(note));
+        __atomic_store_n(cons, c + ((BPF_RINGBUF_HDR_SZ + len + 7) & ~7u), __ATOMIC_RELEASE);
+        if (!discard && len == sizeof(note)) {
+            *tag = note[0];
+            *kind = (enum krelay_note_kind)note[1];
+            return 1;
+        }
+    }
+}
+
+int krelay_state_get(struct krelay *k, uint64_t cookie, struct krelay_state *st)
+{
+    union bpf_attr a;
+    memset(&a, 0, sizeof(a));
+    a.map_fd = (uint32_t)k->state_fd;
+    a.key = (uint64_t)(uintptr_t)&cookie;
+    a.value = (uint64_t)(uintptr_t)st;
+    return sys_bpf(BPF_MAP_LOOKUP_ELEM, &a) == 0 ? 0 : -errno;
 }
 
 int krelay_socket_totals(int fd, bool active_open, struct krelay_totals *t)
@@ -246,6 +476,9 @@ int krelay_socket_totals(int fd, bool active_open, struct krelay_totals *t)
                    ti.tcpi_state == ST_CLOSING || ti.tcpi_state == ST_LAST_ACK ||
                    ti.tcpi_state == ST_TIME_WAIT;
     uint64_t received = ti.tcpi_bytes_received, written = ti.tcpi_bytes_acked + (uint64_t)outq;
+    t->acked = ti.tcpi_bytes_acked >= (active_open ? 1u : 0u)
+                   ? ti.tcpi_bytes_acked - (active_open ? 1u : 0u)
+                   : 0;
     uint64_t control = (active_open ? 1u : 0u) + (fin_out ? 1u : 0u);
     t->fin_received = fin_in;
     t->received = received >= (fin_in ? 1u : 0u) ? received - (fin_in ? 1u : 0u) : 0;

@@ -16,11 +16,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Bytes the kernel may redirect in one direction beyond what the receiving side's
+ * peer has acknowledged. lbd raises the allowance as acks arrive (note LOW, at most
+ * once per half window); when a receiver stops reading, the allowance runs out and
+ * the direction falls back to lbd (note PASSING): back-pressure as in user space. */
+#define KRELAY_WINDOW (1024 * 1024)
+
+enum krelay_note_kind { KRELAY_NOTE_LOW = 1, KRELAY_NOTE_PASSING = 2 };
+
+/* Per socket, written by the program (lbd reads it). */
+struct krelay_state {
+    uint64_t tag;        /* the caller's tag for this socket */
+    uint64_t redirected; /* bytes redirected to the peer since the join */
+    uint64_t noted;      /* the allowance a LOW note was sent for */
+    uint32_t passing;    /* 1: the program passes this socket's data to itself */
+    uint32_t pad;
+};
+
 struct krelay {
     int prog_fd;   /* the sk_skb verdict program */
     int dest_fd;   /* sockhash: socket cookie -> the socket its data goes to */
     int attach_fd; /* sockhash: socket cookie -> itself; the program is attached here */
-    int epoll_fd;  /* end-of-session watch (EPOLLRDHUP), one-shot per socket */
+    int state_fd;  /* hash: socket cookie -> struct krelay_state */
+    int allow_fd;  /* hash: socket cookie -> allowance (uint64_t), written by lbd */
+    int ring_fd;   /* ringbuf: notes from the program */
+    int epoll_fd;  /* end-of-session watch (EPOLLRDHUP, one-shot per socket) + ring */
+    void *ring_cons, *ring_data; /* the ring's mmap'ed consumer page and data */
+    size_t ring_size;
 };
 
 /* Load the program and create the maps for up to max_sockets sockets (two per
@@ -34,20 +56,31 @@ static inline bool krelay_is_open(const struct krelay *k)
 
 /* Hand the established pair (a, b) to the kernel: from now on what arrives on a is
  * sent on b and the other way round, including what is already waiting unread. The
- * caller must have nothing of its own left to write on either socket. tag_a/tag_b come
- * back from krelay_next_event when a/b is closed by its peer or fails. Returns 0, or
- * -errno with nothing changed (the caller goes on relaying itself). */
-int krelay_join(struct krelay *k, int a, int b, uint64_t tag_a, uint64_t tag_b);
+ * caller must have nothing of its own left to write on either socket. tag_a/tag_b
+ * (never 0, bit 1 clear) come back from krelay_next_event and krelay_next_note.
+ * cookies receives the sockets' cookies, for krelay_forget. Returns 0, or -errno with
+ * nothing changed (the caller goes on relaying itself). */
+int krelay_join(struct krelay *k, int a, int b, uint64_t tag_a, uint64_t tag_b,
+                uint64_t cookies[2]);
+/* Drop the per-socket entries of a pair whose sockets are closing. */
+void krelay_forget(struct krelay *k, const uint64_t cookies[2]);
 
-/* One pending end-of-session event: 1 with *tag and *hangup (the peer closed or
- * reset, rather than an error alone) set, 0 when none is left. */
+/* One pending event: 1 with *tag and *hangup (the peer closed or reset, rather than
+ * an error alone) set; 2 when the ring has notes (read them with krelay_next_note);
+ * 0 when none is left. */
 int krelay_next_event(struct krelay *k, uint64_t *tag, bool *hangup);
+/* One note from the program: 1 with *tag and *kind set, 0 when none is left. */
+int krelay_next_note(struct krelay *k, uint64_t *tag, enum krelay_note_kind *kind);
+/* The program's counters for a socket. */
+int krelay_state_get(struct krelay *k, uint64_t cookie, struct krelay_state *st);
+/* Let the program redirect up to allowance bytes (since the join) from a socket. */
+int krelay_allow(struct krelay *k, uint64_t cookie, uint64_t allowance);
 
 /* A TCP socket's byte totals since it opened: received from its peer (a FIN does not
  * count), written by this side (sent or queued), and milliseconds since data last
  * arrived. active_open: this side connected (its SYN is not a byte). */
 struct krelay_totals {
-    uint64_t received, written;
+    uint64_t received, written, acked;
     uint32_t idle_ms;
     bool fin_received;
 };

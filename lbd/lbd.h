@@ -40,6 +40,7 @@ struct lbd_stats {
     uint64_t krelay_handoffs;     /* sessions handed to the kernel relay */
     uint64_t krelay_join_failed;  /* handovers the kernel refused (relayed here instead) */
     uint64_t krelay_flush_waits;  /* ends that waited for the kernel to send the rest */
+    uint64_t krelay_demoted;      /* directions taken back: their receiver fell behind */
 };
 
 struct session; /* session.c */

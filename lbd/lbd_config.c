@@ -197,14 +197,12 @@ static const struct cfg_field lbd_fields[] = {
      .doc = "Client sessions at most; beyond it a client gets ErrorResponse 53300."},
     {"relay", CFG_ENUM, OFF(relay), .choices = lbd_relay_names,
      .doc = "Who moves an established session's bytes. user: lbd reads and writes every "
-            "message, with back-pressure (a client that reads nothing stops the node). "
-            "kernel: after the startup exchange (or the TLS answer) lbd hands both sockets "
-            "to a BPF sk_skb program that sends each segment on the other socket, so lbd is "
-            "not woken per message (more transactions per second, less CPU) but the "
-            "kernel queues without limit what a slow reader has not taken yet (sockmap has "
-            "no back-pressure) and bulk transfers are slower; for trusted clients of short "
-            "queries. Needs CAP_BPF and CAP_NET_ADMIN at start. auto: kernel when "
-            "available, else user. Changes on restart only."},
+            "message. kernel: after the startup exchange (or the TLS answer) lbd hands "
+            "both sockets to a BPF sk_skb program that sends each segment on the other "
+            "socket, so lbd is not woken per message; a direction whose receiver falls "
+            "1 MiB behind (a slow client, a bulk transfer) is taken back by lbd, so "
+            "back-pressure holds as with user. Needs CAP_BPF and CAP_NET_ADMIN at start. "
+            "auto: kernel when available, else user. Changes on restart only."},
     {"log_level", CFG_ENUM, OFF(log_level), .choices = level_names,
      .doc = "Least severe level logged (logfmt lines on stderr)."},
     {"log_file", CFG_STR, OFF(log_file), sizeof(((struct lbd_config *)0)->log_file),

@@ -75,6 +75,11 @@ struct session {
     uint64_t t_accept_ns, t_connect_ns, start_wall_ms;
     uint64_t last_read_ms[2]; /* loop time of the last read from each side */
     uint64_t kflush_written, kflush_progress_ms; /* see krelay_flush_check */
+    /* Kernel relay, per direction d (its sender is the client for C2S): */
+    uint64_t kcookie[2];   /* the sockets' cookies, client then server */
+    uint64_t kacked0[2];   /* bytes d's receiving socket had acked at the handoff */
+    uint64_t kwritten0[2]; /* bytes written into d's receiving socket at the handoff */
+    uint8_t kdemote[2];    /* 1: d waits for the kernel to send its rest; 2: lbd relays d */
     uint64_t bytes[2];
     const char *end_reason;
     char detail[96];
@@ -111,9 +116,16 @@ static void release(struct session *s, const uv_buf_t *buf)
         lbd_buf_put(s->lbd, buf->base);
 }
 
+static void krelay_drain_notes(struct lbd *l, struct session *ending);
+
 static void free_session(struct session *s)
 {
     struct lbd *l = s->lbd;
+    /* Notes the program wrote for this session before its sockets closed are in the
+     * ring now (the program runs under the socket lock close() takes): read them
+     * before the tag they carry points at freed memory. */
+    if (s->krelay)
+        krelay_drain_notes(l, s);
     for (int d = 0; d < 2; d++)
         if (s->inflight[d])
             lbd_buf_put(l, s->inflight[d]);
@@ -180,8 +192,10 @@ static void session_end(struct session *s, const char *reason)
     s->state = SS_CLOSING;
     if (reason)
         s->end_reason = reason;
-    if (s->krelay)
+    if (s->krelay) {
         krelay_account(s);
+        krelay_forget(&l->krelay, s->kcookie);
+    }
     log_session(s);
     keymap_remove(&l->keys, &s->key);
     node_unuse(s);
@@ -378,6 +392,7 @@ static void arm_idle(struct session *s)
 
 static void connect_failed(struct session *s, int status);
 static void krelay_flush_check(struct session *s);
+static bool krelay_demote_check(struct session *s);
 static void krelay_refresh_idle(struct session *s, uint64_t now);
 static void krelay_handoff(struct session *s);
 
@@ -407,6 +422,8 @@ static void on_timer(uv_timer_t *t)
             krelay_flush_check(s);
             break;
         }
+        if ((s->kdemote[C2S] == 1 || s->kdemote[S2C] == 1) && krelay_demote_check(s))
+            break;
         if (s->krelay)
             krelay_refresh_idle(s, now);
         if (l->cfg.client_idle_ms && now - s->last_read_ms[C2S] >= l->cfg.client_idle_ms) {
@@ -1039,6 +1056,8 @@ static int handle_fd(uv_tcp_t *t)
     return uv_fileno((uv_handle_t *)t, &fd) == 0 ? fd : -1;
 }
 
+static bool totals(struct session *s, int dir, struct krelay_totals *t);
+
 /* Hand the session to the kernel once its startup is over (the node's first
  * ReadyForQuery went by, so its BackendKeyData is recorded; or the bytes are TLS) and
  * nothing lbd read is still waiting to be written. Otherwise, or when the kernel
@@ -1056,8 +1075,17 @@ static void krelay_handoff(struct session *s)
     s->krelay_tried = true;
     uv_read_stop((uv_stream_t *)&s->client);
     uv_read_stop((uv_stream_t *)&s->server);
+    /* What each receiving socket has acked and been given so far: the program's
+     * counters start from here. */
+    struct krelay_totals t[2];
+    if (!totals(s, C2S, &t[C2S]) || !totals(s, S2C, &t[S2C])) {
+        s->krelay_tried = false;
+        uv_read_start((uv_stream_t *)&s->client, on_alloc, relay_read);
+        uv_read_start((uv_stream_t *)&s->server, on_alloc, relay_read);
+        return;
+    }
     int rc = krelay_join(&l->krelay, cfd, sfd, (uint64_t)(uintptr_t)s | C2S,
-                         (uint64_t)(uintptr_t)s | S2C);
+                         (uint64_t)(uintptr_t)s | S2C, s->kcookie);
     if (rc != 0) {
         if (l->stats.krelay_join_failed++ == 0)
             log_emit(LOG_WARN, "kernel_relay_refused",
@@ -1068,8 +1096,14 @@ static void krelay_handoff(struct session *s)
         uv_read_start((uv_stream_t *)&s->server, on_alloc, relay_read);
         return;
     }
+    /* C2S is received by the server socket, S2C by the client socket. */
+    s->kacked0[C2S] = t[S2C].acked;
+    s->kwritten0[C2S] = t[S2C].written;
+    s->kacked0[S2C] = t[C2S].acked;
+    s->kwritten0[S2C] = t[C2S].written;
     s->krelay = true;
-    s->tx_status = 0; /* lbd sees no ReadyForQuery from here on */
+    s->opaque = true; /* lbd no longer sees the whole stream */
+    s->tx_status = 0;
     l->n_krelay++;
     l->stats.krelay_handoffs++;
 }
@@ -1164,12 +1198,82 @@ static void krelay_closed(struct session *s, int dir, bool hangup)
     krelay_flush_check(s);
 }
 
+/* The receiver of direction d fell a window behind (its allowance ran out and the
+ * program now keeps d's data on the sending socket): once the kernel has sent on
+ * everything it redirected, lbd relays d itself, with its usual back-pressure.
+ * Returns true while a direction still waits (the timer is re-armed). */
+static bool krelay_demote_check(struct session *s)
+{
+    struct lbd *l = s->lbd;
+    bool waiting = false;
+    for (int d = 0; d < 2; d++) {
+        if (s->kdemote[d] != 1)
+            continue;
+        struct krelay_state st;
+        struct krelay_totals out;
+        if (krelay_state_get(&l->krelay, s->kcookie[d], &st) != 0 ||
+            !totals(s, d == C2S ? S2C : C2S, &out)) {
+            session_end(s, d == C2S ? "node_error" : "client_error");
+            return true;
+        }
+        if (out.written < s->kwritten0[d] + st.redirected) {
+            waiting = true;
+            continue;
+        }
+        s->kdemote[d] = 2;
+        uv_read_start((uv_stream_t *)(d == C2S ? &s->client : &s->server), on_alloc, relay_read);
+    }
+    if (waiting)
+        uv_timer_start(&s->timer, on_timer, 5, 0);
+    else
+        arm_idle(s);
+    return waiting;
+}
+
+static void krelay_note(struct session *s, int d, enum krelay_note_kind kind)
+{
+    struct lbd *l = s->lbd;
+    struct krelay_totals out;
+    if (s->state != SS_RELAY || !s->krelay || s->kdemote[d])
+        return;
+    if (kind == KRELAY_NOTE_LOW) {
+        /* Let the kernel run a window ahead of what the receiver's peer acked. */
+        if (totals(s, d == C2S ? S2C : C2S, &out)) {
+            uint64_t acked = out.acked > s->kacked0[d] ? out.acked - s->kacked0[d] : 0;
+            (void)krelay_allow(&l->krelay, s->kcookie[d], acked + KRELAY_WINDOW);
+        }
+        return;
+    }
+    s->kdemote[d] = 1;
+    l->stats.krelay_demoted++;
+    if (!s->kflush)
+        krelay_demote_check(s);
+}
+
+static void krelay_drain_notes(struct lbd *l, struct session *ending)
+{
+    uint64_t tag;
+    enum krelay_note_kind kind;
+    while (krelay_next_note(&l->krelay, &tag, &kind) == 1) {
+        struct session *s = (struct session *)(uintptr_t)(tag & ~(uint64_t)1);
+        if (s != ending)
+            krelay_note(s, (int)(tag & 1), kind);
+    }
+}
+
 void session_krelay_events(struct lbd *l)
 {
     uint64_t tag;
     bool hangup;
-    /* A session's sockets leave the watch when they close, so no tag outlives its
-     * session (lbd never shares these fds). */
-    while (krelay_next_event(&l->krelay, &tag, &hangup) == 1)
-        krelay_closed((struct session *)(uintptr_t)(tag & ~(uint64_t)1), (int)(tag & 1), hangup);
+    int r;
+    /* A session's sockets leave the watch when they close, and its notes are read
+     * before it is freed, so no tag outlives its session (lbd never shares these
+     * fds). */
+    while ((r = krelay_next_event(&l->krelay, &tag, &hangup)) != 0) {
+        if (r == 2)
+            krelay_drain_notes(l, NULL);
+        else
+            krelay_closed((struct session *)(uintptr_t)(tag & ~(uint64_t)1), (int)(tag & 1),
+                          hangup);
+    }
 }

@@ -2,9 +2,10 @@
 # The kernel relay (lbd.relay: kernel): after the startup exchange lbd hands a
 # session's two sockets to a BPF program and is no longer woken per message. Clients
 # must not see the difference: TLS end to end, results and COPY byte for byte as
-# direct, LISTEN/NOTIFY, the node's last FATAL before it closes; back-pressure must
-# still reach the node; idle timeouts must see the traffic the kernel moved; the byte
-# counts must add up; relay: user must still relay.
+# direct (bulk ones cross the fallback to lbd mid-stream), LISTEN/NOTIFY, the node's
+# last FATAL before it closes; back-pressure must still reach the node; idle timeouts
+# must see the traffic the kernel moved; the byte counts must add up; relay: user must
+# still relay.
 source "$(dirname "$0")/lib.sh"
 
 LB=$BASE ADMIN=$((BASE + 9)) NODE=$((BASE + 1))
@@ -109,9 +110,10 @@ for i in $(seq 10); do
 done
 pass "pg_terminate_backend 10 times: the client saw the FATAL each time"
 
-# 6. A client that reads nothing: lbd does not grow and the client gets every byte.
-#    (The kernel, not lbd, holds what the node sends meanwhile: sockmap's egress
-#    redirect has no back-pressure; the user relay below does. See the README.)
+# 6. Back-pressure: a client that reads nothing stops the node (its backend waits in
+#    ClientWrite). sockmap's redirect alone would let the kernel queue the whole
+#    result; lbd's allowance runs out a window (1 MiB) ahead of the client's acks and
+#    lbd takes that direction back. lbd does not grow; the client gets every byte.
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$lb1_PID/status"; }
 slow_reader() { # slow_reader: starts the paused client; sets base, peak, wev (the node backend's wait event)
     base=$(rss)
@@ -126,8 +128,10 @@ slow_reader() { # slow_reader: starts the paused client; sets base, peak, wev (t
     [ $((peak - base)) -lt 2048 ] || fail "lbd grew by $((peak - base)) KiB"
 }
 slow_reader
-log "MEASURED kernel relay, client paused: node wait_event=${wev:-finished}, lbd grew $((peak - base)) KiB"
-pass "a paused client gets all ${line//[^0-9]/} bytes; lbd grew $((peak - base)) KiB"
+[ "$wev" = ClientWrite ] || fail "the kernel relay did not hold the node back (wait_event=$wev)"
+fb=$(curl -fsS "http://127.0.0.1:$ADMIN/metrics" | awk '/^lbd_kernel_relay_fallbacks_total / {print $2}')
+[ "${fb:-0}" -ge 1 ] || fail "no direction was taken back from the kernel (fallbacks ${fb:-0})"
+pass "a paused client holds the node back (ClientWrite) and gets all ${line//[^0-9]/} bytes; lbd grew $((peak - base)) KiB"
 
 m=$(curl -fsS "http://127.0.0.1:$ADMIN/metrics")
 grep -q '^lbd_kernel_relay_enabled 1$' <<<"$m" || fail "metrics: kernel relay not enabled"
@@ -138,7 +142,7 @@ wait_for 5 "no kernel sessions left" bash -c "curl -fsS http://127.0.0.1:$ADMIN/
 f=$(awk '/^lbd_kernel_relay_flush_waits_total / {print $2}' <<<"$m")
 pass "metrics: $h handoffs, none refused, none left; ${f:-?} ends waited for the kernel to send the rest"
 
-# 7. relay: user relays without the kernel program.
+# 7. relay: user relays without the kernel program, with the same back-pressure.
 kill -TERM "$lb1_PID"
 wait_for 10 "lbd stopped" bash -c "! kill -0 $lb1_PID 2>/dev/null"
 write_config user
