@@ -29,6 +29,7 @@ enum {
     ST_TIME_WAIT = 6,
     ST_CLOSE_WAIT = 8,
     ST_LAST_ACK = 9,
+    ST_CLOSE = 7,
     ST_CLOSING = 11,
 };
 
@@ -450,6 +451,19 @@ int krelay_next_note(struct krelay *k, uint64_t *tag, enum krelay_note_kind *kin
     }
 }
 
+int krelay_probe(struct krelay *k)
+{
+    uint64_t key = 0, value;
+    union bpf_attr a;
+    memset(&a, 0, sizeof(a));
+    a.map_fd = (uint32_t)k->allow_fd;
+    a.key = (uint64_t)(uintptr_t)&key;
+    a.value = (uint64_t)(uintptr_t)&value;
+    if (sys_bpf(BPF_MAP_LOOKUP_ELEM, &a) == 0 || errno == ENOENT)
+        return 0;
+    return -errno;
+}
+
 int krelay_state_get(struct krelay *k, uint64_t cookie, struct krelay_state *st)
 {
     union bpf_attr a;
@@ -481,6 +495,8 @@ int krelay_socket_totals(int fd, bool active_open, struct krelay_totals *t)
                    : 0;
     uint64_t control = (active_open ? 1u : 0u) + (fin_out ? 1u : 0u);
     t->fin_received = fin_in;
+    /* Reset (after a FIN or not): whether bytes_received counted a FIN is unknown. */
+    t->reset = ti.tcpi_state == ST_CLOSE;
     t->received = received >= (fin_in ? 1u : 0u) ? received - (fin_in ? 1u : 0u) : 0;
     t->written = written >= control ? written - control : 0;
     t->idle_ms = ti.tcpi_last_data_recv;

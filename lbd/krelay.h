@@ -71,6 +71,10 @@ void krelay_forget(struct krelay *k, const uint64_t cookies[2]);
 int krelay_next_event(struct krelay *k, uint64_t *tag, bool *hangup);
 /* One note from the program: 1 with *tag and *kind set, 0 when none is left. */
 int krelay_next_note(struct krelay *k, uint64_t *tag, enum krelay_note_kind *kind);
+/* 0 when this process may still use the maps: kernels before 6.5 refuse every bpf()
+ * call to an unprivileged process when kernel.unprivileged_bpf_disabled is set (Debian's
+ * default), so after lbd becomes `user` the relay may be unusable. */
+int krelay_probe(struct krelay *k);
 /* The program's counters for a socket. */
 int krelay_state_get(struct krelay *k, uint64_t cookie, struct krelay_state *st);
 /* Let the program redirect up to allowance bytes (since the join) from a socket. */
@@ -83,6 +87,7 @@ struct krelay_totals {
     uint64_t received, written, acked;
     uint32_t idle_ms;
     bool fin_received;
+    bool reset; /* closed by a reset: received may count a FIN (one byte too many) */
 };
 int krelay_socket_totals(int fd, bool active_open, struct krelay_totals *t);
 

@@ -539,6 +539,25 @@ static void krelay_stop(struct lbd *l)
     krelay_close(&l->krelay);
 }
 
+int lbd_krelay_recheck(struct lbd *l)
+{
+    if (!krelay_is_open(&l->krelay))
+        return 0;
+    int rc = krelay_probe(&l->krelay);
+    if (rc == 0)
+        return 0;
+    snprintf(l->krelay_why, sizeof(l->krelay_why),
+             "after becoming user %s, bpf() is refused (%s): kernels before 6.5 with "
+             "kernel.unprivileged_bpf_disabled refuse it to unprivileged processes; run lbd "
+             "without lbd.user, or set lbd.relay: user",
+             l->cfg.user, strerror(-rc));
+    krelay_stop(l);
+    char why[240];
+    log_emit(l->cfg.relay == LBD_RELAY_KERNEL ? LOG_ERROR : LOG_WARN, "relay", "relay=user relay_why=%s",
+             log_quote(why, sizeof(why), l->krelay_why));
+    return l->cfg.relay == LBD_RELAY_KERNEL ? rc : 0;
+}
+
 /* ---- start ---- */
 
 int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd_config *cfg)

@@ -97,6 +97,9 @@ void lbd_buf_put(struct lbd *l, void *buf);
 void lbd_node_set_state(struct lbd *l, struct pool_node *n, enum node_state st,
                         const char *reason);
 void lbd_node_release(struct lbd *l, struct pool_node *n);
+/* After lbd became its configured user: keep the kernel relay only if bpf() still
+ * answers; -errno when lbd.relay is kernel and it does not. */
+int lbd_krelay_recheck(struct lbd *l);
 /* Called by session.c when the last session ends while draining. */
 void lbd_session_gone(struct lbd *l);
 /* TCP_NODELAY and keepalive on a socket that exists (idle = keepalive, then 3 probes

@@ -202,7 +202,8 @@ static const struct cfg_field lbd_fields[] = {
             "socket, so lbd is not woken per message; a direction whose receiver falls "
             "1 MiB behind (a slow client, a bulk transfer) is taken back by lbd, so "
             "back-pressure holds as with user. Needs CAP_BPF and CAP_NET_ADMIN at start. "
-            "auto: kernel when available, else user. Changes on restart only."},
+            "auto: kernel when available, else user (the start line and /status say which, "
+            "and why). Changes on restart only."},
     {"log_level", CFG_ENUM, OFF(log_level), .choices = level_names,
      .doc = "Least severe level logged (logfmt lines on stderr)."},
     {"log_file", CFG_STR, OFF(log_file), sizeof(((struct lbd_config *)0)->log_file),
@@ -264,7 +265,7 @@ void lbd_config_set_defaults(struct lbd_config *c)
     parse_sockaddr("127.0.0.1:8081", 0, &c->admin);
     c->admin_enabled = true;
     c->maxconn = 10000;
-    c->relay = LBD_RELAY_USER;
+    c->relay = LBD_RELAY_AUTO;
     c->close_on_vip_loss = true;
     c->log_level = LOG_INFO;
     c->connect_ms = 2000;

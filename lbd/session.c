@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 enum session_state {
@@ -28,6 +29,11 @@ enum session_state {
 };
 
 enum { C2S = 0, S2C = 1 };
+
+/* Client messages lbd relays itself before a session goes to the kernel: a handoff and
+ * its undoing cost about 25 system calls, more than a few queries relayed here, so a
+ * session that ends after one transaction (pgbench -C, a health probe) never pays them. */
+#define KRELAY_AFTER 4
 
 /* A refusal: the ErrorResponse, then a lingering close (see on_refusal_written). */
 #define REFUSAL_MSG_MAX 256
@@ -80,6 +86,8 @@ struct session {
     uint64_t kacked0[2];   /* bytes d's receiving socket had acked at the handoff */
     uint64_t kwritten0[2]; /* bytes written into d's receiving socket at the handoff */
     uint8_t kdemote[2];    /* 1: d waits for the kernel to send its rest; 2: lbd relays d */
+    uint8_t relay_reads;   /* client reads since the relay began, up to KRELAY_AFTER */
+    uint8_t kdemote_wait;  /* ms until the next look at a direction being taken back */
     uint64_t bytes[2];
     const char *end_reason;
     char detail[96];
@@ -1016,6 +1024,8 @@ static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     s->bytes[dir] += (uint64_t)nread;
     s->last_read_ms[dir] = uv_now(l->loop);
+    if (dir == C2S && s->relay_reads < KRELAY_AFTER)
+        s->relay_reads++;
     if (dir == C2S) {
         s->node->bytes_in += (uint64_t)nread;
         l->stats.bytes_in += (uint64_t)nread;
@@ -1059,18 +1069,27 @@ static int handle_fd(uv_tcp_t *t)
 static bool totals(struct session *s, int dir, struct krelay_totals *t);
 
 /* Hand the session to the kernel once its startup is over (the node's first
- * ReadyForQuery went by, so its BackendKeyData is recorded; or the bytes are TLS) and
- * nothing lbd read is still waiting to be written. Otherwise, or when the kernel
- * refuses, lbd keeps relaying. */
+ * ReadyForQuery went by, so its BackendKeyData is recorded; or the bytes are TLS), the
+ * client has sent KRELAY_AFTER reads' worth, and nothing lbd read is still waiting to
+ * be written. Otherwise, or when the kernel refuses, lbd keeps relaying. */
 static void krelay_handoff(struct session *s)
 {
     struct lbd *l = s->lbd;
     if (s->krelay || s->krelay_tried || s->state != SS_RELAY || !krelay_is_open(&l->krelay) ||
-        !(s->ready_seen || s->opaque) || s->inflight[C2S] || s->inflight[S2C] ||
+        !(s->ready_seen || s->opaque) || s->relay_reads < KRELAY_AFTER ||
+        s->inflight[C2S] || s->inflight[S2C] ||
         s->client.write_queue_size || s->server.write_queue_size)
         return;
     int cfd = handle_fd(&s->client), sfd = handle_fd(&s->server);
     if (cfd < 0 || sfd < 0)
+        return;
+    /* Nothing unread on either socket. The kernel's relay takes whole segments from the
+     * receive queue (tcp_read_skb), so a segment lbd has read only part of (a 64 KiB
+     * segment, 32 KiB buffers) would go out again from its start. lbd tries again after
+     * its next read; a bulk transfer may never get here, and is better off with lbd. */
+    int unread_c = 0, unread_s = 0;
+    if (ioctl(cfd, FIONREAD, &unread_c) != 0 || ioctl(sfd, FIONREAD, &unread_s) != 0 ||
+        unread_c > 0 || unread_s > 0)
         return;
     s->krelay_tried = true;
     uv_read_stop((uv_stream_t *)&s->client);
@@ -1159,7 +1178,8 @@ static void krelay_flush_check(struct session *s)
     struct krelay_totals in, out;
     uint64_t now = uv_now(s->lbd->loop);
     const char *reason = from == C2S ? "client_closed" : "node_closed";
-    if (!totals(s, from, &in) || !totals(s, to, &out) || out.written >= in.received) {
+    if (!totals(s, from, &in) || !totals(s, to, &out) ||
+        out.written + (in.reset ? 1 : 0) >= in.received) {
         session_end(s, reason);
         return;
     }
@@ -1176,6 +1196,10 @@ static void krelay_flush_check(struct session *s)
     uv_timer_start(&s->timer, on_timer, now - s->kflush_progress_ms < 10 ? 1 : 20, 0);
 }
 
+/* One side closed (FIN) or was reset. Reported as closed either way: with the kernel
+ * relaying, lbd looks after the fact, when a reset may already follow a FIN (a TLS
+ * client closes, the node's close_notify reaches it late, its kernel answers with a
+ * reset), so "reset" is not evidence of an error here. */
 static void krelay_closed(struct session *s, int dir, bool hangup)
 {
     struct krelay_totals t;
@@ -1185,7 +1209,7 @@ static void krelay_closed(struct session *s, int dir, bool hangup)
         session_end(s, s->kflush - 1 == C2S ? "client_closed" : "node_closed");
         return;
     }
-    if (!hangup || !totals(s, dir, &t) || !t.fin_received) {
+    if (!hangup || !totals(s, dir, &t)) {
         session_end(s, dir == C2S ? "client_error" : "node_error");
         return;
     }
@@ -1193,7 +1217,7 @@ static void krelay_closed(struct session *s, int dir, bool hangup)
     s->kflush_written = UINT64_MAX;
     s->kflush_progress_ms = uv_now(s->lbd->loop);
     struct krelay_totals out;
-    if (totals(s, dir == C2S ? S2C : C2S, &out) && out.written < t.received)
+    if (totals(s, dir == C2S ? S2C : C2S, &out) && out.written + (t.reset ? 1 : 0) < t.received)
         s->lbd->stats.krelay_flush_waits++;
     krelay_flush_check(s);
 }
@@ -1223,10 +1247,15 @@ static bool krelay_demote_check(struct session *s)
         s->kdemote[d] = 2;
         uv_read_start((uv_stream_t *)(d == C2S ? &s->client : &s->server), on_alloc, relay_read);
     }
-    if (waiting)
-        uv_timer_start(&s->timer, on_timer, 5, 0);
-    else
+    if (waiting) {
+        /* 2 ms, doubling to 128: a receiver that reads again is caught quickly, one that
+         * stays away costs a few looks a second. */
+        s->kdemote_wait = s->kdemote_wait ? (uint8_t)(s->kdemote_wait < 128 ? s->kdemote_wait * 2 : 128) : 2;
+        uv_timer_start(&s->timer, on_timer, s->kdemote_wait, 0);
+    } else {
+        s->kdemote_wait = 0;
         arm_idle(s);
+    }
     return waiting;
 }
 

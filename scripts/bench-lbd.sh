@@ -8,7 +8,7 @@
 #
 #   sudo bash scripts/bench-lbd.sh [ROUNDS=3] [SECONDS=10]
 # Settings: CLIENTS ("8 64"), MODES ("prepared simple connect"), COPY_ROWS (2000000),
-# BUILD_DIR (build).
+# BUILD_DIR (build), LBD_RELAY (lbd.relay: user, kernel or auto; lbd's default when unset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -58,6 +58,7 @@ lbd:
   listen: 127.0.0.1:$LB
   admin: off
   maxconn: 8000
+${LBD_RELAY:+  relay: $LBD_RELAY}
   pool:
     balance: roundrobin
     health: {type: tcp, interval: 2s, timeout: 1s}
@@ -91,7 +92,11 @@ HA_PID=$!
 PIDS+=($HA_PID)
 sleep 1
 
+RELAY=$(grep -o 'relay=[a-z]*' "$WORK/lbd.log" | head -1 | cut -d= -f2)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# Busy time of the whole machine (user, nice, system, irq, softirq): with the kernel
+# relay the proxying runs in softirq and kworkers, not in lbd's own CPU time.
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 TICK=$(getconf CLK_TCK)
 switches() { awk '/ctxt_switches/ { n += $2 } END { print n }' "/proc/$1/status"; }
 # System calls are counted by perf (linux-perf) when it can trace here; "-" otherwise.
@@ -106,7 +111,8 @@ run() {
     case $target in direct) port=$N0 ;; lbd) port=$LB pid=$LBD_PID ;; haproxy) port=$HA pid=$HA_PID ;; esac
     case $mode in simple) args+=(-M simple) ;; prepared) args+=(-M prepared) ;; connect) args+=(-C -M simple) ;; esac
     rm -f "$WORK"/tx.*
-    local t0=0 s0=0 perfpid=""
+    local t0=0 s0=0 perfpid="" m0
+    m0=$(machine_ticks)
     if [ -n "$pid" ]; then
         t0=$(cpu_ticks "$pid") s0=$(switches "$pid")
         if [ $PERF = 1 ]; then
@@ -116,7 +122,8 @@ run() {
     fi
     local out
     out=$(cd "$WORK" && pgbench -h 127.0.0.1 -p "$port" -U postgres "${args[@]}" postgres 2>&1)
-    local sc="-" cs="-"
+    local sc="-" cs="-" m1
+    m1=$(machine_ticks)
     if [ -n "$perfpid" ]; then
         kill -INT "$perfpid" 2>/dev/null || true
         wait "$perfpid" 2>/dev/null || true
@@ -134,7 +141,9 @@ run() {
         [ "$sc" != "-" ] && [ -n "$sc" ] && sc=$(awk -v a="$sc" -v n="$tx" 'BEGIN { printf "%.2f", a / n }')
         [ -n "$sc" ] || sc="-"
     fi
-    echo "$tps $lat $p99 $cpu $sc $cs"
+    local mcpu
+    mcpu=$(awk -v a="$m0" -v b="$m1" -v t="$TICK" -v n="$tx" 'BEGIN { printf "%.2f", (b - a) / t * 1e5 / n }')
+    echo "$tps $lat $p99 $cpu $sc $cs $mcpu"
 }
 
 median() { sort -g | awk '$1 == "-" { dash = 1 } { a[NR] = $1 } END { if (dash) print "-"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -146,7 +155,7 @@ for mode in $MODES; do
             for target in direct lbd haproxy; do
                 res=$(run $target $mode $c)
                 R[$mode,$c,$target]+="$res"$'\n'
-                echo "round $r $mode c=$c $target: tps lat_ms p99_ms cpu_s/100k syscalls/tx switches/tx = $res" >&2
+                echo "round $r $mode c=$c $target: tps lat_ms p99_ms cpu_s/100k syscalls/tx switches/tx machine_cpu_s/100k = $res" >&2
             done
         done
     done
@@ -202,10 +211,10 @@ mkdir -p "$ROOT/results"
 OUT=${RESULT:-$ROOT/results/bench-lbd-$(date +%Y%m%d-%H%M%S).md}
 col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
 {
-    echo "pgbench -S, ${SECS}s x $ROUNDS alternated rounds (direct, lbd, HAProxy), 3 PostgreSQL 15 nodes on loopback, $(nproc) cores. Medians; latency p99 from a 5% sample of transactions; CPU = the proxy's user+system seconds per 100k transactions."
+    echo "pgbench -S, ${SECS}s x $ROUNDS alternated rounds (direct, lbd, HAProxy), 3 PostgreSQL 15 nodes on loopback, $(nproc) cores, lbd relay=$RELAY. Medians; latency p99 from a 5% sample of transactions; CPU = the proxy's user+system seconds per 100k transactions; machine CPU = the whole machine's busy seconds per 100k transactions (database, client and proxy: the fair view when the kernel relays, since its work is in softirq and kworkers, not in lbd)."
     echo
-    echo "| mode | clients | direct TPS | lbd TPS | HAProxy TPS | lbd/HAProxy | lbd/direct | lat avg ms lbd / HAProxy | lat p99 ms lbd / HAProxy | CPU s/100k tx lbd / HAProxy | CPU ratio | syscalls/tx lbd / HAProxy | switches/tx lbd / HAProxy |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| mode | clients | direct TPS | lbd TPS | HAProxy TPS | lbd/HAProxy | lbd/direct | lat avg ms lbd / HAProxy | lat p99 ms lbd / HAProxy | CPU s/100k tx lbd / HAProxy | CPU ratio | machine CPU s/100k tx direct / lbd / HAProxy | syscalls/tx lbd / HAProxy | switches/tx lbd / HAProxy |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for mode in $MODES; do
         for c in $CLIENTS; do
             label=$mode
@@ -216,8 +225,9 @@ col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
                 -v lc="$(col "$mode,$c,lbd" 4)" -v hc="$(col "$mode,$c,haproxy" 4)" \
                 -v ls="$(col "$mode,$c,lbd" 5)" -v hs="$(col "$mode,$c,haproxy" 5)" \
                 -v lw="$(col "$mode,$c,lbd" 6)" -v hw="$(col "$mode,$c,haproxy" 6)" \
-                'BEGIN { printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %.2fx | %.3f / %.3f | %.3f / %.3f | %.2f / %.2f | %.2fx | %s / %s | %s / %s |\n",
-                         m, c, d, l, h, l / h, l / d, la, ha, lp, hp, lc, hc, (hc > 0 ? lc / hc : 0), ls, hs, lw, hw }'
+                -v md="$(col "$mode,$c,direct" 7)" -v ml="$(col "$mode,$c,lbd" 7)" -v mh="$(col "$mode,$c,haproxy" 7)" \
+                'BEGIN { printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %.2fx | %.3f / %.3f | %.3f / %.3f | %.2f / %.2f | %.2fx | %.2f / %.2f / %.2f | %s / %s | %s / %s |\n",
+                         m, c, d, l, h, l / h, l / d, la, ha, lp, hp, lc, hc, (hc > 0 ? lc / hc : 0), md, ml, mh, ls, hs, lw, hw }'
         done
     done
     echo
@@ -235,6 +245,7 @@ col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
         for c in $CLIENTS; do
             echo "tps_${mode}_$c $(col "$mode,$c,lbd" 1) $(col "$mode,$c,haproxy" 1) $(col "$mode,$c,direct" 1)"
             echo "cpu_${mode}_$c $(col "$mode,$c,lbd" 4) $(col "$mode,$c,haproxy" 4) -"
+            echo "mcpu_${mode}_$c $(col "$mode,$c,lbd" 7) $(col "$mode,$c,haproxy" 7) $(col "$mode,$c,direct" 7)"
         done
     done
     [ "$COPY_ROWS" -gt 0 ] && echo "copy_s $(printf '%s' "${C[lbd]}" | median) $(printf '%s' "${C[haproxy]}" | median) $(printf '%s' "${C[direct]}" | median)"

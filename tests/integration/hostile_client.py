@@ -5,7 +5,8 @@ usage: hostile_client.py PORT MODE [ARGS]
   bytewise              send a valid startup one byte every 5 ms; expect an auth answer
   random N              send N random bytes; print what came back (first byte)
   flood N               open N connections with a startup each; count refusals by SQLSTATE
-  slowread QUERY SECS   start QUERY, read nothing for SECS, then read it all; print bytes
+  slowread QUERY SECS [WARM]  after WARM (default 0) short queries, start QUERY, read
+                        nothing for SECS, then read it all; print bytes
   vanish QUERY          start QUERY, read a little, then reset the connection
   oversized N           a first packet claiming 1 MB, then N bytes of it: the refusal
                         must arrive whole, not be lost to a reset; print its SQLSTATE
@@ -89,7 +90,10 @@ elif mode == "flood":
 elif mode == "slowread":
     s = connect(port)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    s.sendall(startup()); read_until_ready(s); s.sendall(query(sys.argv[3]))
+    s.sendall(startup()); read_until_ready(s)
+    for _ in range(int(sys.argv[5]) if len(sys.argv) > 5 else 0):
+        s.sendall(query("select 1")); read_until_ready(s)
+    s.sendall(query(sys.argv[3]))
     print("paused", flush=True); time.sleep(float(sys.argv[4]))
     total = 0
     while True:
