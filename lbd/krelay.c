@@ -425,6 +425,8 @@ int krelay_next_event(struct krelay *k, uint64_t *tag, bool *hangup)
 
 int krelay_next_note(struct krelay *k, uint64_t *tag, enum krelay_note_kind *kind)
 {
+    if (k->ring_cons == NULL || k->ring_data == NULL)
+        return 0;
     size_t page = (size_t)getpagesize();
     volatile uint64_t *cons = k->ring_cons;
     const volatile uint64_t *prod = k->ring_data;

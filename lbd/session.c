@@ -132,7 +132,7 @@ static void free_session(struct session *s)
     /* Notes the program wrote for this session before its sockets closed are in the
      * ring now (the program runs under the socket lock close() takes): read them
      * before the tag they carry points at freed memory. */
-    if (s->krelay)
+    if (s->krelay && krelay_is_open(&l->krelay)) /* (closed: lbd is stopping) */
         krelay_drain_notes(l, s);
     for (int d = 0; d < 2; d++)
         if (s->inflight[d])

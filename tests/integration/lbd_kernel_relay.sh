@@ -29,7 +29,7 @@ lbd:
   listen: 127.0.0.1:$LB
   admin: 127.0.0.1:$ADMIN
   relay: $1
-  timeouts: {client_idle: 5s}
+  timeouts: {client_idle: 5s, drain: 1s}
   pool:
     health: {type: pg, interval: 500ms, timeout: 400ms, pg_user: postgres}
     nodes:
@@ -163,9 +163,23 @@ wait_for 5 "no kernel sessions left" bash -c "curl -fsS http://127.0.0.1:$ADMIN/
 f=$(awk '/^lbd_kernel_relay_flush_waits_total / {print $2}' <<<"$m")
 pass "metrics: $h handoffs, none refused, none left; ${f:-?} ends waited for the kernel to send the rest"
 
-# 7. relay: user relays without the kernel program, with the same back-pressure.
+# 7. SIGTERM with a kernel-relayed session open: after the drain timeout lbd closes it
+#    and exits cleanly (it once freed such a session after closing the relay's ring).
+coproc HOLD { psql -X -h 127.0.0.1 -p $LB -U postgres -d postgres -Atq 2>&1; }
+PIDS+=($HOLD_PID)
+echo "select 1; select 2; select 3; select 4; select 'held';" >&"${HOLD[1]}"
+for i in 1 2 3 4 5; do read -r -t 5 line <&"${HOLD[0]}" || fail "held session"; done
+[ "$line" = held ] || fail "held session: $line"
+wait_for 3 "the held session in the kernel" bash -c "curl -fsS http://127.0.0.1:$ADMIN/metrics | grep -q '^lbd_kernel_relay_sessions 1$'"
 kill -TERM "$lb1_PID"
 wait_for 10 "lbd stopped" bash -c "! kill -0 $lb1_PID 2>/dev/null"
+grep -q "event=drain_timeout sessions=1" "$WORK/lb1.log" || fail "no drain timeout with the held session"
+grep -q "event=stop" "$WORK/lb1.log" || fail "lbd did not log its stop"
+if grep -qE "Sanitizer|SEGV|runtime error" "$WORK/lb1.log"; then fail "lbd crashed on the way out"; fi
+kill "$HOLD_PID" 2>/dev/null || true
+pass "SIGTERM with a kernel-relayed session: drained after 1 s, clean exit"
+
+# 8. relay: user relays without the kernel program, with the same back-pressure.
 write_config user
 lbd_start lb1 "$WORK/lb.yaml" $ADMIN
 grep -q 'event=start .* relay=user relay_why="lbd.relay is user"' "$WORK/lb1.log" || fail "relay: user not in the start line"
