@@ -1038,7 +1038,10 @@ static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     int w = uv_try_write(to, &b, 1);
     if (w == nread) {
         release(s, buf);
-        krelay_handoff(s);
+        /* A full buffer means more is waiting (a bulk transfer): no handoff attempt,
+         * which would only find the receive queue non-empty, two ioctls later. */
+        if ((size_t)nread < LBD_BUF_SIZE)
+            krelay_handoff(s);
         return;
     }
     if (w < 0 && w != UV_EAGAIN) {
@@ -1067,6 +1070,30 @@ static int handle_fd(uv_tcp_t *t)
 }
 
 static bool totals(struct session *s, int dir, struct krelay_totals *t);
+
+/* The socket that receives direction d is the one d's data is read from for the other
+ * direction: the server for C2S, the client for S2C. */
+static bool receiver_totals(struct session *s, int d, struct krelay_totals *t)
+{
+    return totals(s, d == C2S ? S2C : C2S, t);
+}
+
+static void relay_resume(struct session *s)
+{
+    uv_read_start((uv_stream_t *)&s->client, on_alloc, relay_read);
+    uv_read_start((uv_stream_t *)&s->server, on_alloc, relay_read);
+}
+
+static uint64_t session_tag(struct session *s, int dir)
+{
+    return (uint64_t)(uintptr_t)s | (uint64_t)dir;
+}
+
+static struct session *tag_session(uint64_t tag, int *dir)
+{
+    *dir = (int)(tag & 1);
+    return (struct session *)(uintptr_t)(tag & ~(uint64_t)1);
+}
 
 /* Hand the session to the kernel once its startup is over (the node's first
  * ReadyForQuery went by, so its BackendKeyData is recorded; or the bytes are TLS), the
@@ -1099,20 +1126,18 @@ static void krelay_handoff(struct session *s)
     struct krelay_totals t[2];
     if (!totals(s, C2S, &t[C2S]) || !totals(s, S2C, &t[S2C])) {
         s->krelay_tried = false;
-        uv_read_start((uv_stream_t *)&s->client, on_alloc, relay_read);
-        uv_read_start((uv_stream_t *)&s->server, on_alloc, relay_read);
+        relay_resume(s);
         return;
     }
-    int rc = krelay_join(&l->krelay, cfd, sfd, (uint64_t)(uintptr_t)s | C2S,
-                         (uint64_t)(uintptr_t)s | S2C, s->kcookie);
+    int rc = krelay_join(&l->krelay, cfd, sfd, session_tag(s, C2S), session_tag(s, S2C),
+                         s->kcookie);
     if (rc != 0) {
         if (l->stats.krelay_join_failed++ == 0)
             log_emit(LOG_WARN, "kernel_relay_refused",
                      "client=%s detail=\"%s; this and later refused sessions are relayed by "
                      "lbd (counted in lbd_kernel_relay_refused_total)\"",
                      s->client_addr, strerror(-rc));
-        uv_read_start((uv_stream_t *)&s->client, on_alloc, relay_read);
-        uv_read_start((uv_stream_t *)&s->server, on_alloc, relay_read);
+        relay_resume(s);
         return;
     }
     /* C2S is received by the server socket, S2C by the client socket. */
@@ -1174,11 +1199,11 @@ static void krelay_refresh_idle(struct session *s, uint64_t now)
  * free: it reads the FIN only after writing what came before. */
 static void krelay_flush_check(struct session *s)
 {
-    int from = s->kflush - 1, to = from == C2S ? S2C : C2S;
+    int from = s->kflush - 1;
     struct krelay_totals in, out;
     uint64_t now = uv_now(s->lbd->loop);
     const char *reason = from == C2S ? "client_closed" : "node_closed";
-    if (!totals(s, from, &in) || !totals(s, to, &out) ||
+    if (!totals(s, from, &in) || !receiver_totals(s, from, &out) ||
         out.written + (in.reset ? 1 : 0) >= in.received) {
         session_end(s, reason);
         return;
@@ -1189,7 +1214,7 @@ static void krelay_flush_check(struct session *s)
     } else if (now - s->kflush_progress_ms >= KFLUSH_STALL_MS) {
         snprintf(s->detail, sizeof(s->detail), "%llu bytes not taken by the %s in %d s",
                  (unsigned long long)(in.received - out.written),
-                 to == C2S ? "node" : "client", KFLUSH_STALL_MS / 1000);
+                 from == C2S ? "node" : "client", KFLUSH_STALL_MS / 1000);
         session_end(s, reason);
         return;
     }
@@ -1217,7 +1242,7 @@ static void krelay_closed(struct session *s, int dir, bool hangup)
     s->kflush_written = UINT64_MAX;
     s->kflush_progress_ms = uv_now(s->lbd->loop);
     struct krelay_totals out;
-    if (totals(s, dir == C2S ? S2C : C2S, &out) && out.written + (t.reset ? 1 : 0) < t.received)
+    if (receiver_totals(s, dir, &out) && out.written + (t.reset ? 1 : 0) < t.received)
         s->lbd->stats.krelay_flush_waits++;
     krelay_flush_check(s);
 }
@@ -1236,7 +1261,7 @@ static bool krelay_demote_check(struct session *s)
         struct krelay_state st;
         struct krelay_totals out;
         if (krelay_state_get(&l->krelay, s->kcookie[d], &st) != 0 ||
-            !totals(s, d == C2S ? S2C : C2S, &out)) {
+            !receiver_totals(s, d, &out)) {
             session_end(s, d == C2S ? "node_error" : "client_error");
             return true;
         }
@@ -1250,7 +1275,9 @@ static bool krelay_demote_check(struct session *s)
     if (waiting) {
         /* 2 ms, doubling to 128: a receiver that reads again is caught quickly, one that
          * stays away costs a few looks a second. */
-        s->kdemote_wait = s->kdemote_wait ? (uint8_t)(s->kdemote_wait < 128 ? s->kdemote_wait * 2 : 128) : 2;
+        s->kdemote_wait = !s->kdemote_wait         ? 2
+                          : s->kdemote_wait < 128 ? (uint8_t)(s->kdemote_wait * 2)
+                                                  : 128;
         uv_timer_start(&s->timer, on_timer, s->kdemote_wait, 0);
     } else {
         s->kdemote_wait = 0;
@@ -1267,7 +1294,7 @@ static void krelay_note(struct session *s, int d, enum krelay_note_kind kind)
         return;
     if (kind == KRELAY_NOTE_LOW) {
         /* Let the kernel run a window ahead of what the receiver's peer acked. */
-        if (totals(s, d == C2S ? S2C : C2S, &out)) {
+        if (receiver_totals(s, d, &out)) {
             uint64_t acked = out.acked > s->kacked0[d] ? out.acked - s->kacked0[d] : 0;
             (void)krelay_allow(&l->krelay, s->kcookie[d], acked + KRELAY_WINDOW);
         }
@@ -1283,10 +1310,11 @@ static void krelay_drain_notes(struct lbd *l, struct session *ending)
 {
     uint64_t tag;
     enum krelay_note_kind kind;
+    int dir;
     while (krelay_next_note(&l->krelay, &tag, &kind) == 1) {
-        struct session *s = (struct session *)(uintptr_t)(tag & ~(uint64_t)1);
+        struct session *s = tag_session(tag, &dir);
         if (s != ending)
-            krelay_note(s, (int)(tag & 1), kind);
+            krelay_note(s, dir, kind);
     }
 }
 
@@ -1294,15 +1322,16 @@ void session_krelay_events(struct lbd *l)
 {
     uint64_t tag;
     bool hangup;
-    int r;
+    int r, dir;
     /* A session's sockets leave the watch when they close, and its notes are read
      * before it is freed, so no tag outlives its session (lbd never shares these
      * fds). */
     while ((r = krelay_next_event(&l->krelay, &tag, &hangup)) != 0) {
-        if (r == 2)
+        if (r == 2) {
             krelay_drain_notes(l, NULL);
-        else
-            krelay_closed((struct session *)(uintptr_t)(tag & ~(uint64_t)1), (int)(tag & 1),
-                          hangup);
+        } else {
+            struct session *s = tag_session(tag, &dir);
+            krelay_closed(s, dir, hangup);
+        }
     }
 }
