@@ -57,21 +57,41 @@ void lbd_buf_put(struct lbd *l, void *buf)
         free(buf);
 }
 
-void lbd_tune_socket(struct lbd *l, uv_tcp_t *t)
+static void tune_fd(struct lbd *l, int fd)
 {
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)t, &fd) != 0)
-        return;
-    int one = 1;
+    int one = 1, zero = 0;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (l->cfg.keepalive_ms == 0)
+    if (l->cfg.keepalive_ms == 0) {
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &zero, sizeof(zero));
         return;
+    }
     int idle = (int)((l->cfg.keepalive_ms + 999) / 1000);
     int intvl = idle > 10 ? 10 : idle, cnt = 3;
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
+void lbd_tune_socket(struct lbd *l, uv_tcp_t *t)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)t, &fd) == 0)
+        tune_fd(l, fd);
+}
+
+/* The same options on every listening socket: Linux copies TCP_NODELAY and the
+ * keepalive settings to the sockets accept() returns, which saves five system calls per
+ * client session. Again after a reload, for the keepalive time. */
+static void tune_listeners(struct lbd *l)
+{
+    for (struct lbd_listener *ls = l->listeners; ls; ls = ls->next) {
+        uv_os_fd_t fd;
+        if (uv_fileno((uv_handle_t *)&ls->tcp, &fd) == 0)
+            tune_fd(l, fd);
+        if (ls->twin_fd >= 0)
+            tune_fd(l, ls->twin_fd);
+    }
 }
 
 /* ---- nodes ---- */
@@ -221,6 +241,9 @@ static int listener_open(struct lbd *l, const struct sockaddr_storage *addr, boo
     }
     ls->next = l->listeners;
     l->listeners = ls;
+    tune_fd(l, fd);
+    if (ls->twin_fd >= 0)
+        tune_fd(l, ls->twin_fd);
     log_emit(LOG_INFO, "listen", "address=%s role=%s", a, peer ? "cancel_peer" : "clients");
     return 0;
 }
@@ -478,6 +501,7 @@ static void reload_config(struct lbd *l)
         if (l->pool.nodes[i]->check == NULL)
             check_start(l, l->pool.nodes[i]);
     free(nc);
+    tune_listeners(l);
     log_set_level((enum log_level)l->cfg.log_level);
     log_open_file(l->cfg.log_file);
     reload_succeeded(&l->reload);

@@ -535,7 +535,7 @@ static void session_begin(struct session *s, bool from_peer,
     l->sessions = s;
     l->n_sessions++;
     l->stats.sessions_total++;
-    lbd_tune_socket(l, &s->client);
+    /* The client socket came from a listener and has its options (lbd.c tune_listeners). */
     if (l->n_sessions > l->cfg.maxconn) {
         /* Refused after its first packet: the reason survives SSL negotiation, and a
          * CancelRequest is still routed. */

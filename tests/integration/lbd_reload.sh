@@ -1,11 +1,14 @@
 #!/bin/bash
 # SIGHUP reload: a removed node's established session keeps working and new sessions
 # avoid it; a broken config is rejected with file:line:column and the old one stays.
+# TCP keepalive on both sockets of a session, and a reloaded keepalive time for new
+# sessions (client sockets take theirs from the listener).
 # SIGTERM: new sessions are refused, established ones finish, then lbd exits.
 source "$(dirname "$0")/lib.sh"
 
 LB=$BASE ADMIN=$((BASE + 9))
 for i in 0 1 2; do pg_start "node$i" $((BASE + 1 + i)); done
+KA=7s
 write_config() { # nodes...
     {
         echo "instance: lb1"
@@ -13,6 +16,7 @@ write_config() { # nodes...
         echo "  listen: 127.0.0.1:$LB"
         echo "  admin: 127.0.0.1:$ADMIN"
         echo "  timeouts: {drain: 20s}"
+        echo "  keepalive: $KA"
         echo "  pool:"
         echo "    health: {type: pg, interval: 500ms, timeout: 400ms, pg_user: postgres}"
         echo "    nodes:"
@@ -30,15 +34,45 @@ port=$(ask 'select inet_server_port();')
 victim=$((port - BASE - 1))
 log "long session is on node$victim ($port)"
 
+# keepalive_secs FILTER...: the keepalive timers of lbd's sockets matching an ss filter.
+keepalive_secs() {
+    # ss prints 1min, 39sec, 6.328ms (6 s 328 ms), 250ms.
+    ss -tnopH state established "$@" | grep "pid=$lb1_PID," | perl -ne \
+        'printf "%.3f\n", ($1 // 0) * 60 + ($2 // 0) + ($3 // 0) / 1000 if /timer:\(keepalive,(?:(\d+)min)?(?:(\d+)(?:sec|\.))?(?:(\d+)ms)?/' || true
+}
+# ss shows one timer per socket: a pending retransmit hides keepalive for a moment.
+keepalive_wait() {
+    local v
+    for _ in $(seq 40); do
+        v=$(keepalive_secs "$@")
+        [ -n "$v" ] && { echo "$v"; return; }
+        sleep 0.05
+    done
+}
+ka=$(keepalive_wait "( sport = :$LB )")
+[ -n "$ka" ] && awk -v k="$ka" 'BEGIN { exit !(k > 0 && k <= 7) }' || fail "client socket keepalive: '$ka', expected <= 7 s"
+ka=$(keepalive_wait "( dport = :$port )")
+[ -n "$ka" ] && awk -v k="$ka" 'BEGIN { exit !(k > 0 && k <= 7) }' || fail "node socket keepalive: '$ka', expected <= 7 s"
+pass "keepalive 7 s on the session's client and node sockets"
+
 keep=()
 for i in 0 1 2; do [ $i -ne $victim ] && keep+=($i); done
-write_config "${keep[@]}"
+KA=40s write_config "${keep[@]}"
 kill -HUP $lb1_PID
 wait_for 5 "reload" grep -q "event=reload nodes=2 added=0 removed=1" "$WORK/lb1.log"
 [ "$(ask 'select inet_server_port();')" = "$port" ] || fail "established session broke after reload"
 for i in $(seq 20); do psql_at $LB 'select inet_server_port()'; done >"$WORK/after"
 if grep -qx "$port" "$WORK/after"; then fail "a new session went to the removed node"; fi
 pass "reload removed node$victim; its session still answers; new sessions avoid it"
+psql -X -h 127.0.0.1 -p $LB -U postgres -d postgres -Atqc 'select pg_sleep(2)' >/dev/null &
+sleeper=$!
+PIDS+=($sleeper)
+sleep 0.5
+# The reloaded 40 s on the new session's client socket; the old session keeps its 7 s.
+ka=$(keepalive_wait "( sport = :$LB )" | sort -n | tail -1)
+[ -n "$ka" ] && awk -v k="$ka" 'BEGIN { exit !(k > 30 && k <= 40) }' || fail "keepalive after reload: '$ka', expected 40 s"
+pass "reloaded keepalive (40 s) on a new session's client socket"
+wait $sleeper || fail "the pg_sleep session failed"
 
 printf 'lbd:\n  listen: 127.0.0.1:%s\n  pool:\n    nodes: [{address: 127.0.0.1:1, weight: heavy}]\n' $LB >"$WORK/lb.yaml"
 kill -HUP $lb1_PID
