@@ -85,6 +85,10 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
                    "Directions lbd took back from the kernel because their receiver fell "
                    "a window (1 MiB) behind: back-pressure from there on.");
     metrics_sample(m, NULL, (double)st->krelay_demoted);
+    metrics_family(m, "lbd_kernel_relay_returns_total", METRICS_COUNTER,
+                   "Directions handed back to the kernel after a fallback, once quiet for a "
+                   "second.");
+    metrics_sample(m, NULL, (double)st->krelay_returned);
     metrics_family(m, "lbd_kernel_relay_flush_waits_total", METRICS_COUNTER,
                    "Session ends that waited for the kernel to send what preceded a close.");
     metrics_sample(m, NULL, (double)st->krelay_flush_waits);

@@ -58,10 +58,12 @@ static int map_create(enum bpf_map_type type, uint32_t key_size, uint32_t value_
  *
  * For a segment arriving on socket X (key: X's cookie):
  *   st = state[X], al = allow[X]             (missing: SK_PASS, X keeps it)
- *   st.passing: SK_PASS                      (X's direction is lbd's now)
- *   st.redirected + len > al.allowance:      st.passing = 1, note PASSING, SK_PASS
- *   else st.redirected += len; when within half a window of the allowance, note LOW
- *   (once per allowance); redirect to the send side of dest[X].
+ *   st.passing and st.passed + 1 == al.ret:  st.passing = 0, al.ret = 0, note RETURNED,
+ *                                            and on as below (lbd read all, asked back)
+ *   st.passing: st.passed += len, SK_PASS    (X's direction is lbd's now)
+ *   st.redirected + len > al.limit:          st.passing = 1, note PASSING, and as above
+ *   else st.redirected += len; when within half a window of the limit, note LOW
+ *   (once per limit); redirect to the send side of dest[X].
  * SK_PASS queues the segment on X itself, charged to X's receive buffer: TCP's window
  * closes and the sender waits, the back-pressure sockmap's redirect lacks. */
 
@@ -106,7 +108,7 @@ static void emit_map(struct asm_buf *b, int reg, int fd)
 #define JMP_K(op, d, k) INSN(BPF_JMP | (op) | BPF_K, d, 0, 0, k)
 #define JMP_X(op, d, s) INSN(BPF_JMP | (op) | BPF_X, d, s, 0, 0)
 
-enum { L_PASS, L_REDIRECT, L_STOP };
+enum { L_PASS, L_REDIRECT, L_STOP, L_CHECK, L_SELF };
 
 /* note(kind): ringbuf_output(ring, {st.tag, kind}, 16); r7 = st; clobbers r1-r5 */
 static void emit_note(struct asm_buf *b, int ring_fd, int kind)
@@ -137,15 +139,25 @@ static int prog_assemble(struct asm_buf *b, const struct krelay *k)
     emit(b, CALL(BPF_FUNC_map_lookup_elem));
     emit_jump(b, JMP_K(BPF_JEQ, BPF_REG_0, 0), L_PASS);
     emit(b, MOV_X(BPF_REG_7, BPF_REG_0));
-    emit(b, LDX(BPF_W, BPF_REG_1, BPF_REG_7, offsetof(struct krelay_state, passing)));
-    emit_jump(b, JMP_K(BPF_JNE, BPF_REG_1, 0), L_PASS);
-    /* r8 = allow[cookie] */
+    /* r9 = &allow[cookie] */
     emit_map(b, BPF_REG_1, k->allow_fd);
     emit(b, MOV_X(BPF_REG_2, BPF_REG_10));
     emit(b, ADD_K(BPF_REG_2, -8));
     emit(b, CALL(BPF_FUNC_map_lookup_elem));
     emit_jump(b, JMP_K(BPF_JEQ, BPF_REG_0, 0), L_PASS);
-    emit(b, LDX(BPF_DW, BPF_REG_8, BPF_REG_0, 0));
+    emit(b, MOV_X(BPF_REG_9, BPF_REG_0));
+    emit(b, LDX(BPF_W, BPF_REG_1, BPF_REG_7, offsetof(struct krelay_state, passing)));
+    emit_jump(b, JMP_K(BPF_JEQ, BPF_REG_1, 0), L_CHECK);
+    /* passing: back to redirecting only when lbd asked and has read every byte passed */
+    emit(b, LDX(BPF_DW, BPF_REG_1, BPF_REG_7, offsetof(struct krelay_state, passed)));
+    emit(b, ADD_K(BPF_REG_1, 1));
+    emit(b, LDX(BPF_DW, BPF_REG_2, BPF_REG_9, offsetof(struct krelay_allowance, ret)));
+    emit_jump(b, JMP_X(BPF_JNE, BPF_REG_1, BPF_REG_2), L_SELF);
+    emit(b, ST(BPF_W, BPF_REG_7, offsetof(struct krelay_state, passing), 0));
+    emit(b, ST(BPF_DW, BPF_REG_9, offsetof(struct krelay_allowance, ret), 0));
+    emit_note(b, k->ring_fd, KRELAY_NOTE_RETURNED);
+    b->label[L_CHECK] = b->n;
+    emit(b, LDX(BPF_DW, BPF_REG_8, BPF_REG_9, offsetof(struct krelay_allowance, limit)));
     /* r3 = redirected + len; over the allowance: stop */
     emit(b, LDX(BPF_DW, BPF_REG_3, BPF_REG_7, offsetof(struct krelay_state, redirected)));
     emit(b, LDX(BPF_W, BPF_REG_4, BPF_REG_6, offsetof(struct __sk_buff, len)));
@@ -170,6 +182,11 @@ static int prog_assemble(struct asm_buf *b, const struct krelay *k)
     b->label[L_STOP] = b->n;
     emit(b, ST(BPF_W, BPF_REG_7, offsetof(struct krelay_state, passing), 1));
     emit_note(b, k->ring_fd, KRELAY_NOTE_PASSING);
+    b->label[L_SELF] = b->n;
+    emit(b, LDX(BPF_DW, BPF_REG_1, BPF_REG_7, offsetof(struct krelay_state, passed)));
+    emit(b, LDX(BPF_W, BPF_REG_2, BPF_REG_6, offsetof(struct __sk_buff, len)));
+    emit(b, ADD_X(BPF_REG_1, BPF_REG_2));
+    emit(b, STX(BPF_DW, BPF_REG_7, BPF_REG_1, offsetof(struct krelay_state, passed)));
     b->label[L_PASS] = b->n;
     emit(b, MOV_K(BPF_REG_0, SK_PASS));
     emit(b, EXIT());
@@ -236,7 +253,8 @@ int krelay_open(struct krelay *k, uint32_t max_sockets, char *err, size_t errsiz
     if ((rc = k->attach_fd = map_create(BPF_MAP_TYPE_SOCKHASH, 8, 8, max_sockets)) < 0 ||
         (rc = k->state_fd =
              map_create(BPF_MAP_TYPE_HASH, 8, sizeof(struct krelay_state), max_sockets)) < 0 ||
-        (rc = k->allow_fd = map_create(BPF_MAP_TYPE_HASH, 8, 8, max_sockets)) < 0 ||
+        (rc = k->allow_fd =
+             map_create(BPF_MAP_TYPE_HASH, 8, sizeof(struct krelay_allowance), max_sockets)) < 0 ||
         (rc = k->ring_fd = map_create(BPF_MAP_TYPE_RINGBUF, 0, 0, RING_SIZE)) < 0) {
         snprintf(err, errsize, "cannot create the relay's maps: %s", strerror(-rc));
         goto fail;
@@ -349,7 +367,14 @@ static void unwatch(struct krelay *k, int fd)
 
 int krelay_allow(struct krelay *k, uint64_t cookie, uint64_t allowance)
 {
-    return map_update(k->allow_fd, cookie, &allowance, BPF_ANY);
+    struct krelay_allowance a = {.limit = allowance};
+    return map_update(k->allow_fd, cookie, &a, BPF_ANY);
+}
+
+int krelay_return(struct krelay *k, uint64_t cookie, uint64_t allowance, uint64_t passed)
+{
+    struct krelay_allowance a = {.limit = allowance, .ret = passed + 1};
+    return map_update(k->allow_fd, cookie, &a, BPF_ANY);
 }
 
 void krelay_forget(struct krelay *k, const uint64_t cookies[2])
@@ -362,7 +387,8 @@ void krelay_forget(struct krelay *k, const uint64_t cookies[2])
 
 int krelay_join(struct krelay *k, int a, int b, uint64_t tag_a, uint64_t tag_b, uint64_t cookies[2])
 {
-    uint64_t ca, cb, window = KRELAY_WINDOW;
+    uint64_t ca, cb;
+    struct krelay_allowance window = {.limit = KRELAY_WINDOW};
     int rc;
     if ((rc = socket_cookie(a, &ca)) != 0 || (rc = socket_cookie(b, &cb)) != 0)
         return rc;

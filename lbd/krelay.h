@@ -22,7 +22,10 @@
  * the direction falls back to lbd (note PASSING): back-pressure as in user space. */
 #define KRELAY_WINDOW (1024 * 1024)
 
-enum krelay_note_kind { KRELAY_NOTE_LOW = 1, KRELAY_NOTE_PASSING = 2 };
+/* LOW: half the allowance is used. PASSING: the allowance ran out; the program passes
+ * this socket's data to itself from now on. RETURNED: the program took the direction
+ * back (krelay_return) and redirects again. */
+enum krelay_note_kind { KRELAY_NOTE_LOW = 1, KRELAY_NOTE_PASSING = 2, KRELAY_NOTE_RETURNED = 3 };
 
 /* Per socket, written by the program (lbd reads it). */
 struct krelay_state {
@@ -31,6 +34,13 @@ struct krelay_state {
     uint64_t noted;      /* the allowance a LOW note was sent for */
     uint32_t passing;    /* 1: the program passes this socket's data to itself */
     uint32_t pad;
+    uint64_t passed; /* bytes passed to the socket itself (for lbd to read) since the join */
+};
+
+/* Per socket, written by lbd (the program clears ret when it acts on it). */
+struct krelay_allowance {
+    uint64_t limit; /* redirect up to this many bytes since the join */
+    uint64_t ret;   /* nonzero: take the direction back while passed + 1 == ret */
 };
 
 struct krelay {
@@ -79,6 +89,12 @@ int krelay_probe(struct krelay *k);
 int krelay_state_get(struct krelay *k, uint64_t cookie, struct krelay_state *st);
 /* Let the program redirect up to allowance bytes (since the join) from a socket. */
 int krelay_allow(struct krelay *k, uint64_t cookie, uint64_t allowance);
+/* Ask the program to redirect a passing socket's data again, up to allowance bytes,
+ * provided that when the next segment arrives it has passed exactly `passed` bytes to
+ * the socket since the join: all of them read by the caller, who has nothing left to
+ * write. Anything passed in between (the caller reads it) voids the request, so no
+ * byte can overtake another. A RETURNED note says it happened. */
+int krelay_return(struct krelay *k, uint64_t cookie, uint64_t allowance, uint64_t passed);
 
 /* A TCP socket's byte totals since it opened: received from its peer (a FIN does not
  * count), written by this side (sent or queued), and milliseconds since data last

@@ -41,6 +41,7 @@ struct lbd_stats {
     uint64_t krelay_join_failed;  /* handovers the kernel refused (relayed here instead) */
     uint64_t krelay_flush_waits;  /* ends that waited for the kernel to send the rest */
     uint64_t krelay_demoted;      /* directions taken back: their receiver fell behind */
+    uint64_t krelay_returned;     /* directions given back to the kernel, quiet again */
 };
 
 struct session; /* session.c */

@@ -85,7 +85,11 @@ struct session {
     uint64_t kcookie[2];   /* the sockets' cookies, client then server */
     uint64_t kacked0[2];   /* bytes d's receiving socket had acked at the handoff */
     uint64_t kwritten0[2]; /* bytes written into d's receiving socket at the handoff */
-    uint8_t kdemote[2];    /* 1: d waits for the kernel to send its rest; 2: lbd relays d */
+    uint64_t kread[2];     /* bytes lbd read from d's sender since the handoff */
+    uint64_t kdemote_ms[2]; /* loop time d was taken back from the kernel */
+    /* 0: the kernel relays d; 1: d waits for the kernel to send its rest; 2: lbd relays
+     * d; 3: lbd relays d and has asked the kernel to take it again (krelay_return). */
+    uint8_t kdemote[2];
     uint8_t relay_reads;   /* client reads since the relay began, up to KRELAY_AFTER */
     uint8_t kdemote_wait;  /* ms until the next look at a direction being taken back */
     uint64_t bytes[2];
@@ -403,6 +407,8 @@ static void krelay_flush_check(struct session *s);
 static bool krelay_demote_check(struct session *s);
 static void krelay_refresh_idle(struct session *s, uint64_t now);
 static void krelay_handoff(struct session *s);
+static void krelay_try_return(struct session *s, int d);
+static void krelay_closed(struct session *s, int dir, bool hangup);
 
 static void on_timer(uv_timer_t *t)
 {
@@ -993,6 +999,7 @@ static void on_relay_written(uv_write_t *req, int status)
     uv_stream_t *from = (uv_stream_t *)(dir == C2S ? &s->client : &s->server);
     uv_read_start(from, on_alloc, relay_read);
     krelay_handoff(s);
+    krelay_try_return(s, dir);
 }
 
 static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -1002,6 +1009,13 @@ static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     int dir = stream == (uv_stream_t *)&s->client ? C2S : S2C;
     if (nread <= 0) {
         release(s, buf);
+        if (nread == UV_EOF && s->krelay && s->state == SS_RELAY) {
+            /* A direction lbd took back from the kernel: the other one may still have
+             * bytes on their way through the kernel (or this one, just returned to it). */
+            uv_read_stop(stream);
+            krelay_closed(s, dir, true);
+            return;
+        }
         if (nread < 0) {
             if (dir == C2S)
                 session_end(s, nread == UV_EOF ? "client_closed" : "client_error");
@@ -1024,6 +1038,11 @@ static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     s->bytes[dir] += (uint64_t)nread;
     s->last_read_ms[dir] = uv_now(l->loop);
+    if (s->krelay) {
+        s->kread[dir] += (uint64_t)nread;
+        if (s->kdemote[dir] == 3) /* passed after the request: the kernel will not take it */
+            s->kdemote[dir] = 2;
+    }
     if (dir == C2S && s->relay_reads < KRELAY_AFTER)
         s->relay_reads++;
     if (dir == C2S) {
@@ -1040,8 +1059,10 @@ static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         release(s, buf);
         /* A full buffer means more is waiting (a bulk transfer): no handoff attempt,
          * which would only find the receive queue non-empty, two ioctls later. */
-        if ((size_t)nread < LBD_BUF_SIZE)
+        if ((size_t)nread < LBD_BUF_SIZE) {
             krelay_handoff(s);
+            krelay_try_return(s, dir);
+        }
         return;
     }
     if (w < 0 && w != UV_EAGAIN) {
@@ -1230,6 +1251,8 @@ static void krelay_closed(struct session *s, int dir, bool hangup)
     struct krelay_totals t;
     if (s->state != SS_RELAY || !s->krelay)
         return;
+    if (s->kflush == 1 + dir) /* the same close, seen by libuv and by the watch */
+        return;
     if (s->kflush) { /* the receiver of the rest went away too */
         session_end(s, s->kflush - 1 == C2S ? "client_closed" : "node_closed");
         return;
@@ -1270,6 +1293,7 @@ static bool krelay_demote_check(struct session *s)
             continue;
         }
         s->kdemote[d] = 2;
+        s->kdemote_ms[d] = uv_now(l->loop);
         uv_read_start((uv_stream_t *)(d == C2S ? &s->client : &s->server), on_alloc, relay_read);
     }
     if (waiting) {
@@ -1286,11 +1310,52 @@ static bool krelay_demote_check(struct session *s)
     return waiting;
 }
 
+/* How long a direction stays with lbd after it was taken back before lbd offers it to
+ * the kernel again: a bulk transfer to a slow reader would otherwise go back and forth
+ * every window. */
+#define KRELAY_RETURN_MS 1000
+
+/* Direction d, taken back from the kernel a while ago, is quiet: lbd has written all it
+ * read and nothing is waiting on d's sender. Offer it to the kernel again (a pooled
+ * connection that once ran a big query would otherwise keep that direction in user
+ * space for good). The program takes it only if nothing was passed to lbd in between;
+ * otherwise lbd reads that as usual and offers again at its next quiet moment. */
+static void krelay_try_return(struct session *s, int d)
+{
+    struct lbd *l = s->lbd;
+    if (!s->krelay || s->kdemote[d] != 2 || s->kflush || s->inflight[d] ||
+        uv_now(l->loop) - s->kdemote_ms[d] < KRELAY_RETURN_MS)
+        return;
+    uv_tcp_t *from = d == C2S ? &s->client : &s->server, *to = d == C2S ? &s->server : &s->client;
+    int unread = 0, fd = handle_fd(from);
+    struct krelay_state st;
+    struct krelay_totals out;
+    if (to->write_queue_size || fd < 0 || ioctl(fd, FIONREAD, &unread) != 0 || unread > 0 ||
+        krelay_state_get(&l->krelay, s->kcookie[d], &st) != 0 || st.passed != s->kread[d] ||
+        !receiver_totals(s, d, &out) || out.written < st.redirected)
+        return;
+    /* The receiver's counters as if the kernel had relayed everything lbd wrote: the
+     * flush, the demotion's wait and the allowance count from here. */
+    s->kwritten0[d] = s->kacked0[d] = out.written - st.redirected;
+    if (krelay_return(&l->krelay, s->kcookie[d], st.redirected + KRELAY_WINDOW, st.passed) == 0)
+        s->kdemote[d] = 3;
+}
+
 static void krelay_note(struct session *s, int d, enum krelay_note_kind kind)
 {
     struct lbd *l = s->lbd;
     struct krelay_totals out;
-    if (s->state != SS_RELAY || !s->krelay || s->kdemote[d])
+    if (s->state != SS_RELAY || !s->krelay)
+        return;
+    if (kind == KRELAY_NOTE_RETURNED) {
+        /* The kernel relays d again: lbd stops reading its sender (nothing is left to
+         * read there: the program checked). */
+        uv_read_stop((uv_stream_t *)(d == C2S ? &s->client : &s->server));
+        s->kdemote[d] = 0;
+        l->stats.krelay_returned++;
+        return;
+    }
+    if (s->kdemote[d])
         return;
     if (kind == KRELAY_NOTE_LOW) {
         /* Let the kernel run a window ahead of what the receiver's peer acked. */

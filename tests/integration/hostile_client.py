@@ -5,8 +5,12 @@ usage: hostile_client.py PORT MODE [ARGS]
   bytewise              send a valid startup one byte every 5 ms; expect an auth answer
   random N              send N random bytes; print what came back (first byte)
   flood N               open N connections with a startup each; count refusals by SQLSTATE
-  slowread QUERY SECS [WARM]  after WARM (default 0) short queries, start QUERY, read
-                        nothing for SECS, then read it all; print bytes
+  slowread QUERY SECS [WARM] [AFTER]
+                        after WARM (default 0) short queries, start QUERY, read
+                        nothing for SECS, then read it all; print bytes. With AFTER:
+                        then wait 1.5 s, run 5 short queries, print "returned", wait
+                        for a line on stdin, run AFTER queries checking each answer,
+                        print "after ok AFTER"
   vanish QUERY          start QUERY, read a little, then reset the connection
   oversized N           a first packet claiming 1 MB, then N bytes of it: the refusal
                         must arrive whole, not be lost to a reset; print its SQLSTATE
@@ -37,6 +41,30 @@ def read_until_ready(s):
                 return
             if t == b"E":
                 raise SystemExit("error: %r" % buf[i:i+1+n])
+            i += 1 + n
+        buf = buf[i:]
+
+def query_value(s, sql):
+    """The first column of the first row SQL returns (simple protocol), as bytes."""
+    s.sendall(query(sql))
+    buf, value = b"", None
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise SystemExit("closed during %r" % sql)
+        buf += chunk
+        i = 0
+        while i + 5 <= len(buf):
+            t, n = buf[i:i+1], struct.unpack(">I", buf[i+1:i+5])[0]
+            if i + 1 + n > len(buf):
+                break
+            if t == b"D" and value is None:
+                vlen = struct.unpack(">i", buf[i+7:i+11])[0]
+                value = buf[i+11:i+11+vlen]
+            elif t == b"E":
+                raise SystemExit("error: %r" % buf[i:i+1+n])
+            elif t == b"Z":
+                return value
             i += 1 + n
         buf = buf[i:]
 
@@ -101,7 +129,19 @@ elif mode == "slowread":
         if not c: break
         total += len(c)
         if c.endswith(b"Z\0\0\0\x05I"): break
-    print("read %d bytes" % total)
+    print("read %d bytes" % total, flush=True)
+    if len(sys.argv) > 6:
+        time.sleep(1.5)
+        for i in range(5):
+            query_value(s, "select %d" % i)
+        print("returned", flush=True)
+        sys.stdin.readline()
+        n = int(sys.argv[6])
+        for i in range(n):
+            v = query_value(s, "select %d, repeat('y', %d)" % (i, i * 37 % 3000))
+            if v != str(i).encode():
+                raise SystemExit("query %d answered %r" % (i, v))
+        print("after ok %d" % n, flush=True)
 elif mode == "oversized":
     s = connect(port)
     s.sendall(struct.pack(">I", 1 << 20) + b"\x00" * int(sys.argv[3]))

@@ -154,6 +154,27 @@ fb=$(curl -fsS "http://127.0.0.1:$ADMIN/metrics" | awk '/^lbd_kernel_relay_fallb
 [ "${fb:-0}" -ge 1 ] || fail "no direction was taken back from the kernel (fallbacks ${fb:-0})"
 pass "a paused client holds the node back (ClientWrite) and gets all ${line//[^0-9]/} bytes; lbd grew $((peak - base)) KiB"
 
+# 6b. The direction taken back returns to the kernel once it has been quiet for a
+#     second: the same session's next queries are not read and written by lbd (its
+#     read/write system calls from /proc/PID/io), and every answer is right.
+syscalls() { awk '/^sysc[rw]:/ { n += $2 } END { print n }' "/proc/$lb1_PID/io"; }
+metric() { curl -fsS "http://127.0.0.1:$ADMIN/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
+ret0=$(metric lbd_kernel_relay_returns_total)
+coproc BACK { $HC $LB slowread "select repeat('x', 500) from generate_series(1, 250000)" 2 4 300; }
+PIDS+=($BACK_PID)
+read -r -t 10 line <&"${BACK[0]}" && [ "$line" = paused ] || fail "returning reader did not start: $line"
+read -r -t 60 line <&"${BACK[0]}" && [[ $line == "read "* ]] || fail "returning reader: $line"
+read -r -t 10 line <&"${BACK[0]}" && [ "$line" = returned ] || fail "returning reader: $line"
+ret1=$(metric lbd_kernel_relay_returns_total)
+[ "${ret1:-0}" -gt "${ret0:-0}" ] || fail "the direction was not handed back to the kernel (returns ${ret0:-?} -> ${ret1:-?})"
+sc0=$(syscalls)
+echo go >&"${BACK[1]}"
+read -r -t 30 line <&"${BACK[0]}" || fail "returning reader: no answer after the return"
+[ "$line" = "after ok 300" ] || fail "after the return: $line"
+sc=$(($(syscalls) - sc0))
+[ "$sc" -lt 60 ] || fail "lbd made $sc read/write calls for 300 queries after the return"
+pass "the taken-back direction returned to the kernel; 300 queries after it right, $sc lbd reads/writes"
+
 m=$(curl -fsS "http://127.0.0.1:$ADMIN/metrics")
 grep -q '^lbd_kernel_relay_enabled 1$' <<<"$m" || fail "metrics: kernel relay not enabled"
 h=$(awk '/^lbd_kernel_relay_handoffs_total / {print $2}' <<<"$m")
