@@ -175,10 +175,10 @@ if [ "$COPY_ROWS" -gt 0 ]; then
     # One untimed pass over every node first: the first scan of a fresh table sets its
     # hint bits and writes the pages back, and whichever proxy reached a node first paid
     # for it (it made lbd look 1.3-1.4x slower than direct, HAProxy, going second, not).
-    # Then one through each proxy, and at least 5 rounds: a single COPY varies by
+    # Then one through each proxy, and at least 9 rounds: a single COPY varies by
     # 10-30% here, more than the differences measured.
     for port in $N0 $N1 $N2 $LB $HA; do copy_s $port >/dev/null; done
-    for r in $(seq $((ROUNDS > 5 ? ROUNDS : 5))); do
+    for r in $(seq $((ROUNDS > 9 ? ROUNDS : 9))); do
         for target in direct lbd haproxy; do
             case $target in direct) port=$N0 ;; lbd) port=$LB ;; haproxy) port=$HA ;; esac
             v=$(copy_s $port)
@@ -211,10 +211,10 @@ mkdir -p "$ROOT/results"
 OUT=${RESULT:-$ROOT/results/bench-lbd-$(date +%Y%m%d-%H%M%S).md}
 col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
 {
-    echo "pgbench -S, ${SECS}s x $ROUNDS alternated rounds (direct, lbd, HAProxy), 3 PostgreSQL 15 nodes on loopback, $(nproc) cores, lbd relay=$RELAY. Medians; latency p99 from a 5% sample of transactions; CPU = the proxy's user+system seconds per 100k transactions; machine CPU = the whole machine's busy seconds per 100k transactions (database, client and proxy: the fair view when the kernel relays, since its work is in softirq and kworkers, not in lbd)."
+    echo "pgbench -S, ${SECS}s x $ROUNDS alternated rounds (direct, lbd, HAProxy), 3 PostgreSQL 15 nodes on loopback, $(nproc) cores, lbd relay=$RELAY. Medians; latency p99 from a 5% sample of transactions; CPU = the proxy's user+system seconds per 100k transactions; machine CPU = the whole machine's busy seconds per 100k transactions (database, client and proxy: the fair view when the kernel relays, since its work is in softirq and kworkers, not in lbd); proxy share = machine CPU minus direct's, what the hop costs wherever it runs."
     echo
-    echo "| mode | clients | direct TPS | lbd TPS | HAProxy TPS | lbd/HAProxy | lbd/direct | lat avg ms lbd / HAProxy | lat p99 ms lbd / HAProxy | CPU s/100k tx lbd / HAProxy | CPU ratio | machine CPU s/100k tx direct / lbd / HAProxy | syscalls/tx lbd / HAProxy | switches/tx lbd / HAProxy |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| mode | clients | direct TPS | lbd TPS | HAProxy TPS | lbd/HAProxy | lbd/direct | lat avg ms lbd / HAProxy | lat p99 ms lbd / HAProxy | CPU s/100k tx lbd / HAProxy | CPU ratio | machine CPU s/100k tx direct / lbd / HAProxy | proxy share s/100k tx lbd / HAProxy | share ratio | syscalls/tx lbd / HAProxy | switches/tx lbd / HAProxy |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for mode in $MODES; do
         for c in $CLIENTS; do
             label=$mode
@@ -226,15 +226,15 @@ col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
                 -v ls="$(col "$mode,$c,lbd" 5)" -v hs="$(col "$mode,$c,haproxy" 5)" \
                 -v lw="$(col "$mode,$c,lbd" 6)" -v hw="$(col "$mode,$c,haproxy" 6)" \
                 -v md="$(col "$mode,$c,direct" 7)" -v ml="$(col "$mode,$c,lbd" 7)" -v mh="$(col "$mode,$c,haproxy" 7)" \
-                'BEGIN { printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %.2fx | %.3f / %.3f | %.3f / %.3f | %.2f / %.2f | %.2fx | %.2f / %.2f / %.2f | %s / %s | %s / %s |\n",
-                         m, c, d, l, h, l / h, l / d, la, ha, lp, hp, lc, hc, (hc > 0 ? lc / hc : 0), md, ml, mh, ls, hs, lw, hw }'
+                'BEGIN { printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %.2fx | %.3f / %.3f | %.3f / %.3f | %.2f / %.2f | %.2fx | %.2f / %.2f / %.2f | %.2f / %.2f | %.2fx | %s / %s | %s / %s |\n",
+                         m, c, d, l, h, l / h, l / d, la, ha, lp, hp, lc, hc, (hc > 0 ? lc / hc : 0), md, ml, mh, ml - md, mh - md, (mh - md > 0 ? (ml - md) / (mh - md) : 0), ls, hs, lw, hw }'
         done
     done
     echo
     if [ "$COPY_ROWS" -gt 0 ]; then
         d=$(printf '%s' "${C[direct]}" | median) l=$(printf '%s' "${C[lbd]}" | median) h=$(printf '%s' "${C[haproxy]}" | median)
         awk -v d="$d" -v l="$l" -v h="$h" -v mb="${COPY_MB:-0}" 'BEGIN {
-            printf "COPY of a %d MB table to the client (medians of at least 5): direct %.2f s, lbd %.2f s (%.2fx direct), HAProxy %.2f s (%.2fx direct)\n\n", mb, d, l, l / d, h, h / d }'
+            printf "COPY of a %d MB table to the client (medians of at least 9): direct %.2f s, lbd %.2f s (%.2fx direct), HAProxy %.2f s (%.2fx direct)\n\n", mb, d, l, l / d, h, h / d }'
     fi
     awk -v l="$LBD_IDLE" -v h="$HA_IDLE" -v n="$IDLE" 'BEGIN {
         printf "Memory per idle session (%d sessions, RSS growth): lbd %.2f KiB, HAProxy %.2f KiB, ratio %.2fx\n", n, l, h, (h > 0 ? l / h : 0) }'
