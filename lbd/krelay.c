@@ -527,6 +527,9 @@ int krelay_socket_totals(int fd, bool active_open, struct krelay_totals *t)
     t->reset = ti.tcpi_state == ST_CLOSE;
     t->received = received >= (fin_in ? 1u : 0u) ? received - (fin_in ? 1u : 0u) : 0;
     t->written = written >= control ? written - control : 0;
-    t->idle_ms = ti.tcpi_last_data_recv;
+    /* Data either way (keepalive probes are not data: tcp_xmit_probe_skb leaves the
+     * send time alone). */
+    t->idle_ms = ti.tcpi_last_data_recv < ti.tcpi_last_data_sent ? ti.tcpi_last_data_recv
+                                                                  : ti.tcpi_last_data_sent;
     return 0;
 }

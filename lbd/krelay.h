@@ -98,7 +98,7 @@ int krelay_return(struct krelay *k, uint64_t cookie, uint64_t allowance, uint64_
 
 /* A TCP socket's byte totals since it opened: received from its peer (a FIN does not
  * count), written by this side (sent or queued), and milliseconds since data last
- * arrived. active_open: this side connected (its SYN is not a byte). */
+ * arrived or left. active_open: this side connected (its SYN is not a byte). */
 struct krelay_totals {
     uint64_t received, written, acked;
     uint32_t idle_ms;

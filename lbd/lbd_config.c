@@ -154,10 +154,11 @@ static const struct cfg_field timeout_fields[] = {
     {"startup", CFG_DURATION, OFF(startup_ms), .min = 1, .max = HOUR_MS,
      .doc = "For the client's first packet, and for the node's answer to the startup."},
     {"client_idle", CFG_DURATION, OFF(client_idle_ms), .min = 0, .max = 30 * DAY_MS,
-     .doc = "Close a session whose client sent nothing this long (0 = never: long idle "
-            "sessions are normal for databases)."},
+     .doc = "Close a session whose client neither sent nor received anything this long "
+            "(0 = never: long idle sessions are normal for databases)."},
     {"server_idle", CFG_DURATION, OFF(server_idle_ms), .min = 0, .max = 30 * DAY_MS,
-     .doc = "Close a session whose node sent nothing this long (0 = never)."},
+     .doc = "Close a session whose node neither sent nor received anything this long "
+            "(0 = never)."},
     {"drain", CFG_DURATION, OFF(drain_ms), .min = 0, .max = DAY_MS,
      .doc = "After SIGTERM, open sessions may finish this long; then they are closed."},
     {"handover", CFG_DURATION, OFF(handover_ms), .min = 0, .max = 60000,

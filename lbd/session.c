@@ -79,7 +79,9 @@ struct session {
     struct pgwire_stream sstream;
     struct keymap_entry key;
     uint64_t t_accept_ns, t_connect_ns, start_wall_ms;
-    uint64_t last_read_ms[2]; /* loop time of the last read from each side */
+    /* Loop time of the last data from or to each side: [C2S] the client, [S2C] the node
+     * (a client receiving a long result, or only notifications, is not idle). */
+    uint64_t last_active_ms[2];
     uint64_t kflush_written, kflush_progress_ms; /* see krelay_flush_check */
     /* Kernel relay, per direction d (its sender is the client for C2S): */
     uint64_t kcookie[2];   /* the sockets' cookies, client then server */
@@ -388,11 +390,11 @@ static void arm_idle(struct session *s)
     const struct lbd_config *c = &s->lbd->cfg;
     uint64_t now = uv_now(s->lbd->loop), wait = UINT64_MAX;
     if (c->client_idle_ms) {
-        uint64_t due = s->last_read_ms[C2S] + c->client_idle_ms;
+        uint64_t due = s->last_active_ms[C2S] + c->client_idle_ms;
         wait = due > now ? due - now : 0;
     }
     if (c->server_idle_ms) {
-        uint64_t due = s->last_read_ms[S2C] + c->server_idle_ms;
+        uint64_t due = s->last_active_ms[S2C] + c->server_idle_ms;
         uint64_t w = due > now ? due - now : 0;
         wait = w < wait ? w : wait;
     }
@@ -440,11 +442,11 @@ static void on_timer(uv_timer_t *t)
             break;
         if (s->krelay)
             krelay_refresh_idle(s, now);
-        if (l->cfg.client_idle_ms && now - s->last_read_ms[C2S] >= l->cfg.client_idle_ms) {
+        if (l->cfg.client_idle_ms && now - s->last_active_ms[C2S] >= l->cfg.client_idle_ms) {
             l->stats.idle_timeouts++;
             session_end(s, "client_idle_timeout");
         } else if (l->cfg.server_idle_ms &&
-                   now - s->last_read_ms[S2C] >= l->cfg.server_idle_ms) {
+                   now - s->last_active_ms[S2C] >= l->cfg.server_idle_ms) {
             l->stats.idle_timeouts++;
             session_end(s, "server_idle_timeout");
         } else {
@@ -627,7 +629,7 @@ static void forward_first(struct session *s)
         return;
     }
     uint64_t now = uv_now(l->loop);
-    s->last_read_ms[C2S] = s->last_read_ms[S2C] = now;
+    s->last_active_ms[C2S] = s->last_active_ms[S2C] = now;
     if (s->kind == PGWIRE_FIRST_SSL || s->kind == PGWIRE_FIRST_GSSENC) {
         /* The request stays buffered until the node answers: another node can take it
          * if this one closes first. */
@@ -1037,7 +1039,7 @@ static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                  s->client_addr, s->node->name);
     }
     s->bytes[dir] += (uint64_t)nread;
-    s->last_read_ms[dir] = uv_now(l->loop);
+    s->last_active_ms[dir] = s->last_active_ms[!dir] = uv_now(l->loop);
     if (s->krelay) {
         s->kread[dir] += (uint64_t)nread;
         if (s->kdemote[dir] == 3) /* passed after the request: the kernel will not take it */
@@ -1206,7 +1208,7 @@ static void krelay_refresh_idle(struct session *s, uint64_t now)
     for (int dir = 0; dir < 2; dir++) {
         struct krelay_totals t;
         if (totals(s, dir, &t))
-            s->last_read_ms[dir] = now > t.idle_ms ? now - t.idle_ms : 0;
+            s->last_active_ms[dir] = now > t.idle_ms ? now - t.idle_ms : 0;
     }
 }
 

@@ -11,6 +11,8 @@ usage: hostile_client.py PORT MODE [ARGS]
                         then wait 1.2 s, run 5 short queries, print "returned", wait
                         for a line on stdin, run AFTER queries checking each answer,
                         print "after ok AFTER"
+  listen CHANNEL SECS   after 4 short queries, LISTEN on CHANNEL and send nothing more
+                        for SECS; print "open" or "closed", with the notifications seen
   vanish QUERY          start QUERY, read a little, then reset the connection
   oversized N           a first packet claiming 1 MB, then N bytes of it: the refusal
                         must arrive whole, not be lost to a reset; print its SQLSTATE
@@ -144,6 +146,29 @@ elif mode == "oversized":
     data, how = read_to_close(s)
     i = data.find(b"C")
     print("%s after %s" % (data[i+1:i+6].decode() if data[:1] == b"E" and i > 0 else repr(data[:1]), how))
+elif mode == "listen":
+    s = connect(port); s.sendall(startup()); read_until_ready(s)
+    for i in range(4):
+        query_value(s, "select %d" % i)
+    query_value(s, "listen " + sys.argv[3])
+    print("listening", flush=True)
+    end, seen, how, buf = time.time() + float(sys.argv[4]), 0, "open", b""
+    while time.time() < end:
+        s.settimeout(max(0.01, end - time.time()))
+        try:
+            c = s.recv(65536)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            c = b""
+        if not c:
+            how = "closed"; break
+        buf += c
+        while len(buf) >= 5 and len(buf) >= 1 + struct.unpack(">I", buf[1:5])[0]:
+            n = 1 + struct.unpack(">I", buf[1:5])[0]
+            seen += buf[:1] == b"A"
+            buf = buf[n:]
+    print("%s with %d notifications" % (how, seen))
 elif mode == "vanish":
     s = connect(port); s.sendall(startup()); read_until_ready(s); s.sendall(query(sys.argv[3]))
     s.recv(65536)

@@ -4,8 +4,8 @@
 # must not see the difference: TLS end to end, results and COPY byte for byte as
 # direct (bulk ones cross the fallback to lbd mid-stream), LISTEN/NOTIFY, the node's
 # last FATAL before it closes; back-pressure must still reach the node; idle timeouts
-# must see the traffic the kernel moved; the byte counts must add up; relay: user must
-# still relay.
+# must see the traffic the kernel moved (either way: a client only receiving is busy);
+# the byte counts must add up; relay: user must still relay.
 source "$(dirname "$0")/lib.sh"
 
 LB=$BASE ADMIN=$((BASE + 9)) NODE=$((BASE + 1))
@@ -113,10 +113,26 @@ done
 read -r -t 5 line <&"${LISTENER[0]}" && [ "$line" = busy ] || fail "an active session was cut: $line"
 wait_for 8 "the idle session closed" grep -q "end=client_idle_timeout" "$WORK/lb1.log"
 pass "client_idle 5s: an active kernel-relayed session stays, an idle one is closed"
+# A client that only receives (LISTEN, a notification every second, nothing sent for
+# 7 s) is not idle either: idle means no data either way.
+notified_listener() { # notified_listener WHAT
+    local out
+    coproc NL { $HC $LB listen nl 7; }
+    PIDS+=($NL_PID)
+    exec {out}<&"${NL[0]}" # (bash unsets NL when the client exits)
+    read -r -t 10 line <&$out && [ "$line" = listening ] || fail "$1: listener did not start: $line"
+    for i in 1 2 3 4 5 6; do sleep 1; psql_at $NODE "notify nl" >/dev/null; done
+    read -r -t 10 line <&$out || fail "$1: listener did not finish"
+    exec {out}<&-
+    [[ $line == open* ]] && [ "${line//[^0-9]/}" -ge 6 ] || fail "$1: a client receiving notifications for 7 s: $line"
+}
+kill "$LISTENER_PID" 2>/dev/null || true # (one coprocess at a time)
+wait "$LISTENER_PID" 2>/dev/null || true
+notified_listener "kernel relay"
+pass "client_idle 5s: a client that only receives notifications for 7 s stays"
 
 # 5. The node's last words: pg_terminate_backend sends FATAL 57P01 and closes; the
 #    client must get the FATAL, not only the close (lbd waits for the kernel to send it).
-kill "$LISTENER_PID" 2>/dev/null || true
 for i in $(seq 10); do
     PGSSLMODE=disable psql -X -h 127.0.0.1 -p $LB -U postgres -d postgres -Atq "${WARM[@]}" -c \
         "select 'v$i', pg_sleep(30)" >"$WORK/victim.out" 2>&1 &
@@ -211,4 +227,5 @@ plain=$(PGSSLMODE=disable psql -X -h 127.0.0.1 -p $LB -U postgres -d postgres -A
 wait_for 3 "user-relayed session line" grep -q 'relay=user end=client_closed' "$WORK/lb1.log"
 slow_reader
 [ "$wev" = ClientWrite ] || fail "relay: user did not hold the node back (wait_event=$wev)"
-pass "relay: user relays the same bytes; a paused client holds the node back (ClientWrite)"
+notified_listener "relay: user"
+pass "relay: user relays the same bytes; a paused client holds the node back (ClientWrite); a client only receiving notifications is not idle"
