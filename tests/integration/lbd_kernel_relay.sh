@@ -134,8 +134,12 @@ notified_listener() { # notified_listener WHAT
     exec {out}<&-
     [[ $line == open* ]] && [ "${line//[^0-9]/}" -ge 6 ] || fail "$1: a client receiving notifications for 7 s: $line"
 }
-kill "$LISTENER_PID" 2>/dev/null || true # (one coprocess at a time)
-wait "$LISTENER_PID" 2>/dev/null || true
+# (One coprocess at a time. psql may have exited already, on the idle close: bash then
+# unsets LISTENER_PID.)
+if [ -n "${LISTENER_PID:-}" ]; then
+    kill "$LISTENER_PID" 2>/dev/null || true
+    wait "$LISTENER_PID" 2>/dev/null || true
+fi
 notified_listener "kernel relay"
 pass "client_idle 5s: a client that only receives notifications for 7 s stays"
 
@@ -223,7 +227,7 @@ wait_for 10 "lbd stopped" bash -c "! kill -0 $lb1_PID 2>/dev/null"
 grep -q "event=drain_timeout sessions=1" "$WORK/lb1.log" || fail "no drain timeout with the held session"
 grep -q "event=stop" "$WORK/lb1.log" || fail "lbd did not log its stop"
 if grep -qE "Sanitizer|SEGV|runtime error" "$WORK/lb1.log"; then fail "lbd crashed on the way out"; fi
-kill "$HOLD_PID" 2>/dev/null || true
+kill "${HOLD_PID:-}" 2>/dev/null || true
 pass "SIGTERM with a kernel-relayed session: drained after 1 s, clean exit"
 
 # 8. relay: user relays without the kernel program, with the same back-pressure.
