@@ -124,6 +124,17 @@ static void emit_note(struct asm_buf *b, int ring_fd, int kind)
     emit(b, CALL(BPF_FUNC_ringbuf_output));
 }
 
+/* reg = &map[cookie at fp-8], or SK_PASS when the socket has no entry; clobbers r0-r5 */
+static void emit_lookup(struct asm_buf *b, int map_fd, int reg)
+{
+    emit_map(b, BPF_REG_1, map_fd);
+    emit(b, MOV_X(BPF_REG_2, BPF_REG_10));
+    emit(b, ADD_K(BPF_REG_2, -8));
+    emit(b, CALL(BPF_FUNC_map_lookup_elem));
+    emit_jump(b, JMP_K(BPF_JEQ, BPF_REG_0, 0), L_PASS);
+    emit(b, MOV_X(reg, BPF_REG_0));
+}
+
 static int prog_assemble(struct asm_buf *b, const struct krelay *k)
 {
     memset(b, 0, sizeof(*b));
@@ -132,20 +143,8 @@ static int prog_assemble(struct asm_buf *b, const struct krelay *k)
     emit(b, MOV_X(BPF_REG_6, BPF_REG_1));
     emit(b, CALL(BPF_FUNC_get_socket_cookie));
     emit(b, STX(BPF_DW, BPF_REG_10, BPF_REG_0, -8));
-    /* r7 = state[cookie] */
-    emit_map(b, BPF_REG_1, k->state_fd);
-    emit(b, MOV_X(BPF_REG_2, BPF_REG_10));
-    emit(b, ADD_K(BPF_REG_2, -8));
-    emit(b, CALL(BPF_FUNC_map_lookup_elem));
-    emit_jump(b, JMP_K(BPF_JEQ, BPF_REG_0, 0), L_PASS);
-    emit(b, MOV_X(BPF_REG_7, BPF_REG_0));
-    /* r9 = &allow[cookie] */
-    emit_map(b, BPF_REG_1, k->allow_fd);
-    emit(b, MOV_X(BPF_REG_2, BPF_REG_10));
-    emit(b, ADD_K(BPF_REG_2, -8));
-    emit(b, CALL(BPF_FUNC_map_lookup_elem));
-    emit_jump(b, JMP_K(BPF_JEQ, BPF_REG_0, 0), L_PASS);
-    emit(b, MOV_X(BPF_REG_9, BPF_REG_0));
+    emit_lookup(b, k->state_fd, BPF_REG_7); /* r7 = &state[cookie] */
+    emit_lookup(b, k->allow_fd, BPF_REG_9); /* r9 = &allow[cookie] */
     emit(b, LDX(BPF_W, BPF_REG_1, BPF_REG_7, offsetof(struct krelay_state, passing)));
     emit_jump(b, JMP_K(BPF_JEQ, BPF_REG_1, 0), L_CHECK);
     /* passing: back to redirecting only when lbd asked and has read every byte passed */

@@ -80,18 +80,16 @@ void lbd_tune_socket(struct lbd *l, uv_tcp_t *t)
         tune_fd(l, fd);
 }
 
-/* The same options on every listening socket: Linux copies TCP_NODELAY and the
- * keepalive settings to the sockets accept() returns, which saves five system calls per
- * client session. Again after a reload, for the keepalive time. */
-static void tune_listeners(struct lbd *l)
+/* The same options on a listening socket (and its quiesce twin): Linux copies
+ * TCP_NODELAY and the keepalive settings to the sockets accept() returns, which saves
+ * five system calls per client session. Again after a reload, for the keepalive time. */
+static void tune_listener(struct lbd *l, struct lbd_listener *ls)
 {
-    for (struct lbd_listener *ls = l->listeners; ls; ls = ls->next) {
-        uv_os_fd_t fd;
-        if (uv_fileno((uv_handle_t *)&ls->tcp, &fd) == 0)
-            tune_fd(l, fd);
-        if (ls->twin_fd >= 0)
-            tune_fd(l, ls->twin_fd);
-    }
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&ls->tcp, &fd) == 0)
+        tune_fd(l, fd);
+    if (ls->twin_fd >= 0)
+        tune_fd(l, ls->twin_fd);
 }
 
 /* ---- nodes ---- */
@@ -241,9 +239,7 @@ static int listener_open(struct lbd *l, const struct sockaddr_storage *addr, boo
     }
     ls->next = l->listeners;
     l->listeners = ls;
-    tune_fd(l, fd);
-    if (ls->twin_fd >= 0)
-        tune_fd(l, ls->twin_fd);
+    tune_listener(l, ls);
     log_emit(LOG_INFO, "listen", "address=%s role=%s", a, peer ? "cancel_peer" : "clients");
     return 0;
 }
@@ -501,7 +497,8 @@ static void reload_config(struct lbd *l)
         if (l->pool.nodes[i]->check == NULL)
             check_start(l, l->pool.nodes[i]);
     free(nc);
-    tune_listeners(l);
+    for (struct lbd_listener *ls = l->listeners; ls; ls = ls->next)
+        tune_listener(l, ls);
     log_set_level((enum log_level)l->cfg.log_level);
     log_open_file(l->cfg.log_file);
     reload_succeeded(&l->reload);

@@ -544,7 +544,7 @@ static void session_begin(struct session *s, bool from_peer,
     l->sessions = s;
     l->n_sessions++;
     l->stats.sessions_total++;
-    /* The client socket came from a listener and has its options (lbd.c tune_listeners). */
+    /* The client socket came from a listener and has its options (lbd.c tune_listener). */
     if (l->n_sessions > l->cfg.maxconn) {
         /* Refused after its first packet: the reason survives SSL negotiation, and a
          * CancelRequest is still routed. */
@@ -1095,6 +1095,12 @@ static int handle_fd(uv_tcp_t *t)
 
 static bool totals(struct session *s, int dir, struct krelay_totals *t);
 
+/* The socket direction d's data arrives on: the client for C2S, the node for S2C. */
+static uv_tcp_t *sender(struct session *s, int d)
+{
+    return d == C2S ? &s->client : &s->server;
+}
+
 /* The socket that receives direction d is the one d's data is read from for the other
  * direction: the server for C2S, the client for S2C. */
 static bool receiver_totals(struct session *s, int d, struct krelay_totals *t)
@@ -1194,7 +1200,7 @@ static void krelay_handoff(struct session *s)
 
 static bool totals(struct session *s, int dir, struct krelay_totals *t)
 {
-    int fd = handle_fd(dir == C2S ? &s->client : &s->server);
+    int fd = handle_fd(sender(s, dir));
     return fd >= 0 && krelay_socket_totals(fd, dir == S2C, t) == 0;
 }
 
@@ -1313,7 +1319,7 @@ static bool krelay_demote_check(struct session *s)
         }
         s->kdemote[d] = 2;
         s->kdemote_ms[d] = uv_now(l->loop);
-        uv_read_start((uv_stream_t *)(d == C2S ? &s->client : &s->server), on_alloc, relay_read);
+        uv_read_start((uv_stream_t *)sender(s, d), on_alloc, relay_read);
     }
     if (waiting) {
         /* 2 ms, doubling to 128: a receiver that reads again is caught quickly, one that
@@ -1345,11 +1351,10 @@ static void krelay_try_return(struct session *s, int d)
     if (!s->krelay || s->kdemote[d] != 2 || s->kflush || s->inflight[d] ||
         uv_now(l->loop) - s->kdemote_ms[d] < KRELAY_RETURN_MS)
         return;
-    uv_tcp_t *from = d == C2S ? &s->client : &s->server, *to = d == C2S ? &s->server : &s->client;
-    int unread = 0, fd = handle_fd(from);
+    int unread = 0, fd = handle_fd(sender(s, d));
     struct krelay_state st;
     struct krelay_totals out;
-    if (to->write_queue_size || fd < 0 || ioctl(fd, FIONREAD, &unread) != 0 || unread > 0 ||
+    if (sender(s, !d)->write_queue_size || fd < 0 || ioctl(fd, FIONREAD, &unread) != 0 || unread > 0 ||
         krelay_state_get(&l->krelay, s->kcookie[d], &st) != 0 || st.passed != s->kread[d] ||
         !receiver_totals(s, d, &out) || out.written < st.redirected)
         return;
@@ -1369,10 +1374,10 @@ static void krelay_note(struct session *s, int d, enum krelay_note_kind kind)
     if (kind == KRELAY_NOTE_RETURNED) {
         /* The kernel relays d again: lbd stops reading its sender (nothing is left to
          * read there: the program checked). */
-        uv_read_stop((uv_stream_t *)(d == C2S ? &s->client : &s->server));
+        uv_read_stop((uv_stream_t *)sender(s, d));
         /* (Unless lbd is writing to it: the other direction is lbd's and blocked.) */
         if (!s->inflight[!d])
-            libuv_unwatch(s, d == C2S ? &s->client : &s->server);
+            libuv_unwatch(s, sender(s, d));
         s->kdemote[d] = 0;
         l->stats.krelay_returned++;
         return;
