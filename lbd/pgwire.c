@@ -199,6 +199,20 @@ int pgwire_stream_feed(struct pgwire_stream *s, const uint8_t *buf, size_t len,
 {
     size_t i = 0;
     while (i < len) {
+        /* Whole messages of kinds nothing is decoded from, hopped over in place: a COPY
+         * or a big result is millions of small DataRow/CopyData messages. */
+        while (s->hdr_len == 0 && len - i >= 5) {
+            uint8_t t = buf[i];
+            uint32_t mlen = get_u32(buf + i + 1);
+            if (mlen < 4 || mlen > 0x7fffffffu)
+                return -1;
+            if (t == 'K' || t == 'Z' || (size_t)mlen >= len - i)
+                break;
+            i += 1 + (size_t)mlen;
+            s->messages++;
+        }
+        if (i >= len)
+            break;
         if (s->hdr_len < 5) {
             size_t take = 5 - s->hdr_len;
             if (take > len - i)

@@ -209,6 +209,37 @@ START_TEST(stream_byte_by_byte_gives_the_same)
 }
 END_TEST
 
+/* Every cut into two pieces: the in-place hop over whole messages and the byte-wise
+ * path hand over to each other at any offset. */
+START_TEST(stream_split_anywhere_gives_the_same)
+{
+    uint8_t b[512];
+    size_t n = backend_stream(b);
+    for (size_t cut = 0; cut <= n; cut++) {
+        struct pgwire_stream s = {0};
+        struct events e = {0};
+        ck_assert_int_eq(pgwire_stream_feed(&s, b, cut, on_event, &e), 0);
+        ck_assert_int_eq(pgwire_stream_feed(&s, b + cut, n - cut, on_event, &e), 0);
+        ck_assert_int_eq(e.keys, 1);
+        ck_assert_uint_eq(e.key, 99);
+        ck_assert_int_eq(e.ready, 2);
+        ck_assert_int_eq(e.status, 'T');
+        ck_assert_uint_eq(s.messages, 6);
+    }
+}
+END_TEST
+
+START_TEST(stream_rejects_bad_length_after_good_messages)
+{
+    uint8_t b[512];
+    size_t n = backend_stream(b);
+    b[n++] = 'D'; put32(b + n, 2); n += 4;
+    struct pgwire_stream s = {0};
+    struct events e = {0};
+    ck_assert_int_eq(pgwire_stream_feed(&s, b, n, on_event, &e), -1);
+}
+END_TEST
+
 START_TEST(stream_rejects_bad_length)
 {
     uint8_t b[5] = {'D', 0, 0, 0, 3};
@@ -254,6 +285,8 @@ static Suite *suite(void)
     tcase_add_test(ts, stream_finds_key_and_ready_in_one_piece);
     tcase_add_test(ts, stream_byte_by_byte_gives_the_same);
     tcase_add_test(ts, stream_rejects_bad_length);
+    tcase_add_test(ts, stream_split_anywhere_gives_the_same);
+    tcase_add_test(ts, stream_rejects_bad_length_after_good_messages);
     tcase_add_test(ts, check_answers);
     suite_add_tcase(s, ts);
     return s;
