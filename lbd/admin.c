@@ -92,6 +92,17 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     metrics_family(m, "lbd_kernel_relay_flush_waits_total", METRICS_COUNTER,
                    "Session ends that waited for the kernel to send what preceded a close.");
     metrics_sample(m, NULL, (double)st->krelay_flush_waits);
+    metrics_family(m, "lbd_splice_transfers_total", METRICS_COUNTER,
+                   "Bulk transfers (a direction that filled lbd's buffer 4 reads in a row) "
+                   "relayed with splice(2), without copying through lbd.");
+    metrics_sample(m, NULL, (double)st->bulk_started);
+    metrics_family(m, "lbd_splice_bytes_total", METRICS_COUNTER,
+                   "Bytes relayed with splice(2), either way (also in lbd_bytes_total).");
+    metrics_sample(m, NULL, (double)st->bulk_bytes);
+    metrics_family(m, "lbd_splice_refused_total", METRICS_COUNTER,
+                   "Bulk transfers that could not be spliced (out of descriptors) and were "
+                   "copied instead.");
+    metrics_sample(m, NULL, (double)st->bulk_failed);
     reload_metrics(m, "lbd", &l->reload);
     metrics_family(m, "lbd_admin_rejected_total", METRICS_COUNTER,
                    "Admin connections closed unserved (too many at once).");

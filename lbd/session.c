@@ -4,9 +4,10 @@
  * back-pressure, and log one line when it ends.
  *
  * Neighbours: pgwire.c parses, pool.c chooses, cancel.c routes CancelRequests,
- * lbd.c owns the listeners and the node states. */
+ * lbd.c owns the listeners and the node states; bulk.c splices bulk transfers. */
 #include "lbd.h"
 
+#include "bulk.h"
 #include "log.h"
 #include "parse.h"
 
@@ -35,6 +36,11 @@ enum { C2S = 0, S2C = 1 };
  * its undoing cost about 25 system calls, more than a few queries relayed here, so a
  * session that ends after one transaction (pgbench -C, a health probe) never pays them. */
 #define KRELAY_AFTER 4
+
+/* Bytes read in one direction with nothing read the other way meanwhile, after which
+ * that direction is spliced (bulk.h): a COPY or a big result, not a conversation.
+ * Starting and ending a splice costs about 15 system calls. */
+#define BULK_AFTER (256 * 1024)
 
 /* A refusal: the ErrorResponse, then a lingering close (see on_refusal_written). */
 #define REFUSAL_MSG_MAX 256
@@ -95,6 +101,8 @@ struct session {
     uint8_t kdemote[2];
     uint8_t relay_reads;   /* client reads since the relay began, up to KRELAY_AFTER */
     uint8_t kdemote_wait;  /* ms until the next look at a direction being taken back */
+    uint32_t run[2];       /* bytes read in d since the other direction read any */
+    struct bulk *bulk[2];  /* a bulk transfer spliced in direction d (bulk.h) */
     uint64_t bytes[2];
     const char *end_reason;
     char detail[96];
@@ -132,6 +140,8 @@ static void release(struct session *s, const uv_buf_t *buf)
 }
 
 static void krelay_drain_notes(struct lbd *l, struct session *ending);
+static void bulk_end(struct session *s, int d);
+static bool bulk_begin(struct session *s, int d);
 
 static void free_session(struct session *s)
 {
@@ -211,6 +221,8 @@ static void session_end(struct session *s, const char *reason)
         krelay_account(s);
         krelay_forget(&l->krelay, s->kcookie);
     }
+    for (int d = 0; d < 2; d++)
+        bulk_end(s, d);
     log_session(s);
     keymap_remove(&l->keys, &s->key);
     node_unuse(s);
@@ -1000,6 +1012,8 @@ static void on_relay_written(uv_write_t *req, int status)
         return;
     }
     uv_stream_t *from = (uv_stream_t *)(dir == C2S ? &s->client : &s->server);
+    if (s->run[dir] >= BULK_AFTER && bulk_begin(s, dir))
+        return;
     uv_read_start(from, on_alloc, relay_read);
     krelay_handoff(s);
     krelay_try_return(s, dir);
@@ -1048,6 +1062,9 @@ static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (dir == C2S && s->relay_reads < KRELAY_AFTER)
         s->relay_reads++;
+    if (s->run[dir] < BULK_AFTER)
+        s->run[dir] += (uint32_t)nread;
+    s->run[!dir] = 0;
     if (dir == C2S) {
         s->node->bytes_in += (uint64_t)nread;
         l->stats.bytes_in += (uint64_t)nread;
@@ -1062,6 +1079,8 @@ static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         release(s, buf);
         /* A full buffer means more is waiting (a bulk transfer): no handoff attempt,
          * which would only find the receive queue non-empty, two ioctls later. */
+        if (s->run[dir] >= BULK_AFTER && bulk_begin(s, dir))
+            return;
         if ((size_t)nread < LBD_BUF_SIZE) {
             krelay_handoff(s);
             krelay_try_return(s, dir);
@@ -1139,6 +1158,95 @@ static struct session *tag_session(uint64_t tag, int *dir)
     return (struct session *)(uintptr_t)(tag & ~(uint64_t)1);
 }
 
+/* ---- bulk transfers (bulk.h) ---- */
+
+static void on_bulk(void *ctx, enum bulk_event ev, size_t n)
+{
+    int d;
+    struct session *s = tag_session((uint64_t)(uintptr_t)ctx, &d);
+    struct lbd *l = s->lbd;
+    switch (ev) {
+    case BULK_MOVED:
+        s->bytes[d] += n;
+        if (d == C2S) {
+            s->node->bytes_in += n;
+            l->stats.bytes_in += n;
+        } else {
+            s->node->bytes_out += n;
+            l->stats.bytes_out += n;
+        }
+        l->stats.bulk_bytes += n;
+        s->last_active_ms[C2S] = s->last_active_ms[S2C] = uv_now(l->loop);
+        break;
+    case BULK_QUIET: /* lbd reads d itself again (and may hand the session to the kernel) */
+        bulk_end(s, d);
+        s->run[d] = 0;
+        uv_read_start((uv_stream_t *)sender(s, d), on_alloc, relay_read);
+        break;
+    case BULK_EOF:
+        session_end(s, d == C2S ? "client_closed" : "node_closed");
+        break;
+    case BULK_IN_ERROR:
+        session_end(s, d == C2S ? "client_error" : "node_error");
+        break;
+    case BULK_OUT_ERROR:
+        session_end(s, d == C2S ? "node_error" : "client_error");
+        break;
+    }
+}
+
+/* Direction d read BULK_AFTER bytes with the other direction silent, all written:
+ * splice it from here on, until it is quiet (true). Only the copying relay does this (the
+ * kernel relay needs neither), and only once the startup is over: a spliced node
+ * stream is not parsed, so the session's transaction state is unknown from then on. */
+static bool bulk_begin(struct session *s, int d)
+{
+    struct lbd *l = s->lbd;
+    uv_tcp_t *to = d == C2S ? &s->server : &s->client;
+    if (s->bulk[d] || s->krelay || s->state != SS_RELAY || !(s->ready_seen || s->opaque) ||
+        s->inflight[d] || to->write_queue_size)
+        return false;
+    int in = handle_fd(sender(s, d)), out = handle_fd(to);
+    if (in < 0 || out < 0)
+        return false;
+    s->bulk[d] = bulk_start(l->loop, in, out, on_bulk, (void *)(uintptr_t)session_tag(s, d));
+    if (s->bulk[d] == NULL) {
+        s->run[d] = 0; /* (EMFILE: try again after another BULK_AFTER bytes) */
+        if (l->stats.bulk_failed++ == 0)
+            log_emit(LOG_WARN, "splice_refused",
+                     "client=%s detail=\"%s; relayed by copying (counted in "
+                     "lbd_splice_refused_total)\"",
+                     s->client_addr, strerror(errno));
+        return false;
+    }
+    s->handles_open++;
+    uv_read_stop((uv_stream_t *)sender(s, d));
+    if (!s->inflight[!d] && !sender(s, d)->write_queue_size)
+        libuv_unwatch(s, sender(s, d));
+    if (d == S2C) {
+        s->opaque = true;
+        s->tx_status = 0;
+    }
+    l->stats.bulk_started++;
+    return true;
+}
+
+static void on_bulk_closed(void *ctx)
+{
+    int d;
+    struct session *s = tag_session((uint64_t)(uintptr_t)ctx, &d);
+    if (--s->handles_open == 0)
+        free_session(s);
+}
+
+static void bulk_end(struct session *s, int d)
+{
+    if (s->bulk[d] == NULL)
+        return;
+    bulk_stop(s->bulk[d], on_bulk_closed);
+    s->bulk[d] = NULL;
+}
+
 /* Hand the session to the kernel once its startup is over (the node's first
  * ReadyForQuery went by, so its BackendKeyData is recorded; or the bytes are TLS), the
  * client has sent KRELAY_AFTER reads' worth, and nothing lbd read is still waiting to
@@ -1147,6 +1255,7 @@ static void krelay_handoff(struct session *s)
 {
     struct lbd *l = s->lbd;
     if (s->krelay || s->krelay_tried || s->state != SS_RELAY || !krelay_is_open(&l->krelay) ||
+        s->bulk[C2S] || s->bulk[S2C] ||
         !(s->ready_seen || s->opaque) || s->relay_reads < KRELAY_AFTER ||
         s->inflight[C2S] || s->inflight[S2C] ||
         s->client.write_queue_size || s->server.write_queue_size)

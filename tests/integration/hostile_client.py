@@ -14,6 +14,10 @@ usage: hostile_client.py PORT MODE [ARGS]
   listen CHANNEL SECS   after 4 short queries, LISTEN on CHANNEL and send nothing more
                         for SECS; print "open" or "closed", with the notifications seen
   vanish QUERY          start QUERY, read a little, then reset the connection
+  cutoff QUERY SECS     start QUERY, read 1 MB, print "started", read nothing for SECS
+                        (the node's backend is ended meanwhile), then read slowly
+                        (64 KiB every 2 ms) to the end; print "read N": every byte
+                        received, the startup's included
   oversized N           a first packet claiming 1 MB, then N bytes of it: the refusal
                         must arrive whole, not be lost to a reset; print its SQLSTATE
 """
@@ -169,6 +173,26 @@ elif mode == "listen":
             seen += buf[:1] == b"A"
             buf = buf[n:]
     print("%s with %d notifications" % (how, seen))
+elif mode == "cutoff":
+    s = connect(port); s.sendall(startup() + query(sys.argv[3]))
+    got = 0
+    while got < 1 << 20:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise SystemExit("closed after %d bytes" % got)
+        got += len(chunk)
+    print("started", flush=True)
+    time.sleep(float(sys.argv[4]))
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        got += len(chunk)
+        time.sleep(0.002)
+    print("read %d" % got)
 elif mode == "vanish":
     s = connect(port); s.sendall(startup()); read_until_ready(s); s.sendall(query(sys.argv[3]))
     s.recv(65536)

@@ -56,6 +56,85 @@ for i in 0 1 2; do n=$((n + $(psql_at $((BASE + 1 + i)) 'select count(*) from t'
 [ "$n" -eq 100000 ] || fail "COPY FROM through lbd stored $n rows, want 100000"
 pass "COPY out (300k rows) identical to direct; COPY in stored 100000 rows"
 
+# Bulk transfers are spliced (bulk.c): the COPY above went through a pipe, not lbd's
+# buffers. The rest runs through a second lbd relaying in user space only (lb1 hands a
+# session to the kernel after a few queries, COPY in included): in one session, a big
+# COPY in (spliced client to node), a pause past the splice's end (250 ms), a COPY
+# out (spliced node to client), a pause, and queries, all answered as direct. Then the ends of a splice:
+# the client going away mid-transfer, and the node's backend terminated mid-transfer
+# (its FATAL error must reach the client: the pipe is emptied before the session ends).
+metric() { curl -fsS "http://127.0.0.1:${2:-$ADMIN}/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
+[ "$(metric lbd_splice_transfers_total)" -ge 1 ] || fail "the COPY out was not spliced"
+[ "$(metric lbd_splice_bytes_total)" -gt 10000000 ] || fail "spliced only $(metric lbd_splice_bytes_total) bytes"
+LB2=$((BASE + 5)) ADMIN2=$((BASE + 8))
+sed -e "s/127.0.0.1:$LB\$/127.0.0.1:$LB2/" -e "s/127.0.0.1:$ADMIN\$/127.0.0.1:$ADMIN2/" \
+    -e "s/^instance: lb1/instance: lb2/" -e "s/^lbd:/lbd:\n  relay: user/" "$WORK/lb.yaml" >"$WORK/lb2.yaml"
+lbd_start lb2 "$WORK/lb2.yaml" $ADMIN2
+seq 1 400000 | awk '{print $1 "\t" "bulk row " $1 " " $1 * 7}' >"$WORK/rows"
+sess() {
+    psql -X -At -h 127.0.0.1 -p "$1" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+        -c "create temp table tt(a int, b text)" -c "\\copy tt from '$WORK/rows'" \
+        -c "select pg_sleep(0.4)" -c "$q" -c "select pg_sleep(0.4)" \
+        -c "select count(*), sum(a), md5(string_agg(b, ',' order by a)) from tt" -c "select 40 + 2"
+}
+direct=$(sess $((BASE + 1)) | md5sum)
+proxied=$(sess $LB2 | md5sum)
+[ "$direct" = "$proxied" ] || fail "a session with a COPY in, a COPY out and queries differs from direct"
+[ "$(sess $LB2 | tail -1)" = 42 ] || fail "no answer after the spliced transfers"
+grew=$(metric lbd_splice_bytes_total $ADMIN2)
+want=$((2 * ($(wc -c <"$WORK/rows") + 11000000)))
+[ "$grew" -gt $want ] || fail "two sessions with a COPY in and a COPY out: $grew bytes spliced, want > $want"
+[ "$(metric lbd_splice_transfers_total $ADMIN2)" -ge 4 ] || fail "$(metric lbd_splice_transfers_total $ADMIN2) splices, want 4"
+pass "one session: COPY in, pause, COPY out, pause, queries: as direct ($grew bytes spliced in two)"
+LB=$LB2
+
+big="copy (select g, repeat(md5(g::text), 8) from generate_series(1, 3000000) g) to stdout"
+copying() { # copying: how many node backends still run the big COPY
+    local n=0 i
+    for i in 0 1 2; do
+        n=$((n + $(psql_at $((BASE + 1 + i)) "select count(*) from pg_stat_activity where query like 'copy (select g, repeat%' and pid <> pg_backend_pid()")))
+    done
+    echo $n
+}
+ends() { grep -c 'event=session_end' "$WORK/lb2.log"; }
+e0=$(ends)
+psql -X -h 127.0.0.1 -p $LB -U postgres -d postgres -c "$big" 2>/dev/null | head -c 20000000 >/dev/null || true
+wait_for 5 "the session of the client that left to end" eval 'test "$(ends)" -gt "$e0"'
+grep 'event=session_end' "$WORK/lb2.log" | tail -1 | grep -q 'bytes_out=[0-9]\{8,\} .*end=client_' ||
+    fail "the client that left: $(tail -1 "$WORK/lb2.log")"
+wait_for 5 "the node's backend of the client that left to go" eval 'test "$(copying)" -eq 0'
+terminate() { # terminate: end the backend of the big COPY, wherever it runs
+    for i in 0 1 2; do
+        psql_at $((BASE + 1 + i)) "select pg_terminate_backend(pid) from pg_stat_activity where query like 'copy (select g, repeat%' and pid <> pg_backend_pid()" >/dev/null
+    done
+}
+psql -X -h 127.0.0.1 -p $LB -U postgres -d postgres -c "$big" >/dev/null 2>"$WORK/fatal.err" &
+cp=$!
+wait_for 10 "the big COPY to start" eval 'test "$(copying)" -eq 1'
+sleep 0.5
+terminate
+wait $cp || true
+grep -q "terminating connection due to administrator command" "$WORK/fatal.err" ||
+    fail "the node's FATAL did not reach the client of a spliced transfer: $(cat "$WORK/fatal.err")"
+wait_for 5 "the terminated session to end" \
+    grep -q 'event=session_end .*bytes_out=[0-9]\{7,\} .*end=node_closed' "$WORK/lb2.log"
+# The node goes away while the client is paused (a full pipe, the backend held in
+# ClientWrite): when the client reads again, slowly, it gets every byte lbd took from
+# the node, up to the node's close, the pipe's last included.
+e0=$(ends)
+coproc CUT { python3 "$(dirname "$0")/hostile_client.py" $LB cutoff "$big" 2; }
+PIDS+=($CUT_PID)
+read -r -t 10 line <&"${CUT[0]}" || fail "the cut-off client did not start"
+sleep 1
+terminate
+read -r -t 60 line <&"${CUT[0]}" || fail "the cut-off client did not finish"
+wait_for 5 "the cut-off session to end" eval 'test "$(ends)" -gt "$e0"'
+logged=$(grep 'event=session_end' "$WORK/lb2.log" | tail -1 | grep -o 'bytes_out=[0-9]*')
+[ "$line" = "read ${logged#bytes_out=}" ] || fail "the cut-off client got '$line', lbd took $logged from the node"
+[ "$(psql_at $LB 'select 7 * 6')" = 42 ] || fail "lbd after the ends of spliced transfers"
+LB=$BASE
+pass "a spliced transfer ends cleanly when the client leaves and when the node terminates it (FATAL relayed; ${logged#bytes_out=} bytes to a paused client, all delivered)"
+
 # A malformed first packet: an HTTP request. lbd answers with a PostgreSQL error.
 exec 3<>/dev/tcp/127.0.0.1/$LB
 printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >&3
