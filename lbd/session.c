@@ -102,6 +102,10 @@ struct session {
     uint8_t relay_reads;   /* client reads since the relay began, up to KRELAY_AFTER */
     uint8_t kdemote_wait;  /* ms until the next look at a direction being taken back */
     uint32_t run[2];       /* bytes read in d since the other direction read any */
+    /* A read that came while its socket had nothing to say (see park): its buffer and
+     * nread, [0] the client's, [1] the node's; nread 0 when none. */
+    char *parked[2];
+    ssize_t parked_n[2];
     struct bulk *bulk[2];  /* a bulk transfer spliced in direction d (bulk.h) */
     uint64_t bytes[2];
     const char *end_reason;
@@ -116,6 +120,8 @@ struct session {
 };
 
 static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void read_client(struct session *s);
+static void read_server(struct session *s);
 static void first_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void negotiate_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void startup_reply_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
@@ -151,9 +157,12 @@ static void free_session(struct session *s)
      * before the tag they carry points at freed memory. */
     if (s->krelay && krelay_is_open(&l->krelay)) /* (closed: lbd is stopping) */
         krelay_drain_notes(l, s);
-    for (int d = 0; d < 2; d++)
+    for (int d = 0; d < 2; d++) {
         if (s->inflight[d])
             lbd_buf_put(l, s->inflight[d]);
+        if (s->parked[d])
+            lbd_buf_put(l, s->parked[d]);
+    }
     free(s->first);
     free(s->refusal);
     free(s->first_sending);
@@ -393,7 +402,7 @@ static void refuse_after_negotiation(struct session *s, const char *sqlstate, co
     s->first_len = 0;
     s->state = SS_FIRST;
     uv_timer_start(&s->timer, on_timer, s->lbd->cfg.startup_ms, 0);
-    uv_read_start((uv_stream_t *)&s->client, on_alloc, first_read);
+    read_client(s);
 }
 
 /* ---- timers ---- */
@@ -567,7 +576,88 @@ static void session_begin(struct session *s, bool from_peer,
                  "sorry, too many clients already (lbd maxconn)");
     }
     uv_timer_start(&s->timer, on_timer, l->cfg.startup_ms, 0);
-    uv_read_start((uv_stream_t *)&s->client, on_alloc, first_read);
+    read_client(s);
+}
+
+/* ---- reading: one callback per socket, whatever the session's state ----
+ *
+ * A socket stays in libuv's read mode from its first read to the session's end (the
+ * relay's back-pressure and the kernel relay aside): a read stopped and started again
+ * costs two epoll_ctl calls at the next poll, and a session's startup did that five
+ * times (10 of its 49 system calls). So each socket has one callback that hands a read
+ * to what the session's state expects; a read in a state that expects nothing from
+ * that side (the client while lbd connects or waits for the node's answer, the node
+ * while lbd waits for the client's StartupMessage after an 'N') is parked: its buffer
+ * is held, reading stops, and the read is handed on when the state changes to one
+ * that reads that side. */
+
+static void park(struct session *s, int side, uv_stream_t *stream, ssize_t nread,
+                 const uv_buf_t *buf)
+{
+    if (nread == 0) {
+        release(s, buf);
+        return;
+    }
+    uv_read_stop(stream);
+    s->parked[side] = nread > 0 ? buf->base : NULL;
+    s->parked_n[side] = nread;
+    if (nread < 0)
+        release(s, buf);
+}
+
+static void client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct session *s = stream->data;
+    if (s->state == SS_FIRST)
+        first_read(stream, nread, buf);
+    else if (s->state == SS_RELAY)
+        relay_read(stream, nread, buf);
+    else
+        park(s, 0, stream, nread, buf);
+}
+
+static void server_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct session *s = stream->data;
+    if (s->state == SS_NEGOTIATE)
+        negotiate_read(stream, nread, buf);
+    else if (s->state == SS_STARTUP_WAIT)
+        startup_reply_read(stream, nread, buf);
+    else if (s->state == SS_RELAY)
+        relay_read(stream, nread, buf);
+    else
+        park(s, 1, stream, nread, buf);
+}
+
+/* Read a side for the current state: first what was parked, then the socket (when
+ * already reading, uv_read_start leaves it so: UV_EALREADY). */
+static void read_side(struct session *s, int side)
+{
+    uv_stream_t *stream = (uv_stream_t *)(side == 0 ? &s->client : &s->server);
+    uv_read_cb cb = side == 0 ? client_read : server_read;
+    if (s->parked_n[side]) {
+        uv_buf_t b = uv_buf_init(s->parked[side], s->parked[side] ? LBD_BUF_SIZE : 0);
+        ssize_t n = s->parked_n[side];
+        s->parked[side] = NULL;
+        s->parked_n[side] = 0;
+        cb(stream, n, &b);
+        /* (Not when that read ended or refused the session, parked again, or left a
+         * write in flight: the relay reads on once it is written.) */
+        if (n < 0 || s->parked_n[side] || s->state == SS_CLOSING || s->state == SS_REFUSING ||
+            (s->state == SS_RELAY && s->inflight[side]))
+            return;
+    }
+    uv_read_start(stream, on_alloc, cb);
+}
+
+static void read_client(struct session *s)
+{
+    read_side(s, 0);
+}
+
+static void read_server(struct session *s)
+{
+    read_side(s, 1);
 }
 
 /* ---- the first packet ---- */
@@ -625,9 +715,11 @@ static void start_relay(struct session *s)
 {
     s->state = SS_RELAY;
     arm_idle(s);
-    uv_read_start((uv_stream_t *)&s->client, on_alloc, relay_read);
-    uv_read_start((uv_stream_t *)&s->server, on_alloc, relay_read);
-    krelay_handoff(s);
+    read_client(s);
+    if (s->state == SS_RELAY) /* (what was parked may have ended it) */
+        read_server(s);
+    if (s->state == SS_RELAY)
+        krelay_handoff(s);
 }
 
 /* Forward the buffered first bytes to the connected node and move on. A
@@ -648,13 +740,13 @@ static void forward_first(struct session *s)
          * if this one closes first. */
         s->state = SS_NEGOTIATE;
         uv_timer_start(&s->timer, on_timer, l->cfg.connect_ms + l->cfg.startup_ms, 0);
-        uv_read_start((uv_stream_t *)&s->server, on_alloc, negotiate_read);
+        read_server(s);
         return;
     }
     s->state = SS_STARTUP_WAIT;
     s->reply_len = 0;
     uv_timer_start(&s->timer, on_timer, l->cfg.startup_ms, 0);
-    uv_read_start((uv_stream_t *)&s->server, on_alloc, startup_reply_read);
+    read_server(s);
 }
 
 /* Refusals a node gives before a session exists, after which another node may do. */
@@ -669,7 +761,6 @@ static bool startup_refusal_retryable(const char *sqlstate)
 static void pass_reply(struct session *s)
 {
     struct lbd *l = s->lbd;
-    uv_read_stop((uv_stream_t *)&s->server);
     if (pgwire_stream_feed(&s->sstream, s->reply, s->reply_len, on_backend_event, s) != 0)
         s->opaque = true;
     s->bytes[C2S] += s->first_len;
@@ -826,7 +917,8 @@ static void classify(struct session *s)
         refuse(s, "08P01", "the peer listener takes only cancel requests", "bad_packet");
         return;
     }
-    uv_read_stop((uv_stream_t *)&s->client);
+    /* The client keeps being read: it has nothing to say until the node answers, and a
+     * read stopped and started again costs libuv two epoll_ctl calls (see park). */
     if (s->srv == SRV_OPEN)
         forward_first(s);
     else
@@ -870,7 +962,6 @@ static void negotiate_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
     s->first = NULL;
     s->first_len = s->first_cap = 0;
     char answer = buf->base[0];
-    uv_read_stop(stream);
     uv_buf_t b = uv_buf_init(buf->base, (unsigned)nread);
     s->bytes[S2C] += (uint64_t)nread;
     int rc = uv_try_write((uv_stream_t *)&s->client, &b, 1);
@@ -883,7 +974,7 @@ static void negotiate_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
         /* Plaintext follows: read the client's next packet (a StartupMessage). */
         s->state = SS_FIRST;
         uv_timer_start(&s->timer, on_timer, s->lbd->cfg.startup_ms, 0);
-        uv_read_start((uv_stream_t *)&s->client, on_alloc, first_read);
+        read_client(s);
         return;
     }
     /* 'S'/'G': encrypted end to end from here; 'E': the node's error, then it closes. */

@@ -13,6 +13,9 @@ usage: hostile_client.py PORT MODE [ARGS]
                         print "after ok AFTER"
   listen CHANNEL SECS   after 4 short queries, LISTEN on CHANNEL and send nothing more
                         for SECS; print "open" or "closed", with the notifications seen
+  eager SSL             send a query 2 ms behind the StartupMessage, before any answer
+                        (lbd is waiting for the node's then); with SSL 1, an SSLRequest
+                        first, and the StartupMessage 2 ms behind it; print the value
   vanish QUERY          start QUERY, read a little, then reset the connection
   cutoff QUERY SECS     start QUERY, read 1 MB, print "started", read nothing for SECS
                         (the node's backend is ended meanwhile), then read slowly
@@ -173,6 +176,38 @@ elif mode == "listen":
             seen += buf[:1] == b"A"
             buf = buf[n:]
     print("%s with %d notifications" % (how, seen))
+elif mode == "eager":
+    s = connect(port)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if sys.argv[3] == "1":
+        s.sendall(struct.pack(">II", 8, 80877103))
+        time.sleep(0.002)
+    s.sendall(startup())
+    time.sleep(0.002)
+    s.sendall(query("select 6 * 7"))
+    buf, ready, value = b"", 0, None
+    if sys.argv[3] == "1":
+        while not buf:
+            buf = s.recv(1)
+        if buf != b"N":
+            raise SystemExit("answer to SSLRequest: %r" % buf)
+        buf = b""
+    while ready < 2:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise SystemExit("closed: %r" % buf[:80])
+        buf += chunk
+        while len(buf) >= 5:
+            t, n = buf[0:1], struct.unpack(">I", buf[1:5])[0]
+            if len(buf) < 1 + n:
+                break
+            if t == b"E":
+                raise SystemExit("error: %r" % buf[:1 + n])
+            if t == b"D" and value is None:
+                value = buf[11:11 + struct.unpack(">i", buf[7:11])[0]]
+            ready += t == b"Z"
+            buf = buf[1 + n:]
+    print(value.decode())
 elif mode == "cutoff":
     s = connect(port); s.sendall(startup() + query(sys.argv[3]))
     got = 0

@@ -34,6 +34,17 @@ pass "slowloris: closed with an ErrorResponse after the 1 s startup timeout"
 [ "$($HC $LB bytewise)" = ready ] || fail "a startup sent byte by byte did not work"
 pass "a startup sent one byte at a time works"
 
+# Eager clients: a query sent right behind the StartupMessage (and a StartupMessage
+# right behind an SSLRequest) arrives while lbd waits for the node; lbd holds it and
+# relays it once the node has answered, in order.
+for ssl in 0 1; do
+    for i in 1 2 3 4 5; do
+        out=$($HC $LB eager $ssl)
+        [ "$out" = 42 ] || fail "a query sent before the node answered (SSLRequest $ssl): $out"
+    done
+done
+pass "a query sent before the node answered the startup is answered (10 times, with and without an SSLRequest)"
+
 for n in 1 7 4096 100000; do
     out=$($HC $LB random $n)
     [[ $out == "answer b'E'" || $out == "answer b''" ]] || fail "random $n bytes: $out"
