@@ -19,6 +19,7 @@ struct bulk {
     uint64_t last_ms; /* loop time bytes were last taken from the sender */
     bool eof, stopped, in_watched, out_watched;
     bool lowat; /* SO_RCVLOWAT is BULK_LOWAT on the sender */
+    size_t since_pause; /* bytes moved since the sender last paused (lowat off) */
     uint8_t open_handles;
     bulk_cb cb;
     void *ctx;
@@ -67,6 +68,7 @@ static void set_lowat(struct bulk *b, bool on)
     int v = on ? BULK_LOWAT : 1;
     if (on != b->lowat && setsockopt(b->in_fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) == 0)
         b->lowat = on;
+    b->since_pause = 0;
 }
 
 /* BULK_TAIL_MS after bytes last moved with SO_RCVLOWAT set: take what is waiting below
@@ -124,7 +126,8 @@ static size_t pump(struct bulk *b)
         b->cb(b->ctx, BULK_MOVED, moved);
         if (b->stopped)
             return moved;
-        if (moved >= BULK_LOWAT / 2) /* (flowing again after a pause) */
+        b->since_pause += moved;
+        if (!b->lowat && b->since_pause >= BULK_LOWAT) /* (flowing again after a pause) */
             set_lowat(b, true);
         if (b->lowat)
             uv_timer_start(&b->tail, on_tail, BULK_TAIL_MS, 0);
