@@ -175,10 +175,10 @@ if [ "$COPY_ROWS" -gt 0 ]; then
     # One untimed pass over every node first: the first scan of a fresh table sets its
     # hint bits and writes the pages back, and whichever proxy reached a node first paid
     # for it (it made lbd look 1.3-1.4x slower than direct, HAProxy, going second, not).
-    # Then one through each proxy, and at least 9 rounds: a single COPY varies by
+    # Then one through each proxy, and at least 15 rounds: a single COPY varies by
     # 10-30% here, more than the differences measured.
     for port in $N0 $N1 $N2 $LB $HA; do copy_s $port >/dev/null; done
-    for r in $(seq $((ROUNDS > 9 ? ROUNDS : 9))); do
+    for r in $(seq $((ROUNDS > 15 ? ROUNDS : 15))); do
         for target in direct lbd haproxy; do
             case $target in direct) port=$N0 ;; lbd) port=$LB ;; haproxy) port=$HA ;; esac
             v=$(copy_s $port)
@@ -234,7 +234,7 @@ col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
     if [ "$COPY_ROWS" -gt 0 ]; then
         d=$(printf '%s' "${C[direct]}" | median) l=$(printf '%s' "${C[lbd]}" | median) h=$(printf '%s' "${C[haproxy]}" | median)
         awk -v d="$d" -v l="$l" -v h="$h" -v mb="${COPY_MB:-0}" 'BEGIN {
-            printf "COPY of a %d MB table to the client (medians of at least 9): direct %.2f s, lbd %.2f s (%.2fx direct), HAProxy %.2f s (%.2fx direct)\n\n", mb, d, l, l / d, h, h / d }'
+            printf "COPY of a %d MB table to the client (medians of at least 15): direct %.2f s, lbd %.2f s (%.2fx direct), HAProxy %.2f s (%.2fx direct)\n\n", mb, d, l, l / d, h, h / d }'
     fi
     awk -v l="$LBD_IDLE" -v h="$HA_IDLE" -v n="$IDLE" 'BEGIN {
         printf "Memory per idle session (%d sessions, RSS growth): lbd %.2f KiB, HAProxy %.2f KiB, ratio %.2fx\n", n, l, h, (h > 0 ? l / h : 0) }'
