@@ -28,13 +28,24 @@ struct bulk {
 
 static size_t pump(struct bulk *b);
 static void on_closed(uv_handle_t *h);
+static void watch(uv_poll_t *p, bool *watched, bool want, int ev);
+
+/* The transfer is over (the sender's EOF, or an error): tell the caller, which stops it. */
+static void finish(struct bulk *b, enum bulk_event ev)
+{
+    b->cb(b->ctx, ev, 0);
+    if (!b->stopped) { /* (the caller is expected to stop; do not spin meanwhile) */
+        watch(&b->in, &b->in_watched, false, 0);
+        watch(&b->out, &b->out_watched, false, 0);
+    }
+}
 
 static void on_poll(uv_poll_t *p, int status, int events)
 {
     struct bulk *b = p->data;
     (void)events;
     if (status < 0) { /* (EBADF and the like: nothing a retry would mend) */
-        b->cb(b->ctx, p == &b->in ? BULK_IN_ERROR : BULK_OUT_ERROR, 0);
+        finish(b, p == &b->in ? BULK_IN_ERROR : BULK_OUT_ERROR);
         return;
     }
     pump(b);
@@ -80,15 +91,6 @@ static void on_tail(uv_timer_t *t)
         set_lowat(b, false);
 }
 
-static void fail(struct bulk *b, enum bulk_event ev)
-{
-    b->cb(b->ctx, ev, 0);
-    if (!b->stopped) { /* (the caller is expected to stop; do not spin meanwhile) */
-        watch(&b->in, &b->in_watched, false, 0);
-        watch(&b->out, &b->out_watched, false, 0);
-    }
-}
-
 /* Take what is waiting from the sender into the pipe, and send what the pipe holds. Once
  * each: looping until the sender has nothing would race it for each segment it writes
  * (8-24 KiB a system call); epoll says when SO_RCVLOWAT's worth is waiting. Then watch
@@ -107,7 +109,7 @@ static size_t pump(struct bulk *b)
         } else if (n == 0) {
             b->eof = true;
         } else if (errno != EAGAIN && errno != EINTR) {
-            fail(b, BULK_IN_ERROR);
+            finish(b, BULK_IN_ERROR);
             return 0;
         }
     }
@@ -117,7 +119,7 @@ static size_t pump(struct bulk *b)
         if (n > 0) {
             b->piped -= (size_t)n;
         } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-            fail(b, BULK_OUT_ERROR);
+            finish(b, BULK_OUT_ERROR);
             return moved;
         }
     }
@@ -133,7 +135,7 @@ static size_t pump(struct bulk *b)
             uv_timer_start(&b->tail, on_tail, BULK_TAIL_MS, 0);
     }
     if (b->eof && b->piped == 0) {
-        fail(b, BULK_EOF);
+        finish(b, BULK_EOF);
         return moved;
     }
     watch(&b->in, &b->in_watched, !b->eof && b->piped == 0, UV_READABLE);

@@ -1090,6 +1090,22 @@ static void on_backend_event(void *ctx, const struct pgwire_event *ev)
     }
 }
 
+/* n bytes of direction d went through lbd (copied or spliced): the session's, the
+ * node's and lbd's byte counts, and both sides are active. */
+static void count_relayed(struct session *s, int d, uint64_t n)
+{
+    struct lbd *l = s->lbd;
+    s->bytes[d] += n;
+    if (d == C2S) {
+        s->node->bytes_in += n;
+        l->stats.bytes_in += n;
+    } else {
+        s->node->bytes_out += n;
+        l->stats.bytes_out += n;
+    }
+    s->last_active_ms[C2S] = s->last_active_ms[S2C] = uv_now(l->loop);
+}
+
 static void on_relay_written(uv_write_t *req, int status)
 {
     struct session *s = req->handle->data;
@@ -1113,7 +1129,6 @@ static void on_relay_written(uv_write_t *req, int status)
 static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct session *s = stream->data;
-    struct lbd *l = s->lbd;
     int dir = stream == (uv_stream_t *)&s->client ? C2S : S2C;
     if (nread <= 0) {
         release(s, buf);
@@ -1144,8 +1159,7 @@ static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                  "client=%s node=%s detail=\"node sent a bad message length; relaying as is\"",
                  s->client_addr, s->node->name);
     }
-    s->bytes[dir] += (uint64_t)nread;
-    s->last_active_ms[dir] = s->last_active_ms[!dir] = uv_now(l->loop);
+    count_relayed(s, dir, (uint64_t)nread);
     if (s->krelay) {
         s->kread[dir] += (uint64_t)nread;
         if (s->kdemote[dir] == 3) /* passed after the request: the kernel will not take it */
@@ -1156,22 +1170,15 @@ static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (s->run[dir] < BULK_AFTER)
         s->run[dir] += (uint32_t)nread;
     s->run[!dir] = 0;
-    if (dir == C2S) {
-        s->node->bytes_in += (uint64_t)nread;
-        l->stats.bytes_in += (uint64_t)nread;
-    } else {
-        s->node->bytes_out += (uint64_t)nread;
-        l->stats.bytes_out += (uint64_t)nread;
-    }
     uv_stream_t *to = (uv_stream_t *)(dir == C2S ? &s->server : &s->client);
     uv_buf_t b = uv_buf_init(buf->base, (unsigned)nread);
     int w = uv_try_write(to, &b, 1);
     if (w == nread) {
         release(s, buf);
-        /* A full buffer means more is waiting (a bulk transfer): no handoff attempt,
-         * which would only find the receive queue non-empty, two ioctls later. */
         if (s->run[dir] >= BULK_AFTER && bulk_begin(s, dir))
             return;
+        /* A full buffer means more is waiting (a bulk transfer): no handoff attempt,
+         * which would only find the receive queue non-empty, two ioctls later. */
         if ((size_t)nread < LBD_BUF_SIZE) {
             krelay_handoff(s);
             krelay_try_return(s, dir);
@@ -1258,16 +1265,8 @@ static void on_bulk(void *ctx, enum bulk_event ev, size_t n)
     struct lbd *l = s->lbd;
     switch (ev) {
     case BULK_MOVED:
-        s->bytes[d] += n;
-        if (d == C2S) {
-            s->node->bytes_in += n;
-            l->stats.bytes_in += n;
-        } else {
-            s->node->bytes_out += n;
-            l->stats.bytes_out += n;
-        }
+        count_relayed(s, d, n);
         l->stats.bulk_bytes += n;
-        s->last_active_ms[C2S] = s->last_active_ms[S2C] = uv_now(l->loop);
         break;
     case BULK_QUIET: /* lbd reads d itself again (and may hand the session to the kernel) */
         bulk_end(s, d);
@@ -1293,7 +1292,7 @@ static void on_bulk(void *ctx, enum bulk_event ev, size_t n)
 static bool bulk_begin(struct session *s, int d)
 {
     struct lbd *l = s->lbd;
-    uv_tcp_t *to = d == C2S ? &s->server : &s->client;
+    uv_tcp_t *to = sender(s, !d); /* (d's receiver) */
     if (s->bulk[d] || s->krelay || s->state != SS_RELAY || !(s->ready_seen || s->opaque) ||
         s->inflight[d] || to->write_queue_size)
         return false;
