@@ -20,7 +20,9 @@ pick_base_port() {
     local base
     for _ in $(seq 50); do
         base=$((20000 + (RANDOM % 1200) * 10)) # below the ephemeral range (32768+)
-        if ! ss -Htln | awk '{print $4}' | grep -qE ":(${base}|$((base + 1))|$((base + 2))|$((base + 3))|$((base + 4))|$((base + 5))|$((base + 6))|$((base + 7))|$((base + 8))|$((base + 9)))\$"; then
+        # (Listening addresses read first: under pipefail, grep -q leaving early can make
+        # the writer die of SIGPIPE and a match count as none.)
+        if ! grep -qE ":(${base}|$((base + 1))|$((base + 2))|$((base + 3))|$((base + 4))|$((base + 5))|$((base + 6))|$((base + 7))|$((base + 8))|$((base + 9)))\$" <<<"$(ss -Htln | awk '{print $4}')"; then
             echo "$base"
             return
         fi

@@ -23,7 +23,7 @@ took=$(wait_holder $VIP_A lb2 3) || fail "VIP-A did not move to lb2 after its re
 wait_for 3 "lb2's reload line" grep -q 'event=reload changed="vrid 51 priority 100->200, vrid 51 preempt"' "$LAB_DIR/lb2-vrrpd.log"
 wait_for 3 "lb1 backs off" grep -q 'vrid=51 from=MASTER to=BACKUP .*reason="higher priority 200 seen from 10.77.0.12 (ours 150)"' "$LAB_DIR/lb1-vrrpd.log"
 [ "$(group_field lb2 51 configured_priority)" = 200 ] || fail "lb2's status: configured_priority $(group_field lb2 51 configured_priority)"
-metrics lb2 | grep -qx "vrrpd_config_reloads_total 1" || fail "lb2's metrics do not count the reload"
+grep -qx "vrrpd_config_reloads_total 1" <<<"$(metrics lb2)" || fail "lb2's metrics do not count the reload"
 pass "reload with priority 200 + preempt: VIP-A moved to lb2 after $took ms"
 
 # 2. A broken file is rejected with its place; nothing changes, the daemon stays.
@@ -34,7 +34,7 @@ hup lb1
 wait_for 3 "lb1's reload_failed line" grep -q "event=reload_failed error=\".*lb1.yaml:$line:3.*bogus_key" "$LAB_DIR/lb1-vrrpd.log"
 alive lb1 || fail "lb1's vrrpd died on a bad reload"
 wait_for 3 "the failure in lb1's status" grep -q '"last_reload_failed":true' "$LAB_DIR/lb1-vrrpd.json"
-metrics lb1 | grep -qx "vrrpd_config_last_reload_successful 0" || fail "lb1's metrics miss the failed reload"
+grep -qx "vrrpd_config_last_reload_successful 0" <<<"$(metrics lb1)" || fail "lb1's metrics miss the failed reload"
 sleep 0.5
 [ "$(lab_holders $VIP_A)" = lb2 ] && [ "$(lab_holders $VIP_B)" = lb2 ] ||
     fail "the bad reload moved a VIP: A on '$(lab_holders $VIP_A)', B on '$(lab_holders $VIP_B)'"
@@ -73,6 +73,6 @@ grep -q "admin: 127.0.0.1:8092" "$LAB_DIR/lb1.yaml" || fail "test setup: sed did
 hup lb1
 wait_for 3 "lb1's reload_partial line" grep -q 'event=reload_partial restart_needed_for=admin ' "$LAB_DIR/lb1-vrrpd.log"
 # lb1 reloaded the good file, VIP-C and this one: 3 (the rejected file is not counted).
-metrics lb1 | grep -qx "vrrpd_config_reloads_total 3" || fail "lb1's admin endpoint moved or the reload was not counted"
+grep -qx "vrrpd_config_reloads_total 3" <<<"$(metrics lb1)" || fail "lb1's admin endpoint moved or the reload was not counted"
 alive lb1 && alive lb2 || fail "a vrrpd died during the reloads"
 pass "a restart-only key (admin) is named in reload_partial; the running endpoint stays"
