@@ -60,6 +60,8 @@ static int map_create(enum bpf_map_type type, uint32_t key_size, uint32_t value_
  *   st = state[X], al = allow[X]             (missing: SK_PASS, X keeps it)
  *   st.passing and st.passed + 1 == al.ret:  st.passing = 0, al.ret = 0, note RETURNED,
  *                                            and on as below (lbd read all, asked back)
+ *   st.passing and al.ret (not that):        al.ret = 0, note MISSED, and on (a segment
+ *                                            was passed after lbd looked: lbd reads on)
  *   st.passing: st.passed += len, SK_PASS    (X's direction is lbd's now)
  *   st.redirected + len > al.limit:          st.passing = 1, note PASSING, and as above
  *   else st.redirected += len; when within half a window of the limit, note LOW
@@ -108,7 +110,7 @@ static void emit_map(struct asm_buf *b, int reg, int fd)
 #define JMP_K(op, d, k) INSN(BPF_JMP | (op) | BPF_K, d, 0, 0, k)
 #define JMP_X(op, d, s) INSN(BPF_JMP | (op) | BPF_X, d, s, 0, 0)
 
-enum { L_PASS, L_REDIRECT, L_STOP, L_CHECK, L_SELF };
+enum { L_PASS, L_REDIRECT, L_STOP, L_CHECK, L_SELF, L_MISSED };
 
 /* note(kind): ringbuf_output(ring, {st.tag, kind}, 16); r7 = st; clobbers r1-r5 */
 static void emit_note(struct asm_buf *b, int ring_fd, int kind)
@@ -151,7 +153,7 @@ static int prog_assemble(struct asm_buf *b, const struct krelay *k)
     emit(b, LDX(BPF_DW, BPF_REG_1, BPF_REG_7, offsetof(struct krelay_state, passed)));
     emit(b, ADD_K(BPF_REG_1, 1));
     emit(b, LDX(BPF_DW, BPF_REG_2, BPF_REG_9, offsetof(struct krelay_allowance, ret)));
-    emit_jump(b, JMP_X(BPF_JNE, BPF_REG_1, BPF_REG_2), L_SELF);
+    emit_jump(b, JMP_X(BPF_JNE, BPF_REG_1, BPF_REG_2), L_MISSED);
     emit(b, ST(BPF_W, BPF_REG_7, offsetof(struct krelay_state, passing), 0));
     emit(b, ST(BPF_DW, BPF_REG_9, offsetof(struct krelay_allowance, ret), 0));
     emit_note(b, k->ring_fd, KRELAY_NOTE_RETURNED);
@@ -181,6 +183,12 @@ static int prog_assemble(struct asm_buf *b, const struct krelay *k)
     b->label[L_STOP] = b->n;
     emit(b, ST(BPF_W, BPF_REG_7, offsetof(struct krelay_state, passing), 1));
     emit_note(b, k->ring_fd, KRELAY_NOTE_PASSING);
+    emit_jump(b, INSN(BPF_JMP | BPF_JA, 0, 0, 0, 0), L_SELF);
+    /* r2 = al.ret, which did not match: nonzero, lbd asked and waits (not reading) */
+    b->label[L_MISSED] = b->n;
+    emit_jump(b, JMP_K(BPF_JEQ, BPF_REG_2, 0), L_SELF);
+    emit(b, ST(BPF_DW, BPF_REG_9, offsetof(struct krelay_allowance, ret), 0));
+    emit_note(b, k->ring_fd, KRELAY_NOTE_MISSED);
     b->label[L_SELF] = b->n;
     emit(b, LDX(BPF_DW, BPF_REG_1, BPF_REG_7, offsetof(struct krelay_state, passed)));
     emit(b, LDX(BPF_W, BPF_REG_2, BPF_REG_6, offsetof(struct __sk_buff, len)));

@@ -24,8 +24,15 @@
 
 /* LOW: half the allowance is used. PASSING: the allowance ran out; the program passes
  * this socket's data to itself from now on. RETURNED: the program took the direction
- * back (krelay_return) and redirects again. */
-enum krelay_note_kind { KRELAY_NOTE_LOW = 1, KRELAY_NOTE_PASSING = 2, KRELAY_NOTE_RETURNED = 3 };
+ * back (krelay_return) and redirects again. MISSED: it could not (a segment was passed
+ * after lbd's look) and passed this one too: lbd reads the direction on. One of the last
+ * two follows each krelay_return, with the next segment. */
+enum krelay_note_kind {
+    KRELAY_NOTE_LOW = 1,
+    KRELAY_NOTE_PASSING = 2,
+    KRELAY_NOTE_RETURNED = 3,
+    KRELAY_NOTE_MISSED = 4
+};
 
 /* Per socket, written by the program (lbd reads it). */
 struct krelay_state {
@@ -92,8 +99,10 @@ int krelay_allow(struct krelay *k, uint64_t cookie, uint64_t allowance);
 /* Ask the program to redirect a passing socket's data again, up to allowance bytes,
  * provided that when the next segment arrives it has passed exactly `passed` bytes to
  * the socket since the join: all of them read by the caller, who has nothing left to
- * write. Anything passed in between (the caller reads it) voids the request, so no
- * byte can overtake another. A RETURNED note says it happened. */
+ * write. Anything passed in between voids the request, so no byte can overtake
+ * another. The next segment brings a RETURNED note (it happened) or a MISSED one (it
+ * did not: read on); the caller reads nothing from the socket until then, as a read
+ * racing the program's switch could take a byte the kernel is also sending. */
 int krelay_return(struct krelay *k, uint64_t cookie, uint64_t allowance, uint64_t passed);
 
 /* A TCP socket's byte totals since it opened: received from its peer (a FIN does not

@@ -97,7 +97,8 @@ struct session {
     uint64_t kread[2];     /* bytes lbd read from d's sender since the handoff */
     uint64_t kdemote_ms[2]; /* loop time d was taken back from the kernel */
     /* 0: the kernel relays d; 1: d waits for the kernel to send its rest; 2: lbd relays
-     * d; 3: lbd relays d and has asked the kernel to take it again (krelay_return). */
+     * d; 3: lbd has asked the kernel to take d again (krelay_return) and reads nothing
+     * from d's sender until the program's note says whether it did. */
     uint8_t kdemote[2];
     uint8_t relay_reads;   /* client reads since the relay began, up to KRELAY_AFTER */
     uint8_t kdemote_wait;  /* ms until the next look at a direction being taken back */
@@ -1162,8 +1163,6 @@ static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     count_relayed(s, dir, (uint64_t)nread);
     if (s->krelay) {
         s->kread[dir] += (uint64_t)nread;
-        if (s->kdemote[dir] == 3) /* passed after the request: the kernel will not take it */
-            s->kdemote[dir] = 2;
     }
     if (dir == C2S && s->relay_reads < KRELAY_AFTER)
         s->relay_reads++;
@@ -1534,6 +1533,15 @@ static bool krelay_demote_check(struct session *s)
     return waiting;
 }
 
+/* lbd stops reading d's sender, and takes it out of libuv's epoll set unless lbd is
+ * writing to it (the other direction is lbd's and blocked). */
+static void krelay_stop_reading(struct session *s, int d)
+{
+    uv_read_stop((uv_stream_t *)sender(s, d));
+    if (!s->inflight[!d] && !sender(s, d)->write_queue_size)
+        libuv_unwatch(s, sender(s, d));
+}
+
 /* How long a direction stays with lbd after it was taken back before lbd offers it to
  * the kernel again: a bulk transfer to a slow reader would otherwise go back and forth
  * every window. */
@@ -1543,7 +1551,7 @@ static bool krelay_demote_check(struct session *s)
  * read and nothing is waiting on d's sender. Offer it to the kernel again (a pooled
  * connection that once ran a big query would otherwise keep that direction in user
  * space for good). The program takes it only if nothing was passed to lbd in between;
- * otherwise lbd reads that as usual and offers again at its next quiet moment. */
+ * otherwise (a MISSED note) lbd reads on and offers again at its next quiet moment. */
 static void krelay_try_return(struct session *s, int d)
 {
     struct lbd *l = s->lbd;
@@ -1560,8 +1568,13 @@ static void krelay_try_return(struct session *s, int d)
     /* The receiver's counters as if the kernel had relayed everything lbd wrote: the
      * flush, the demotion's wait and the allowance count from here. */
     s->kwritten0[d] = s->kacked0[d] = out.written - st.redirected;
-    if (krelay_return(&l->krelay, s->kcookie[d], st.redirected + KRELAY_WINDOW, st.passed) == 0)
-        s->kdemote[d] = 3;
+    if (krelay_return(&l->krelay, s->kcookie[d], st.redirected + KRELAY_WINDOW, st.passed) != 0)
+        return;
+    /* lbd reads nothing more from d's sender until the program says which way the next
+     * segment went (RETURNED or MISSED): a segment lbd read while the kernel took the
+     * direction back could overtake what the kernel was sending, or be sent twice. */
+    s->kdemote[d] = 3;
+    krelay_stop_reading(s, d);
 }
 
 static void krelay_note(struct session *s, int d, enum krelay_note_kind kind)
@@ -1571,14 +1584,18 @@ static void krelay_note(struct session *s, int d, enum krelay_note_kind kind)
     if (s->state != SS_RELAY || !s->krelay)
         return;
     if (kind == KRELAY_NOTE_RETURNED) {
-        /* The kernel relays d again: lbd stops reading its sender (nothing is left to
-         * read there: the program checked). */
-        uv_read_stop((uv_stream_t *)sender(s, d));
-        /* (Unless lbd is writing to it: the other direction is lbd's and blocked.) */
-        if (!s->inflight[!d])
-            libuv_unwatch(s, sender(s, d));
+        /* The kernel relays d again (lbd stopped reading its sender when it asked). */
         s->kdemote[d] = 0;
         l->stats.krelay_returned++;
+        return;
+    }
+    if (kind == KRELAY_NOTE_MISSED) {
+        /* A segment came between lbd's look and its request: d stays lbd's, and lbd
+         * offers it again at its next quiet moment. */
+        if (s->kdemote[d] == 3) {
+            s->kdemote[d] = 2;
+            uv_read_start((uv_stream_t *)sender(s, d), on_alloc, relay_read);
+        }
         return;
     }
     if (s->kdemote[d])

@@ -21,6 +21,11 @@ usage: hostile_client.py PORT MODE [ARGS]
                         (the node's backend is ended meanwhile), then read slowly
                         (64 KiB every 2 ms) to the end; print "read N": every byte
                         received, the startup's included
+  ordered ROWS SECS N   N times in one session (after 4 short queries): ask for ROWS
+                        numbered rows of 500 bytes, read nothing for SECS, then read
+                        it all at once and check every row comes once and in order;
+                        wait 1.2 s (lbd offers the direction back to the kernel) and
+                        check 5 short queries; print "ordered ok N" or what was wrong
   oversized N           a first packet claiming 1 MB, then N bytes of it: the refusal
                         must arrive whole, not be lost to a reset; print its SQLSTATE
 """
@@ -147,6 +152,50 @@ elif mode == "slowread":
             if v != str(i).encode():
                 raise SystemExit("query %d answered %r" % (i, v))
         print("after ok %d" % n, flush=True)
+elif mode == "ordered":
+    rows, secs, rounds = int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+    s = connect(port)
+    s.settimeout(30)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(startup()); read_until_ready(s)
+    for i in range(4):
+        query_value(s, "select %d" % i)
+    for r in range(rounds):
+        s.sendall(query("select i, repeat('x', 490) from generate_series(1, %d) i" % rows))
+        time.sleep(secs)
+        chunks, tail = [], b""
+        while tail != b"Z\0\0\0\x05I": # (the stream's end; the rows are checked below)
+            c = s.recv(1 << 20)
+            if not c:
+                raise SystemExit("round %d: closed while reading the result" % r)
+            chunks.append(c)
+            tail = (tail + c)[-6:]
+        data = b"".join(chunks)
+        expect, o = 1, 0
+        while o + 5 <= len(data):
+            t, n = data[o:o+1], struct.unpack(">I", data[o+1:o+5])[0]
+            if t == b"D":
+                vlen = struct.unpack(">i", data[o+7:o+11])[0]
+                v = data[o+11:o+11+vlen]
+                if v != str(expect).encode():
+                    raise SystemExit("round %d: row %r where %d was due, at byte %d of %d" %
+                                     (r, v[:12], expect, o, len(data)))
+                expect += 1
+            elif t not in (b"T", b"C", b"Z"):
+                raise SystemExit("round %d: message %r (length %d) where row %d was due, at "
+                                 "byte %d of %d" % (r, t, n, expect, o, len(data)))
+            o += 1 + n
+            if t == b"Z":
+                break
+        if expect != rows + 1 or o != len(data):
+            raise SystemExit("round %d: %d rows of %d, %d bytes after the end" %
+                             (r, expect - 1, rows, len(data) - o))
+        time.sleep(1.2)
+        for i in range(5):
+            v = query_value(s, "select %d" % (r * 10 + i))
+            if v != str(r * 10 + i).encode():
+                raise SystemExit("round %d: query %d answered %r" % (r, i, v))
+    print("ordered ok %d" % rounds, flush=True)
 elif mode == "oversized":
     s = connect(port)
     s.sendall(struct.pack(">I", 1 << 20) + b"\x00" * int(sys.argv[3]))
