@@ -33,8 +33,10 @@ pick_base_port() {
 BASE=$(pick_base_port)
 
 log() { printf '%s [%s] %s\n' "$(date +%T.%3N)" "$TEST_NAME" "$*"; }
+FAIL_WHY=""
 fail() {
     FAILED=1
+    FAIL_WHY="$*"
     log "FAIL: $*"
     exit 1
 }
@@ -90,6 +92,8 @@ cleanup() {
             echo "----- $f (last 40 lines)"
             tail -40 "$f"
         done
+        # Again below the logs: a CI summary that keeps only the end still says why.
+        if [ -n "$FAIL_WHY" ]; then log "FAIL (repeated below the logs): $FAIL_WHY"; fi
     fi
     if [ "${KEEP:-0}" = 1 ]; then
         log "kept $WORK"
