@@ -89,12 +89,16 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
                    "Directions handed back to the kernel after a fallback, once quiet for a "
                    "second.");
     metrics_sample(m, NULL, (double)st->krelay_returned);
+    metrics_family(m, "lbd_kernel_relay_return_misses_total", METRICS_COUNTER,
+                   "Returns to the kernel not taken: a segment arrived between lbd's look "
+                   "and its request, so lbd relays on and offers again later.");
+    metrics_sample(m, NULL, (double)st->krelay_return_missed);
     metrics_family(m, "lbd_kernel_relay_flush_waits_total", METRICS_COUNTER,
                    "Session ends that waited for the kernel to send what preceded a close.");
     metrics_sample(m, NULL, (double)st->krelay_flush_waits);
     metrics_family(m, "lbd_splice_transfers_total", METRICS_COUNTER,
-                   "Bulk transfers (a direction that filled lbd's buffer 4 reads in a row) "
-                   "relayed with splice(2), without copying through lbd.");
+                   "Bulk transfers (256 KiB one way with nothing the other way) relayed "
+                   "with splice(2), without copying through lbd.");
     metrics_sample(m, NULL, (double)st->bulk_started);
     metrics_family(m, "lbd_splice_bytes_total", METRICS_COUNTER,
                    "Bytes relayed with splice(2), either way (also in lbd_bytes_total).");

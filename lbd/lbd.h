@@ -42,6 +42,7 @@ struct lbd_stats {
     uint64_t krelay_flush_waits;  /* ends that waited for the kernel to send the rest */
     uint64_t krelay_demoted;      /* directions taken back: their receiver fell behind */
     uint64_t krelay_returned;     /* directions given back to the kernel, quiet again */
+    uint64_t krelay_return_missed; /* returns asked for that a segment came between */
     uint64_t bulk_started;        /* bulk transfers spliced (bulk.h) */
     uint64_t bulk_failed;         /* splices refused (out of descriptors): copied instead */
     uint64_t bulk_bytes;          /* bytes spliced, either way */

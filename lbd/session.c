@@ -1594,6 +1594,7 @@ static void krelay_note(struct session *s, int d, enum krelay_note_kind kind)
          * offers it again at its next quiet moment. */
         if (s->kdemote[d] == 3) {
             s->kdemote[d] = 2;
+            l->stats.krelay_return_missed++;
             uv_read_start((uv_stream_t *)sender(s, d), on_alloc, relay_read);
         }
         return;

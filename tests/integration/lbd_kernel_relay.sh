@@ -216,7 +216,9 @@ out=$($HC $LB ordered 250000 1 10 2>&1) || fail "back and forth: $out"
 [ "$out" = "ordered ok 10" ] || fail "back and forth: $out"
 ret1=$(metric lbd_kernel_relay_returns_total)
 [ $((ret1 - ret0)) -ge 10 ] || fail "back and forth: only $((ret1 - ret0)) returns to the kernel in 10 rounds"
-pass "10 rounds of fall back and return in one session: every row in order, $((ret1 - ret0)) returns"
+miss=$(metric lbd_kernel_relay_return_misses_total)
+[ -n "$miss" ] || fail "metrics: no lbd_kernel_relay_return_misses_total"
+pass "10 rounds of fall back and return in one session: every row in order, $((ret1 - ret0)) returns ($miss missed in all)"
 
 m=$(curl -fsS "http://127.0.0.1:$ADMIN/metrics")
 grep -q '^lbd_kernel_relay_enabled 1$' <<<"$m" || fail "metrics: kernel relay not enabled"
