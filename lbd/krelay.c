@@ -243,7 +243,23 @@ void krelay_close(struct krelay *k)
     }
 }
 
-#define RING_SIZE (256 * 1024) /* a power of 2 pages: 16,384 notes of 16 bytes */
+/* The ring never overflows while there are no more sockets than it was sized for: a
+ * direction has at most 3 notes unread (after lbd's last write to its allowance, one
+ * RETURNED or MISSED, which clears the request; one LOW, once per limit; one PASSING,
+ * after which it is silent until lbd asks again), and a note takes 24 bytes (8 of
+ * header). A lost note would leave its direction stalled. 96 bytes a socket, a power of
+ * 2 from 256 KiB to 16 MiB (175,000 sockets; above that the margin is lbd's draining). */
+#define RING_MIN (256 * 1024)
+#define RING_MAX (16 * 1024 * 1024)
+#define RING_PER_SOCKET 96
+
+static size_t ring_size_for(uint32_t max_sockets)
+{
+    size_t size = RING_MIN;
+    while (size < RING_MAX && size < (size_t)max_sockets * RING_PER_SOCKET)
+        size *= 2;
+    return size;
+}
 
 int krelay_open(struct krelay *k, uint32_t max_sockets, char *err, size_t errsize)
 {
@@ -262,12 +278,13 @@ int krelay_open(struct krelay *k, uint32_t max_sockets, char *err, size_t errsiz
              map_create(BPF_MAP_TYPE_HASH, 8, sizeof(struct krelay_state), max_sockets)) < 0 ||
         (rc = k->allow_fd =
              map_create(BPF_MAP_TYPE_HASH, 8, sizeof(struct krelay_allowance), max_sockets)) < 0 ||
-        (rc = k->ring_fd = map_create(BPF_MAP_TYPE_RINGBUF, 0, 0, RING_SIZE)) < 0) {
+        (rc = k->ring_fd = map_create(BPF_MAP_TYPE_RINGBUF, 0, 0,
+                                      (uint32_t)ring_size_for(max_sockets))) < 0) {
         snprintf(err, errsize, "cannot create the relay's maps: %s", strerror(-rc));
         goto fail;
     }
     size_t page = (size_t)getpagesize();
-    k->ring_size = RING_SIZE;
+    k->ring_size = ring_size_for(max_sockets);
     k->ring_cons = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, k->ring_fd, 0);
     if (k->ring_cons == MAP_FAILED) {
         k->ring_cons = NULL;

@@ -44,7 +44,14 @@ grep -q '"relay":"kernel"' <<<"$(curl -fsS "http://127.0.0.1:$ADMIN/status")" ||
 [ "$(PGSSLMODE=disable psql_at $LB 'select 7')" = 7 ] || fail "psql through lbd"
 wait_for 3 "the one-query session's line" grep -q "event=session_end .*relay=" "$WORK/lb1.log"
 grep "event=session_end" "$WORK/lb1.log" | tail -1 | grep -q "relay=user" || fail "a one-query session was handed to the kernel"
-pass "lbd started with relay=kernel; a one-query session stays with lbd"
+# The program's notes never overflow their ring at maxconn (10,000 by default): at most 3
+# unread per socket, 24 bytes each (krelay.c); a lost one would stall its direction.
+ring=0
+for f in /proc/$lb1_PID/fdinfo/*; do
+    if grep -qE '^map_type:\s+27$' "$f"; then ring=$(awk '/^max_entries:/ {print $2}' "$f"); fi # BPF_MAP_TYPE_RINGBUF
+done
+[ "$ring" -ge $((3 * 24 * (2 * 10000 + 64))) ] || fail "the notes' ring holds $ring bytes: too few for 10,000 sessions"
+pass "lbd started with relay=kernel; a one-query session stays with lbd; the notes' ring holds $ring bytes"
 
 # 1. Results and COPY out, plaintext and TLS, byte for byte as direct.
 Q="copy (select i, md5(i::text), repeat('y', i % 700) from generate_series(1, 300000) i) to stdout"
