@@ -1547,6 +1547,16 @@ static void krelay_stop_reading(struct session *s, int d)
  * every window. */
 #define KRELAY_RETURN_MS 1000
 
+/* Whether lbd offers a taken-back direction to the kernel again at all. Off: on Linux
+ * 6.18 a socket whose verdict went from passing to redirecting and back to passing was
+ * now and then given one segment (about 64 KiB) twice to read (lbd_kernel_relay's
+ * rounds of fall back and return: the program's count of bytes passed grew by one
+ * segment more than the node sent, and the client's stream broke at that point, in
+ * about 1 round in 30). A session whose direction fell back keeps it with lbd from then
+ * on. (A single fallback did the same once in 116 sessions: scripts/krelay-stress.sh,
+ * and why relay: kernel is not the default.) */
+#define KRELAY_RETURN 0
+
 /* Direction d, taken back from the kernel a while ago, is quiet: lbd has written all it
  * read and nothing is waiting on d's sender. Offer it to the kernel again (a pooled
  * connection that once ran a big query would otherwise keep that direction in user
@@ -1555,7 +1565,7 @@ static void krelay_stop_reading(struct session *s, int d)
 static void krelay_try_return(struct session *s, int d)
 {
     struct lbd *l = s->lbd;
-    if (!s->krelay || s->kdemote[d] != 2 || s->kflush || s->inflight[d] ||
+    if (!KRELAY_RETURN || !s->krelay || s->kdemote[d] != 2 || s->kflush || s->inflight[d] ||
         uv_now(l->loop) - s->kdemote_ms[d] < KRELAY_RETURN_MS)
         return;
     int unread = 0, fd = handle_fd(sender(s, d));
