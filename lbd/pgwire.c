@@ -60,6 +60,8 @@ static enum pgwire_first_kind parse_startup(const uint8_t *buf, uint32_t plen,
             copy_param(out->database, sizeof(out->database), val);
         else if (strcmp(key, "application_name") == 0)
             copy_param(out->application_name, sizeof(out->application_name), val);
+        else if (strcmp(key, "replication") == 0)
+            out->replication = 1;
         p = vz + 1;
     }
     if (out->user[0] == '\0')
@@ -189,6 +191,9 @@ static void stream_message_done(struct pgwire_stream *s, pgwire_event_fn fn, voi
         ev.kind = PGWIRE_EV_READY;
         ev.tx_status = (char)s->body[0];
         fn(ctx, &ev);
+    } else if (s->hdr[0] == 'S') {
+        ev.kind = PGWIRE_EV_PARAM;
+        fn(ctx, &ev);
     }
     s->hdr_len = 0;
     s->body_len = 0;
@@ -206,7 +211,7 @@ int pgwire_stream_feed(struct pgwire_stream *s, const uint8_t *buf, size_t len,
             uint32_t mlen = get_u32(buf + i + 1);
             if (mlen < 4 || mlen > 0x7fffffffu)
                 return -1;
-            if (t == 'K' || t == 'Z' || (size_t)mlen >= len - i)
+            if (t == 'K' || t == 'Z' || t == 'S' || (size_t)mlen >= len - i)
                 break;
             i += 1 + (size_t)mlen;
             s->messages++;
@@ -244,6 +249,97 @@ int pgwire_stream_feed(struct pgwire_stream *s, const uint8_t *buf, size_t len,
         s->remaining -= (uint32_t)take;
         if (s->remaining == 0)
             stream_message_done(s, fn, ctx);
+    }
+    return 0;
+}
+
+enum pgwire_reply_kind pgwire_reply_parse(const uint8_t *buf, size_t len,
+                                          struct pgwire_reply *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t i = 0;
+    int keys = 0;
+    while (i + 5 <= len) {
+        uint8_t type = buf[i];
+        uint32_t mlen = get_u32(buf + i + 1);
+        if (mlen < 4 || mlen > PGWIRE_REPLY_MAX || i + 1 + (size_t)mlen > PGWIRE_REPLY_MAX)
+            return PGWIRE_REPLY_OTHER;
+        if (i == 0 && (type != 'R' || mlen != 8))
+            return PGWIRE_REPLY_OTHER; /* not AuthenticationOk first: a challenge, an error */
+        if (i + 1 + (size_t)mlen > len)
+            return PGWIRE_REPLY_INCOMPLETE;
+        const uint8_t *body = buf + i + 5;
+        switch (type) {
+        case 'R':
+            if (i != 0 || get_u32(body) != 0)
+                return PGWIRE_REPLY_OTHER;
+            break;
+        case 'S': /* ParameterStatus */
+        case 'N': /* NoticeResponse */
+            break;
+        case 'K': /* BackendKeyData: 4-byte key in protocol 3.0 */
+            if (mlen != 12 || keys++)
+                return PGWIRE_REPLY_OTHER;
+            out->key_off = i;
+            out->pid = get_u32(body);
+            out->key = get_u32(body + 4);
+            break;
+        case 'Z':
+            if (mlen != 5 || body[0] != 'I' || keys != 1)
+                return PGWIRE_REPLY_OTHER;
+            out->len = i + 6;
+            return PGWIRE_REPLY_TRUSTED;
+        default: /* an ErrorResponse, NegotiateProtocolVersion, ... */
+            return PGWIRE_REPLY_OTHER;
+        }
+        i += 1 + (size_t)mlen;
+    }
+    if (len > 0 && buf[0] != 'R')
+        return PGWIRE_REPLY_OTHER;
+    return PGWIRE_REPLY_INCOMPLETE;
+}
+
+/* A whole frontend message of type t went by (55.7: Q Query, F FunctionCall, S Sync each
+ * get a ReadyForQuery; P B D E C H are extended-protocol steps a Sync closes; d c f are
+ * COPY data, inside a Query's flow; X Terminate). */
+static void front_message_done(struct pgwire_front *f, uint8_t t, uint32_t mlen)
+{
+    f->terminated = t == 'X' && mlen == 4;
+    if (t == 'Q' || t == 'F' || t == 'S') {
+        f->syncs++;
+        if (t == 'S')
+            f->open_batch = 0;
+    } else if (t != 0 && strchr("PBDECH", t) != NULL) {
+        f->open_batch = 1;
+    }
+}
+
+int pgwire_front_feed(struct pgwire_front *f, const uint8_t *buf, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        if (f->hdr_len < 5) {
+            f->terminated = 0; /* something after a Terminate, or a new message */
+            size_t take = 5 - f->hdr_len;
+            if (take > len - i)
+                take = len - i;
+            memcpy(f->hdr + f->hdr_len, buf + i, take);
+            f->hdr_len = (uint8_t)(f->hdr_len + take);
+            i += take;
+            if (f->hdr_len < 5)
+                return 0;
+            uint32_t mlen = get_u32(f->hdr + 1);
+            if (mlen < 4 || mlen > 0x7fffffffu || f->hdr[0] == 0)
+                return -1;
+            f->remaining = mlen - 4;
+        }
+        size_t take = f->remaining < len - i ? f->remaining : len - i;
+        i += take;
+        f->remaining -= (uint32_t)take;
+        if (f->remaining == 0) {
+            front_message_done(f, f->hdr[0], get_u32(f->hdr + 1));
+            f->hdr_len = 0;
+        }
     }
     return 0;
 }

@@ -28,6 +28,7 @@ struct pgwire_first {
     enum pgwire_first_kind kind;
     uint32_t len;   /* bytes of the packet, length word included */
     uint32_t proto; /* StartupMessage protocol version */
+    int replication; /* the StartupMessage has a replication parameter */
     uint32_t cancel_pid, cancel_key;
     char user[64], database[64], application_name[64];
     const char *reason; /* static text for PGWIRE_FIRST_BAD */
@@ -47,8 +48,9 @@ size_t pgwire_startup_build(uint8_t *buf, size_t size, const char *const *params
 size_t pgwire_cancel_build(uint8_t *buf, size_t size, uint32_t pid, uint32_t key);
 size_t pgwire_terminate_build(uint8_t *buf, size_t size);
 
-/* Incremental framing of a backend (server -> client) message stream. */
-enum pgwire_event_kind { PGWIRE_EV_BACKEND_KEY, PGWIRE_EV_READY };
+/* Incremental framing of a backend (server -> client) message stream. PARAM: a
+ * ParameterStatus went by (its content is not kept). */
+enum pgwire_event_kind { PGWIRE_EV_BACKEND_KEY, PGWIRE_EV_READY, PGWIRE_EV_PARAM };
 struct pgwire_event {
     enum pgwire_event_kind kind;
     uint32_t pid, key; /* BACKEND_KEY */
@@ -68,6 +70,39 @@ struct pgwire_stream {
 /* Feed bytes; calls fn for decoded events. Returns 0, or -1 on a bad message length. */
 int pgwire_stream_feed(struct pgwire_stream *s, const uint8_t *buf, size_t len,
                        pgwire_event_fn fn, void *ctx);
+
+/* A node's whole answer to a StartupMessage (protocol 3.0) when it let the user in
+ * without asking anything (trust): AuthenticationOk, then ParameterStatus,
+ * NoticeResponse and one BackendKeyData, up to ReadyForQuery 'I' (55.2.2). Only such a
+ * connection can serve a later client with the same StartupMessage: the node would
+ * have let that one in the same way. */
+enum pgwire_reply_kind {
+    PGWIRE_REPLY_INCOMPLETE, /* wait for more */
+    PGWIRE_REPLY_TRUSTED,    /* the whole answer, as described */
+    PGWIRE_REPLY_OTHER,      /* anything else (a challenge, an error, ...) */
+};
+#define PGWIRE_REPLY_MAX 16384 /* a trusted answer longer than this counts as other */
+struct pgwire_reply {
+    size_t len;     /* bytes up to and including ReadyForQuery */
+    size_t key_off; /* where the BackendKeyData message starts */
+    uint32_t pid, key;
+};
+enum pgwire_reply_kind pgwire_reply_parse(const uint8_t *buf, size_t len,
+                                          struct pgwire_reply *out);
+
+/* Incremental framing of a frontend (client -> server) stream after the startup: enough
+ * to tell a client that leaves at a clean point (every query answered, no
+ * extended-protocol batch left open) from one that does not. */
+struct pgwire_front {
+    uint8_t hdr[5];
+    uint8_t hdr_len;
+    uint32_t remaining;
+    uint64_t syncs;  /* Query, FunctionCall and Sync: each is answered by one ReadyForQuery */
+    int open_batch;  /* Parse/Bind/Describe/Execute/Close/Flush since the last Sync */
+    int terminated;  /* the last whole message was Terminate, and nothing follows */
+};
+/* Returns 0, or -1 on a bad message length. */
+int pgwire_front_feed(struct pgwire_front *f, const uint8_t *buf, size_t len);
 
 /* The answer of a node to a health-check startup. */
 enum pgwire_check_kind {

@@ -1,13 +1,13 @@
-/* fuzz_pgwire_stream.c -- the relay's framing of a node's message stream, fed in chunks
- * whose sizes come from the input: the same bytes in any chunking give the same events
- * (lbd/pgwire.c). */
+/* fuzz_pgwire_stream.c -- the relay's framing of a node's message stream, and of a
+ * client's (the reuse tracker), fed in chunks whose sizes come from the input: the same
+ * bytes in any chunking give the same events and counts (lbd/pgwire.c). */
 #include "pgwire.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 struct tally {
-    unsigned keys, ready;
+    unsigned keys, ready, params;
     uint32_t pid, key;
 };
 
@@ -18,8 +18,10 @@ static void on_event(void *ctx, const struct pgwire_event *ev)
         t->keys++;
         t->pid ^= ev->pid;
         t->key ^= ev->key;
-    } else {
+    } else if (ev->kind == PGWIRE_EV_READY) {
         t->ready++;
+    } else {
+        t->params++;
     }
 }
 
@@ -37,7 +39,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < size && rb == 0; i += step)
         rb = pgwire_stream_feed(&parts, data + i, size - i < step ? size - i : step, on_event, &b);
     if (ra != rb || (ra == 0 && (a.keys != b.keys || a.ready != b.ready || a.pid != b.pid ||
-                                 a.key != b.key || whole.messages != parts.messages)))
+                                 a.key != b.key || a.params != b.params ||
+                                 whole.messages != parts.messages)))
+        abort();
+    struct pgwire_front fw = {0}, fp = {0};
+    int fa = pgwire_front_feed(&fw, data, size), fb = 0;
+    for (size_t i = 0; i < size && fb == 0; i += step)
+        fb = pgwire_front_feed(&fp, data + i, size - i < step ? size - i : step);
+    if (fa != fb || (fa == 0 && (fw.syncs != fp.syncs || fw.open_batch != fp.open_batch ||
+                                 fw.terminated != fp.terminated || fw.hdr_len != fp.hdr_len)))
         abort();
     return 0;
 }

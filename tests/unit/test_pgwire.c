@@ -147,7 +147,7 @@ START_TEST(error_response_is_well_formed)
 END_TEST
 
 struct events {
-    int keys, ready;
+    int keys, ready, params;
     uint32_t pid, key;
     char status;
 };
@@ -159,9 +159,11 @@ static void on_event(void *ctx, const struct pgwire_event *ev)
         e->keys++;
         e->pid = ev->pid;
         e->key = ev->key;
-    } else {
+    } else if (ev->kind == PGWIRE_EV_READY) {
         e->ready++;
         e->status = ev->tx_status;
+    } else if (ev->kind == PGWIRE_EV_PARAM) {
+        e->params++;
     }
 }
 
@@ -189,6 +191,7 @@ START_TEST(stream_finds_key_and_ready_in_one_piece)
     ck_assert_uint_eq(e.key, 99);
     ck_assert_int_eq(e.ready, 2);
     ck_assert_int_eq(e.status, 'T');
+    ck_assert_int_eq(e.params, 1);
     ck_assert_uint_eq(s.messages, 6);
 }
 END_TEST
@@ -224,8 +227,146 @@ START_TEST(stream_split_anywhere_gives_the_same)
         ck_assert_uint_eq(e.key, 99);
         ck_assert_int_eq(e.ready, 2);
         ck_assert_int_eq(e.status, 'T');
+        ck_assert_int_eq(e.params, 1);
         ck_assert_uint_eq(s.messages, 6);
     }
+}
+END_TEST
+
+/* ---- the trusted startup answer (reuse of node connections) ---- */
+
+START_TEST(reply_trusted_whole_and_every_prefix_incomplete)
+{
+    uint8_t b[512];
+    size_t n = backend_stream(b); /* R ok, S, K, Z 'I', then a DataRow and Z 'T' */
+    size_t end = 1 + 8 + 1 + 14 + 1 + 12 + 1 + 5;
+    struct pgwire_reply r;
+    ck_assert_int_eq(pgwire_reply_parse(b, n, &r), PGWIRE_REPLY_TRUSTED);
+    ck_assert_uint_eq(r.len, end);
+    ck_assert_uint_eq(r.key_off, 1 + 8 + 1 + 14);
+    ck_assert_int_eq(b[r.key_off], 'K');
+    ck_assert_uint_eq(r.pid, 777);
+    ck_assert_uint_eq(r.key, 99);
+    for (size_t i = 0; i < end; i++)
+        ck_assert_msg(pgwire_reply_parse(b, i, &r) == PGWIRE_REPLY_INCOMPLETE,
+                      "a prefix of %zu bytes is not incomplete", i);
+}
+END_TEST
+
+START_TEST(reply_other_for_challenges_errors_and_oddities)
+{
+    uint8_t b[512];
+    struct pgwire_reply r;
+    b[0] = 'R'; put32(b + 1, 12); put32(b + 5, 5); memcpy(b + 9, "salt", 4); /* MD5 */
+    ck_assert_int_eq(pgwire_reply_parse(b, 13, &r), PGWIRE_REPLY_OTHER);
+    ck_assert_int_eq(pgwire_reply_parse(b, 3, &r), PGWIRE_REPLY_INCOMPLETE);
+    ck_assert_int_eq(pgwire_reply_parse(b, 5, &r), PGWIRE_REPLY_OTHER); /* its length says so */
+    b[0] = 'E'; put32(b + 1, 6); b[5] = 'x'; b[6] = 0;
+    ck_assert_int_eq(pgwire_reply_parse(b, 7, &r), PGWIRE_REPLY_OTHER);
+    ck_assert_int_eq(pgwire_reply_parse(b, 1, &r), PGWIRE_REPLY_OTHER);
+    /* NegotiateProtocolVersion, a second key, no key, a transaction open, a bad length */
+    size_t n = backend_stream(b);
+    uint8_t c[600];
+    memcpy(c, b, 9);
+    c[9] = 'v'; put32(c + 10, 12); memset(c + 14, 0, 8);
+    memcpy(c + 22, b + 9, n - 9);
+    ck_assert_int_eq(pgwire_reply_parse(c, n + 13, &r), PGWIRE_REPLY_OTHER);
+    memcpy(c, b, 24); /* R, S */
+    memcpy(c + 24, b + 24, 13); memcpy(c + 37, b + 24, 13); memcpy(c + 50, b + 37, 6);
+    ck_assert_int_eq(pgwire_reply_parse(c, 56, &r), PGWIRE_REPLY_OTHER);
+    memcpy(c, b, 24); memcpy(c + 24, b + 37, 6); /* no BackendKeyData */
+    ck_assert_int_eq(pgwire_reply_parse(c, 30, &r), PGWIRE_REPLY_OTHER);
+    memcpy(c, b, 43); c[42] = 'T';
+    ck_assert_int_eq(pgwire_reply_parse(c, 43, &r), PGWIRE_REPLY_OTHER);
+    memcpy(c, b, 43); put32(c + 10, 3);
+    ck_assert_int_eq(pgwire_reply_parse(c, 43, &r), PGWIRE_REPLY_OTHER);
+    put32(c + 10, PGWIRE_REPLY_MAX + 1);
+    ck_assert_int_eq(pgwire_reply_parse(c, 43, &r), PGWIRE_REPLY_OTHER);
+}
+END_TEST
+
+/* ---- frontend framing: a clean exit ---- */
+
+static size_t fmsg(uint8_t *b, char t, const char *body, uint32_t blen)
+{
+    b[0] = (uint8_t)t;
+    put32(b + 1, 4 + blen);
+    memcpy(b + 5, body, blen);
+    return 5 + blen;
+}
+
+START_TEST(front_counts_syncs_and_sees_terminate)
+{
+    uint8_t b[256];
+    size_t n = 0;
+    n += fmsg(b + n, 'Q', "select 1\0", 9);
+    n += fmsg(b + n, 'P', "\0select 2\0\0\0", 13);
+    n += fmsg(b + n, 'B', "\0\0\0\0\0\0\0\0\0\0", 10);
+    n += fmsg(b + n, 'E', "\0\0\0\0\0", 5);
+    size_t before_sync = n;
+    n += fmsg(b + n, 'S', "", 0);
+    size_t before_x = n;
+    n += fmsg(b + n, 'X', "", 0);
+    for (size_t step = 1; step <= n; step++) { /* whole, and in pieces of every size */
+        struct pgwire_front f = {0};
+        for (size_t i = 0; i < n; i += step) {
+            size_t k = n - i < step ? n - i : step;
+            ck_assert_int_eq(pgwire_front_feed(&f, b + i, k), 0);
+            if (i + k <= before_sync && i + k >= 32) /* after Parse */
+                ck_assert_int_eq(f.open_batch, 1);
+        }
+        ck_assert_uint_eq(f.syncs, 2);
+        ck_assert_int_eq(f.open_batch, 0);
+        ck_assert_int_eq(f.terminated, 1);
+        ck_assert_uint_eq(f.hdr_len, 0);
+    }
+    struct pgwire_front f = {0};
+    ck_assert_int_eq(pgwire_front_feed(&f, b, before_x), 0);
+    ck_assert_int_eq(f.terminated, 0);
+    ck_assert_int_eq(pgwire_front_feed(&f, b + before_x, 3), 0); /* half a Terminate */
+    ck_assert_int_eq(f.terminated, 0);
+    ck_assert_int_eq(pgwire_front_feed(&f, b + before_x + 3, 2), 0);
+    ck_assert_int_eq(f.terminated, 1);
+    ck_assert_int_eq(pgwire_front_feed(&f, b, 1), 0); /* a byte after it */
+    ck_assert_int_eq(f.terminated, 0);
+}
+END_TEST
+
+START_TEST(front_batch_without_sync_stays_open_and_copy_is_neutral)
+{
+    uint8_t b[256];
+    struct pgwire_front f = {0};
+    size_t n = fmsg(b, 'P', "\0select 2\0\0\0", 13);
+    n += fmsg(b + n, 'H', "", 0);
+    n += fmsg(b + n, 'X', "", 0);
+    ck_assert_int_eq(pgwire_front_feed(&f, b, n), 0);
+    ck_assert_int_eq(f.open_batch, 1);
+    ck_assert_int_eq(f.terminated, 1);
+    struct pgwire_front g = {0};
+    n = fmsg(b, 'Q', "copy t from stdin\0", 18);
+    n += fmsg(b + n, 'd', "1\n", 2);
+    n += fmsg(b + n, 'c', "", 0);
+    ck_assert_int_eq(pgwire_front_feed(&g, b, n), 0);
+    ck_assert_uint_eq(g.syncs, 1);
+    ck_assert_int_eq(g.open_batch, 0);
+    uint8_t bad[5] = {'Q', 0, 0, 0, 3}, nul[5] = {0, 0, 0, 0, 4};
+    struct pgwire_front h = {0}, k = {0};
+    ck_assert_int_eq(pgwire_front_feed(&h, bad, 5), -1);
+    ck_assert_int_eq(pgwire_front_feed(&k, nul, 5), -1);
+}
+END_TEST
+
+START_TEST(startup_replication_is_flagged)
+{
+    uint8_t buf[128];
+    const char *p[] = {"user", "rep", "replication", "database", NULL};
+    size_t n = pgwire_startup_build(buf, sizeof(buf), p);
+    struct pgwire_first f;
+    ck_assert_int_eq(pgwire_first_parse(buf, n, &f), PGWIRE_FIRST_STARTUP);
+    ck_assert_int_eq(f.replication, 1);
+    n = startup(buf, sizeof(buf));
+    ck_assert_int_eq(pgwire_first_parse(buf, n, &f), PGWIRE_FIRST_STARTUP);
+    ck_assert_int_eq(f.replication, 0);
 }
 END_TEST
 
@@ -288,6 +429,11 @@ static Suite *suite(void)
     tcase_add_test(ts, stream_split_anywhere_gives_the_same);
     tcase_add_test(ts, stream_rejects_bad_length_after_good_messages);
     tcase_add_test(ts, check_answers);
+    tcase_add_test(ts, reply_trusted_whole_and_every_prefix_incomplete);
+    tcase_add_test(ts, reply_other_for_challenges_errors_and_oddities);
+    tcase_add_test(ts, front_counts_syncs_and_sees_terminate);
+    tcase_add_test(ts, front_batch_without_sync_stays_open_and_copy_is_neutral);
+    tcase_add_test(ts, startup_replication_is_flagged);
     suite_add_tcase(s, ts);
     return s;
 }
