@@ -107,6 +107,21 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
                    "Bulk transfers that could not be spliced (out of descriptors) and were "
                    "copied instead.");
     metrics_sample(m, NULL, (double)st->bulk_failed);
+    metrics_family(m, "lbd_reuse_idle", METRICS_GAUGE,
+                   "Node connections kept for reuse now (pool.reuse), resetting or idle.");
+    metrics_sample(m, NULL, (double)l->n_parked);
+    metrics_family(m, "lbd_reuse_parked_total", METRICS_COUNTER,
+                   "Node connections kept for reuse when their client left cleanly.");
+    metrics_sample(m, NULL, (double)st->reuse_parked);
+    metrics_family(m, "lbd_reuse_taken_total", METRICS_COUNTER,
+                   "Sessions served by a kept node connection (no new backend).");
+    metrics_sample(m, NULL, (double)st->reuse_taken);
+    metrics_family(m, "lbd_reuse_reset_failed_total", METRICS_COUNTER,
+                   "Kept connections closed because DISCARD ALL did not answer as expected.");
+    metrics_sample(m, NULL, (double)st->reuse_reset_failed);
+    metrics_family(m, "lbd_reuse_expired_total", METRICS_COUNTER,
+                   "Kept connections closed after pool.reuse.idle without a taker.");
+    metrics_sample(m, NULL, (double)st->reuse_expired);
     reload_metrics(m, "lbd", &l->reload);
     metrics_family(m, "lbd_admin_rejected_total", METRICS_COUNTER,
                    "Admin connections closed unserved (too many at once).");
@@ -133,6 +148,12 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     for (size_t i = 0; i < l->pool.n; i++) {
         node_labels(l->pool.nodes[i], lab);
         metrics_sample(m, lab, (double)l->pool.nodes[i]->state_changes);
+    }
+    metrics_family(m, "lbd_node_reuse_idle", METRICS_GAUGE,
+                   "Node connections kept for reuse on the node now.");
+    for (size_t i = 0; i < l->pool.n; i++) {
+        node_labels(l->pool.nodes[i], lab);
+        metrics_sample(m, lab, l->pool.nodes[i]->parked);
     }
     metrics_family(m, "lbd_node_sessions", METRICS_GAUGE, "Sessions on the node now.");
     for (size_t i = 0; i < l->pool.n; i++) {

@@ -147,12 +147,13 @@ static void cancel_unknown(struct lbd *l, uint32_t pid, uint32_t key, const char
 
 void cancel_route(struct lbd *l, uint32_t pid, uint32_t key, bool from_peer, const char *client)
 {
-    struct pool_node *n = session_node_for_key(l, pid, key);
+    uint32_t node_key;
+    struct pool_node *n = session_node_for_key(l, pid, key, &node_key);
     if (n != NULL) {
         l->stats.cancel_routed++;
         log_emit(LOG_INFO, "cancel", "client=%s pid=%u outcome=routed node=%s%s", client, pid,
                  n->name, from_peer ? " via=peer" : "");
-        fwd_start(l, &n->addr, pid, key, false, client);
+        fwd_start(l, &n->addr, pid, node_key, false, client);
         return;
     }
     if (!from_peer && l->cfg.has_peer) {

@@ -106,6 +106,8 @@ void lbd_node_set_state(struct lbd *l, struct pool_node *n, enum node_state st,
     n->state = st;
     n->state_since_ms = lbd_wall_ms();
     n->state_changes++;
+    if (st != NODE_UP)
+        reuse_close_node(l, n, "node_down");
     if (st != NODE_UP && l->cfg.on_node_down == LBD_ON_DOWN_CUT)
         session_cut_node(l, n, "node_down");
 }
@@ -165,6 +167,7 @@ static struct pool_node *node_new(struct lbd *l, const struct lbd_node_config *n
 static void node_drop(struct lbd *l, struct pool_node *n)
 {
     n->removed = true;
+    reuse_close_node(l, n, "node_removed");
     check_stop(l, n);
     lbd_node_release(l, n);
 }
@@ -383,6 +386,7 @@ static void shutdown_start(struct lbd *l, const char *why)
         return;
     }
     l->draining = true;
+    reuse_close_node(l, NULL, "shutdown");
     sdnotify("STOPPING=1\nSTATUS=handing over and draining");
     int watchers = liveness_push(l);
     log_emit(LOG_INFO, "shutdown", "reason=%s sessions=%u drain_ms=%llu handover_ms=%llu", why,
@@ -492,6 +496,9 @@ static void reload_config(struct lbd *l)
         for (size_t i = 0; i < l->pool.n; i++)
             check_stop(l, l->pool.nodes[i]);
     l->cfg = *nc;
+    /* Kept node connections were opened under the old settings (a node's address, the
+     * reuse limits): they are cheap to open again. */
+    reuse_close_node(l, NULL, "reload");
     apply_nodes(l, nc, &added, &removed);
     for (size_t i = 0; i < l->pool.n; i++)
         if (l->pool.nodes[i]->check == NULL)

@@ -46,9 +46,14 @@ struct lbd_stats {
     uint64_t bulk_started;        /* bulk transfers spliced (bulk.h) */
     uint64_t bulk_failed;         /* splices refused (out of descriptors): copied instead */
     uint64_t bulk_bytes;          /* bytes spliced, either way */
+    uint64_t reuse_parked;        /* node connections parked for reuse (reuse.c) */
+    uint64_t reuse_taken;         /* sessions served by a parked connection */
+    uint64_t reuse_reset_failed;  /* parked connections whose reset did not go through */
+    uint64_t reuse_expired;       /* parked connections closed after pool.reuse.idle */
 };
 
-struct session; /* session.c */
+struct session;     /* session.c */
+struct lbd_parked;  /* reuse.c */
 
 #define LBD_HISTORY 600 /* seconds of history for the status page */
 struct lbd_sample {
@@ -67,6 +72,8 @@ struct lbd {
     struct lbd_listener *listeners;
     struct session *sessions; /* doubly linked list of live sessions */
     uint32_t n_sessions;
+    struct lbd_parked *parked; /* node connections kept for reuse, newest first */
+    uint32_t n_parked;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
     struct httpd admin; /* when cfg.admin_enabled */
@@ -127,12 +134,35 @@ void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason);
 size_t session_close_on_addr(struct lbd *l, uint32_t ip4);
 /* The kernel relay's watch fired: end the sessions whose peer closed. */
 void session_krelay_events(struct lbd *l);
-/* The node of the session that received BackendKeyData (pid, key), or NULL. */
-struct pool_node *session_node_for_key(struct lbd *l, uint32_t pid, uint32_t key);
+/* The node of the session that received BackendKeyData (pid, key), or NULL; node_key
+ * gets the key to send that node (the node's own, when lbd gave the client another). */
+struct pool_node *session_node_for_key(struct lbd *l, uint32_t pid, uint32_t key,
+                                       uint32_t *node_key);
 
 /* cancel.c */
 void cancel_route(struct lbd *l, uint32_t pid, uint32_t key, bool from_peer,
                   const char *client);
+
+/* reuse.c: node connections kept for the next client with the same StartupMessage */
+struct reuse_grant {
+    int fd;           /* the node connection, now the caller's */
+    uint8_t *params;  /* the node's ParameterStatus messages, now the caller's */
+    uint32_t params_len;
+    uint32_t pid, key; /* the node's BackendKeyData */
+};
+/* May a connection to n be parked now (reuse on, node up, below pool.reuse.max_idle)? */
+bool reuse_can_park(const struct lbd *l, const struct pool_node *n);
+/* Park the node connection fd (a descriptor of its own) opened with startup; takes
+ * fd, startup and params in every case. Returns 0 or a negative errno. */
+int reuse_park(struct lbd *l, struct pool_node *n, int fd, uint8_t *startup,
+               uint32_t startup_len, uint8_t *params, uint32_t params_len, uint32_t pid,
+               uint32_t key);
+/* A reset, idle connection to n opened with this StartupMessage: 0 and g filled, or
+ * -ENOENT. */
+int reuse_take(struct lbd *l, struct pool_node *n, const uint8_t *startup, uint32_t len,
+               struct reuse_grant *g);
+/* Close the parked connections to n (NULL: all). */
+void reuse_close_node(struct lbd *l, struct pool_node *n, const char *why);
 
 /* check.c */
 int check_start(struct lbd *l, struct pool_node *n);

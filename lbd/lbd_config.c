@@ -126,6 +126,21 @@ static const struct cfg_field health_fields[] = {
     {NULL},
 };
 
+static const struct cfg_field reuse_fields[] = {
+    {"max_idle", CFG_UINT, OFF(reuse_max_idle), .min = 0, .max = 10000,
+     .doc = "Node connections kept per node for reuse (0 = none: every session opens its "
+            "own). A session whose node let its user in without a password (trust) and "
+            "whose client left cleanly (Terminate, every query answered, no transaction, "
+            "no ParameterStatus since the startup, relayed by lbd) leaves its connection "
+            "here after DISCARD ALL; the next client with the same StartupMessage on that "
+            "node gets it without a new backend (lbd answers its startup, with a secret "
+            "key of its own). Kept connections are backends too: count them against the "
+            "node's max_connections."},
+    {"idle", CFG_DURATION, OFF(reuse_idle_ms), .min = 1, .max = DAY_MS,
+     .doc = "A kept connection not taken within this time is closed."},
+    {NULL},
+};
+
 static const struct cfg_field pool_fields[] = {
     {"balance", CFG_ENUM, OFF(balance), .choices = pool_balance_names,
      .doc = "roundrobin: smooth weighted round robin; leastconn: fewest sessions per weight; "
@@ -142,6 +157,8 @@ static const struct cfg_field pool_fields[] = {
             "every healthy node (PostgreSQL ignores a wrong key); one: to one node "
             "(CockroachDB forwards cancels itself and rate-limits failed ones); drop."},
     {"health", CFG_SECTION, .sub = health_fields, .doc = "Health checks, per node."},
+    {"reuse", CFG_SECTION, .sub = reuse_fields,
+     .doc = "Reuse of node connections between clients (off by default)."},
     {"nodes", CFG_CUSTOM, 0, .custom = parse_nodes, .required = true,
      .type_doc = "list of mappings", .list = true, .sub = node_fields,
      .sub_defaults = &node_defaults, .doc = "The database nodes (at most 64)."},
@@ -280,6 +297,8 @@ void lbd_config_set_defaults(struct lbd_config *c)
     c->retries = 2;
     c->on_node_down = LBD_ON_DOWN_KEEP;
     c->cancel_unknown = LBD_CANCEL_ALL;
+    c->reuse_max_idle = 0;
+    c->reuse_idle_ms = 30000;
     c->check_type = LBD_CHECK_PG;
     c->check_interval_ms = 2000;
     c->check_timeout_ms = 1000;

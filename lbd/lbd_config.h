@@ -58,6 +58,8 @@ struct lbd_config {
     uint32_t retries;
     int on_node_down;   /* enum lbd_on_down */
     int cancel_unknown; /* enum lbd_cancel_unknown */
+    uint32_t reuse_max_idle; /* node connections kept per node for reuse; 0 = no reuse */
+    uint64_t reuse_idle_ms;  /* a kept connection unused this long is closed */
 
     int check_type; /* enum lbd_check_type */
     uint64_t check_interval_ms, check_timeout_ms;

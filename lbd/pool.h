@@ -29,6 +29,8 @@ struct pool_node {
     enum node_state state;
     struct health_state health;
     uint32_t active;     /* sessions now */
+    uint32_t parked;     /* idle connections kept for reuse (the shell's reuse.c) */
+    uint64_t tls_no_ms;  /* loop time it last answered 'N' to an SSLRequest; 0: not since an 'S' */
     int64_t rr_current;  /* smooth weighted round robin */
     bool removed;        /* dropped by a reload; freed when no session holds it */
     uint32_t refs;       /* sessions holding a pointer */

@@ -115,12 +115,24 @@ struct session {
      * libpq shows an error only when it arrives after the negotiation ('N'). */
     const char *pending_sqlstate, *pending_reason;
     char pending_msg[96];
+    /* Reuse of node connections (reuse.c): */
+    bool reuse_ok;     /* plaintext protocol 3.0 startup, reuse on: may take or leave one */
+    bool reusable;     /* trusted startup, nothing since that forbids parking it */
+    bool reused;       /* the node connection was a parked one */
+    bool parked_out;   /* the node connection was parked when the client left */
+    bool own_key;      /* the client saw a secret key of lbd's; node_key is the node's */
+    uint32_t node_key;
+    uint64_t readies;  /* ReadyForQuery messages after the startup's */
+    struct pgwire_front cstream; /* the client's messages, framed while reusable */
+    uint8_t *startup, *params;   /* while reusable: the StartupMessage, the ParameterStatus */
+    uint32_t startup_len, params_len;
     char user[64], database[64], app[64];
     char client_addr[SOCKADDR_STRLEN];
     uint32_t local_ip4; /* the address the client connected to (a VIP), network order; 0: not IPv4 */
 };
 
 static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static int handle_fd(uv_tcp_t *t);
 static void read_client(struct session *s);
 static void read_server(struct session *s);
 static void first_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
@@ -169,6 +181,8 @@ static void free_session(struct session *s)
     free(s->first_sending);
     free(s->reply);
     free(s->reply_sending);
+    free(s->startup);
+    free(s->params);
     if (s->node) {
         s->node->refs--;
         lbd_node_release(l, s->node);
@@ -204,7 +218,7 @@ static void log_session(struct session *s)
         return; /* cancel.c logs its own line */
     log_emit(s->detail[0] ? LOG_WARN : LOG_INFO, "session_end",
              "client=%s node=%s kind=%s user=%s database=%s app=%s start=%s connect_ms=%.3f "
-             "duration_ms=%.3f bytes_in=%llu bytes_out=%llu tx=%c relay=%s end=%s%s%s",
+             "duration_ms=%.3f bytes_in=%llu bytes_out=%llu tx=%c relay=%s end=%s%s%s%s",
              s->client_addr, s->node ? s->node->name : "-",
              s->tls ? "tls" : pgwire_first_kind_name((enum pgwire_first_kind)s->kind),
              log_quote(user, sizeof(user), s->user[0] ? s->user : "-"),
@@ -213,8 +227,10 @@ static void log_session(struct session *s)
              (double)(now - s->t_accept_ns) / 1e6, (unsigned long long)s->bytes[C2S],
              (unsigned long long)s->bytes[S2C], s->tx_status ? s->tx_status : '-',
              s->krelay ? "kernel" : "user", s->end_reason, s->detail[0] ? " error=" : "",
-             s->detail[0] ? log_quote(detail, sizeof(detail), s->detail) : "");
-    (void)l;
+             s->detail[0] ? log_quote(detail, sizeof(detail), s->detail) : "",
+             !l->cfg.reuse_max_idle ? ""
+             : s->reused ? (s->parked_out ? " server=reused parked=1" : " server=reused parked=0")
+                         : (s->parked_out ? " server=new parked=1" : " server=new parked=0"));
 }
 
 static void krelay_account(struct session *s);
@@ -297,12 +313,14 @@ size_t session_close_on_addr(struct lbd *l, uint32_t ip4)
     return n;
 }
 
-struct pool_node *session_node_for_key(struct lbd *l, uint32_t pid, uint32_t key)
+struct pool_node *session_node_for_key(struct lbd *l, uint32_t pid, uint32_t key,
+                                       uint32_t *node_key)
 {
     struct keymap_entry *e = keymap_find(&l->keys, pid, key);
     if (e == NULL)
         return NULL;
     struct session *s = (struct session *)((char *)e - offsetof(struct session, key));
+    *node_key = s->own_key ? s->node_key : key;
     return s->node;
 }
 
@@ -407,6 +425,7 @@ static void refuse_after_negotiation(struct session *s, const char *sqlstate, co
 }
 
 /* ---- timers ---- */
+
 
 static void arm_idle(struct session *s)
 {
@@ -770,7 +789,12 @@ static void pass_reply(struct session *s)
     s->bytes[S2C] += s->reply_len;
     s->node->bytes_out += s->reply_len;
     l->stats.bytes_out += s->reply_len;
-    free(s->first);
+    if (s->reusable) { /* the key a parked connection is found by */
+        s->startup = s->first;
+        s->startup_len = s->first_len;
+    } else {
+        free(s->first);
+    }
     s->first = NULL;
     s->first_len = s->first_cap = 0;
     int rc = send_now(s, (uv_stream_t *)&s->client, s->reply, s->reply_len, &s->reply_sending,
@@ -820,6 +844,45 @@ static void lost_before_answer(struct session *s, ssize_t nread)
     retry_elsewhere(s, reason);
 }
 
+/* The node let the user in without asking anything: keep its ParameterStatus and its
+ * secret key, and give the client a key of lbd's, so that this connection can serve
+ * another client later (reuse.c) and no client ever holds the node's own key. */
+static int capture_trusted(struct session *s, const struct pgwire_reply *r)
+{
+    size_t plen = 0;
+    for (size_t i = 0; i < r->len;) { /* (well-formed up to r->len: pgwire_reply_parse) */
+        uint32_t mlen = (uint32_t)s->reply[i + 1] << 24 | (uint32_t)s->reply[i + 2] << 16 |
+                        (uint32_t)s->reply[i + 3] << 8 | s->reply[i + 4];
+        if (s->reply[i] == 'S')
+            plen += 1 + mlen;
+        i += 1 + mlen;
+    }
+    uint8_t *params = malloc(plen ? plen : 1);
+    if (params == NULL)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < r->len;) {
+        uint32_t mlen = (uint32_t)s->reply[i + 1] << 24 | (uint32_t)s->reply[i + 2] << 16 |
+                        (uint32_t)s->reply[i + 3] << 8 | s->reply[i + 4];
+        if (s->reply[i] == 'S') {
+            memcpy(params + o, s->reply + i, 1 + mlen);
+            o += 1 + mlen;
+        }
+        i += 1 + mlen;
+    }
+    s->params = params;
+    s->params_len = (uint32_t)plen;
+    s->own_key = s->reusable = true;
+    s->node_key = r->key;
+    uint32_t key = (uint32_t)lbd_random(s->lbd);
+    uint8_t *k = s->reply + r->key_off + 9;
+    k[0] = (uint8_t)(key >> 24);
+    k[1] = (uint8_t)(key >> 16);
+    k[2] = (uint8_t)(key >> 8);
+    k[3] = (uint8_t)key;
+    return 0;
+}
+
 static void startup_reply_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct session *s = stream->data;
@@ -840,6 +903,21 @@ static void startup_reply_read(uv_stream_t *stream, ssize_t nread, const uv_buf_
     memcpy(s->reply + s->reply_len, buf->base, (size_t)nread);
     s->reply_len += (uint32_t)nread;
     release(s, buf);
+    if (s->reuse_ok) {
+        struct pgwire_reply r;
+        switch (pgwire_reply_parse(s->reply, s->reply_len, &r)) {
+        case PGWIRE_REPLY_INCOMPLETE:
+            return;
+        case PGWIRE_REPLY_TRUSTED:
+            if (capture_trusted(s, &r) == 0) {
+                pass_reply(s);
+                return;
+            }
+            break;
+        case PGWIRE_REPLY_OTHER:
+            break;
+        }
+    }
     if (s->reply_len < 5)
         return;
     uint32_t mlen = (uint32_t)s->reply[1] << 24 | (uint32_t)s->reply[2] << 16 |
@@ -861,6 +939,46 @@ static void startup_reply_read(uv_stream_t *stream, ssize_t nread, const uv_buf_
              s->client_addr, s->node->name, c.sqlstate, log_quote(msg, sizeof(msg), c.message));
     snprintf(reason, sizeof(reason), "refused a startup: %s %s", c.sqlstate, c.message);
     retry_elsewhere(s, strcmp(c.sqlstate, "53300") != 0 ? reason : NULL);
+}
+
+/* With reuse on, an SSLRequest is answered 'N' by lbd itself when every node that can
+ * take a session answered 'N' to one in the last 10 s: the client then sends its
+ * StartupMessage to lbd, which may serve it from a parked connection (libpq's default,
+ * sslmode=prefer, asks first). A node that starts answering 'S' is seen within 10 s:
+ * the next request goes to a node again. */
+#define TLS_NO_FRESH_MS 10000
+static bool reuse_no_tls(struct lbd *l)
+{
+    uint64_t now = uv_now(l->loop);
+    size_t eligible = 0;
+    if (!l->cfg.reuse_max_idle)
+        return false;
+    for (size_t i = 0; i < l->pool.n; i++) {
+        const struct pool_node *n = l->pool.nodes[i];
+        if (!pool_node_eligible(n))
+            continue;
+        if (n->tls_no_ms == 0 || now - n->tls_no_ms > TLS_NO_FRESH_MS)
+            return false;
+        eligible++;
+    }
+    return eligible > 0;
+}
+
+static void answer_no_tls(struct session *s)
+{
+    uv_buf_t b = uv_buf_init((char *)"N", 1);
+    s->bytes[C2S] += s->first_len;
+    s->bytes[S2C] += 1;
+    free(s->first);
+    s->first = NULL;
+    s->first_len = s->first_cap = 0;
+    if (uv_try_write((uv_stream_t *)&s->client, &b, 1) != 1) {
+        session_end(s, "client_error");
+        return;
+    }
+    s->state = SS_FIRST;
+    uv_timer_start(&s->timer, on_timer, s->lbd->cfg.startup_ms, 0);
+    read_client(s);
 }
 
 static void classify(struct session *s)
@@ -902,6 +1020,9 @@ static void classify(struct session *s)
         snprintf(s->user, sizeof(s->user), "%s", f.user);
         snprintf(s->database, sizeof(s->database), "%s", f.database);
         snprintf(s->app, sizeof(s->app), "%s", f.application_name);
+        /* (After an encryption request the node connection exists: it is this one.) */
+        s->reuse_ok = l->cfg.reuse_max_idle > 0 && f.proto == 3u << 16 && !f.replication &&
+                      s->srv == SRV_NONE && s->first_len == f.len;
         break;
     }
     s->kind = (uint8_t)f.kind;
@@ -916,6 +1037,10 @@ static void classify(struct session *s)
     if (s->from_peer) {
         l->stats.refused_bad_packet++;
         refuse(s, "08P01", "the peer listener takes only cancel requests", "bad_packet");
+        return;
+    }
+    if (f.kind == PGWIRE_FIRST_SSL && s->srv == SRV_NONE && reuse_no_tls(l)) {
+        answer_no_tls(s);
         return;
     }
     /* The client keeps being read: it has nothing to say until the node answers, and a
@@ -963,6 +1088,8 @@ static void negotiate_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
     s->first = NULL;
     s->first_len = s->first_cap = 0;
     char answer = buf->base[0];
+    if (s->kind == PGWIRE_FIRST_SSL && nread == 1)
+        s->node->tls_no_ms = answer == 'N' ? uv_now(s->lbd->loop) : 0;
     uv_buf_t b = uv_buf_init(buf->base, (unsigned)nread);
     s->bytes[S2C] += (uint64_t)nread;
     int rc = uv_try_write((uv_stream_t *)&s->client, &b, 1);
@@ -1035,6 +1162,55 @@ static void on_connect(uv_connect_t *req, int status)
     forward_first(s);
 }
 
+/* Serve the client from a parked node connection: lbd answers its startup as the node
+ * did (AuthenticationOk, the node's ParameterStatus, BackendKeyData with the node's pid
+ * and a secret key of lbd's, ReadyForQuery 'I') and relays from there. */
+static void adopt_parked(struct session *s, struct reuse_grant *g)
+{
+    struct lbd *l = s->lbd;
+    uv_tcp_init(l->loop, &s->server);
+    s->server.data = s;
+    s->handles_open++;
+    s->srv = SRV_OPEN;
+    size_t n = 9 + g->params_len + 13 + 6;
+    uint8_t *r = malloc(n);
+    if (r == NULL || uv_tcp_open(&s->server, g->fd) != 0) {
+        close(g->fd); /* (a handle that failed to open it does not own it) */
+        free(r);
+        free(g->params);
+        session_end(s, "node_error");
+        return;
+    }
+    s->own_key = true;
+    s->node_key = g->key;
+    uint32_t key = (uint32_t)lbd_random(l);
+    uint8_t *p = r;
+    const uint8_t auth_ok[9] = {'R', 0, 0, 0, 8, 0, 0, 0, 0};
+    memcpy(p, auth_ok, 9);
+    p += 9;
+    memcpy(p, g->params, g->params_len);
+    p += g->params_len;
+    const uint8_t k[13] = {'K', 0, 0, 0, 12, (uint8_t)(g->pid >> 24), (uint8_t)(g->pid >> 16),
+                           (uint8_t)(g->pid >> 8), (uint8_t)g->pid, (uint8_t)(key >> 24),
+                           (uint8_t)(key >> 16), (uint8_t)(key >> 8), (uint8_t)key};
+    memcpy(p, k, 13);
+    p += 13;
+    const uint8_t ready[6] = {'Z', 0, 0, 0, 5, 'I'};
+    memcpy(p, ready, 6);
+    s->params = g->params;
+    s->params_len = g->params_len;
+    s->reused = s->reusable = true;
+    s->t_connect_ns = uv_hrtime();
+    s->node->sessions_total++;
+    l->stats.sessions_relayed++;
+    s->reply = r;
+    s->reply_len = (uint32_t)n;
+    uv_timer_stop(&s->timer);
+    /* pass_reply counts it as the node's and the StartupMessage as sent: what the client
+     * saw and sent. */
+    pass_reply(s);
+}
+
 static void connect_node(struct session *s)
 {
     struct lbd *l = s->lbd;
@@ -1063,6 +1239,11 @@ static void connect_node(struct session *s)
     n->active++;
     s->node_active = true;
     s->state = SS_CONNECTING;
+    struct reuse_grant g;
+    if (s->reuse_ok && reuse_take(l, n, s->first, s->first_len, &g) == 0) {
+        adopt_parked(s, &g);
+        return;
+    }
     /* The socket now, so its options are set before the SYN; if that fails (EMFILE),
      * the connect below reports it. */
     if (uv_tcp_init_ex(l->loop, &s->server, n->addr.ss_family) != 0)
@@ -1083,11 +1264,15 @@ static void connect_node(struct session *s)
 static void on_backend_event(void *ctx, const struct pgwire_event *ev)
 {
     struct session *s = ctx;
-    if (ev->kind == PGWIRE_EV_BACKEND_KEY)
+    if (ev->kind == PGWIRE_EV_BACKEND_KEY) {
         keymap_add(&s->lbd->keys, &s->key, ev->pid, ev->key);
-    else if (ev->kind == PGWIRE_EV_READY) {
+    } else if (ev->kind == PGWIRE_EV_READY) {
         s->tx_status = ev->tx_status;
+        if (s->ready_seen)
+            s->readies++;
         s->ready_seen = true;
+    } else if (ev->kind == PGWIRE_EV_PARAM && s->ready_seen) {
+        s->reusable = false; /* a setting reported since the startup: replay would lie */
     }
 }
 
@@ -1127,6 +1312,39 @@ static void on_relay_written(uv_write_t *req, int status)
     krelay_try_return(s, dir);
 }
 
+/* This read is the client's Terminate, alone, at a clean point: every Query and Sync
+ * answered by its ReadyForQuery, no extended-protocol batch open, no transaction, the
+ * node's stream at a message boundary and nothing in flight either way. Anything else
+ * (and a bad frame) makes the session not reusable. */
+static bool client_left_cleanly(struct session *s, const uv_buf_t *buf, ssize_t nread)
+{
+    static const uint8_t terminate[5] = {'X', 0, 0, 0, 4};
+    if (pgwire_front_feed(&s->cstream, (const uint8_t *)buf->base, (size_t)nread) != 0) {
+        s->reusable = false;
+        return false;
+    }
+    return nread == 5 && memcmp(buf->base, terminate, 5) == 0 && s->cstream.terminated &&
+           !s->cstream.open_batch && s->cstream.syncs == s->readies && s->tx_status == 'I' &&
+           s->sstream.hdr_len == 0 && !s->inflight[C2S] && !s->inflight[S2C] &&
+           !s->server.write_queue_size && !s->krelay && !s->bulk[C2S] && !s->bulk[S2C] &&
+           reuse_can_park(s->lbd, s->node);
+}
+
+/* The client left cleanly: its node connection goes to reuse.c (a descriptor of its own:
+ * the session closes its handle as usual) instead of being closed. */
+static void park_node_connection(struct session *s)
+{
+    int fd = handle_fd(&s->server);
+    int own = fd >= 0 ? dup(fd) : -1;
+    if (own < 0)
+        return;
+    uint8_t *startup = s->startup, *params = s->params;
+    s->startup = s->params = NULL;
+    if (reuse_park(s->lbd, s->node, own, startup, s->startup_len, params, s->params_len,
+                   s->key.pid, s->node_key) == 0)
+        s->parked_out = true;
+}
+
 static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct session *s = stream->data;
@@ -1150,6 +1368,13 @@ static void relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (s->state != SS_RELAY) {
         release(s, buf);
+        return;
+    }
+    if (dir == C2S && s->reusable && client_left_cleanly(s, buf, nread)) {
+        count_relayed(s, C2S, (uint64_t)nread);
+        release(s, buf);
+        park_node_connection(s);
+        session_end(s, "client_closed");
         return;
     }
     if (dir == S2C && !s->opaque &&
@@ -1309,6 +1534,7 @@ static bool bulk_begin(struct session *s, int d)
         return false;
     }
     s->handles_open++;
+    s->reusable = false; /* a spliced stream is not framed */
     uv_read_stop((uv_stream_t *)sender(s, d));
     if (!s->inflight[!d] && !sender(s, d)->write_queue_size)
         libuv_unwatch(s, sender(s, d));
@@ -1390,6 +1616,7 @@ static void krelay_handoff(struct session *s)
     libuv_unwatch(s, &s->client);
     libuv_unwatch(s, &s->server);
     s->krelay = true;
+    s->reusable = false;
     s->opaque = true; /* lbd no longer sees the whole stream */
     s->tx_status = 0;
     l->n_krelay++;

@@ -18,6 +18,7 @@ static const char *good =
     "  pool:\n"
     "    balance: leastconn\n"
     "    cancel_unknown: one\n"
+    "    reuse: {max_idle: 8, idle: 5s}\n"
     "    health: {type: http, interval: 1s, timeout: 500ms, rise: 2, fall: 2}\n"
     "    nodes:\n"
     "      - {name: roach1, address: 10.0.0.1:26257, check_port: 8080, weight: 2}\n"
@@ -38,6 +39,8 @@ START_TEST(good_config)
     ck_assert(cfg.has_peer && cfg.has_peer_listen);
     ck_assert_int_eq(cfg.balance, POOL_LEASTCONN);
     ck_assert_int_eq(cfg.cancel_unknown, LBD_CANCEL_ONE);
+    ck_assert_uint_eq(cfg.reuse_max_idle, 8);
+    ck_assert_uint_eq(cfg.reuse_idle_ms, 5000);
     ck_assert_int_eq(cfg.check_type, LBD_CHECK_HTTP);
     ck_assert_uint_eq(cfg.n_nodes, 2);
     ck_assert_str_eq(cfg.nodes[0].name, "roach1");
@@ -59,6 +62,8 @@ START_TEST(defaults)
     ck_assert_int_eq(cfg.check_type, LBD_CHECK_PG);
     ck_assert_uint_eq(cfg.rise, 2);
     ck_assert_uint_eq(cfg.fall, 3);
+    ck_assert_uint_eq(cfg.reuse_max_idle, 0); /* no reuse unless asked */
+    ck_assert_uint_eq(cfg.reuse_idle_ms, 30000);
     ck_assert_int_eq(sockaddr_port((struct sockaddr *)&cfg.nodes[0].addr), 5432);
     ck_assert(cfg.admin_enabled);
 }
@@ -96,6 +101,12 @@ START_TEST(errors_point_at_the_mistake)
          "x.yaml:3:23: lbd.timeouts.connect: expected a duration"},
         {"lbd:\n  listen: 1.2.3.4:5\n  pool:\n    nodes: [{address: 1.1.1.1, weight: -1}]\n",
          "lbd.pool.nodes[0].weight: expected a whole number from 0 to 1000"},
+        {"lbd:\n  listen: 1.2.3.4:5\n  pool:\n    reuse: {max_idle: 20000}\n"
+         "    nodes: [{address: 1.1.1.1}]\n",
+         "x.yaml:4:23: lbd.pool.reuse.max_idle: 20000 is out of range; expected 0 to 10000"},
+        {"lbd:\n  listen: 1.2.3.4:5\n  pool:\n    reuse: {max: 4}\n"
+         "    nodes: [{address: 1.1.1.1}]\n",
+         "lbd.pool.reuse: unknown key \"max\""},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char err[1024] = "";
