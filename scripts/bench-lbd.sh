@@ -9,6 +9,8 @@
 #   sudo bash scripts/bench-lbd.sh [ROUNDS=3] [SECONDS=10]
 # Settings: CLIENTS ("8 64"), MODES ("prepared simple connect"), COPY_ROWS (2000000),
 # BUILD_DIR (build), LBD_RELAY (lbd.relay: user, kernel or auto; lbd's default when unset).
+# The -C mode runs a fourth arm: a second lbd with pool.reuse (max_idle REUSE_IDLE, 64),
+# which serves a new session from a kept node connection instead of a new backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -36,6 +38,7 @@ cleanup() {
 trap cleanup EXIT
 BASE=$((24000 + RANDOM % 1000 * 5))
 N0=$((BASE + 1)) N1=$((BASE + 2)) N2=$((BASE + 3)) LB=$((BASE + 4)) HA=$((BASE + 5))
+LBR=$((BASE + 5006)) # (the other ranges end below BASE + 5000)
 
 runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/n0" -A trust -U postgres --no-sync >/dev/null
 cp -a "$WORK/n0" "$WORK/n1"
@@ -67,6 +70,9 @@ ${LBD_RELAY:+  relay: $LBD_RELAY}
       - {name: n1, address: 127.0.0.1:$N1}
       - {name: n2, address: 127.0.0.1:$N2}
 YAML
+sed -e "s/127.0.0.1:$LB\$/127.0.0.1:$LBR/; s/^instance: bench/instance: bench-reuse/" \
+    -e "s/^    balance: roundrobin/    balance: roundrobin\n    reuse: {max_idle: ${REUSE_IDLE:-64}}/" \
+    "$WORK/lbd.yaml" >"$WORK/lbd-reuse.yaml"
 cat >"$WORK/haproxy.cfg" <<CFG
 global
     maxconn 8000
@@ -87,6 +93,9 @@ CFG
 "$LBD" -c "$WORK/lbd.yaml" 2>"$WORK/lbd.log" &
 LBD_PID=$!
 PIDS+=($LBD_PID)
+"$LBD" -c "$WORK/lbd-reuse.yaml" 2>"$WORK/lbd-reuse.log" &
+LBR_PID=$!
+PIDS+=($LBR_PID)
 haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
 HA_PID=$!
 PIDS+=($HA_PID)
@@ -108,7 +117,10 @@ run() {
     local target=$1 mode=$2 c=$3 port pid="" j=2
     [ "$c" -lt 2 ] && j=1
     local args=(-S -c "$c" -j "$j" -T "$SECS" -n --log --sampling-rate=0.05 --log-prefix="$WORK/tx")
-    case $target in direct) port=$N0 ;; lbd) port=$LB pid=$LBD_PID ;; haproxy) port=$HA pid=$HA_PID ;; esac
+    case $target in
+    direct) port=$N0 ;; lbd) port=$LB pid=$LBD_PID ;; haproxy) port=$HA pid=$HA_PID ;;
+    lbdreuse) port=$LBR pid=$LBR_PID ;;
+    esac
     case $mode in simple) args+=(-M simple) ;; prepared) args+=(-M prepared) ;; connect) args+=(-C -M simple) ;; esac
     rm -f "$WORK"/tx.*
     local t0=0 s0=0 perfpid="" m0
@@ -152,7 +164,9 @@ declare -A R
 for mode in $MODES; do
     for c in $CLIENTS; do
         for r in $(seq "$ROUNDS"); do
-            for target in direct lbd haproxy; do
+            targets="direct lbd haproxy"
+            [ $mode = connect ] && targets="direct lbd lbdreuse haproxy"
+            for target in $targets; do
                 res=$(run $target $mode $c)
                 R[$mode,$c,$target]+="$res"$'\n'
                 echo "round $r $mode c=$c $target: tps lat_ms p99_ms cpu_s/100k syscalls/tx switches/tx machine_cpu_s/100k = $res" >&2
@@ -217,17 +231,22 @@ col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for mode in $MODES; do
         for c in $CLIENTS; do
+            arms=lbd
+            [ $mode = connect ] && arms="lbd lbdreuse"
+            for L in $arms; do
             label=$mode
             [ $mode = connect ] && label="-C (new session per tx)"
-            awk -v m="$label" -v c="$c" -v d="$(col "$mode,$c,direct" 1)" -v l="$(col "$mode,$c,lbd" 1)" \
-                -v h="$(col "$mode,$c,haproxy" 1)" -v la="$(col "$mode,$c,lbd" 2)" -v ha="$(col "$mode,$c,haproxy" 2)" \
-                -v lp="$(col "$mode,$c,lbd" 3)" -v hp="$(col "$mode,$c,haproxy" 3)" \
-                -v lc="$(col "$mode,$c,lbd" 4)" -v hc="$(col "$mode,$c,haproxy" 4)" \
-                -v ls="$(col "$mode,$c,lbd" 5)" -v hs="$(col "$mode,$c,haproxy" 5)" \
-                -v lw="$(col "$mode,$c,lbd" 6)" -v hw="$(col "$mode,$c,haproxy" 6)" \
-                -v md="$(col "$mode,$c,direct" 7)" -v ml="$(col "$mode,$c,lbd" 7)" -v mh="$(col "$mode,$c,haproxy" 7)" \
+            [ $L = lbdreuse ] && label="-C, lbd with pool.reuse"
+            awk -v m="$label" -v c="$c" -v d="$(col "$mode,$c,direct" 1)" -v l="$(col "$mode,$c,$L" 1)" \
+                -v h="$(col "$mode,$c,haproxy" 1)" -v la="$(col "$mode,$c,$L" 2)" -v ha="$(col "$mode,$c,haproxy" 2)" \
+                -v lp="$(col "$mode,$c,$L" 3)" -v hp="$(col "$mode,$c,haproxy" 3)" \
+                -v lc="$(col "$mode,$c,$L" 4)" -v hc="$(col "$mode,$c,haproxy" 4)" \
+                -v ls="$(col "$mode,$c,$L" 5)" -v hs="$(col "$mode,$c,haproxy" 5)" \
+                -v lw="$(col "$mode,$c,$L" 6)" -v hw="$(col "$mode,$c,haproxy" 6)" \
+                -v md="$(col "$mode,$c,direct" 7)" -v ml="$(col "$mode,$c,$L" 7)" -v mh="$(col "$mode,$c,haproxy" 7)" \
                 'BEGIN { printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %.2fx | %.3f / %.3f | %.3f / %.3f | %.2f / %.2f | %.2fx | %.2f / %.2f / %.2f | %.2f / %.2f | %.2fx | %s / %s | %s / %s |\n",
                          m, c, d, l, h, l / h, l / d, la, ha, lp, hp, lc, hc, (hc > 0 ? lc / hc : 0), md, ml, mh, ml - md, mh - md, (mh - md > 0 ? (ml - md) / (mh - md) : 0), ls, hs, lw, hw }'
+            done
         done
     done
     echo
@@ -246,6 +265,8 @@ col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
             echo "tps_${mode}_$c $(col "$mode,$c,lbd" 1) $(col "$mode,$c,haproxy" 1) $(col "$mode,$c,direct" 1)"
             echo "cpu_${mode}_$c $(col "$mode,$c,lbd" 4) $(col "$mode,$c,haproxy" 4) -"
             echo "mcpu_${mode}_$c $(col "$mode,$c,lbd" 7) $(col "$mode,$c,haproxy" 7) $(col "$mode,$c,direct" 7)"
+            [ $mode = connect ] &&
+                echo "tps_connect_reuse_$c $(col "$mode,$c,lbdreuse" 1) $(col "$mode,$c,haproxy" 1) $(col "$mode,$c,direct" 1)"
         done
     done
     [ "$COPY_ROWS" -gt 0 ] && echo "copy_s $(printf '%s' "${C[lbd]}" | median) $(printf '%s' "${C[haproxy]}" | median) $(printf '%s' "${C[direct]}" | median)"
