@@ -231,6 +231,13 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
                    (unsigned long long)st->cancel_routed, (unsigned long long)st->cancel_to_peer,
                    (unsigned long long)st->cancel_broadcast, (unsigned long long)st->cancel_one,
                    (unsigned long long)st->cancel_dropped, (unsigned long long)st->cancel_failed);
+    metrics_printf(m,
+                   ",\"reuse\":{\"max_idle\":%u,\"idle_ms\":%llu,\"kept\":%u,\"parked\":%llu,"
+                   "\"taken\":%llu,\"reset_failed\":%llu,\"expired\":%llu}",
+                   l->cfg.reuse_max_idle, (unsigned long long)l->cfg.reuse_idle_ms, l->n_parked,
+                   (unsigned long long)st->reuse_parked, (unsigned long long)st->reuse_taken,
+                   (unsigned long long)st->reuse_reset_failed,
+                   (unsigned long long)st->reuse_expired);
     metrics_printf(m, ",\"nodes\":[");
     for (size_t i = 0; i < l->pool.n; i++) {
         struct pool_node *n = l->pool.nodes[i];
@@ -245,7 +252,8 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
                        n->weight, n->max_sessions, n->active,
                        (unsigned long long)n->sessions_total, (unsigned long long)n->bytes_in,
                        (unsigned long long)n->bytes_out, (unsigned long long)n->connect_failures);
-        metrics_printf(m, ",\"state_changes\":%llu", (unsigned long long)n->state_changes);
+        metrics_printf(m, ",\"state_changes\":%llu,\"reuse_kept\":%u",
+                       (unsigned long long)n->state_changes, n->parked);
         metrics_printf(m,
                        ",\"check\":{\"ok_run\":%u,\"fail_run\":%u,\"rise\":%u,\"fall\":%u,"
                        "\"latency_ms\":%.3f,\"last\":",

@@ -44,7 +44,11 @@ wait_for 3 "the last session's line" bash -c "grep 'event=session_end' '$WORK/lb
 taken=$(metric lbd_reuse_taken_total)
 [ "${taken:-0}" -ge 10 ] || fail "only ${taken:-0} sessions took a kept connection"
 grep -q 'server=reused parked=1' "$WORK/lb1.log" || fail "no session line says server=reused"
-pass "12 sessions (6 with sslmode=prefer) on $distinct backend(s); $taken took a kept connection"
+status=$(curl -fsS "http://127.0.0.1:$ADMIN/status")
+grep -q "\"reuse\":{\"max_idle\":4,\"idle_ms\":3000,\"kept\":[1-4],\"parked\":[0-9]*,\"taken\":$taken," <<<"$status" ||
+    fail "/status does not show reuse: $(grep -o '"reuse":{[^}]*}' <<<"$status")"
+grep -q '"reuse_kept":[1-4]' <<<"$status" || fail "/status does not show node0's kept connections"
+pass "12 sessions (6 with sslmode=prefer) on $distinct backend(s); $taken took a kept connection; /status shows them"
 
 # 2. What a client leaves behind is gone for the next one on the same backend.
 #    (One Query each: a session that sends a 4th message goes to the kernel relay, and
