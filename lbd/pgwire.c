@@ -299,6 +299,73 @@ enum pgwire_reply_kind pgwire_reply_parse(const uint8_t *buf, size_t len,
     return PGWIRE_REPLY_INCOMPLETE;
 }
 
+size_t pgwire_reply_params(const uint8_t *buf, const struct pgwire_reply *r, uint8_t *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->len;) { /* (well-formed up to r->len: pgwire_reply_parse) */
+        size_t mlen = get_u32(buf + i + 1);
+        if (buf[i] == 'S') {
+            if (out)
+                memcpy(out + n, buf + i, 1 + mlen);
+            n += 1 + mlen;
+        }
+        i += 1 + mlen;
+    }
+    return n;
+}
+
+void pgwire_reply_set_key(uint8_t *buf, const struct pgwire_reply *r, uint32_t key)
+{
+    put_u32(buf + r->key_off + 9, key);
+}
+
+size_t pgwire_trusted_build(uint8_t *buf, size_t size, const uint8_t *params,
+                            size_t params_len, uint32_t pid, uint32_t key)
+{
+    size_t n = PGWIRE_TRUSTED_FIXED + params_len;
+    if (size < n)
+        return 0;
+    uint8_t *p = buf;
+    *p++ = 'R'; /* AuthenticationOk */
+    put_u32(p, 8);
+    put_u32(p + 4, 0);
+    p += 8;
+    memcpy(p, params, params_len);
+    p += params_len;
+    *p++ = 'K';
+    put_u32(p, 12);
+    put_u32(p + 4, pid);
+    put_u32(p + 8, key);
+    p += 12;
+    *p++ = 'Z';
+    put_u32(p, 5);
+    p[4] = 'I';
+    return n;
+}
+
+int pgwire_reset_answer(const uint8_t *buf, size_t len)
+{
+    size_t i = 0;
+    while (i + 5 <= len) {
+        uint32_t mlen = get_u32(buf + i + 1);
+        if (mlen < 4)
+            return -1;
+        if (i + 1 + (size_t)mlen > len)
+            return 0;
+        switch (buf[i]) {
+        case 'C': /* CommandComplete */
+        case 'N': /* NoticeResponse */
+            break;
+        case 'Z':
+            return mlen == 5 && buf[i + 5] == 'I' && i + 6 == len ? 1 : -1;
+        default:
+            return -1;
+        }
+        i += 1 + (size_t)mlen;
+    }
+    return 0;
+}
+
 /* A whole frontend message of type t went by (55.7: Q Query, F FunctionCall, S Sync each
  * get a ReadyForQuery; P B D E C H are extended-protocol steps a Sync closes; d c f are
  * COPY data, inside a Query's flow; X Terminate). */

@@ -89,6 +89,21 @@ struct pgwire_reply {
 };
 enum pgwire_reply_kind pgwire_reply_parse(const uint8_t *buf, size_t len,
                                           struct pgwire_reply *out);
+/* The ParameterStatus messages of a trusted answer r (buf as parsed), as sent, copied to
+ * out (NULL: only counted). Returns their length. */
+size_t pgwire_reply_params(const uint8_t *buf, const struct pgwire_reply *r, uint8_t *out);
+/* Replace the secret key in a trusted answer's BackendKeyData. */
+void pgwire_reply_set_key(uint8_t *buf, const struct pgwire_reply *r, uint32_t key);
+/* A trusted answer: AuthenticationOk, params (ParameterStatus messages as sent),
+ * BackendKeyData (pid, key), ReadyForQuery 'I'. Returns its length, or 0 when size is too
+ * small; PGWIRE_TRUSTED_FIXED + params_len is always enough. */
+#define PGWIRE_TRUSTED_FIXED (9 + 13 + 6)
+size_t pgwire_trusted_build(uint8_t *buf, size_t size, const uint8_t *params,
+                            size_t params_len, uint32_t pid, uint32_t key);
+/* A node's answer to DISCARD ALL so far: 1 when whole and as expected (CommandComplete,
+ * notices, ReadyForQuery 'I' as the last bytes), 0 to wait, -1 for anything else (an
+ * error, a ParameterStatus, a notification). */
+int pgwire_reset_answer(const uint8_t *buf, size_t len);
 
 /* Incremental framing of a frontend (client -> server) stream after the startup: enough
  * to tell a client that leaves at a clean point (every query answered, no

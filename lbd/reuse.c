@@ -121,35 +121,6 @@ static void park_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(p->rbuf, sizeof(p->rbuf));
 }
 
-static uint32_t get_u32(const uint8_t *b)
-{
-    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
-
-/* The answer to DISCARD ALL so far: 1 when it is whole and as expected (CommandComplete,
- * notices, ReadyForQuery 'I' as the last bytes), 0 to wait, -1 for anything else (an
- * error, a ParameterStatus: lbd would replay a stale one). */
-static int reset_answer(const uint8_t *b, size_t len)
-{
-    size_t i = 0;
-    while (i + 5 <= len) {
-        uint32_t mlen = get_u32(b + i + 1);
-        if (mlen < 4 || i + 1 + (size_t)mlen > len)
-            return mlen < 4 ? -1 : 0;
-        switch (b[i]) {
-        case 'C':
-        case 'N':
-            break;
-        case 'Z':
-            return mlen == 5 && b[i + 5] == 'I' && i + 6 == len ? 1 : -1;
-        default:
-            return -1;
-        }
-        i += 1 + (size_t)mlen;
-    }
-    return 0;
-}
-
 static void park_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct lbd_parked *p = stream->data;
@@ -171,7 +142,7 @@ static void park_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     memcpy(p->reply + p->reply_len, buf->base, (size_t)nread);
     p->reply_len += (uint32_t)nread;
-    int r = reset_answer(p->reply, p->reply_len);
+    int r = pgwire_reset_answer(p->reply, p->reply_len);
     if (r < 0) {
         l->stats.reuse_reset_failed++;
         park_close(p, "reset_answer");

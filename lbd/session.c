@@ -849,37 +849,16 @@ static void lost_before_answer(struct session *s, ssize_t nread)
  * another client later (reuse.c) and no client ever holds the node's own key. */
 static int capture_trusted(struct session *s, const struct pgwire_reply *r)
 {
-    size_t plen = 0;
-    for (size_t i = 0; i < r->len;) { /* (well-formed up to r->len: pgwire_reply_parse) */
-        uint32_t mlen = (uint32_t)s->reply[i + 1] << 24 | (uint32_t)s->reply[i + 2] << 16 |
-                        (uint32_t)s->reply[i + 3] << 8 | s->reply[i + 4];
-        if (s->reply[i] == 'S')
-            plen += 1 + mlen;
-        i += 1 + mlen;
-    }
+    size_t plen = pgwire_reply_params(s->reply, r, NULL);
     uint8_t *params = malloc(plen ? plen : 1);
     if (params == NULL)
         return -1;
-    size_t o = 0;
-    for (size_t i = 0; i < r->len;) {
-        uint32_t mlen = (uint32_t)s->reply[i + 1] << 24 | (uint32_t)s->reply[i + 2] << 16 |
-                        (uint32_t)s->reply[i + 3] << 8 | s->reply[i + 4];
-        if (s->reply[i] == 'S') {
-            memcpy(params + o, s->reply + i, 1 + mlen);
-            o += 1 + mlen;
-        }
-        i += 1 + mlen;
-    }
+    pgwire_reply_params(s->reply, r, params);
     s->params = params;
     s->params_len = (uint32_t)plen;
     s->own_key = s->reusable = true;
     s->node_key = r->key;
-    uint32_t key = (uint32_t)lbd_random(s->lbd);
-    uint8_t *k = s->reply + r->key_off + 9;
-    k[0] = (uint8_t)(key >> 24);
-    k[1] = (uint8_t)(key >> 16);
-    k[2] = (uint8_t)(key >> 8);
-    k[3] = (uint8_t)key;
+    pgwire_reply_set_key(s->reply, r, (uint32_t)lbd_random(s->lbd));
     return 0;
 }
 
@@ -1172,7 +1151,7 @@ static void adopt_parked(struct session *s, struct reuse_grant *g)
     s->server.data = s;
     s->handles_open++;
     s->srv = SRV_OPEN;
-    size_t n = 9 + g->params_len + 13 + 6;
+    size_t n = PGWIRE_TRUSTED_FIXED + g->params_len;
     uint8_t *r = malloc(n);
     if (r == NULL || uv_tcp_open(&s->server, g->fd) != 0) {
         close(g->fd); /* (a handle that failed to open it does not own it) */
@@ -1183,20 +1162,7 @@ static void adopt_parked(struct session *s, struct reuse_grant *g)
     }
     s->own_key = true;
     s->node_key = g->key;
-    uint32_t key = (uint32_t)lbd_random(l);
-    uint8_t *p = r;
-    const uint8_t auth_ok[9] = {'R', 0, 0, 0, 8, 0, 0, 0, 0};
-    memcpy(p, auth_ok, 9);
-    p += 9;
-    memcpy(p, g->params, g->params_len);
-    p += g->params_len;
-    const uint8_t k[13] = {'K', 0, 0, 0, 12, (uint8_t)(g->pid >> 24), (uint8_t)(g->pid >> 16),
-                           (uint8_t)(g->pid >> 8), (uint8_t)g->pid, (uint8_t)(key >> 24),
-                           (uint8_t)(key >> 16), (uint8_t)(key >> 8), (uint8_t)key};
-    memcpy(p, k, 13);
-    p += 13;
-    const uint8_t ready[6] = {'Z', 0, 0, 0, 5, 'I'};
-    memcpy(p, ready, 6);
+    pgwire_trusted_build(r, n, g->params, g->params_len, g->pid, (uint32_t)lbd_random(l));
     s->params = g->params;
     s->params_len = g->params_len;
     s->reused = s->reusable = true;

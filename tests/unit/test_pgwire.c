@@ -285,6 +285,55 @@ START_TEST(reply_other_for_challenges_errors_and_oddities)
 }
 END_TEST
 
+START_TEST(trusted_build_round_trips_with_params_and_new_key)
+{
+    uint8_t b[512], built[512], params[64];
+    size_t n = backend_stream(b);
+    struct pgwire_reply r, r2;
+    ck_assert_int_eq(pgwire_reply_parse(b, n, &r), PGWIRE_REPLY_TRUSTED);
+    size_t plen = pgwire_reply_params(b, &r, NULL);
+    ck_assert_uint_eq(plen, 15); /* the one ParameterStatus, as sent */
+    ck_assert_uint_eq(pgwire_reply_params(b, &r, params), plen);
+    ck_assert_mem_eq(params, b + 9, plen);
+    pgwire_reply_set_key(b, &r, 0xdeadbeef);
+    ck_assert_int_eq(pgwire_reply_parse(b, n, &r2), PGWIRE_REPLY_TRUSTED);
+    ck_assert_uint_eq(r2.pid, 777);
+    ck_assert_uint_eq(r2.key, 0xdeadbeef);
+    size_t m = pgwire_trusted_build(built, sizeof(built), params, plen, 4242, 17);
+    ck_assert_uint_eq(m, PGWIRE_TRUSTED_FIXED + plen);
+    ck_assert_int_eq(pgwire_reply_parse(built, m, &r2), PGWIRE_REPLY_TRUSTED);
+    ck_assert_uint_eq(r2.len, m);
+    ck_assert_uint_eq(r2.pid, 4242);
+    ck_assert_uint_eq(r2.key, 17);
+    ck_assert_mem_eq(built, b, r.len - 19); /* R and S as the node sent them */
+    ck_assert_uint_eq(pgwire_trusted_build(built, m - 1, params, plen, 1, 2), 0);
+}
+END_TEST
+
+START_TEST(reset_answer_accepts_only_complete_then_idle)
+{
+    uint8_t b[64];
+    size_t n = 0;
+    b[n++] = 'C'; put32(b + n, 4 + 12); n += 4; memcpy(b + n, "DISCARD ALL", 12); n += 12;
+    size_t z = n;
+    b[n++] = 'Z'; put32(b + n, 5); n += 4; b[n++] = 'I';
+    ck_assert_int_eq(pgwire_reset_answer(b, n), 1);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(pgwire_reset_answer(b, i) == 0, "a prefix of %zu bytes is not 'wait'", i);
+    b[n - 1] = 'T'; /* a transaction open */
+    ck_assert_int_eq(pgwire_reset_answer(b, n), -1);
+    b[n - 1] = 'I';
+    b[n] = 'N'; /* anything after ReadyForQuery */
+    ck_assert_int_eq(pgwire_reset_answer(b, n + 1), -1);
+    b[z - 17] = 'S'; /* a ParameterStatus instead of CommandComplete */
+    ck_assert_int_eq(pgwire_reset_answer(b, n), -1);
+    b[0] = 'E';
+    ck_assert_int_eq(pgwire_reset_answer(b, n), -1);
+    b[0] = 'C'; put32(b + 1, 2); /* a bad length */
+    ck_assert_int_eq(pgwire_reset_answer(b, n), -1);
+}
+END_TEST
+
 /* ---- frontend framing: a clean exit ---- */
 
 static size_t fmsg(uint8_t *b, char t, const char *body, uint32_t blen)
@@ -431,6 +480,8 @@ static Suite *suite(void)
     tcase_add_test(ts, check_answers);
     tcase_add_test(ts, reply_trusted_whole_and_every_prefix_incomplete);
     tcase_add_test(ts, reply_other_for_challenges_errors_and_oddities);
+    tcase_add_test(ts, trusted_build_round_trips_with_params_and_new_key);
+    tcase_add_test(ts, reset_answer_accepts_only_complete_then_idle);
     tcase_add_test(ts, front_counts_syncs_and_sees_terminate);
     tcase_add_test(ts, front_batch_without_sync_stays_open_and_copy_is_neutral);
     tcase_add_test(ts, startup_replication_is_flagged);
