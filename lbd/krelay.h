@@ -7,7 +7,7 @@
  *
  * Needs CAP_BPF and CAP_NET_ADMIN (or root) when lbd starts, and a kernel with
  * sockmap (CONFIG_BPF_STREAM_PARSER; Linux 5.13+ for the verdict without a parser).
- * Without them lbd relays in user space as before. Neighbours: session.c decides when
+ * Without them lbd relays in user space as before. Neighbours: session_kernel.c decides when
  * a session is handed over; lbd.c opens and closes the relay. */
 #ifndef LBD_KRELAY_H
 #define LBD_KRELAY_H

@@ -1,5 +1,5 @@
 /* lbd.h -- the lbd daemon context and the interfaces between its shell files:
- * lbd.c (lifecycle, listeners, signals, reload), session.c (client sessions and the
+ * lbd.c (lifecycle, listeners, signals, reload), session*.c (client sessions and the
  * relay), cancel.c (CancelRequest routing), check.c (health checks), admin.c (HTTP). */
 #ifndef LBD_LBD_H
 #define LBD_LBD_H
@@ -124,7 +124,7 @@ void lbd_tune_socket(struct lbd *l, uv_tcp_t *t);
 void lbd_node_result(struct lbd *l, struct pool_node *n, bool ok, bool draining,
                      const char *reason);
 
-/* session.c */
+/* session.c, session_kernel.c (the kernel relay's watch) */
 void session_accept(struct lbd_listener *ls);
 /* Take over a connection accepted outside libuv (the quiesce drains a listener). */
 void session_adopt(struct lbd *l, int fd);

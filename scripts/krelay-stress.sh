@@ -10,7 +10,7 @@
 # (tests/integration/hostile_client.py ordered). Prints each session's result and the
 # count of broken ones. What was seen here (Linux 6.18, 2 cores): 1 broken session of 116
 # with ROUNDS=1; with lbd offering a fallen-back direction back to the kernel (since
-# switched off, KRELAY_RETURN in lbd/session.c) about 1 round in 30. In a broken round
+# switched off, KRELAY_RETURN in lbd/session_kernel.c) about 1 round in 30. In a broken round
 # the program's count of bytes passed to lbd grew by one segment (about 64 KiB) more
 # than the node sent: the kernel handed lbd that segment twice.
 set -euo pipefail

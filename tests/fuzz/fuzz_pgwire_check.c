@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (pgwire_reply_parse(data, size, &r) == PGWIRE_REPLY_TRUSTED &&
         (r.len > size || r.len < 15 || r.key_off + 13 > r.len || data[r.key_off] != 'K' ||
          data[r.len - 6] != 'Z'))
-        __builtin_trap(); /* session.c rewrites the key at key_off and trusts len */
+        __builtin_trap(); /* session_start.c rewrites the key at key_off and trusts len */
     if (pgwire_reply_parse(data, size, &r) == PGWIRE_REPLY_TRUSTED) {
         /* What reuse replays: the same parameters, pid and a new key parse back alike. */
         static uint8_t params[PGWIRE_REPLY_MAX], built[PGWIRE_REPLY_MAX + PGWIRE_TRUSTED_FIXED];

@@ -14,7 +14,7 @@ source "$(dirname "$0")/lib.sh"
 LB=$BASE ADMIN=$((BASE + 9)) NODE=$((BASE + 1))
 HC="python3 $(dirname "$0")/hostile_client.py"
 # lbd hands a session to the kernel after the client's 4th message (KRELAY_AFTER in
-# session.c): the psql sessions below send 4 short queries first.
+# session_int.h): the psql sessions below send 4 short queries first.
 WARM=(-c "select 1" -c "select 2" -c "select 3" -c "select 4")
 pg_start node0 $NODE
 # TLS on the node: a throwaway self-signed certificate, switched on by a reload.

@@ -1,0 +1,166 @@
+/* session_int.h -- what the three files of a session share, private to them:
+ * session.c (its life, the user-space relay, the end), session_start.c (the first
+ * packet to the relay) and session_kernel.c (the kernel relay and bulk splicing).
+ * lbd.h has the session API the rest of lbd uses. */
+#ifndef LBD_SESSION_INT_H
+#define LBD_SESSION_INT_H
+
+#include "lbd.h"
+
+#include "bulk.h"
+#include "parse.h"
+
+enum session_state {
+    SS_FIRST,      /* reading the client's first packet (or the next one after an 'N') */
+    SS_CONNECTING, /* connecting to a node */
+    SS_NEGOTIATE,  /* SSL/GSSENC request forwarded; waiting for the node's one byte */
+    SS_STARTUP_WAIT, /* StartupMessage forwarded; judging the node's first answer */
+    SS_RELAY,      /* relaying both ways */
+    SS_REFUSING,   /* writing an ErrorResponse, then closing */
+    SS_CLOSING,    /* handles closing; freed by the last close callback */
+};
+
+enum { C2S = 0, S2C = 1 };
+
+/* Client messages lbd relays itself before a session goes to the kernel: a handoff and
+ * its undoing cost about 25 system calls, more than a few queries relayed here, so a
+ * session that ends after one transaction (pgbench -C, a health probe) never pays them. */
+#define KRELAY_AFTER 4
+
+/* Bytes read in one direction with nothing read the other way meanwhile, after which
+ * that direction is spliced (bulk.h): a COPY or a big result, not a conversation.
+ * Starting and ending a splice costs about 15 system calls. */
+#define BULK_AFTER (256 * 1024)
+
+/* A refusal: the ErrorResponse, then a lingering close (see on_refusal_written). */
+#define REFUSAL_MSG_MAX 256
+#define REFUSAL_DISCARD_MAX (64 * 1024)
+struct refusal {
+    uv_shutdown_t shutdown;
+    uint32_t discarded;
+    uint8_t msg[REFUSAL_MSG_MAX];
+};
+enum server_state { SRV_NONE, SRV_OPEN, SRV_CLOSING };
+
+struct session {
+    uv_tcp_t client; /* data = this session */
+    uv_tcp_t server;
+    uv_timer_t timer; /* startup, connect, negotiation or idle deadline */
+    uv_connect_t connect_req;
+    uv_write_t wreq[2]; /* one write in flight per direction at most */
+    uv_write_t first_wreq;
+    struct lbd *lbd;
+    struct session *prev, *next; /* on lbd->sessions */
+    struct pool_node *node;      /* holds a reference while set */
+    enum session_state state;
+    enum server_state srv;
+    uint8_t handles_open;
+    uint8_t attempts;
+    uint8_t kind; /* enum pgwire_first_kind of the (last) first packet */
+    bool node_active, from_peer, tls, opaque, counted_relayed;
+    bool ready_seen;  /* the node's first ReadyForQuery went by: the startup is over */
+    bool krelay;      /* the kernel relays this session (krelay.h) */
+    bool krelay_tried;
+    uint8_t kflush;   /* 1 + the direction whose sender closed, while its rest is sent */
+    char tx_status;
+    uint64_t tried; /* node indexes already tried */
+    uint8_t *first; /* first-packet bytes until forwarded */
+    uint32_t first_len, first_cap;
+    void *inflight[2];  /* buffers being written, returned by the write callback */
+    struct refusal *refusal; /* ErrorResponse being written, then the lingering close */
+    uint8_t *first_sending; /* first bytes the kernel did not take at once */
+    uint8_t *reply;         /* the node's first answer to a StartupMessage, being judged */
+    uint32_t reply_len;
+    uint8_t *reply_sending;
+    uv_write_t reply_wreq;
+    struct pgwire_stream sstream;
+    struct keymap_entry key;
+    uint64_t t_accept_ns, t_connect_ns, start_wall_ms;
+    /* Loop time of the last data from or to each side: [C2S] the client, [S2C] the node
+     * (a client receiving a long result, or only notifications, is not idle). */
+    uint64_t last_active_ms[2];
+    uint64_t kflush_written, kflush_progress_ms; /* see session_krelay_flush_check */
+    /* Kernel relay, per direction d (its sender is the client for C2S): */
+    uint64_t kcookie[2];   /* the sockets' cookies, client then server */
+    uint64_t kacked0[2];   /* bytes d's receiving socket had acked at the handoff */
+    uint64_t kwritten0[2]; /* bytes written into d's receiving socket at the handoff */
+    uint64_t kread[2];     /* bytes lbd read from d's sender since the handoff */
+    uint64_t kdemote_ms[2]; /* loop time d was taken back from the kernel */
+    /* 0: the kernel relays d; 1: d waits for the kernel to send its rest; 2: lbd relays
+     * d; 3: lbd has asked the kernel to take d again (krelay_return) and reads nothing
+     * from d's sender until the program's note says whether it did. */
+    uint8_t kdemote[2];
+    uint8_t relay_reads;   /* client reads since the relay began, up to KRELAY_AFTER */
+    uint8_t kdemote_wait;  /* ms until the next look at a direction being taken back */
+    uint32_t run[2];       /* bytes read in d since the other direction read any */
+    /* A read that came while its socket had nothing to say (see park): its buffer and
+     * nread, [0] the client's, [1] the node's; nread 0 when none. */
+    char *parked[2];
+    ssize_t parked_n[2];
+    struct bulk *bulk[2];  /* a bulk transfer spliced in direction d (bulk.h) */
+    uint64_t bytes[2];
+    const char *end_reason;
+    char detail[96];
+    /* A refusal waiting for the StartupMessage: clients asked for encryption first, and
+     * libpq shows an error only when it arrives after the negotiation ('N'). */
+    const char *pending_sqlstate, *pending_reason;
+    char pending_msg[96];
+    /* Reuse of node connections (reuse.c): */
+    bool reuse_ok;     /* plaintext protocol 3.0 startup, reuse on: may take or leave one */
+    bool reusable;     /* trusted startup, nothing since that forbids parking it */
+    bool reused;       /* the node connection was a parked one */
+    bool parked_out;   /* the node connection was parked when the client left */
+    bool own_key;      /* the client saw a secret key of lbd's; node_key is the node's */
+    uint32_t node_key;
+    uint64_t readies;  /* ReadyForQuery messages after the startup's */
+    struct pgwire_front cstream; /* the client's messages, framed while reusable */
+    uint8_t *startup, *params;   /* while reusable: the StartupMessage, the ParameterStatus */
+    uint32_t startup_len, params_len;
+    char user[64], database[64], app[64];
+    char client_addr[SOCKADDR_STRLEN];
+    uint32_t local_ip4; /* the address the client connected to (a VIP), network order; 0: not IPv4 */
+};
+
+/* session.c */
+void session_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+void session_buf_release(struct session *s, const uv_buf_t *buf);
+void session_free(struct session *s);
+void session_end(struct session *s, const char *reason);
+void session_arm_idle(struct session *s);
+void session_on_timer(uv_timer_t *t);
+void session_relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+void session_count_relayed(struct session *s, int d, uint64_t n);
+void session_on_backend_event(void *ctx, const struct pgwire_event *ev);
+void session_node_unuse(struct session *s);
+void session_refuse(struct session *s, const char *sqlstate, const char *msg, const char *reason);
+void session_refuse_after_negotiation(struct session *s, const char *sqlstate, const char *msg,
+                                     const char *reason);
+void session_read_client(struct session *s);
+void session_read_server(struct session *s);
+
+/* session_kernel.c */
+int session_fd(uv_tcp_t *t);
+uv_tcp_t *session_sender(struct session *s, int d);
+uint64_t session_tag(struct session *s, int dir);
+struct session *session_from_tag(uint64_t tag, int *dir);
+void session_unwatch(struct session *s, uv_tcp_t *t);
+void session_relay_resume(struct session *s);
+bool session_bulk_begin(struct session *s, int d);
+void session_bulk_end(struct session *s, int d);
+void session_krelay_handoff(struct session *s);
+void session_krelay_try_return(struct session *s, int d);
+void session_krelay_flush_check(struct session *s);
+bool session_krelay_demote_check(struct session *s);
+void session_krelay_refresh_idle(struct session *s, uint64_t now);
+void session_krelay_closed(struct session *s, int dir, bool hangup);
+void session_krelay_drain_notes(struct lbd *l, struct session *ending);
+void session_krelay_account(struct session *s);
+
+/* session_start.c */
+void session_first_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+void session_negotiate_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+void session_startup_reply_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+void session_connect_failed(struct session *s, int status);
+void session_connect_node(struct session *s);
+
+#endif

@@ -1,0 +1,561 @@
+/* session_start.c -- a session until it relays: the client's first packet read and
+ * classified (StartupMessage, SSLRequest/GSSENCRequest passed through, CancelRequest
+ * routed, garbage refused), a node chosen and connected (the next one when a connect
+ * fails before any byte was relayed, or a kept connection from reuse.c), and the node's
+ * answer to the startup judged. session.c owns the session's life and its relay.
+ */
+#include "session_int.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- the first packet ---- */
+
+static int first_append(struct session *s, const char *data, size_t n)
+{
+    size_t need = (size_t)s->first_len + n;
+    if (need > PGWIRE_MAX_STARTUP + LBD_BUF_SIZE)
+        return -1;
+    if (need > s->first_cap) {
+        size_t cap = s->first_cap ? s->first_cap : 256;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *p = realloc(s->first, cap);
+        if (p == NULL)
+            return -1;
+        s->first = p;
+        s->first_cap = (uint32_t)cap;
+    }
+    memcpy(s->first + s->first_len, data, n);
+    s->first_len = (uint32_t)need;
+    return 0;
+}
+
+static void on_first_written(uv_write_t *req, int status)
+{
+    struct session *s = req->handle->data;
+    if (status < 0 && status != UV_ECANCELED && s->state != SS_CLOSING)
+        session_end(s, req == &s->reply_wreq ? "client_error" : "node_error");
+}
+
+/* Write bytes to a stream now; what the kernel does not take goes out by a write
+ * request from a heap copy held in *pending (freed with the session). */
+static int send_now(struct session *s, uv_stream_t *to, const uint8_t *data, size_t len,
+                    uint8_t **pending, uv_write_t *req)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    int rc = uv_try_write(to, &b, 1);
+    if (rc == (int)len)
+        return 0;
+    if (rc < 0 && rc != UV_EAGAIN)
+        return rc;
+    size_t off = rc > 0 ? (size_t)rc : 0;
+    uint8_t *copy = malloc(len - off);
+    if (copy == NULL)
+        return UV_ENOMEM;
+    memcpy(copy, data + off, len - off);
+    free(*pending);
+    *pending = copy;
+    uv_buf_t rest = uv_buf_init((char *)copy, (unsigned)(len - off));
+    return uv_write(req, to, &rest, 1, on_first_written);
+}
+
+static void start_relay(struct session *s)
+{
+    s->state = SS_RELAY;
+    session_arm_idle(s);
+    session_read_client(s);
+    if (s->state == SS_RELAY) /* (what was parked may have ended it) */
+        session_read_server(s);
+    if (s->state == SS_RELAY)
+        session_krelay_handoff(s);
+}
+
+/* Forward the buffered first bytes to the connected node and move on. A
+ * StartupMessage stays buffered until the node's first answer is judged, so a node
+ * that refuses it (shutting down, starting up, full) can be replaced by another. */
+static void forward_first(struct session *s)
+{
+    struct lbd *l = s->lbd;
+    if (send_now(s, (uv_stream_t *)&s->server, s->first, s->first_len, &s->first_sending,
+                 &s->first_wreq) != 0) {
+        session_end(s, "node_error");
+        return;
+    }
+    uint64_t now = uv_now(l->loop);
+    s->last_active_ms[C2S] = s->last_active_ms[S2C] = now;
+    if (s->kind == PGWIRE_FIRST_SSL || s->kind == PGWIRE_FIRST_GSSENC) {
+        /* The request stays buffered until the node answers: another node can take it
+         * if this one closes first. */
+        s->state = SS_NEGOTIATE;
+        uv_timer_start(&s->timer, session_on_timer, l->cfg.connect_ms + l->cfg.startup_ms, 0);
+        session_read_server(s);
+        return;
+    }
+    s->state = SS_STARTUP_WAIT;
+    s->reply_len = 0;
+    uv_timer_start(&s->timer, session_on_timer, l->cfg.startup_ms, 0);
+    session_read_server(s);
+}
+
+/* Refusals a node gives before a session exists, after which another node may do. */
+static bool startup_refusal_retryable(const char *sqlstate)
+{
+    return strcmp(sqlstate, "57P03") == 0    /* cannot_connect_now: starting/stopping */
+           || strcmp(sqlstate, "53300") == 0 /* too_many_connections */
+           || strcmp(sqlstate, "57P01") == 0; /* admin_shutdown */
+}
+
+/* The node's first answer is judged: pass it to the client and relay from here. */
+static void pass_reply(struct session *s)
+{
+    struct lbd *l = s->lbd;
+    if (pgwire_stream_feed(&s->sstream, s->reply, s->reply_len, session_on_backend_event, s) != 0)
+        s->opaque = true;
+    s->bytes[C2S] += s->first_len;
+    s->node->bytes_in += s->first_len;
+    l->stats.bytes_in += s->first_len;
+    s->bytes[S2C] += s->reply_len;
+    s->node->bytes_out += s->reply_len;
+    l->stats.bytes_out += s->reply_len;
+    if (s->reusable) { /* the key a parked connection is found by */
+        s->startup = s->first;
+        s->startup_len = s->first_len;
+    } else {
+        free(s->first);
+    }
+    s->first = NULL;
+    s->first_len = s->first_cap = 0;
+    int rc = send_now(s, (uv_stream_t *)&s->client, s->reply, s->reply_len, &s->reply_sending,
+                      &s->reply_wreq);
+    free(s->reply);
+    s->reply = NULL;
+    if (rc != 0) {
+        session_end(s, "client_error");
+        return;
+    }
+    start_relay(s);
+}
+
+static void on_server_closed_retry(uv_handle_t *h);
+
+/* Nothing of this node's has reached the client yet (it refused or vanished before
+ * answering the startup or the encryption request): try the next node. health_reason,
+ * when set, counts as a failed check for the node. */
+static void retry_elsewhere(struct session *s, const char *health_reason)
+{
+    if (health_reason)
+        lbd_node_result(s->lbd, s->node, false, false, health_reason);
+    free(s->reply);
+    s->reply = NULL;
+    s->reply_len = 0;
+    uv_read_stop((uv_stream_t *)&s->server);
+    session_node_unuse(s);
+    uv_timer_stop(&s->timer);
+    s->state = SS_CONNECTING;
+    s->srv = SRV_CLOSING;
+    uv_close((uv_handle_t *)&s->server, on_server_closed_retry);
+}
+
+/* The node closed (or failed) before its first answer: retry while attempts remain. */
+static void lost_before_answer(struct session *s, ssize_t nread)
+{
+    const char *what = s->state == SS_NEGOTIATE ? "the encryption request" : "the startup";
+    if (s->attempts > s->lbd->cfg.retries) {
+        session_end(s, nread == UV_EOF ? "node_closed" : "node_error");
+        return;
+    }
+    char reason[160];
+    snprintf(reason, sizeof(reason), "closed before answering %s: %s", what,
+             uv_strerror((int)nread));
+    log_emit(LOG_WARN, "startup_lost", "client=%s node=%s detail=\"%s\" action=retry",
+             s->client_addr, s->node->name, reason);
+    retry_elsewhere(s, reason);
+}
+
+/* The node let the user in without asking anything: keep its ParameterStatus and its
+ * secret key, and give the client a key of lbd's, so that this connection can serve
+ * another client later (reuse.c) and no client ever holds the node's own key. */
+static int capture_trusted(struct session *s, const struct pgwire_reply *r)
+{
+    size_t plen = pgwire_reply_params(s->reply, r, NULL);
+    uint8_t *params = malloc(plen ? plen : 1);
+    if (params == NULL)
+        return -1;
+    pgwire_reply_params(s->reply, r, params);
+    s->params = params;
+    s->params_len = (uint32_t)plen;
+    s->own_key = s->reusable = true;
+    s->node_key = r->key;
+    pgwire_reply_set_key(s->reply, r, (uint32_t)lbd_random(s->lbd));
+    return 0;
+}
+
+void session_startup_reply_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct session *s = stream->data;
+    struct lbd *l = s->lbd;
+    if (nread <= 0) {
+        session_buf_release(s, buf);
+        if (nread < 0)
+            lost_before_answer(s, nread);
+        return;
+    }
+    uint8_t *p = realloc(s->reply, s->reply_len + (size_t)nread);
+    if (p == NULL) {
+        session_buf_release(s, buf);
+        session_end(s, "node_error");
+        return;
+    }
+    s->reply = p;
+    memcpy(s->reply + s->reply_len, buf->base, (size_t)nread);
+    s->reply_len += (uint32_t)nread;
+    session_buf_release(s, buf);
+    if (s->reuse_ok) {
+        struct pgwire_reply r;
+        switch (pgwire_reply_parse(s->reply, s->reply_len, &r)) {
+        case PGWIRE_REPLY_INCOMPLETE:
+            return;
+        case PGWIRE_REPLY_TRUSTED:
+            if (capture_trusted(s, &r) == 0) {
+                pass_reply(s);
+                return;
+            }
+            break;
+        case PGWIRE_REPLY_OTHER:
+            break;
+        }
+    }
+    if (s->reply_len < 5)
+        return;
+    uint32_t mlen = (uint32_t)s->reply[1] << 24 | (uint32_t)s->reply[2] << 16 |
+                    (uint32_t)s->reply[3] << 8 | s->reply[4];
+    if (s->reply[0] != 'E' || mlen > 8192 || mlen < 4) {
+        pass_reply(s);
+        return;
+    }
+    if (s->reply_len < 1 + mlen)
+        return; /* wait for the whole ErrorResponse */
+    struct pgwire_check c;
+    pgwire_check_parse(s->reply, 1 + mlen, &c);
+    if (!startup_refusal_retryable(c.sqlstate) || s->attempts > l->cfg.retries) {
+        pass_reply(s);
+        return;
+    }
+    char msg[160], reason[200];
+    log_emit(LOG_WARN, "startup_refused", "client=%s node=%s sqlstate=%s message=%s action=retry",
+             s->client_addr, s->node->name, c.sqlstate, log_quote(msg, sizeof(msg), c.message));
+    snprintf(reason, sizeof(reason), "refused a startup: %s %s", c.sqlstate, c.message);
+    retry_elsewhere(s, strcmp(c.sqlstate, "53300") != 0 ? reason : NULL);
+}
+
+/* With reuse on, an SSLRequest is answered 'N' by lbd itself when every node that can
+ * take a session answered 'N' to one in the last 10 s: the client then sends its
+ * StartupMessage to lbd, which may serve it from a parked connection (libpq's default,
+ * sslmode=prefer, asks first). A node that starts answering 'S' is seen within 10 s:
+ * the next request goes to a node again. */
+#define TLS_NO_FRESH_MS 10000
+static bool reuse_no_tls(struct lbd *l)
+{
+    uint64_t now = uv_now(l->loop);
+    size_t eligible = 0;
+    if (!l->cfg.reuse_max_idle)
+        return false;
+    for (size_t i = 0; i < l->pool.n; i++) {
+        const struct pool_node *n = l->pool.nodes[i];
+        if (!pool_node_eligible(n))
+            continue;
+        if (n->tls_no_ms == 0 || now - n->tls_no_ms > TLS_NO_FRESH_MS)
+            return false;
+        eligible++;
+    }
+    return eligible > 0;
+}
+
+static void answer_no_tls(struct session *s)
+{
+    uv_buf_t b = uv_buf_init((char *)"N", 1);
+    s->bytes[C2S] += s->first_len;
+    s->bytes[S2C] += 1;
+    free(s->first);
+    s->first = NULL;
+    s->first_len = s->first_cap = 0;
+    if (uv_try_write((uv_stream_t *)&s->client, &b, 1) != 1) {
+        session_end(s, "client_error");
+        return;
+    }
+    s->state = SS_FIRST;
+    uv_timer_start(&s->timer, session_on_timer, s->lbd->cfg.startup_ms, 0);
+    session_read_client(s);
+}
+
+static void classify(struct session *s)
+{
+    struct lbd *l = s->lbd;
+    struct pgwire_first f;
+    char msg[96];
+    switch (pgwire_first_parse(s->first, s->first_len, &f)) {
+    case PGWIRE_FIRST_INCOMPLETE:
+        return;
+    case PGWIRE_FIRST_BAD:
+        l->stats.refused_bad_packet++;
+        snprintf(msg, sizeof(msg), "invalid startup packet: %s", f.reason);
+        session_refuse(s, "08P01", msg, "bad_packet");
+        return;
+    case PGWIRE_FIRST_CANCEL:
+        s->kind = PGWIRE_FIRST_CANCEL;
+        s->pending_sqlstate = NULL; /* a cancel is served even when sessions are not */
+        if (s->srv != SRV_NONE) {
+            l->stats.refused_bad_packet++;
+            session_refuse(s, "08P01", "cancel request after encryption negotiation", "bad_packet");
+            return;
+        }
+        uv_read_stop((uv_stream_t *)&s->client);
+        cancel_route(l, f.cancel_pid, f.cancel_key, s->from_peer, s->client_addr);
+        session_end(s, "cancel");
+        return;
+    case PGWIRE_FIRST_SSL:
+    case PGWIRE_FIRST_GSSENC:
+        if (s->first_len > f.len) {
+            /* Plaintext after the request, before the handshake: an injection attempt
+             * (CVE-2021-23214) or a broken client. Never relay it. */
+            l->stats.refused_bad_packet++;
+            session_refuse(s, "08P01", "unexpected data after an encryption request", "bad_packet");
+            return;
+        }
+        break;
+    case PGWIRE_FIRST_STARTUP:
+        snprintf(s->user, sizeof(s->user), "%s", f.user);
+        snprintf(s->database, sizeof(s->database), "%s", f.database);
+        snprintf(s->app, sizeof(s->app), "%s", f.application_name);
+        /* (After an encryption request the node connection exists: it is this one.) */
+        s->reuse_ok = l->cfg.reuse_max_idle > 0 && f.proto == 3u << 16 && !f.replication &&
+                      s->srv == SRV_NONE && s->first_len == f.len;
+        break;
+    }
+    s->kind = (uint8_t)f.kind;
+    if (s->pending_sqlstate) {
+        uv_read_stop((uv_stream_t *)&s->client);
+        if (f.kind == PGWIRE_FIRST_STARTUP)
+            session_refuse(s, s->pending_sqlstate, s->pending_msg, s->pending_reason);
+        else /* another encryption request: 'N' again */
+            session_refuse_after_negotiation(s, s->pending_sqlstate, s->pending_msg, s->pending_reason);
+        return;
+    }
+    if (s->from_peer) {
+        l->stats.refused_bad_packet++;
+        session_refuse(s, "08P01", "the peer listener takes only cancel requests", "bad_packet");
+        return;
+    }
+    if (f.kind == PGWIRE_FIRST_SSL && s->srv == SRV_NONE && reuse_no_tls(l)) {
+        answer_no_tls(s);
+        return;
+    }
+    /* The client keeps being read: it has nothing to say until the node answers, and a
+     * read stopped and started again costs libuv two epoll_ctl calls (see park). */
+    if (s->srv == SRV_OPEN)
+        forward_first(s);
+    else
+        session_connect_node(s);
+}
+
+void session_first_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct session *s = stream->data;
+    if (nread < 0) {
+        session_buf_release(s, buf);
+        session_end(s, nread == UV_EOF ? "client_closed" : "client_error");
+        return;
+    }
+    if (nread == 0) {
+        session_buf_release(s, buf);
+        return;
+    }
+    int rc = first_append(s, buf->base, (size_t)nread);
+    session_buf_release(s, buf);
+    if (rc != 0) {
+        s->lbd->stats.refused_bad_packet++;
+        session_refuse(s, "08P01", "invalid startup packet: too long", "bad_packet");
+        return;
+    }
+    classify(s);
+}
+
+/* The node's one-byte answer to SSLRequest/GSSENCRequest ('S'/'G' yes, 'N' no). */
+void session_negotiate_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct session *s = stream->data;
+    if (nread <= 0) {
+        session_buf_release(s, buf);
+        if (nread < 0)
+            lost_before_answer(s, nread);
+        return;
+    }
+    s->bytes[C2S] += s->first_len;
+    free(s->first);
+    s->first = NULL;
+    s->first_len = s->first_cap = 0;
+    char answer = buf->base[0];
+    if (s->kind == PGWIRE_FIRST_SSL && nread == 1)
+        s->node->tls_no_ms = answer == 'N' ? uv_now(s->lbd->loop) : 0;
+    uv_buf_t b = uv_buf_init(buf->base, (unsigned)nread);
+    s->bytes[S2C] += (uint64_t)nread;
+    int rc = uv_try_write((uv_stream_t *)&s->client, &b, 1);
+    session_buf_release(s, buf);
+    if (rc != nread) {
+        session_end(s, "client_error");
+        return;
+    }
+    if (answer == 'N' && nread == 1) {
+        /* Plaintext follows: read the client's next packet (a StartupMessage). */
+        s->state = SS_FIRST;
+        uv_timer_start(&s->timer, session_on_timer, s->lbd->cfg.startup_ms, 0);
+        session_read_client(s);
+        return;
+    }
+    /* 'S'/'G': encrypted end to end from here; 'E': the node's error, then it closes. */
+    s->tls = answer == 'S' || answer == 'G';
+    s->opaque = true;
+    start_relay(s);
+}
+
+/* ---- connecting to a node ---- */
+
+static void on_server_closed_retry(uv_handle_t *h)
+{
+    struct session *s = h->data;
+    s->srv = SRV_NONE;
+    s->handles_open--;
+    if (s->state != SS_CONNECTING) {
+        if (s->handles_open == 0)
+            session_free(s);
+        return;
+    }
+    if (s->attempts > s->lbd->cfg.retries) {
+        s->lbd->stats.refused_connect++;
+        session_refuse(s, "08006", "could not connect to a database node", "session_connect_failed");
+        return;
+    }
+    session_connect_node(s);
+}
+
+void session_connect_failed(struct session *s, int status)
+{
+    struct lbd *l = s->lbd;
+    struct pool_node *n = s->node;
+    char reason[128];
+    n->connect_failures++;
+    snprintf(reason, sizeof(reason), "connect failed: %s", uv_strerror(status));
+    log_emit(LOG_WARN, "session_connect_failed", "client=%s node=%s attempt=%u error=\"%s\"",
+             s->client_addr, n->name, s->attempts, uv_strerror(status));
+    session_node_unuse(s);
+    lbd_node_result(l, n, false, false, reason);
+    uv_timer_stop(&s->timer);
+    s->srv = SRV_CLOSING;
+    uv_close((uv_handle_t *)&s->server, on_server_closed_retry);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct session *s = req->data;
+    if (status == UV_ECANCELED || s->state != SS_CONNECTING || s->srv != SRV_OPEN)
+        return;
+    if (status < 0) {
+        session_connect_failed(s, status);
+        return;
+    }
+    s->t_connect_ns = uv_hrtime();
+    s->node->sessions_total++;
+    s->lbd->stats.sessions_relayed++;
+    forward_first(s);
+}
+
+/* Serve the client from a parked node connection: lbd answers its startup as the node
+ * did (AuthenticationOk, the node's ParameterStatus, BackendKeyData with the node's pid
+ * and a secret key of lbd's, ReadyForQuery 'I') and relays from there. */
+static void adopt_parked(struct session *s, struct reuse_grant *g)
+{
+    struct lbd *l = s->lbd;
+    uv_tcp_init(l->loop, &s->server);
+    s->server.data = s;
+    s->handles_open++;
+    s->srv = SRV_OPEN;
+    size_t n = PGWIRE_TRUSTED_FIXED + g->params_len;
+    uint8_t *r = malloc(n);
+    if (r == NULL || uv_tcp_open(&s->server, g->fd) != 0) {
+        close(g->fd); /* (a handle that failed to open it does not own it) */
+        free(r);
+        free(g->params);
+        session_end(s, "node_error");
+        return;
+    }
+    s->own_key = true;
+    s->node_key = g->key;
+    pgwire_trusted_build(r, n, g->params, g->params_len, g->pid, (uint32_t)lbd_random(l));
+    s->params = g->params;
+    s->params_len = g->params_len;
+    s->reused = s->reusable = true;
+    s->t_connect_ns = uv_hrtime();
+    s->node->sessions_total++;
+    l->stats.sessions_relayed++;
+    s->reply = r;
+    s->reply_len = (uint32_t)n;
+    uv_timer_stop(&s->timer);
+    /* pass_reply counts it as the node's and the StartupMessage as sent: what the client
+     * saw and sent. */
+    pass_reply(s);
+}
+
+void session_connect_node(struct session *s)
+{
+    struct lbd *l = s->lbd;
+    int idx = pool_pick(&l->pool, s->tried, lbd_random(l));
+    if (idx < 0) {
+        if (s->attempts == 0) {
+            l->stats.refused_no_node++;
+            session_refuse_after_negotiation(s, "57P03", "no database node is available (lbd)",
+                                     "no_node");
+        } else {
+            l->stats.refused_connect++;
+            session_refuse_after_negotiation(s, "08006", "could not connect to a database node",
+                                     "session_connect_failed");
+        }
+        return;
+    }
+    struct pool_node *n = l->pool.nodes[idx];
+    s->tried |= 1ULL << idx;
+    s->attempts++;
+    if (s->node) {
+        s->node->refs--;
+        lbd_node_release(l, s->node);
+    }
+    s->node = n;
+    n->refs++;
+    n->active++;
+    s->node_active = true;
+    s->state = SS_CONNECTING;
+    struct reuse_grant g;
+    if (s->reuse_ok && reuse_take(l, n, s->first, s->first_len, &g) == 0) {
+        adopt_parked(s, &g);
+        return;
+    }
+    /* The socket now, so its options are set before the SYN; if that fails (EMFILE),
+     * the connect below reports it. */
+    if (uv_tcp_init_ex(l->loop, &s->server, n->addr.ss_family) != 0)
+        uv_tcp_init(l->loop, &s->server);
+    s->handles_open++;
+    s->srv = SRV_OPEN;
+    lbd_tune_socket(l, &s->server);
+    s->connect_req.data = s;
+    uv_timer_start(&s->timer, session_on_timer, l->cfg.connect_ms, 0);
+    int rc = uv_tcp_connect(&s->connect_req, &s->server, (const struct sockaddr *)&n->addr,
+                            on_connect);
+    if (rc != 0)
+        session_connect_failed(s, rc);
+}
+
