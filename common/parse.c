@@ -153,6 +153,12 @@ const char *format_ip(const struct sockaddr *sa, char *buf, size_t size)
     return buf;
 }
 
+const char *format_ip4(uint32_t ip, char *buf, size_t size)
+{
+    snprintf(buf, size, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
+    return buf;
+}
+
 const char *format_sockaddr(const struct sockaddr *sa, char *buf, size_t size)
 {
     char ip[INET6_ADDRSTRLEN];

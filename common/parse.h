@@ -21,6 +21,8 @@ int parse_ip(const char *s, struct sockaddr_storage *out);
 const char *format_sockaddr(const struct sockaddr *sa, char *buf, size_t size);
 /* Just the IP. */
 const char *format_ip(const struct sockaddr *sa, char *buf, size_t size);
+/* An IPv4 address held in host byte order, dotted ("10.0.0.1"); returns buf. */
+const char *format_ip4(uint32_t ip, char *buf, size_t size);
 int sockaddr_port(const struct sockaddr *sa);
 socklen_t sockaddr_len(const struct sockaddr *sa);
 /* Same family, address and port. */

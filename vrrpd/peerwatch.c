@@ -3,6 +3,7 @@
 #include "peerwatch.h"
 
 #include "log.h"
+#include "parse.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -12,12 +13,6 @@
 
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
-
-static const char *ip4(uint32_t ip, char *buf, size_t size)
-{
-    snprintf(buf, size, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
-    return buf;
-}
 
 static void sin_of(uint32_t ip, uint16_t port, struct sockaddr_in *sa)
 {
@@ -85,7 +80,7 @@ static void on_link_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             pw->gone(pw->arg, who, why);
         } else {
             log_emit(LOG_DEBUG, "peer_watch_lost", "peer=%s detail=\"closed before its hello\"",
-                     ip4(who, ip, sizeof(ip)));
+                     format_ip4(who, ip, sizeof(ip)));
         }
         return;
     }
@@ -97,7 +92,7 @@ static void on_link_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (memcmp(k->hello, PEERWATCH_HELLO, hl) != 0) {
         /* Something else listens there: never act on its closing. */
         log_emit(LOG_WARN, "peer_watch_refused",
-                 "peer=%s detail=\"not a vrrpd peer watch greeting\"", ip4(k->ip, ip, sizeof(ip)));
+                 "peer=%s detail=\"not a vrrpd peer watch greeting\"", format_ip4(k->ip, ip, sizeof(ip)));
         k->backoff_ms = BACKOFF_MAX_MS / 2;
         link_close(k);
         return;
@@ -105,7 +100,7 @@ static void on_link_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     k->hello_len = sizeof(k->hello); /* the rest goes to the sink */
     k->armed = true;
     k->backoff_ms = 0;
-    log_emit(LOG_INFO, "peer_watch_up", "peer=%s port=%u", ip4(k->ip, ip, sizeof(ip)), pw->port);
+    log_emit(LOG_INFO, "peer_watch_up", "peer=%s port=%u", format_ip4(k->ip, ip, sizeof(ip)), pw->port);
 }
 
 static void on_link_connect(uv_connect_t *req, int status)
@@ -117,7 +112,7 @@ static void on_link_connect(uv_connect_t *req, int status)
     if (status < 0) {
         if (k->backoff_ms == 0) /* once per failing streak, not every retry */
             log_emit(LOG_DEBUG, "peer_watch_unavailable", "peer=%s error=\"%s\"",
-                     ip4(k->ip, ip, sizeof(ip)), uv_strerror(status));
+                     format_ip4(k->ip, ip, sizeof(ip)), uv_strerror(status));
         link_close(k);
         return;
     }
@@ -314,7 +309,7 @@ static void on_connection(uv_stream_t *server, int status)
             c->open = true;
             c->tcp.data = c;
             log_emit(LOG_WARN, "peer_watch_refused",
-                     "from=%s detail=\"not a configured peer\"", ip4(ip, ips, sizeof(ips)));
+                     "from=%s detail=\"not a configured peer\"", format_ip4(ip, ips, sizeof(ips)));
             conn_close(c);
         }
         return;
@@ -328,7 +323,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_hello_written) != 0 ||
         uv_read_start((uv_stream_t *)&c->tcp, on_conn_alloc, on_conn_read) != 0)
         conn_close(c);
-    log_emit(LOG_DEBUG, "peer_watch_accepted", "from=%s", ip4(ip, ips, sizeof(ips)));
+    log_emit(LOG_DEBUG, "peer_watch_accepted", "from=%s", format_ip4(ip, ips, sizeof(ips)));
 }
 
 size_t peerwatch_watchers(const struct peerwatch *pw)

@@ -1,6 +1,8 @@
 /* vrrpd.c -- the vrrpd daemon: raw-socket advertisement I/O, one state machine per
  * group (vrrp_fsm.c), the actions it asks for (vip.c, garp.c), tracked objects (link
- * state, the local lbd via track.c), the transition log, notify hook and state file.
+ * state, the local lbd via track.c), the transition log and notify hook, start and
+ * stop. vrrpd_status.c renders the state file and the admin endpoint; vrrpd_reload.c
+ * applies a SIGHUP.
  *
  * Receive checks (RFC 5798 7.1): the packet checks are in vrrp_packet.c; here a packet
  * is also dropped when it is our own, its VRID is not ours, it does not come from a
@@ -33,32 +35,26 @@ const char *const vrrpd_drop_names[] = {
     "checksum", "own", "unknown_vrid", "not_peer", "addr_mismatch",
 };
 
-static uint64_t now_ms(void)
+uint64_t vrrpd_now_ms(void)
 {
     return uv_hrtime() / 1000000;
 }
 
-static uint64_t wall_ms(void)
+uint64_t vrrpd_wall_ms(void)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
-static const char *ip4(uint32_t ip, char *buf, size_t size)
-{
-    snprintf(buf, size, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
-    return buf;
-}
-
-static void vip_list(const struct vrrpd_group *g, char *buf, size_t size)
+void vrrpd_vip_list(const struct vrrpd_group *g, char *buf, size_t size)
 {
     size_t used = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < g->cfg.n_vips; i++) {
         char ip[16];
         int w = snprintf(buf + used, size - used, "%s%s", i ? "," : "",
-                         ip4(g->cfg.vips[i], ip, sizeof(ip)));
+                         format_ip4(g->cfg.vips[i], ip, sizeof(ip)));
         if (w < 0 || (size_t)w >= size - used)
             break;
         used += (size_t)w;
@@ -104,7 +100,7 @@ static void vips_set(struct vrrpd_group *g, bool add)
             char ip[16];
             log_emit(LOG_ERROR, add ? "vip_add_failed" : "vip_del_failed",
                      "vrid=%u vip=%s error=\"%s\" hint=\"vrrpd needs CAP_NET_ADMIN\"", g->cfg.vrid,
-                     ip4(g->cfg.vips[i], ip, sizeof(ip)), vip_strerror(rc));
+                     format_ip4(g->cfg.vips[i], ip, sizeof(ip)), vip_strerror(rc));
         }
     }
     g->vips_held = add;
@@ -125,7 +121,7 @@ static void garp_round(uv_timer_t *t)
         if (g->garp_errors == 1 || g->garp_errors % 100 == 0) {
             char ip[16];
             log_emit(LOG_WARN, "garp_failed", "vrid=%u vip=%s error=\"%s\" count=%llu",
-                     g->cfg.vrid, ip4(g->cfg.vips[i], ip, sizeof(ip)), strerror(-rc),
+                     g->cfg.vrid, format_ip4(g->cfg.vips[i], ip, sizeof(ip)), strerror(-rc),
                      (unsigned long long)g->garp_errors);
         }
     }
@@ -184,7 +180,7 @@ static void log_transition(struct vrrpd_group *g, const struct vrrp_out *o, unsi
 {
     struct vrrpd *d = g->d;
     char reason[256], vips[512], line[1024], ts[40];
-    vip_list(g, vips, sizeof(vips));
+    vrrpd_vip_list(g, vips, sizeof(vips));
     log_quote(reason, sizeof(reason), o->reason);
     const char *vipkey = (actions & VRRP_ACT_ADD_VIPS) && !held_before ? " vips_added="
                          : (actions & VRRP_ACT_DEL_VIPS) && held_before ? " vips_removed="
@@ -195,7 +191,7 @@ static void log_transition(struct vrrpd_group *g, const struct vrrp_out *o, unsi
              "vrid=%u from=%s to=%s priority=%u reason=%s%s%s", g->cfg.vrid,
              vrrp_state_names[o->from], vrrp_state_names[o->to], g->fsm.priority, reason, vipkey,
              vipval);
-    uint64_t w = wall_ms();
+    uint64_t w = vrrpd_wall_ms();
     snprintf(line, sizeof(line),
              "ts=%s instance=%s event=transition vrid=%u from=%s to=%s priority=%u reason=%s%s%s\n",
              log_format_ts(w, ts, sizeof(ts)), d->cfg.instance, g->cfg.vrid,
@@ -216,7 +212,7 @@ static void maybe_finish(struct vrrpd *d);
 
 static void rearm(struct vrrpd_group *g)
 {
-    uint64_t due = vrrp_fsm_next_due(&g->fsm), now = now_ms();
+    uint64_t due = vrrp_fsm_next_due(&g->fsm), now = vrrpd_now_ms();
     if (due == 0 || g->d->closed)
         uv_timer_stop(&g->timer);
     else
@@ -249,8 +245,8 @@ static void on_peer_gone(void *arg, uint32_t ip, const char *why)
 {
     struct vrrpd *d = arg;
     char ips[16], q[128];
-    uint64_t now = now_ms();
-    log_emit(LOG_WARN, "peer_gone", "peer=%s reason=%s", ip4(ip, ips, sizeof(ips)),
+    uint64_t now = vrrpd_now_ms();
+    log_emit(LOG_WARN, "peer_gone", "peer=%s reason=%s", format_ip4(ip, ips, sizeof(ips)),
              log_quote(q, sizeof(q), why));
     for (size_t i = 0; i < d->n_groups; i++) {
         vrrp_fsm_peer_gone(&d->groups[i].fsm, now, ip);
@@ -260,7 +256,7 @@ static void on_peer_gone(void *arg, uint32_t ip, const char *why)
 
 /* Perform what the state machine asked for, in the order that keeps the segment
  * consistent: resign before dropping addresses, hold addresses before advertising. */
-static void apply(struct vrrpd_group *g, const struct vrrp_out *o)
+void vrrpd_apply(struct vrrpd_group *g, const struct vrrp_out *o)
 {
     unsigned a = o->actions;
     bool held_before = g->vips_held;
@@ -282,7 +278,7 @@ static void apply(struct vrrpd_group *g, const struct vrrp_out *o)
     }
     if (a & VRRP_ACT_HANDOVER_DONE) {
         char vips[512], q[200];
-        vip_list(g, vips, sizeof(vips));
+        vrrpd_vip_list(g, vips, sizeof(vips));
         log_emit(LOG_INFO, "handover", "vrid=%u reason=%s vips_removed=%s", g->cfg.vrid,
                  log_quote(q, sizeof(q), o->reason), vips);
     }
@@ -308,8 +304,8 @@ static void on_group_timer(uv_timer_t *t)
     if (g->fsm.state == VRRP_BACKUP && g->d->rx_polling)
         on_rx(&g->d->rx_poll, 0, UV_READABLE);
     struct vrrp_out o;
-    vrrp_fsm_timer(&g->fsm, now_ms(), &o);
-    apply(g, &o);
+    vrrp_fsm_timer(&g->fsm, vrrpd_now_ms(), &o);
+    vrrpd_apply(g, &o);
 }
 
 /* ---- receiving ---- */
@@ -317,7 +313,7 @@ static void on_group_timer(uv_timer_t *t)
 static void drop(struct vrrpd *d, int reason, uint32_t src, const char *detail)
 {
     d->rx_drops[reason]++;
-    uint64_t now = now_ms();
+    uint64_t now = vrrpd_now_ms();
     if (reason == VRRPD_DROP_OWN || reason == VRRPD_DROP_UNKNOWN_VRID)
         return; /* normal on a shared segment; counted, not logged */
     if (now - d->last_drop_log_ms < 1000)
@@ -325,7 +321,7 @@ static void drop(struct vrrpd *d, int reason, uint32_t src, const char *detail)
     d->last_drop_log_ms = now;
     char ip[16], q[160];
     log_emit(LOG_WARN, "packet_dropped", "reason=%s src=%s detail=%s count=%llu",
-             vrrpd_drop_names[reason], src ? ip4(src, ip, sizeof(ip)) : "-",
+             vrrpd_drop_names[reason], src ? format_ip4(src, ip, sizeof(ip)) : "-",
              log_quote(q, sizeof(q), detail), (unsigned long long)d->rx_drops[reason]);
 }
 
@@ -382,10 +378,10 @@ static void handle_packet(struct vrrpd *d, const uint8_t *pkt, size_t len)
         return;
     }
     g->rx_adverts++;
-    g->last_rx_ms = now_ms();
+    g->last_rx_ms = vrrpd_now_ms();
     struct vrrp_out o;
-    vrrp_fsm_recv(&g->fsm, now_ms(), &a, src, &o);
-    apply(g, &o);
+    vrrp_fsm_recv(&g->fsm, vrrpd_now_ms(), &a, src, &o);
+    vrrpd_apply(g, &o);
 }
 
 static void on_rx(uv_poll_t *p, int status, int events)
@@ -402,7 +398,7 @@ static void on_rx(uv_poll_t *p, int status, int events)
 
 /* ---- tracked objects ---- */
 
-static void reevaluate(struct vrrpd *d, const char *what)
+void vrrpd_reevaluate(struct vrrpd *d, const char *what)
 {
     char why[160] = "";
     bool fault = false, graceful = false;
@@ -420,8 +416,8 @@ static void reevaluate(struct vrrpd *d, const char *what)
     for (size_t i = 0; i < d->n_groups; i++) {
         struct vrrpd_group *g = &d->groups[i];
         struct vrrp_out o;
-        vrrp_fsm_set_fault(&g->fsm, now_ms(), fault, graceful, fault ? why : what, &o);
-        apply(g, &o);
+        vrrp_fsm_set_fault(&g->fsm, vrrpd_now_ms(), fault, graceful, fault ? why : what, &o);
+        vrrpd_apply(g, &o);
         int prio = (int)g->cfg.priority;
         if (d->cfg.track_lbd[0] && d->cfg.track_lbd_action == VRRPD_TRACK_WEIGHT && !d->lbd_ok)
             prio -= (int)d->cfg.track_lbd_weight;
@@ -429,8 +425,8 @@ static void reevaluate(struct vrrpd *d, const char *what)
             prio = 1;
         if (prio == 255 && (int)g->cfg.priority != 255)
             prio = 254;
-        vrrp_fsm_set_priority(&g->fsm, now_ms(), (uint8_t)prio, &o);
-        apply(g, &o);
+        vrrp_fsm_set_priority(&g->fsm, vrrpd_now_ms(), (uint8_t)prio, &o);
+        vrrpd_apply(g, &o);
     }
     vrrpd_write_state(d);
 }
@@ -445,7 +441,7 @@ static void on_link(void *arg, bool up)
              up ? "up" : "down");
     if (up)
         vrrpd_join_group(d);
-    reevaluate(d, what);
+    vrrpd_reevaluate(d, what);
 }
 
 static void on_lbd(void *arg, bool ok, const char *why)
@@ -456,7 +452,7 @@ static void on_lbd(void *arg, bool ok, const char *why)
     snprintf(d->lbd_why, sizeof(d->lbd_why), "%s", why);
     log_emit(ok ? LOG_INFO : LOG_WARN, "track", "object=lbd state=%s reason=%s",
              ok ? "up" : "down", log_quote(q, sizeof(q), why));
-    reevaluate(d, why);
+    vrrpd_reevaluate(d, why);
 }
 
 /* ---- sockets ---- */
@@ -538,8 +534,8 @@ static uint32_t find_primary(struct vrrpd *d, bool *stale)
 /* Every VIP must sit in a subnet of the interface: the clients on the segment ARP for
  * it there. A VIP elsewhere would be held and announced, and reach nobody. Checks the
  * groups given (at start-up the configured ones, on reload the new ones). */
-static int check_vips_on_segment(const char *ifname, const struct vrrpd_group_config *groups,
-                                 size_t n_groups, char *err, size_t errsize)
+int vrrpd_check_vips_on_segment(const char *ifname, const struct vrrpd_group_config *groups,
+                                size_t n_groups, char *err, size_t errsize)
 {
     struct ifaddrs *ifa = NULL;
     if (getifaddrs(&ifa) != 0)
@@ -565,7 +561,7 @@ static int check_vips_on_segment(const char *ifname, const struct vrrpd_group_co
                     inside = true;
                 char a[16];
                 int w = snprintf(nets + used, sizeof(nets) - used, "%s%s/%d", used ? ", " : "",
-                                 ip4(ip & mask, a, sizeof(a)), __builtin_popcount(mask));
+                                 format_ip4(ip & mask, a, sizeof(a)), __builtin_popcount(mask));
                 if (w > 0 && (size_t)w < sizeof(nets) - used)
                     used += (size_t)w;
             }
@@ -574,203 +570,13 @@ static int check_vips_on_segment(const char *ifname, const struct vrrpd_group_co
                 snprintf(err, errsize,
                          "vrrp.groups[%zu].vips[%zu]: %s is outside %s's subnets (%s); "
                          "clients on the segment could not reach it",
-                         gi, vi, ip4(vip, v, sizeof(v)), ifname, nets);
+                         gi, vi, format_ip4(vip, v, sizeof(v)), ifname, nets);
                 rc = -EINVAL;
             }
         }
     }
     freeifaddrs(ifa);
     return rc;
-}
-
-/* ---- state file ---- */
-
-void vrrpd_render_state(struct vrrpd *d, struct metrics_buf *m)
-{
-    char ts[40], ip[16];
-    uint64_t now = now_ms();
-    metrics_printf(m, "{\"daemon\":\"vrrpd\",\"instance\":");
-    metrics_json_str(m, d->cfg.instance);
-    metrics_printf(m, ",\"pid\":%d,\"updated\":\"%s\",\"updated_ms\":%llu", (int)getpid(),
-                   log_format_ts(wall_ms(), ts, sizeof(ts)), (unsigned long long)wall_ms());
-    metrics_printf(m, ",\"running\":%s,\"interface\":", d->stopping ? "false" : "true");
-    metrics_json_str(m, d->cfg.interface);
-    metrics_printf(m, ",\"address\":\"%s\",\"link_up\":%s", ip4(d->primary, ip, sizeof(ip)),
-                   d->link_up ? "true" : "false");
-    if (d->cfg.track_lbd[0]) {
-        metrics_printf(m, ",\"lbd\":{\"ok\":%s,\"reason\":", d->lbd_ok ? "true" : "false");
-        metrics_json_str(m, d->lbd_why);
-        metrics_printf(m, "}");
-    }
-    metrics_printf(m, ",\"reloads\":%llu", (unsigned long long)d->reload.reloads);
-    reload_json(m, &d->reload);
-    metrics_printf(m, ",\"mode\":\"%s\",\"groups\":[", d->cfg.n_peers ? "unicast" : "multicast");
-    for (size_t i = 0; i < d->n_groups; i++) {
-        struct vrrpd_group *g = &d->groups[i];
-        char vips[512];
-        vip_list(g, vips, sizeof(vips));
-        metrics_printf(m,
-                       "%s{\"vrid\":%u,\"state\":\"%s\",\"priority\":%u,\"configured_priority\":%u,"
-                       "\"interval_ms\":%llu,\"preempt\":%s,\"vips\":\"%s\",\"holds_vips\":%s",
-                       i ? "," : "", g->cfg.vrid, vrrp_state_names[g->fsm.state], g->fsm.priority,
-                       g->cfg.priority, (unsigned long long)g->cfg.interval_ms,
-                       g->cfg.preempt ? "true" : "false", vips, g->vips_held ? "true" : "false");
-        metrics_printf(m, ",\"master\":\"%s\"",
-                       g->fsm.master_ip ? ip4(g->fsm.master_ip, ip, sizeof(ip)) : "");
-        metrics_printf(m, ",\"master_watched\":%s",
-                       d->cfg.peer_watch_port && g->fsm.state == VRRP_BACKUP &&
-                               peerwatch_is_armed(&d->watch, g->fsm.master_ip)
-                           ? "true"
-                           : "false");
-        metrics_printf(m, ",\"last_advert_ms_ago\":%lld",
-                       g->last_rx_ms ? (long long)(now - g->last_rx_ms) : -1LL);
-        metrics_printf(m, ",\"master_down_ms\":%llu,\"adverts_sent\":%llu,\"adverts_received\":%llu",
-                       (unsigned long long)vrrp_fsm_master_down_ms(&g->fsm),
-                       (unsigned long long)g->tx_adverts, (unsigned long long)g->rx_adverts);
-        metrics_printf(m, ",\"garps_sent\":%llu,\"garp_errors\":%llu",
-                       (unsigned long long)g->garps_sent, (unsigned long long)g->garp_errors);
-        metrics_printf(m, ",\"transitions\":[");
-        size_t n = g->history_next < VRRPD_HISTORY ? g->history_next : VRRPD_HISTORY;
-        for (size_t k = 0; k < n; k++) {
-            const struct vrrpd_history *h = &g->history[(g->history_next - 1 - k) % VRRPD_HISTORY];
-            metrics_printf(m, "%s{\"ts\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"reason\":",
-                           k ? "," : "", log_format_ts(h->wall_ms, ts, sizeof(ts)),
-                           vrrp_state_names[h->from], vrrp_state_names[h->to]);
-            metrics_json_str(m, h->reason);
-            metrics_printf(m, "}");
-        }
-        metrics_printf(m, "]}");
-    }
-    metrics_printf(m, "],\"dropped\":{");
-    for (int r = 1; r < VRRPD_DROP__COUNT; r++)
-        metrics_printf(m, "%s\"%s\":%llu", r > 1 ? "," : "", vrrpd_drop_names[r],
-                       (unsigned long long)d->rx_drops[r]);
-    metrics_printf(m, "}}\n");
-}
-
-void vrrpd_write_state(struct vrrpd *d)
-{
-    if (d->cfg.state_file[0] == '\0')
-        return;
-    struct metrics_buf m;
-    char tmp[300];
-    metrics_init(&m);
-    vrrpd_render_state(d, &m);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", d->cfg.state_file);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    static int last_errno; /* say it once per cause, not twice a second */
-    if (fd < 0 && errno != last_errno)
-        log_emit(LOG_ERROR, "state_file_failed",
-                 "path=%s error=\"%s\" detail=\"vrrpd --status and the status page go stale\"",
-                 tmp, strerror(errno));
-    last_errno = fd < 0 ? errno : 0;
-    if (fd >= 0 && !m.failed) {
-        ssize_t w = write(fd, m.data, m.len);
-        close(fd);
-        if (w == (ssize_t)m.len)
-            rename(tmp, d->cfg.state_file);
-    } else if (fd >= 0) {
-        close(fd);
-    }
-    metrics_free(&m);
-}
-
-/* ---- the admin endpoint: /metrics (Prometheus) and /status (the state file's JSON) ---- */
-
-void vrrpd_render_metrics(struct vrrpd *d, struct metrics_buf *m)
-{
-    char vrid[8];
-    uint64_t now = now_ms();
-    metrics_family(m, "vrrpd_up", METRICS_GAUGE, "1 while vrrpd runs.");
-    metrics_sample(m, NULL, 1);
-    metrics_family(m, "vrrpd_start_time_seconds", METRICS_GAUGE, "Start time, Unix seconds.");
-    metrics_sample(m, NULL, (double)d->started_wall_ms / 1000.0);
-    metrics_family(m, "vrrpd_link_up", METRICS_GAUGE, "1 while the VRRP interface is up.");
-    metrics_sample(m, NULL, d->link_up);
-    reload_metrics(m, "vrrpd", &d->reload);
-    if (d->cfg.track_lbd[0]) {
-        metrics_family(m, "vrrpd_tracked_lbd_ok", METRICS_GAUGE,
-                       "1 while the tracked lbd answers and serves.");
-        metrics_sample(m, NULL, d->lbd_ok);
-    }
-    metrics_family(m, "vrrpd_group_state", METRICS_GAUGE,
-                   "1 for the group's current state (INIT, BACKUP, MASTER, FAULT).");
-    for (size_t i = 0; i < d->n_groups; i++) {
-        snprintf(vrid, sizeof(vrid), "%u", d->groups[i].cfg.vrid);
-        for (int st = 0; st < VRRP_STATE_COUNT; st++) {
-            const char *l[] = {"vrid", vrid, "state", vrrp_state_names[st], NULL};
-            metrics_sample(m, l, d->groups[i].fsm.state == (enum vrrp_state)st);
-        }
-    }
-#define PER_GROUP(name, type, help, expr)                                                  \
-    metrics_family(m, name, type, help);                                                   \
-    for (size_t i = 0; i < d->n_groups; i++) {                                             \
-        const struct vrrpd_group *g = &d->groups[i];                                       \
-        snprintf(vrid, sizeof(vrid), "%u", g->cfg.vrid);                                   \
-        const char *l[] = {"vrid", vrid, NULL};                                            \
-        metrics_sample(m, l, (double)(expr));                                              \
-    }
-    PER_GROUP("vrrpd_group_master", METRICS_GAUGE, "1 while this instance is the group's master.",
-              g->fsm.state == VRRP_MASTER)
-    PER_GROUP("vrrpd_group_vips_held", METRICS_GAUGE, "1 while the group's VIPs are on the interface.",
-              g->vips_held)
-    PER_GROUP("vrrpd_group_priority", METRICS_GAUGE, "Effective priority (after tracking).",
-              g->fsm.priority)
-    PER_GROUP("vrrpd_group_configured_priority", METRICS_GAUGE, "Configured priority.",
-              g->cfg.priority)
-    PER_GROUP("vrrpd_group_advert_interval_seconds", METRICS_GAUGE, "Advertisement interval.",
-              (double)g->cfg.interval_ms / 1000.0)
-    PER_GROUP("vrrpd_group_adverts_sent_total", METRICS_COUNTER, "Advertisements sent.",
-              g->tx_adverts)
-    PER_GROUP("vrrpd_group_garps_sent_total", METRICS_COUNTER,
-              "Gratuitous ARP announcements sent.", g->garps_sent)
-    PER_GROUP("vrrpd_group_garp_errors_total", METRICS_COUNTER,
-              "Gratuitous ARP announcements the kernel refused.", g->garp_errors)
-    PER_GROUP("vrrpd_group_adverts_received_total", METRICS_COUNTER,
-              "Valid advertisements received from another router.", g->rx_adverts)
-    PER_GROUP("vrrpd_group_last_advert_age_seconds", METRICS_GAUGE,
-              "Seconds since the last advertisement from another router (-1: never).",
-              g->last_rx_ms ? (double)(now - g->last_rx_ms) / 1000.0 : -1.0)
-    PER_GROUP("vrrpd_group_transitions_total", METRICS_COUNTER, "State transitions.",
-              g->history_next)
-#undef PER_GROUP
-    metrics_family(m, "vrrpd_packets_dropped_total", METRICS_COUNTER,
-                   "Received VRRP packets dropped, by reason.");
-    for (int r = 1; r < VRRPD_DROP__COUNT; r++) {
-        const char *l[] = {"reason", vrrpd_drop_names[r], NULL};
-        metrics_sample(m, l, (double)d->rx_drops[r]);
-    }
-    if (d->cfg.peer_watch_port) {
-        metrics_family(m, "vrrpd_peer_watch_links", METRICS_GAUGE,
-                       "Masters followed whose vrrpd we watch over a live peer watch link.");
-        metrics_sample(m, NULL, (double)peerwatch_armed(&d->watch));
-        metrics_family(m, "vrrpd_peer_watch_watchers", METRICS_GAUGE,
-                       "Backups watching this vrrpd over a peer watch link.");
-        metrics_sample(m, NULL, (double)peerwatch_watchers(&d->watch));
-        metrics_family(m, "vrrpd_peer_watch_gone_total", METRICS_COUNTER,
-                       "Times a watched master's vrrpd ended (its link closed).");
-        metrics_sample(m, NULL, (double)d->watch.gone_total);
-    }
-    metrics_family(m, "vrrpd_admin_rejected_total", METRICS_COUNTER,
-                   "Admin connections closed unserved (too many at once).");
-    metrics_sample(m, NULL, (double)d->admin.rejected);
-}
-
-static void admin_handle(void *ctx, const char *path, const char *query, struct httpd_reply *r)
-{
-    (void)query;
-    struct vrrpd *d = ctx;
-    if (strcmp(path, "/metrics") == 0) {
-        r->ctype = "text/plain; version=0.0.4; charset=utf-8";
-        vrrpd_render_metrics(d, &r->body);
-    } else if (strcmp(path, "/status") == 0) {
-        r->ctype = "application/json";
-        vrrpd_render_state(d, &r->body);
-    } else if (strcmp(path, "/health") == 0) {
-        httpd_text(r, 200, "ok\n");
-    } else {
-        httpd_text(r, 404, "not found: try /metrics, /status or /health\n");
-    }
 }
 
 static void on_status_timer(uv_timer_t *t)
@@ -799,194 +605,6 @@ static void close_all(struct vrrpd *d)
     vip_close(&d->vip);
 }
 
-/* ---- reload (SIGHUP) ----
- * Live: per group (matched by VRID) the priority, interval, preemption and VIPs; the
- * unicast peer list; tracking weights; notify, gratuitous ARP and log settings. On
- * restart only: the interface and address, the sockets (peer watch, admin, files),
- * multicast <-> unicast, what is tracked, real-time mode, and groups added or removed.
- * A file that does not load, or new VIPs outside the segment, leave everything as it
- * was. */
-
-static bool vip_in(const struct vrrpd_group_config *g, uint32_t ip)
-{
-    for (size_t i = 0; i < g->n_vips; i++)
-        if (g->vips[i] == ip)
-            return true;
-    return false;
-}
-
-static bool vips_same(const struct vrrpd_group_config *a, const struct vrrpd_group_config *b)
-{
-    if (a->n_vips != b->n_vips)
-        return false;
-    for (size_t i = 0; i < a->n_vips; i++)
-        if (!vip_in(b, a->vips[i]))
-            return false;
-    return true;
-}
-
-/* Append ", what" to a list in buf. */
-static void note(char *buf, size_t size, const char *what)
-{
-    size_t used = strlen(buf);
-    snprintf(buf + used, size - used, "%s%s", used ? ", " : "", what);
-}
-
-/* Move a held group's addresses to the new list: add before removing, so a VIP that
- * stays is never missing, and announce the new ones. */
-static void vips_move(struct vrrpd_group *g, const struct vrrpd_group_config *nc)
-{
-    struct vrrpd *d = g->d;
-    char ip[16];
-    for (size_t i = 0; i < nc->n_vips; i++) {
-        if (vip_in(&g->cfg, nc->vips[i]))
-            continue;
-        int rc = vip_add(&d->vip, nc->vips[i]);
-        if (rc != 0)
-            log_emit(LOG_ERROR, "vip_add_failed", "vrid=%u vip=%s error=\"%s\"", g->cfg.vrid,
-                     ip4(nc->vips[i], ip, sizeof(ip)), vip_strerror(rc));
-    }
-    for (size_t i = 0; i < g->cfg.n_vips; i++) {
-        if (vip_in(nc, g->cfg.vips[i]))
-            continue;
-        int rc = vip_del(&d->vip, g->cfg.vips[i]);
-        if (rc != 0)
-            log_emit(LOG_ERROR, "vip_del_failed", "vrid=%u vip=%s error=\"%s\"", g->cfg.vrid,
-                     ip4(g->cfg.vips[i], ip, sizeof(ip)), vip_strerror(rc));
-    }
-}
-
-static void reload_config(struct vrrpd *d)
-{
-    static struct vrrpd_config nc; /* large; one reload at a time */
-    char err[1024], restart[512] = "", changed[768] = "", what[160];
-    if (vrrpd_config_load(d->config_path, &nc, err, sizeof(err)) != 0) {
-        reload_failed(&d->reload, err);
-        return;
-    }
-    if (check_vips_on_segment(d->cfg.interface, nc.groups, nc.n_groups, err, sizeof(err)) != 0) {
-        reload_failed(&d->reload, err);
-        return;
-    }
-    /* What only a restart can change: noted, and the running value kept. */
-    if (strcmp(nc.interface, d->cfg.interface) != 0)
-        note(restart, sizeof(restart), "interface");
-    if (nc.address != d->cfg.address)
-        note(restart, sizeof(restart), "address");
-    if ((nc.n_peers == 0) != (d->cfg.n_peers == 0))
-        note(restart, sizeof(restart), "multicast/unicast");
-    if (nc.peer_watch_port != d->cfg.peer_watch_port)
-        note(restart, sizeof(restart), "peer_watch");
-    if (nc.admin_enabled != d->cfg.admin_enabled ||
-        (nc.admin_enabled && !sockaddr_equal((struct sockaddr *)&nc.admin,
-                                             (struct sockaddr *)&d->cfg.admin)))
-        note(restart, sizeof(restart), "admin");
-    if (strcmp(nc.state_file, d->cfg.state_file) != 0 ||
-        strcmp(nc.transitions_file, d->cfg.transitions_file) != 0 ||
-        strcmp(nc.log_file, d->cfg.log_file) != 0)
-        note(restart, sizeof(restart), "files");
-    if (nc.track_link != d->cfg.track_link || strcmp(nc.track_lbd, d->cfg.track_lbd) != 0 ||
-        nc.track_lbd_interval_ms != d->cfg.track_lbd_interval_ms ||
-        nc.track_lbd_timeout_ms != d->cfg.track_lbd_timeout_ms)
-        note(restart, sizeof(restart), "what is tracked");
-    if (nc.realtime != d->cfg.realtime)
-        note(restart, sizeof(restart), "realtime");
-    for (size_t j = 0; j < nc.n_groups; j++) {
-        bool running = false;
-        for (size_t i = 0; i < d->n_groups; i++)
-            running |= d->groups[i].cfg.vrid == nc.groups[j].vrid;
-        if (!running) {
-            snprintf(what, sizeof(what), "vrid %u added", nc.groups[j].vrid);
-            note(restart, sizeof(restart), what);
-        }
-    }
-    /* The live part. */
-    d->cfg.log_level = nc.log_level;
-    log_set_level((enum log_level)nc.log_level);
-    memcpy(d->cfg.notify, nc.notify, sizeof(d->cfg.notify));
-    d->cfg.garp_repeat = nc.garp_repeat;
-    d->cfg.garp_interval_ms = nc.garp_interval_ms;
-    d->cfg.track_lbd_action = nc.track_lbd_action;
-    d->cfg.track_lbd_weight = nc.track_lbd_weight;
-    if ((nc.n_peers == 0) == (d->cfg.n_peers == 0)) {
-        bool same = nc.n_peers == d->cfg.n_peers &&
-                    memcmp(nc.peers, d->cfg.peers, sizeof(uint32_t) * nc.n_peers) == 0;
-        if (!same)
-            note(changed, sizeof(changed), "unicast peers");
-        memcpy(d->cfg.peers, nc.peers, sizeof(d->cfg.peers)); /* the peer watch reads these */
-        d->cfg.n_peers = nc.n_peers;
-        d->watch.n_peers = nc.n_peers; /* its allowlist */
-    }
-    uint64_t now = now_ms();
-    for (size_t i = 0; i < d->n_groups; i++) {
-        struct vrrpd_group *g = &d->groups[i];
-        const struct vrrpd_group_config *ng = NULL;
-        for (size_t j = 0; j < nc.n_groups && ng == NULL; j++)
-            if (nc.groups[j].vrid == g->cfg.vrid)
-                ng = &nc.groups[j];
-        if (ng == NULL) {
-            snprintf(what, sizeof(what), "vrid %u removed", g->cfg.vrid);
-            note(restart, sizeof(restart), what);
-            continue;
-        }
-        if (ng->priority != g->cfg.priority) {
-            snprintf(what, sizeof(what), "vrid %u priority %u->%u", g->cfg.vrid, g->cfg.priority,
-                     ng->priority);
-            note(changed, sizeof(changed), what);
-        }
-        if (ng->interval_ms != g->cfg.interval_ms) {
-            snprintf(what, sizeof(what), "vrid %u interval %llums->%llums", g->cfg.vrid,
-                     (unsigned long long)g->cfg.interval_ms, (unsigned long long)ng->interval_ms);
-            note(changed, sizeof(changed), what);
-        }
-        if (ng->preempt != g->cfg.preempt || ng->preempt_delay_ms != g->cfg.preempt_delay_ms) {
-            snprintf(what, sizeof(what), "vrid %u preempt", g->cfg.vrid);
-            note(changed, sizeof(changed), what);
-        }
-        bool vips_changed = !vips_same(&g->cfg, ng);
-        if (vips_changed) {
-            snprintf(what, sizeof(what), "vrid %u vips", g->cfg.vrid);
-            note(changed, sizeof(changed), what);
-            if (g->vips_held && !d->closed)
-                vips_move(g, ng);
-        }
-        g->cfg = *ng;
-        struct vrrp_fsm_config fc = {.vrid = (uint8_t)ng->vrid,
-                                     .priority = (uint8_t)ng->priority,
-                                     .adv_cs = (uint16_t)(ng->interval_ms / 10),
-                                     .preempt = ng->preempt,
-                                     .preempt_delay_ms = ng->preempt_delay_ms,
-                                     .primary_ip = d->primary};
-        struct vrrp_out o;
-        vrrp_fsm_reconfigure(&g->fsm, now, &fc, &o);
-        if (vips_changed && g->fsm.state == VRRP_MASTER)
-            o.actions |= VRRP_ACT_SEND_ADV | VRRP_ACT_GARP; /* tell the segment now */
-        apply(g, &o);
-    }
-    reload_succeeded(&d->reload);
-    reevaluate(d, "reload"); /* the effective priorities, from the new ones */
-    char qc[800], qr[600];
-    log_emit(LOG_INFO, "reload", "changed=%s",
-             log_quote(qc, sizeof(qc), changed[0] ? changed : "nothing"));
-    if (restart[0])
-        log_emit(LOG_WARN, "reload_partial",
-                 "restart_needed_for=%s detail=\"running with the old values\"",
-                 log_quote(qr, sizeof(qr), restart));
-    if (strstr(changed, "vips"))
-        log_emit(LOG_WARN, "reload_vips_changed",
-                 "detail=\"a peer with other VIPs drops our adverts (RFC 5798 7.1): "
-                 "reload it too\"");
-    vrrpd_write_state(d);
-}
-
-/* SIGHUP, as systemd's Type=notify reload protocol expects it. */
-static void reload(struct vrrpd *d)
-{
-    reload_begin();
-    reload_config(d);
-    reload_end(&d->reload, "running");
-}
-
 /* After SIGTERM: exit once every group has handed its VIPs over (or timed out). */
 static void maybe_finish(struct vrrpd *d)
 {
@@ -1005,7 +623,7 @@ static void on_signal(uv_signal_t *h, int signum)
     struct vrrpd *d = h->data;
     if (signum == SIGHUP) {
         if (!d->stopping)
-            reload(d);
+            vrrpd_reload(d);
         return;
     }
     if (d->stopping) { /* a second signal: release everything now */
@@ -1022,8 +640,8 @@ static void on_signal(uv_signal_t *h, int signum)
     /* Every group first; only then may maybe_finish() close what they use. */
     for (size_t i = 0; i < d->n_groups; i++) {
         struct vrrp_out o;
-        vrrp_fsm_shutdown(&d->groups[i].fsm, now_ms(), &o);
-        apply(&d->groups[i], &o);
+        vrrp_fsm_shutdown(&d->groups[i].fsm, vrrpd_now_ms(), &o);
+        vrrpd_apply(&d->groups[i], &o);
     }
     d->stopping = true;
     maybe_finish(d);
@@ -1047,7 +665,7 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path,
     d->loop = loop;
     snprintf(d->config_path, sizeof(d->config_path), "%s", path);
     d->cfg = *cfg;
-    d->started_wall_ms = wall_ms();
+    d->started_wall_ms = vrrpd_wall_ms();
     d->rx_fd = d->tx_fd = d->transitions_fd = -1;
     d->garp.fd = -1;
     snprintf(d->lbd_why, sizeof(d->lbd_why), "waiting for the tracked lbd");
@@ -1071,7 +689,7 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path,
         return -EADDRNOTAVAIL;
     }
     char err[512];
-    int rc = check_vips_on_segment(cfg->interface, cfg->groups, cfg->n_groups, err, sizeof(err));
+    int rc = vrrpd_check_vips_on_segment(cfg->interface, cfg->groups, cfg->n_groups, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "vrrpd: %s\n", err);
         return rc;
@@ -1114,7 +732,7 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path,
     d->status_timer.data = d;
     uv_timer_start(&d->status_timer, on_status_timer, 500, 500);
     if (cfg->admin_enabled &&
-        (rc = httpd_start(&d->admin, loop, (struct sockaddr *)&cfg->admin, admin_handle, d)) != 0) {
+        (rc = httpd_start(&d->admin, loop, (struct sockaddr *)&cfg->admin, vrrpd_admin_handle, d)) != 0) {
         char a[SOCKADDR_STRLEN];
         fprintf(stderr, "vrrpd: cannot serve the admin endpoint on %s: %s\n",
                 format_sockaddr((struct sockaddr *)&cfg->admin, a, sizeof(a)), uv_strerror(rc));
@@ -1128,12 +746,12 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path,
             log_emit(LOG_WARN, "peer_watch_unavailable",
                      "address=%s port=%u error=\"%s\" detail=\"peers fall back to the master "
                      "down interval when this vrrpd ends\"",
-                     ip4(d->primary, pa, sizeof(pa)), cfg->peer_watch_port, uv_strerror(rc));
+                     format_ip4(d->primary, pa, sizeof(pa)), cfg->peer_watch_port, uv_strerror(rc));
     }
     set_realtime(d);
     char ip[16];
     log_emit(LOG_INFO, "start", "version=%s interface=%s address=%s groups=%zu mode=%s link=%s",
-             PGVIP_VERSION, cfg->interface, ip4(d->primary, ip, sizeof(ip)), d->n_groups,
+             PGVIP_VERSION, cfg->interface, format_ip4(d->primary, ip, sizeof(ip)), d->n_groups,
              cfg->n_peers ? "unicast" : "multicast", d->link_up ? "up" : "down");
     bool fault = (cfg->track_link && !d->link_up) || cfg->track_lbd[0];
     for (size_t i = 0; i < d->n_groups; i++) {
@@ -1149,10 +767,10 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path,
         uv_timer_init(loop, &g->garp_timer);
         g->timer.data = g->garp_timer.data = g;
         struct vrrp_out o;
-        vrrp_fsm_start(&g->fsm, now_ms(), fault, &o);
+        vrrp_fsm_start(&g->fsm, vrrpd_now_ms(), fault, &o);
         if (fault && cfg->track_lbd[0] && !(cfg->track_link && !d->link_up))
             snprintf(o.reason, sizeof(o.reason), "start-up: waiting for the tracked lbd");
-        apply(g, &o);
+        vrrpd_apply(g, &o);
     }
     if (cfg->track_lbd[0])
         track_start(&d->track, loop, cfg->track_lbd, cfg->track_lbd_interval_ms,

@@ -1,4 +1,5 @@
-/* vrrpd.h -- the vrrpd daemon context (vrrpd.c) and what main.c calls. */
+/* vrrpd.h -- the vrrpd daemon context (vrrpd.c, vrrpd_status.c, vrrpd_reload.c) and what
+ * main.c calls. */
 #ifndef VRRPD_VRRPD_H
 #define VRRPD_VRRPD_H
 
@@ -82,5 +83,23 @@ void vrrpd_write_state(struct vrrpd *d);
 void vrrpd_render_state(struct vrrpd *d, struct metrics_buf *m);
 void vrrpd_render_metrics(struct vrrpd *d, struct metrics_buf *m);
 int vrrpd_join_group(struct vrrpd *d);
+
+/* vrrpd_status.c: the admin endpoint's handler (httpd.h). */
+void vrrpd_admin_handle(void *ctx, const char *path, const char *query, struct httpd_reply *r);
+/* vrrpd_reload.c: SIGHUP (reload the file, apply what can change live). */
+void vrrpd_reload(struct vrrpd *d);
+/* vrrpd.c, for vrrpd_status.c and vrrpd_reload.c: monotonic and wall clocks in ms; a
+ * group's VIPs as "a.b.c.d,e.f.g.h"; carry out what a group's state machine asked for;
+ * recompute the groups' priorities and faults from the tracked objects (what: why, for
+ * the log); whether every VIP of groups lies in one of ifname's subnets (0, or
+ * nonzero with the reason in err). */
+uint64_t vrrpd_now_ms(void);
+uint64_t vrrpd_wall_ms(void);
+void vrrpd_vip_list(const struct vrrpd_group *g, char *buf, size_t size);
+struct vrrp_out;
+void vrrpd_apply(struct vrrpd_group *g, const struct vrrp_out *o);
+void vrrpd_reevaluate(struct vrrpd *d, const char *what);
+int vrrpd_check_vips_on_segment(const char *ifname, const struct vrrpd_group_config *groups,
+                                size_t n_groups, char *err, size_t errsize);
 
 #endif

@@ -49,6 +49,8 @@ START_TEST(addresses)
     ck_assert_int_eq(sockaddr_port((struct sockaddr *)&ss), 5432);
     ck_assert_int_eq(parse_sockaddr("*:80", 0, &ss), 0);
     ck_assert_str_eq(format_sockaddr((struct sockaddr *)&ss, buf, sizeof(buf)), "0.0.0.0:80");
+    ck_assert_str_eq(format_ip4(0x0a4d0032u, buf, sizeof(buf)), "10.77.0.50");
+    ck_assert_str_eq(format_ip4(0xffffffffu, buf, sizeof(buf)), "255.255.255.255");
     ck_assert_int_eq(parse_sockaddr("localhost:1", 0, &ss), 0);
 }
 END_TEST
