@@ -24,8 +24,10 @@ usage: hostile_client.py PORT MODE [ARGS]
   ordered ROWS SECS N   N times in one session (after 4 short queries): ask for ROWS
                         numbered rows of 500 bytes, read nothing for SECS, then read
                         it all at once and check every row comes once and in order;
-                        wait 1.2 s (lbd offers the direction back to the kernel) and
-                        check 5 short queries; print "ordered ok N" or what was wrong
+                        wait 1.2 s (a quiet second, when lbd would offer a taken-back
+                        direction to the kernel again, were KRELAY_RETURN on) and
+                        check 5 short queries; print "ordered ok N", or what was wrong
+                        and its shape (rows twice or never, the first jump)
   oversized N           a first packet claiming 1 MB, then N bytes of it: the refusal
                         must arrive whole, not be lost to a reset; print its SQLSTATE
 """
@@ -153,6 +155,23 @@ elif mode == "slowread":
                 raise SystemExit("query %d answered %r" % (i, v))
         print("after ok %d" % n, flush=True)
 elif mode == "ordered":
+    import re
+    def breakage(data, rows):
+        # What broke, from every row header that can still be found: the first place the
+        # numbering jumps, and how many rows came twice or never (a segment twice, or one
+        # lost, shows as a run of rows and a byte count near the segment's size).
+        pat = re.compile(rb"D(....)\x00\x02(....)(\d+)\x00\x00\x01\xea", re.S)
+        seen, prev, first = {}, 0, None
+        for m in pat.finditer(data):
+            v = int(m.group(3))
+            if first is None and v != prev + 1:
+                first = "row %d after row %d at byte %d" % (v, prev, m.start())
+            seen[v] = seen.get(v, 0) + 1
+            prev = v
+        twice = sum(c - 1 for c in seen.values() if c > 1)
+        never = sum(1 for v in range(1, rows + 1) if v not in seen)
+        return "%s; %d rows twice, %d never; %d bytes" % (first or "no jump", twice, never,
+                                                          len(data))
     rows, secs, rounds = int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
     s = connect(port)
     s.settimeout(30)
@@ -178,18 +197,18 @@ elif mode == "ordered":
                 vlen = struct.unpack(">i", data[o+7:o+11])[0]
                 v = data[o+11:o+11+vlen]
                 if v != str(expect).encode():
-                    raise SystemExit("round %d: row %r where %d was due, at byte %d of %d" %
-                                     (r, v[:12], expect, o, len(data)))
+                    raise SystemExit("round %d: row %r where %d was due, at byte %d (%s)" %
+                                     (r, v[:12], expect, o, breakage(data, rows)))
                 expect += 1
             elif t not in (b"T", b"C", b"Z"):
                 raise SystemExit("round %d: message %r (length %d) where row %d was due, at "
-                                 "byte %d of %d" % (r, t, n, expect, o, len(data)))
+                                 "byte %d (%s)" % (r, t, n, expect, o, breakage(data, rows)))
             o += 1 + n
             if t == b"Z":
                 break
         if expect != rows + 1 or o != len(data):
-            raise SystemExit("round %d: %d rows of %d, %d bytes after the end" %
-                             (r, expect - 1, rows, len(data) - o))
+            raise SystemExit("round %d: %d rows of %d, %d bytes after the end (%s)" %
+                             (r, expect - 1, rows, len(data) - o, breakage(data, rows)))
         time.sleep(1.2)
         for i in range(5):
             v = query_value(s, "select %d" % (r * 10 + i))
