@@ -103,6 +103,7 @@ sleep 1
 
 RELAY=$(grep -o 'relay=[a-z]*' "$WORK/lbd.log" | head -1 | cut -d= -f2)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+sys_ticks() { awk '{ print $15 }' "/proc/$1/stat"; } # (of which in the kernel)
 # Busy time of the whole machine (user, nice, system, irq, softirq): with the kernel
 # relay the proxying runs in softirq and kworkers, not in lbd's own CPU time.
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
@@ -112,7 +113,8 @@ switches() { awk '/ctxt_switches/ { n += $2 } END { print n }' "/proc/$1/status"
 PERF=0
 perf stat -e raw_syscalls:sys_enter -o /dev/null true >/dev/null 2>&1 && PERF=1
 
-# run TARGET MODE CLIENTS -> "tps lat_avg_ms lat_p99_ms cpu_s_per_100k_tx"
+# run TARGET MODE CLIENTS -> "tps lat_avg_ms lat_p99_ms cpu_s_per_100k_tx syscalls/tx
+#   switches/tx machine_cpu_s_per_100k_tx kernel_%_of_the_proxy's_cpu"
 run() {
     local target=$1 mode=$2 c=$3 port pid="" j=2
     [ "$c" -lt 2 ] && j=1
@@ -123,10 +125,10 @@ run() {
     esac
     case $mode in simple) args+=(-M simple) ;; prepared) args+=(-M prepared) ;; connect) args+=(-C -M simple) ;; esac
     rm -f "$WORK"/tx.*
-    local t0=0 s0=0 perfpid="" m0
+    local t0=0 s0=0 k0=0 perfpid="" m0
     m0=$(machine_ticks)
     if [ -n "$pid" ]; then
-        t0=$(cpu_ticks "$pid") s0=$(switches "$pid")
+        t0=$(cpu_ticks "$pid") s0=$(switches "$pid") k0=$(sys_ticks "$pid")
         if [ $PERF = 1 ]; then
             perf stat -e raw_syscalls:sys_enter -x, -o "$WORK/perf.txt" -p "$pid" >/dev/null 2>&1 &
             perfpid=$!
@@ -141,7 +143,7 @@ run() {
         wait "$perfpid" 2>/dev/null || true
         sc=$(awk -F, '/raw_syscalls/ { print $1 }' "$WORK/perf.txt")
     fi
-    local tps lat tx p99 cpu="-"
+    local tps lat tx p99 cpu="-" kpct="-"
     tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$out" | head -1)
     lat=$(grep -oP 'latency average = \K[0-9.]+' <<<"$out")
     tx=$(grep -oP 'number of transactions actually processed: \K[0-9]+' <<<"$out")
@@ -150,12 +152,14 @@ run() {
     if [ -n "$pid" ]; then
         cpu=$(awk -v a="$t0" -v b="$(cpu_ticks "$pid")" -v t="$TICK" -v n="$tx" 'BEGIN { printf "%.2f", (b - a) / t * 1e5 / n }')
         cs=$(awk -v a="$s0" -v b="$(switches "$pid")" -v n="$tx" 'BEGIN { printf "%.2f", (b - a) / n }')
+        kpct=$(awk -v a="$t0" -v b="$(cpu_ticks "$pid")" -v ka="$k0" -v kb="$(sys_ticks "$pid")" \
+            'BEGIN { if (b > a) printf "%.0f", (kb - ka) * 100 / (b - a); else print "-" }')
         [ "$sc" != "-" ] && [ -n "$sc" ] && sc=$(awk -v a="$sc" -v n="$tx" 'BEGIN { printf "%.2f", a / n }')
         [ -n "$sc" ] || sc="-"
     fi
     local mcpu
     mcpu=$(awk -v a="$m0" -v b="$m1" -v t="$TICK" -v n="$tx" 'BEGIN { printf "%.2f", (b - a) / t * 1e5 / n }')
-    echo "$tps $lat $p99 $cpu $sc $cs $mcpu"
+    echo "$tps $lat $p99 $cpu $sc $cs $mcpu $kpct"
 }
 
 median() { sort -g | awk '$1 == "-" { dash = 1 } { a[NR] = $1 } END { if (dash) print "-"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -169,7 +173,7 @@ for mode in $MODES; do
             for target in $targets; do
                 res=$(run $target $mode $c)
                 R[$mode,$c,$target]+="$res"$'\n'
-                echo "round $r $mode c=$c $target: tps lat_ms p99_ms cpu_s/100k syscalls/tx switches/tx machine_cpu_s/100k = $res" >&2
+                echo "round $r $mode c=$c $target: tps lat_ms p99_ms cpu_s/100k syscalls/tx switches/tx machine_cpu_s/100k kernel_% = $res" >&2
             done
         done
     done
@@ -225,10 +229,10 @@ mkdir -p "$ROOT/results"
 OUT=${RESULT:-$ROOT/results/bench-lbd-$(date +%Y%m%d-%H%M%S).md}
 col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
 {
-    echo "pgbench -S, ${SECS}s x $ROUNDS alternated rounds (direct, lbd, HAProxy), 3 PostgreSQL 15 nodes on loopback, $(nproc) cores, lbd relay=$RELAY. Medians; latency p99 from a 5% sample of transactions; CPU = the proxy's user+system seconds per 100k transactions; machine CPU = the whole machine's busy seconds per 100k transactions (database, client and proxy: the fair view when the kernel relays, since its work is in softirq and kworkers, not in lbd); proxy share = machine CPU minus direct's, what the hop costs wherever it runs."
+    echo "pgbench -S, ${SECS}s x $ROUNDS alternated rounds (direct, lbd, HAProxy), 3 PostgreSQL 15 nodes on loopback, $(nproc) cores, lbd relay=$RELAY. Medians; latency p99 from a 5% sample of transactions; CPU = the proxy's user+system seconds per 100k transactions; machine CPU = the whole machine's busy seconds per 100k transactions (database, client and proxy: the fair view when the kernel relays, since its work is in softirq and kworkers, not in lbd); proxy share = machine CPU minus direct's, what the hop costs wherever it runs; kernel % = the share of the proxy's own CPU time spent in the kernel (system time: TCP, wake-ups, context switches), the part no user-space code can shave."
     echo
-    echo "| mode | clients | direct TPS | lbd TPS | HAProxy TPS | lbd/HAProxy | lbd/direct | lat avg ms lbd / HAProxy | lat p99 ms lbd / HAProxy | CPU s/100k tx lbd / HAProxy | CPU ratio | machine CPU s/100k tx direct / lbd / HAProxy | proxy share s/100k tx lbd / HAProxy | share ratio | syscalls/tx lbd / HAProxy | switches/tx lbd / HAProxy |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| mode | clients | direct TPS | lbd TPS | HAProxy TPS | lbd/HAProxy | lbd/direct | lat avg ms lbd / HAProxy | lat p99 ms lbd / HAProxy | CPU s/100k tx lbd / HAProxy | CPU ratio | machine CPU s/100k tx direct / lbd / HAProxy | proxy share s/100k tx lbd / HAProxy | share ratio | syscalls/tx lbd / HAProxy | switches/tx lbd / HAProxy | kernel % of CPU lbd / HAProxy |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for mode in $MODES; do
         for c in $CLIENTS; do
             arms=lbd
@@ -244,8 +248,9 @@ col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
                 -v ls="$(col "$mode,$c,$L" 5)" -v hs="$(col "$mode,$c,haproxy" 5)" \
                 -v lw="$(col "$mode,$c,$L" 6)" -v hw="$(col "$mode,$c,haproxy" 6)" \
                 -v md="$(col "$mode,$c,direct" 7)" -v ml="$(col "$mode,$c,$L" 7)" -v mh="$(col "$mode,$c,haproxy" 7)" \
-                'BEGIN { printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %.2fx | %.3f / %.3f | %.3f / %.3f | %.2f / %.2f | %.2fx | %.2f / %.2f / %.2f | %.2f / %.2f | %.2fx | %s / %s | %s / %s |\n",
-                         m, c, d, l, h, l / h, l / d, la, ha, lp, hp, lc, hc, (hc > 0 ? lc / hc : 0), md, ml, mh, ml - md, mh - md, (mh - md > 0 ? (ml - md) / (mh - md) : 0), ls, hs, lw, hw }'
+                -v lk="$(col "$mode,$c,$L" 8)" -v hk="$(col "$mode,$c,haproxy" 8)" \
+                'BEGIN { printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %.2fx | %.3f / %.3f | %.3f / %.3f | %.2f / %.2f | %.2fx | %.2f / %.2f / %.2f | %.2f / %.2f | %.2fx | %s / %s | %s / %s | %s / %s |\n",
+                         m, c, d, l, h, l / h, l / d, la, ha, lp, hp, lc, hc, (hc > 0 ? lc / hc : 0), md, ml, mh, ml - md, mh - md, (mh - md > 0 ? (ml - md) / (mh - md) : 0), ls, hs, lw, hw, lk, hk }'
             done
         done
     done
