@@ -26,6 +26,20 @@ group_field() {
         cut -d: -f2 | tr -d '"'
 }
 
+# wait_watched INST VRID SECONDS: until INST, a backup of VRID, watches the master's
+# vrrpd over the peer watch link (its state file's master_watched). The link is opened
+# once the backup knows its master, and a first attempt that finds the master's listener
+# not yet open is retried a second later, so a test that kills the master right after
+# lab_up must wait for it, or the takeover may come by the master down interval instead.
+wait_watched() {
+    local inst=$1 vrid=$2 limit=$3 t0
+    t0=$(now_ms)
+    until [ "$(group_field "$inst" "$vrid" master_watched)" = true ]; do
+        [ $(($(now_ms) - t0)) -lt $((limit * 1000)) ] || return 1
+        sleep 0.02
+    done
+}
+
 # wait_holder VIP INST SECONDS: poll every 5 ms until only INST holds VIP; prints ms.
 wait_holder() {
     local vip=$1 inst=$2 limit=$3 t0

@@ -26,7 +26,7 @@ M=$(lab_master_of 51)
 O=$(other "$M")
 down=$(group_field "$O" 51 master_down_ms)
 skew=$((down - 300))
-[ "$(group_field "$O" 51 master_watched)" = true ] || fail "$O does not watch $M over the peer watch link"
+wait_watched "$O" 51 5 || fail "$O does not watch $M over the peer watch link"
 probe_start A $VIP_A
 probe_start B $VIP_B
 sleep 1

@@ -5,7 +5,7 @@
 # table. Then the instance's own daemons hang in turn (SIGSTOP): the page must call each
 # DEAD, never show its stale state as healthy, and recover when it resumes; a vrrpd
 # reload that fails is shown with its error until a good one follows.
-# The screenshot is saved with the test output (results/status_page-lb2.png).
+# The screenshot is saved with the test output (results/status_page-SURVIVOR.png).
 source "$(dirname "$0")/lablib.sh"
 command -v chromium >/dev/null || fail "chromium is not installed (scripts/install-deps.sh)"
 command -v socat >/dev/null || fail "socat is not installed (scripts/install-deps.sh)"
@@ -25,14 +25,20 @@ for vip in $VIP_A $VIP_B; do
     done
 done
 
+# Priorities make lb1 the master of VRID 51, but a vrrpd that came up a master down
+# interval late finds the other master of both (preemption off): the survivor is then
+# lb1, and its page is the one looked at. Either way the takeover must come over the
+# peer watch link, so wait until the survivor watches the master.
 M=$(lab_master_of 51)
 S=$(other "$M")
-[ "$S" = lb2 ] || fail "expected lb1 to master VRID 51 at start, got $M"
+[ -n "$M" ] || fail "no master for VRID 51"
+PAGE_PORT=$([ "$S" = lb1 ] && echo "$BASE" || echo $((BASE + 1)))
+wait_watched "$S" 51 5 || fail "$S does not watch $M's vrrpd over the peer watch link"
 lab_kill "$M"
 wait_holder $VIP_A "$S" 3 >/dev/null || fail "VIP-A did not move to $S"
 pass "killed $M; $S holds both VIPs"
 
-URL="http://127.0.0.1:$((BASE + 1))/"
+URL="http://127.0.0.1:$PAGE_PORT/"
 SPID=$(cat "$LAB_DIR/$S-lbd.pid")
 VPID=$(cat "$LAB_DIR/$S-vrrpd.pid")
 row='document.querySelector("#vrrp tbody tr[data-vrid=\"VRID\"]")'
@@ -92,7 +98,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL")
 pass "POST is refused (405): the page is read-only"
 
 # The alert rules name only metrics the daemons really export (no silent drift).
-metrics=$( (curl -fsS "http://127.0.0.1:$((BASE + 1))/metrics"; lab_exec "$S" curl -fsS http://127.0.0.1:8082/metrics) ) ||
+metrics=$( (curl -fsS "http://127.0.0.1:$PAGE_PORT/metrics"; lab_exec "$S" curl -fsS http://127.0.0.1:8082/metrics) ) ||
     fail "cannot scrape $S's lbd and vrrpd"
 names=$(grep -oE '\b(lbd|vrrpd)_[a-z_]+' "$(dirname "$0")/../../compose/prometheus/alerts.yml" | sort -u)
 [ -n "$names" ] || fail "no metric names found in alerts.yml"

@@ -23,6 +23,7 @@ M=$(lab_master_of 51)
 O=$(other "$M")
 down=$(group_field "$O" 51 master_down_ms)
 skew=$((down - 3 * $(group_field "$O" 51 interval_ms)))
+wait_watched "$O" 51 5 || fail "$O does not watch $M's vrrpd over the peer watch link"
 t0=$(now_ms)
 lab_kill "$M"
 took=$(wait_holder $VIP_A "$O" 3) || fail "VIP-A did not move to $O within 3 s"
