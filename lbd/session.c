@@ -592,8 +592,10 @@ static void on_relay_written(uv_write_t *req, int status)
     if (s->run[dir] >= BULK_AFTER && session_bulk_begin(s, dir))
         return;
     uv_read_start(from, session_on_alloc, session_relay_read);
-    session_krelay_handoff(s);
-    session_krelay_try_return(s, dir);
+    if (session_krelay_may_hand_off(s))
+        session_krelay_handoff(s);
+    if (s->krelay)
+        session_krelay_try_return(s, dir);
 }
 
 /* This read is the client's Terminate, alone, at a clean point: every Query and Sync
@@ -688,8 +690,10 @@ void session_relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         /* A full buffer means more is waiting (a bulk transfer): no handoff attempt,
          * which would only find the receive queue non-empty, two ioctls later. */
         if ((size_t)nread < LBD_BUF_SIZE) {
-            session_krelay_handoff(s);
-            session_krelay_try_return(s, dir);
+            if (session_krelay_may_hand_off(s))
+                session_krelay_handoff(s);
+            if (s->krelay)
+                session_krelay_try_return(s, dir);
         }
         return;
     }

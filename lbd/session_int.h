@@ -148,6 +148,12 @@ void session_relay_resume(struct session *s);
 bool session_bulk_begin(struct session *s, int d);
 void session_bulk_end(struct session *s, int d);
 void session_krelay_handoff(struct session *s);
+/* Whether session_krelay_handoff could do anything: checked in the relay's read path so
+ * that, with the kernel relay off or already tried, no call leaves session.c per read. */
+static inline bool session_krelay_may_hand_off(const struct session *s)
+{
+    return !s->krelay && !s->krelay_tried && krelay_is_open(&s->lbd->krelay);
+}
 void session_krelay_try_return(struct session *s, int d);
 void session_krelay_flush_check(struct session *s);
 bool session_krelay_demote_check(struct session *s);

@@ -2,17 +2,13 @@
  * RFC 5798. Every state change goes through set_state(). */
 #include "vrrp_fsm.h"
 
+#include "parse.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 const char *const vrrp_state_names[] = {"INIT", "BACKUP", "MASTER", "FAULT"};
-
-static const char *ip_str(uint32_t ip, char *buf, size_t size)
-{
-    snprintf(buf, size, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
-    return buf;
-}
 
 /* 6.1: Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256 */
 uint64_t vrrp_fsm_skew_ms(const struct vrrp_fsm *f)
@@ -127,7 +123,7 @@ void vrrp_fsm_timer(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out)
     if (f->handover_due_ms && now >= f->handover_due_ms) {
         if (f->handover_master)
             snprintf(out->reason, sizeof(out->reason), "%s is master now",
-                     ip_str(f->handover_master, ip, sizeof(ip)));
+                     format_ip4(f->handover_master, ip, sizeof(ip)));
         else
             snprintf(out->reason, sizeof(out->reason), "no new master heard for %llu ms",
                      (unsigned long long)vrrp_fsm_master_down_ms(f));
@@ -146,21 +142,21 @@ void vrrp_fsm_timer(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out)
         /* 6.4.2: Master_Down_Timer fired. Say why in words and numbers. */
         if (f->resigned_ip)
             set_state(f, now, VRRP_MASTER, false, out, "priority 0 received from %s (it resigned)",
-                      ip_str(f->resigned_ip, ip, sizeof(ip)));
+                      format_ip4(f->resigned_ip, ip, sizeof(ip)));
         else if (f->gone_ip)
             set_state(f, now, VRRP_MASTER, false, out,
                       "the vrrpd of %s ended: its peer watch link closed (last advert %llu "
                       "ms ago)",
-                      ip_str(f->gone_ip, ip, sizeof(ip)),
+                      format_ip4(f->gone_ip, ip, sizeof(ip)),
                       (unsigned long long)(now - f->last_adv_ms));
         else if (f->preempt_seen_ms && f->master_ip)
             set_state(f, now, VRRP_MASTER, false, out,
                       "preempting %s: its priority %u is below ours (%u)",
-                      ip_str(f->master_ip, ip, sizeof(ip)), f->master_priority, f->priority);
+                      format_ip4(f->master_ip, ip, sizeof(ip)), f->master_priority, f->priority);
         else if (f->master_ip)
             set_state(f, now, VRRP_MASTER, false, out,
                       "no advertisement from %s for %llu ms (master down interval %llu ms)",
-                      ip_str(f->master_ip, ip, sizeof(ip)),
+                      format_ip4(f->master_ip, ip, sizeof(ip)),
                       (unsigned long long)(now - f->last_adv_ms),
                       (unsigned long long)vrrp_fsm_master_down_ms(f));
         else
@@ -251,11 +247,11 @@ void vrrp_fsm_recv(struct vrrp_fsm *f, uint64_t now, const struct vrrp_adv *adv,
             f->master_adv_cs = adv->max_adv_cs;
             if (higher)
                 set_state(f, now, VRRP_BACKUP, false, out, "higher priority %u seen from %s (ours %u)",
-                          adv->priority, ip_str(src, ip, sizeof(ip)), f->priority);
+                          adv->priority, format_ip4(src, ip, sizeof(ip)), f->priority);
             else
                 set_state(f, now, VRRP_BACKUP, false, out,
                           "equal priority %u seen from %s, a higher address than ours",
-                          adv->priority, ip_str(src, ip, sizeof(ip)));
+                          adv->priority, format_ip4(src, ip, sizeof(ip)));
             f->master_ip = src;
             f->master_priority = adv->priority;
             f->last_adv_ms = now;
