@@ -109,12 +109,24 @@ sys_ticks() { awk '{ print $15 }' "/proc/$1/stat"; } # (of which in the kernel)
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 TICK=$(getconf CLK_TCK)
 switches() { awk '/ctxt_switches/ { n += $2 } END { print n }' "/proc/$1/status"; }
+# CPU time of the three PostgreSQL servers: each postmaster's own and its reaped
+# children's, plus every live child's (a backend that exits between two readings moves
+# from the second sum to the first). Shows what a proxy hop costs the database itself.
+PMS=$(for i in 0 1 2; do head -1 "$WORK/n$i/postmaster.pid"; done | tr '\n' ' ')
+pg_ticks() {
+    cat /proc/[0-9]*/stat 2>/dev/null | awk -v pms=" $PMS " '{
+        pid = $1; sub(/^[0-9]+ \(.*\) /, "")  # (the name may hold spaces)
+        if (index(pms, " " pid " ")) n += $12 + $13 + $14 + $15
+        else if (index(pms, " " $2 " ")) n += $12 + $13
+    } END { print n + 0 }'
+}
 # System calls are counted by perf (linux-perf) when it can trace here; "-" otherwise.
 PERF=0
 perf stat -e raw_syscalls:sys_enter -o /dev/null true >/dev/null 2>&1 && PERF=1
 
 # run TARGET MODE CLIENTS -> "tps lat_avg_ms lat_p99_ms cpu_s_per_100k_tx syscalls/tx
-#   switches/tx machine_cpu_s_per_100k_tx kernel_%_of_the_proxy's_cpu"
+#   switches/tx machine_cpu_s_per_100k_tx kernel_%_of_the_proxy's_cpu
+#   postgresql_cpu_s_per_100k_tx"
 run() {
     local target=$1 mode=$2 c=$3 port pid="" j=2
     [ "$c" -lt 2 ] && j=1
@@ -125,8 +137,8 @@ run() {
     esac
     case $mode in simple) args+=(-M simple) ;; prepared) args+=(-M prepared) ;; connect) args+=(-C -M simple) ;; esac
     rm -f "$WORK"/tx.*
-    local t0=0 s0=0 k0=0 perfpid="" m0
-    m0=$(machine_ticks)
+    local t0=0 s0=0 k0=0 perfpid="" m0 g0
+    m0=$(machine_ticks) g0=$(pg_ticks)
     if [ -n "$pid" ]; then
         t0=$(cpu_ticks "$pid") s0=$(switches "$pid") k0=$(sys_ticks "$pid")
         if [ $PERF = 1 ]; then
@@ -136,8 +148,8 @@ run() {
     fi
     local out
     out=$(cd "$WORK" && pgbench -h 127.0.0.1 -p "$port" -U postgres "${args[@]}" postgres 2>&1)
-    local sc="-" cs="-" m1
-    m1=$(machine_ticks)
+    local sc="-" cs="-" m1 g1
+    m1=$(machine_ticks) g1=$(pg_ticks)
     if [ -n "$perfpid" ]; then
         kill -INT "$perfpid" 2>/dev/null || true
         wait "$perfpid" 2>/dev/null || true
@@ -157,9 +169,10 @@ run() {
         [ "$sc" != "-" ] && [ -n "$sc" ] && sc=$(awk -v a="$sc" -v n="$tx" 'BEGIN { printf "%.2f", a / n }')
         [ -n "$sc" ] || sc="-"
     fi
-    local mcpu
+    local mcpu gcpu
     mcpu=$(awk -v a="$m0" -v b="$m1" -v t="$TICK" -v n="$tx" 'BEGIN { printf "%.2f", (b - a) / t * 1e5 / n }')
-    echo "$tps $lat $p99 $cpu $sc $cs $mcpu $kpct"
+    gcpu=$(awk -v a="$g0" -v b="$g1" -v t="$TICK" -v n="$tx" 'BEGIN { printf "%.2f", (b - a) / t * 1e5 / n }')
+    echo "$tps $lat $p99 $cpu $sc $cs $mcpu $kpct $gcpu"
 }
 
 median() { sort -g | awk '$1 == "-" { dash = 1 } { a[NR] = $1 } END { if (dash) print "-"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -173,7 +186,7 @@ for mode in $MODES; do
             for target in $targets; do
                 res=$(run $target $mode $c)
                 R[$mode,$c,$target]+="$res"$'\n'
-                echo "round $r $mode c=$c $target: tps lat_ms p99_ms cpu_s/100k syscalls/tx switches/tx machine_cpu_s/100k kernel_% = $res" >&2
+                echo "round $r $mode c=$c $target: tps lat_ms p99_ms cpu_s/100k syscalls/tx switches/tx machine_cpu_s/100k kernel_% pg_cpu_s/100k = $res" >&2
             done
         done
     done
@@ -229,10 +242,10 @@ mkdir -p "$ROOT/results"
 OUT=${RESULT:-$ROOT/results/bench-lbd-$(date +%Y%m%d-%H%M%S).md}
 col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
 {
-    echo "pgbench -S, ${SECS}s x $ROUNDS alternated rounds (direct, lbd, HAProxy), 3 PostgreSQL 15 nodes on loopback, $(nproc) cores, lbd relay=$RELAY. Medians; latency p99 from a 5% sample of transactions; CPU = the proxy's user+system seconds per 100k transactions; machine CPU = the whole machine's busy seconds per 100k transactions (database, client and proxy: the fair view when the kernel relays, since its work is in softirq and kworkers, not in lbd); proxy share = machine CPU minus direct's, what the hop costs wherever it runs; kernel % = the share of the proxy's own CPU time spent in the kernel (system time: TCP, wake-ups, context switches), the part no user-space code can shave."
+    echo "pgbench -S, ${SECS}s x $ROUNDS alternated rounds (direct, lbd, HAProxy), 3 PostgreSQL 15 nodes on loopback, $(nproc) cores, lbd relay=$RELAY. Medians; latency p99 from a 5% sample of transactions; CPU = the proxy's user+system seconds per 100k transactions; machine CPU = the whole machine's busy seconds per 100k transactions (database, client and proxy: the fair view when the kernel relays, since its work is in softirq and kworkers, not in lbd); proxy share = machine CPU minus direct's, what the hop costs wherever it runs; kernel % = the share of the proxy's own CPU time spent in the kernel (system time: TCP, wake-ups, context switches), the part no user-space code can shave; PostgreSQL CPU = the three servers' own user+system seconds per 100k transactions (what the hop adds to the database's own work: waking a proxy instead of the client, and the longer round trip)."
     echo
-    echo "| mode | clients | direct TPS | lbd TPS | HAProxy TPS | lbd/HAProxy | lbd/direct | lat avg ms lbd / HAProxy | lat p99 ms lbd / HAProxy | CPU s/100k tx lbd / HAProxy | CPU ratio | machine CPU s/100k tx direct / lbd / HAProxy | proxy share s/100k tx lbd / HAProxy | share ratio | syscalls/tx lbd / HAProxy | switches/tx lbd / HAProxy | kernel % of CPU lbd / HAProxy |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| mode | clients | direct TPS | lbd TPS | HAProxy TPS | lbd/HAProxy | lbd/direct | lat avg ms lbd / HAProxy | lat p99 ms lbd / HAProxy | CPU s/100k tx lbd / HAProxy | CPU ratio | machine CPU s/100k tx direct / lbd / HAProxy | proxy share s/100k tx lbd / HAProxy | share ratio | syscalls/tx lbd / HAProxy | switches/tx lbd / HAProxy | kernel % of CPU lbd / HAProxy | PostgreSQL CPU s/100k tx direct / lbd / HAProxy |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for mode in $MODES; do
         for c in $CLIENTS; do
             arms=lbd
@@ -249,8 +262,9 @@ col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
                 -v lw="$(col "$mode,$c,$L" 6)" -v hw="$(col "$mode,$c,haproxy" 6)" \
                 -v md="$(col "$mode,$c,direct" 7)" -v ml="$(col "$mode,$c,$L" 7)" -v mh="$(col "$mode,$c,haproxy" 7)" \
                 -v lk="$(col "$mode,$c,$L" 8)" -v hk="$(col "$mode,$c,haproxy" 8)" \
-                'BEGIN { printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %.2fx | %.3f / %.3f | %.3f / %.3f | %.2f / %.2f | %.2fx | %.2f / %.2f / %.2f | %.2f / %.2f | %.2fx | %s / %s | %s / %s | %s / %s |\n",
-                         m, c, d, l, h, l / h, l / d, la, ha, lp, hp, lc, hc, (hc > 0 ? lc / hc : 0), md, ml, mh, ml - md, mh - md, (mh - md > 0 ? (ml - md) / (mh - md) : 0), ls, hs, lw, hw, lk, hk }'
+                -v gd="$(col "$mode,$c,direct" 9)" -v gl="$(col "$mode,$c,$L" 9)" -v gh="$(col "$mode,$c,haproxy" 9)" \
+                'BEGIN { printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %.2fx | %.3f / %.3f | %.3f / %.3f | %.2f / %.2f | %.2fx | %.2f / %.2f / %.2f | %.2f / %.2f | %.2fx | %s / %s | %s / %s | %s / %s | %.2f / %.2f / %.2f |\n",
+                         m, c, d, l, h, l / h, l / d, la, ha, lp, hp, lc, hc, (hc > 0 ? lc / hc : 0), md, ml, mh, ml - md, mh - md, (mh - md > 0 ? (ml - md) / (mh - md) : 0), ls, hs, lw, hw, lk, hk, gd, gl, gh }'
             done
         done
     done
@@ -270,6 +284,7 @@ col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
             echo "tps_${mode}_$c $(col "$mode,$c,lbd" 1) $(col "$mode,$c,haproxy" 1) $(col "$mode,$c,direct" 1)"
             echo "cpu_${mode}_$c $(col "$mode,$c,lbd" 4) $(col "$mode,$c,haproxy" 4) -"
             echo "mcpu_${mode}_$c $(col "$mode,$c,lbd" 7) $(col "$mode,$c,haproxy" 7) $(col "$mode,$c,direct" 7)"
+            echo "pgcpu_${mode}_$c $(col "$mode,$c,lbd" 9) $(col "$mode,$c,haproxy" 9) $(col "$mode,$c,direct" 9)"
             [ $mode = connect ] &&
                 echo "tps_connect_reuse_$c $(col "$mode,$c,lbdreuse" 1) $(col "$mode,$c,haproxy" 1) $(col "$mode,$c,direct" 1)"
         done
