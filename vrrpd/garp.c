@@ -30,8 +30,15 @@ int garp_open(struct garp *g, int ifindex, const char *ifname)
         return -e;
     }
     memcpy(g->mac, ifr.ifr_hwaddr.sa_data, 6);
+    /* Bound to the interface (sendto names it too); a failure here means the interface
+     * went away since its index was looked up, which the caller reports. */
     struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = 0, .sll_ifindex = ifindex};
-    bind(g->fd, (struct sockaddr *)&sll, sizeof(sll));
+    if (bind(g->fd, (struct sockaddr *)&sll, sizeof(sll)) != 0) {
+        int e = errno;
+        close(g->fd);
+        g->fd = -1;
+        return -e;
+    }
     return 0;
 }
 
