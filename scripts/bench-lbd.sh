@@ -114,7 +114,7 @@ switches() { awk '/ctxt_switches/ { n += $2 } END { print n }' "/proc/$1/status"
 # from the second sum to the first). Shows what a proxy hop costs the database itself.
 PMS=$(for i in 0 1 2; do head -1 "$WORK/n$i/postmaster.pid"; done | tr '\n' ' ')
 pg_ticks() {
-    cat /proc/[0-9]*/stat 2>/dev/null | awk -v pms=" $PMS " '{
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pms=" $PMS " '{
         pid = $1; sub(/^[0-9]+ \(.*\) /, "")  # (the name may hold spaces)
         if (index(pms, " " pid " ")) n += $12 + $13 + $14 + $15
         else if (index(pms, " " $2 " ")) n += $12 + $13
@@ -241,11 +241,18 @@ echo "idle: lbd $LBD_IDLE KiB/session, haproxy $HA_IDLE KiB/session" >&2
 mkdir -p "$ROOT/results"
 OUT=${RESULT:-$ROOT/results/bench-lbd-$(date +%Y%m%d-%H%M%S).md}
 col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
+# The TPS ratio of each round's adjacent runs (A B A B: the same hour of the machine),
+# lowest and highest: how far one round's ratio strays from the medians' ratio.
+round_ratios() {
+    paste <(printf '%s' "${R[$1]}" | awk '{print $1}') <(printf '%s' "${R[$2]}" | awk '{print $1}') |
+        awk '$2 > 0 { r = $1 / $2; if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r }
+             END { printf "%.2f-%.2fx", lo, hi }'
+}
 {
-    echo "pgbench -S, ${SECS}s x $ROUNDS alternated rounds (direct, lbd, HAProxy), 3 PostgreSQL 15 nodes on loopback, $(nproc) cores, lbd relay=$RELAY. Medians; latency p99 from a 5% sample of transactions; CPU = the proxy's user+system seconds per 100k transactions; machine CPU = the whole machine's busy seconds per 100k transactions (database, client and proxy: the fair view when the kernel relays, since its work is in softirq and kworkers, not in lbd); proxy share = machine CPU minus direct's, what the hop costs wherever it runs; kernel % = the share of the proxy's own CPU time spent in the kernel (system time: TCP, wake-ups, context switches), the part no user-space code can shave; PostgreSQL CPU = the three servers' own user+system seconds per 100k transactions (what the hop adds to the database's own work: waking a proxy instead of the client, and the longer round trip)."
+    echo "pgbench -S, ${SECS}s x $ROUNDS alternated rounds (direct, lbd, HAProxy), 3 PostgreSQL 15 nodes on loopback, $(nproc) cores, lbd relay=$RELAY. Medians (per round: the lowest and highest lbd/HAProxy ratio of one round's adjacent runs); latency p99 from a 5% sample of transactions; CPU = the proxy's user+system seconds per 100k transactions; machine CPU = the whole machine's busy seconds per 100k transactions (database, client and proxy: the fair view when the kernel relays, since its work is in softirq and kworkers, not in lbd); proxy share = machine CPU minus direct's, what the hop costs wherever it runs; kernel % = the share of the proxy's own CPU time spent in the kernel (system time: TCP, wake-ups, context switches), the part no user-space code can shave; PostgreSQL CPU = the three servers' own user+system seconds per 100k transactions (what the hop adds to the database's own work: waking a proxy instead of the client, and the longer round trip)."
     echo
-    echo "| mode | clients | direct TPS | lbd TPS | HAProxy TPS | lbd/HAProxy | lbd/direct | lat avg ms lbd / HAProxy | lat p99 ms lbd / HAProxy | CPU s/100k tx lbd / HAProxy | CPU ratio | machine CPU s/100k tx direct / lbd / HAProxy | proxy share s/100k tx lbd / HAProxy | share ratio | syscalls/tx lbd / HAProxy | switches/tx lbd / HAProxy | kernel % of CPU lbd / HAProxy | PostgreSQL CPU s/100k tx direct / lbd / HAProxy |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| mode | clients | direct TPS | lbd TPS | HAProxy TPS | lbd/HAProxy | per round | lbd/direct | lat avg ms lbd / HAProxy | lat p99 ms lbd / HAProxy | CPU s/100k tx lbd / HAProxy | CPU ratio | machine CPU s/100k tx direct / lbd / HAProxy | proxy share s/100k tx lbd / HAProxy | share ratio | syscalls/tx lbd / HAProxy | switches/tx lbd / HAProxy | kernel % of CPU lbd / HAProxy | PostgreSQL CPU s/100k tx direct / lbd / HAProxy |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for mode in $MODES; do
         for c in $CLIENTS; do
             arms=lbd
@@ -262,9 +269,10 @@ col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
                 -v lw="$(col "$mode,$c,$L" 6)" -v hw="$(col "$mode,$c,haproxy" 6)" \
                 -v md="$(col "$mode,$c,direct" 7)" -v ml="$(col "$mode,$c,$L" 7)" -v mh="$(col "$mode,$c,haproxy" 7)" \
                 -v lk="$(col "$mode,$c,$L" 8)" -v hk="$(col "$mode,$c,haproxy" 8)" \
+                -v rr="$(round_ratios "$mode,$c,$L" "$mode,$c,haproxy")" \
                 -v gd="$(col "$mode,$c,direct" 9)" -v gl="$(col "$mode,$c,$L" 9)" -v gh="$(col "$mode,$c,haproxy" 9)" \
-                'BEGIN { printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %.2fx | %.3f / %.3f | %.3f / %.3f | %.2f / %.2f | %.2fx | %.2f / %.2f / %.2f | %.2f / %.2f | %.2fx | %s / %s | %s / %s | %s / %s | %.2f / %.2f / %.2f |\n",
-                         m, c, d, l, h, l / h, l / d, la, ha, lp, hp, lc, hc, (hc > 0 ? lc / hc : 0), md, ml, mh, ml - md, mh - md, (mh - md > 0 ? (ml - md) / (mh - md) : 0), ls, hs, lw, hw, lk, hk, gd, gl, gh }'
+                'BEGIN { printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %s | %.2fx | %.3f / %.3f | %.3f / %.3f | %.2f / %.2f | %.2fx | %.2f / %.2f / %.2f | %.2f / %.2f | %.2fx | %s / %s | %s / %s | %s / %s | %.2f / %.2f / %.2f |\n",
+                         m, c, d, l, h, l / h, rr, l / d, la, ha, lp, hp, lc, hc, (hc > 0 ? lc / hc : 0), md, ml, mh, ml - md, mh - md, (mh - md > 0 ? (ml - md) / (mh - md) : 0), ls, hs, lw, hw, lk, hk, gd, gl, gh }'
             done
         done
     done
@@ -291,5 +299,6 @@ col() { printf '%s' "${R[$1]}" | awk -v c="$2" '{print $c}' | median; }
     done
     [ "$COPY_ROWS" -gt 0 ] && echo "copy_s $(printf '%s' "${C[lbd]}" | median) $(printf '%s' "${C[haproxy]}" | median) $(printf '%s' "${C[direct]}" | median)"
     echo "idle_kib $LBD_IDLE $HA_IDLE -"
+    echo "relay $RELAY"
 } >"${OUT%.md}.tsv"
 echo "written: $OUT"
