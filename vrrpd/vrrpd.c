@@ -294,6 +294,26 @@ void vrrpd_apply(struct vrrpd_group *g, const struct vrrp_out *o)
 
 static void on_rx(uv_poll_t *p, int status, int events);
 
+/* An advert left LATE_MS after it was due. Past half an interval the backups' master
+ * down timers are being eaten into: count it, and say so at most once a second. */
+static void note_late(struct vrrpd_group *g, uint64_t late_ms)
+{
+    if (late_ms * 2 <= g->cfg.interval_ms)
+        return;
+    g->tx_late++;
+    if (late_ms > g->tx_late_max_ms)
+        g->tx_late_max_ms = late_ms;
+    uint64_t now = vrrpd_now_ms();
+    if (g->last_late_log_ms && now - g->last_late_log_ms < 1000)
+        return;
+    g->last_late_log_ms = now;
+    log_emit(LOG_WARN, "advert_late",
+             "vrid=%u late_ms=%llu interval_ms=%llu count=%llu detail=\"vrrpd ran late: CPU "
+             "starvation, a stop or a stalled host (realtime: true helps with the first)\"",
+             g->cfg.vrid, (unsigned long long)late_ms, (unsigned long long)g->cfg.interval_ms,
+             (unsigned long long)g->tx_late);
+}
+
 static void on_group_timer(uv_timer_t *t)
 {
     struct vrrpd_group *g = t->data;
@@ -303,9 +323,30 @@ static void on_group_timer(uv_timer_t *t)
      * what is still due. A master's advert ticks need no such read. */
     if (g->fsm.state == VRRP_BACKUP && g->d->rx_polling)
         on_rx(&g->d->rx_poll, 0, UV_READABLE);
+    bool master = g->fsm.state == VRRP_MASTER;
+    uint64_t due = vrrp_fsm_next_due(&g->fsm), now = vrrpd_now_ms();
+    /* The master down timer fired more than half an interval late: this vrrpd did not
+     * run for a while, and whatever stopped it (a stalled host, CPU starvation) most
+     * likely stopped the master too, whose advert is about to leave. Before declaring
+     * it down on a silence this vrrpd could not have heard, give it one interval. An
+     * advert in that time resets the timer (on_rx); a dead master costs one interval. */
+    if (g->fsm.state == VRRP_BACKUP && due && now > due + g->cfg.interval_ms / 2 &&
+        g->stall_grace_for != due && !g->d->closed && !g->d->stopping) {
+        g->stall_grace_for = due;
+        g->stall_graces++;
+        log_emit(LOG_WARN, "stall_grace",
+                 "vrid=%u late_ms=%llu wait_ms=%llu count=%llu detail=\"the master down timer "
+                 "ran late: vrrpd itself was stalled; one more interval for the master\"",
+                 g->cfg.vrid, (unsigned long long)(now - due),
+                 (unsigned long long)g->cfg.interval_ms, (unsigned long long)g->stall_graces);
+        uv_timer_start(&g->timer, on_group_timer, g->cfg.interval_ms, 0);
+        return;
+    }
     struct vrrp_out o;
-    vrrp_fsm_timer(&g->fsm, vrrpd_now_ms(), &o);
+    vrrp_fsm_timer(&g->fsm, now, &o);
     vrrpd_apply(g, &o);
+    if (master && due && (o.actions & VRRP_ACT_SEND_ADV) && now > due)
+        note_late(g, now - due);
 }
 
 /* ---- receiving ---- */

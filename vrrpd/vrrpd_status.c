@@ -57,6 +57,11 @@ void vrrpd_render_state(struct vrrpd *d, struct metrics_buf *m)
         metrics_printf(m, ",\"master_down_ms\":%llu,\"adverts_sent\":%llu,\"adverts_received\":%llu",
                        (unsigned long long)vrrp_fsm_master_down_ms(&g->fsm),
                        (unsigned long long)g->tx_adverts, (unsigned long long)g->rx_adverts);
+        metrics_printf(m,
+                       ",\"adverts_late\":%llu,\"advert_late_max_ms\":%llu,"
+                       "\"stall_graces\":%llu",
+                       (unsigned long long)g->tx_late, (unsigned long long)g->tx_late_max_ms,
+                       (unsigned long long)g->stall_graces);
         metrics_printf(m, ",\"garps_sent\":%llu,\"garp_errors\":%llu",
                        (unsigned long long)g->garps_sent, (unsigned long long)g->garp_errors);
         metrics_printf(m, ",\"transitions\":[");
@@ -152,6 +157,14 @@ void vrrpd_render_metrics(struct vrrpd *d, struct metrics_buf *m)
               (double)g->cfg.interval_ms / 1000.0)
     PER_GROUP("vrrpd_group_adverts_sent_total", METRICS_COUNTER, "Advertisements sent.",
               g->tx_adverts)
+    PER_GROUP("vrrpd_group_adverts_late_total", METRICS_COUNTER,
+              "Advertisements sent more than half an interval after they were due.", g->tx_late)
+    PER_GROUP("vrrpd_group_advert_late_max_seconds", METRICS_GAUGE,
+              "Latest an advertisement has left after it was due (of those counted late).",
+              (double)g->tx_late_max_ms / 1000.0)
+    PER_GROUP("vrrpd_group_stall_graces_total", METRICS_COUNTER,
+              "Times this backup's master down timer ran late and it waited one more interval.",
+              g->stall_graces)
     PER_GROUP("vrrpd_group_garps_sent_total", METRICS_COUNTER,
               "Gratuitous ARP announcements sent.", g->garps_sent)
     PER_GROUP("vrrpd_group_garp_errors_total", METRICS_COUNTER,

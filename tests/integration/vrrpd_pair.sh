@@ -2,7 +2,9 @@
 # Two vrrpd on one segment (issue 3): one master per group; SIGKILL of a master with its
 # link down moves the VIP within the master down interval + 100 ms and a client reaches
 # it; SIGTERM hands over within one interval; a partition heals to exactly one master;
-# malformed and wrong-TTL packets are dropped and counted without a transition.
+# malformed and wrong-TTL packets are dropped and counted without a transition; a
+# master that sends late (its vrrpd stopped) counts and logs it; a stall of both is no
+# failover.
 source "$(dirname "$0")/lablib.sh"
 export LAB_NODES=0 LAB_LBD=0 LAB_INTERVAL=100ms
 lab_up >/dev/null || fail "lab did not come up"
@@ -92,3 +94,44 @@ after=$(cat "$LAB_DIR"/lb*-vrrpd.log | grep -c "event=transition")
 grep -q 'event=packet_dropped reason=ttl src=10.77.0.50 detail="TTL 64, not 255"' "$LAB_DIR"/lb1-vrrpd.log ||
     grep -q 'event=packet_dropped reason=ttl' "$LAB_DIR"/lb2-vrrpd.log || fail "no log line for a TTL drop"
 pass "21 malformed packets (7 kinds x 3): all dropped and counted by reason, no transition"
+
+# 7. A master that runs late says so: SIGSTOP its vrrpd for 200 ms (less than the
+# backup's master down interval), and the advert that leaves on SIGCONT is counted late
+# in its state file (and /metrics), with how late (100-200 ms: the stop came 0-100 ms
+# after the last advert), and in one log line.
+M=$(lab_master_of 52)
+[ -n "$M" ] || fail "no master for vrid 52"
+[ "$(group_field "$M" 52 adverts_late)" = 0 ] || fail "$M counted late adverts before any stop"
+pid=$(cat "$LAB_DIR/$M-vrrpd.pid")
+kill -STOP "$pid"
+sleep 0.2
+kill -CONT "$pid"
+sleep 1.2
+late=$(group_field "$M" 52 adverts_late) max=$(group_field "$M" 52 advert_late_max_ms)
+[ "${late:-0}" -ge 1 ] || fail "$M: a 200 ms stop left adverts_late at '$late'"
+[ "${max:-0}" -ge 90 ] && [ "${max:-0}" -le 300 ] || fail "$M: advert_late_max_ms '$max', want 100-200"
+grep -q "event=advert_late vrid=52 late_ms=" "$LAB_DIR/$M-vrrpd.log" || fail "$M logged no advert_late line"
+[ "$(group_field "$(other "$M")" 52 adverts_late)" = 0 ] || fail "the backup counted late adverts"
+pass "a master stopped for 200 ms counts its late advert ($late, $max ms late) and logs it"
+
+# 8. A stall of the whole host (both vrrpd stopped for longer than the master down
+# interval) is no failure: the backup, whose timer then runs late, waits one interval for
+# the master's overdue advert instead of taking over. The backup resumes first and the
+# master 30 ms later, so a backup that did not wait would take over every time.
+M=$(lab_master_of 52)
+B=$(other "$M")
+pm=$(cat "$LAB_DIR/$M-vrrpd.pid") pb=$(cat "$LAB_DIR/$B-vrrpd.pid")
+before=$(cat "$LAB_DIR"/lb*-vrrpd.log | grep -c "event=transition")
+kill -STOP "$pm" "$pb"
+sleep 0.6
+kill -CONT "$pb"
+sleep 0.03
+kill -CONT "$pm"
+sleep 1.2
+after=$(cat "$LAB_DIR"/lb*-vrrpd.log | grep -c "event=transition")
+[ "$before" -eq "$after" ] || fail "a 600 ms stall of both caused $((after - before)) transitions: $(grep -h 'event=transition' "$LAB_DIR"/lb*-vrrpd.log | tail -2)"
+[ "$(lab_master_of 52)" = "$M" ] || fail "vrid 52 master is $(lab_master_of 52), want $M"
+g=$(group_field "$B" 52 stall_graces)
+[ "${g:-0}" -ge 1 ] || fail "$B: stall_graces '$g' after its timer ran late"
+grep -q "event=stall_grace vrid=52 late_ms=" "$LAB_DIR/$B-vrrpd.log" || fail "$B logged no stall_grace line"
+pass "both vrrpd stalled 600 ms: the backup waited one interval for the master's advert (stall_graces $g), no transition"
