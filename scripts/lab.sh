@@ -20,6 +20,7 @@
 # LAB_UNICAST (0: multicast; 1: unicast peers), LAB_NOTIFY (0; 1: log notify calls),
 # LAB_PG_MAXCONN (300 per node), LAB_REALTIME (0; 1: vrrpd realtime: true),
 # LAB_STACK (pgvip; or haproxy: HAProxy + keepalived in each instance, for comparison),
+# LAB_HAPROXY_THREADS (HAProxy's nbthread; unset: its default, one per core),
 # LAB_PAGE_PORTS ("8081 8083": host loopback ports forwarded to lb1's and lb2's status
 # pages, as CockroachDB + HAProxy setups publish their stats pages; "" for none).
 
@@ -122,6 +123,7 @@ lab_write_haproxy_keepalived() { # lab_write_haproxy_keepalived lb1|lb2
     {
         echo "global"
         echo "    maxconn 8000"
+        [ -n "${LAB_HAPROXY_THREADS:-}" ] && echo "    nbthread $LAB_HAPROXY_THREADS"
         echo "    pidfile $LAB_DIR/$inst-haproxy.pidfile"
         echo "defaults"
         echo "    mode tcp"
