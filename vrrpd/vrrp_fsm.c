@@ -256,7 +256,17 @@ void vrrp_fsm_recv(struct vrrp_fsm *f, uint64_t now, const struct vrrp_adv *adv,
             f->master_priority = adv->priority;
             f->last_adv_ms = now;
         }
-        /* else: discard; the other side backs off when it hears us */
+        /* else: the advert is discarded (6.4.3), and the other side backs off when it
+         * hears us. But it took over (a stall, a lost advert) and announced the VIPs with
+         * gratuitous ARP, so the segment's ARP caches point at it: answer now with an
+         * advert and announce the VIPs again, or clients would keep sending to a host
+         * that is about to drop them (keepalived's vrrp_garp_lower_prio_repeat). At
+         * most once a second, so a peer stuck as master costs no storm. */
+        else if (f->lower_answered_ms == 0 || now >= f->lower_answered_ms + 1000) {
+            f->lower_answered_ms = now;
+            out->actions |= VRRP_ACT_SEND_ADV | VRRP_ACT_GARP;
+            f->adv_due_ms = now + (uint64_t)f->cfg.adv_cs * 10;
+        }
     }
 }
 

@@ -50,6 +50,7 @@ struct vrrp_fsm {
     uint64_t adv_due_ms;     /* MASTER: next advertisement; 0 = off */
     uint64_t down_due_ms;    /* BACKUP: Master_Down_Timer expiry; 0 = off */
     uint64_t preempt_seen_ms;/* BACKUP: since when a lower-priority master is seen */
+    uint64_t lower_answered_ms; /* MASTER: when it last answered a lower-priority master */
     uint32_t master_ip;      /* the master we follow (0: none heard), host order */
     uint8_t master_priority;
     uint64_t last_adv_ms;    /* when its last advertisement came */

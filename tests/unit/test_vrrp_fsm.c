@@ -163,15 +163,25 @@ START_TEST(master_yields_to_higher_priority)
 }
 END_TEST
 
-START_TEST(master_ignores_lower_priority)
+START_TEST(master_answers_lower_priority_master_once_a_second)
 {
+    /* A lower-priority router that took over (a stall) announced the VIPs: the master
+     * stays, answers with an advert and announces them again, at most once a second. */
     make(150, true, 0);
     vrrp_fsm_start(&f, 0, false, &o);
     run_until(1000);
     struct vrrp_adv a = adv(100, 10);
-    vrrp_fsm_recv(&f, 500, &a, PEER_HIGH, &o);
+    vrrp_fsm_recv(&f, 1005, &a, PEER_HIGH, &o);
     ck_assert_int_eq(f.state, VRRP_MASTER);
+    ck_assert_uint_eq(o.actions, VRRP_ACT_SEND_ADV | VRRP_ACT_GARP);
+    ck_assert_uint_eq(f.adv_due_ms, 1105);
+    vrrp_fsm_recv(&f, 1050, &a, PEER_HIGH, &o);
     ck_assert_uint_eq(o.actions, 0);
+    vrrp_fsm_recv(&f, 2004, &a, PEER_HIGH, &o);
+    ck_assert_uint_eq(o.actions, 0);
+    vrrp_fsm_recv(&f, 2005, &a, PEER_HIGH, &o);
+    ck_assert_uint_eq(o.actions, VRRP_ACT_SEND_ADV | VRRP_ACT_GARP);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
 }
 END_TEST
 
@@ -456,7 +466,7 @@ static Suite *suite(void)
     tcase_add_test(tc, peer_gone_takes_over_after_skew_time);
     tcase_add_test(tc, peer_gone_of_another_router_or_cancelled_by_an_advert);
     tcase_add_test(tc, master_yields_to_higher_priority);
-    tcase_add_test(tc, master_ignores_lower_priority);
+    tcase_add_test(tc, master_answers_lower_priority_master_once_a_second);
     tcase_add_test(tc, equal_priority_higher_address_wins);
     tcase_add_test(tc, without_preempt_a_higher_backup_waits);
     tcase_add_test(tc, with_preempt_a_higher_backup_takes_over);
