@@ -249,7 +249,7 @@ elif mode == "eager":
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if sys.argv[3] == "1":
         s.sendall(struct.pack(">II", 8, 80877103))
-        time.sleep(0.002)
+        time.sleep(0.02)
     s.sendall(startup())
     time.sleep(0.002)
     s.sendall(query("select 6 * 7"))
@@ -257,6 +257,14 @@ elif mode == "eager":
     if sys.argv[3] == "1":
         while not buf:
             buf = s.recv(1)
+        if buf == b"E":  # read the whole ErrorResponse, to say which refusal it is
+            while len(buf) < 5 or len(buf) < 1 + struct.unpack(">I", buf[1:5])[0]:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+            fields = dict((f[:1], f[1:]) for f in buf[5:].split(b"\0") if f)
+            raise SystemExit("refused: %s" % fields.get(b"M", b"?").decode())
         if buf != b"N":
             raise SystemExit("answer to SSLRequest: %r" % buf)
         buf = b""

@@ -36,14 +36,26 @@ pass "a startup sent one byte at a time works"
 
 # Eager clients: a query sent right behind the StartupMessage (and a StartupMessage
 # right behind an SSLRequest) arrives while lbd waits for the node; lbd holds it and
-# relays it once the node has answered, in order.
-for ssl in 0 1; do
-    for i in 1 2 3 4 5; do
-        out=$($HC $LB eager $ssl)
-        [ "$out" = 42 ] || fail "a query sent before the node answered (SSLRequest $ssl): $out"
-    done
+# relays it once the node has answered, in order. A StartupMessage that reaches lbd in
+# the same read as its SSLRequest (the client sends it 20 ms later, but a stalled host
+# can deliver both at once) is refused instead, as PostgreSQL itself refuses it
+# (CVE-2021-23214: plaintext after an encryption request is never relayed): that
+# refusal is the only other outcome allowed, and at most 2 of 5 times.
+for i in 1 2 3 4 5; do
+    out=$($HC $LB eager 0)
+    [ "$out" = 42 ] || fail "a query sent before the node answered: $out"
 done
-pass "a query sent before the node answered the startup is answered (10 times, with and without an SSLRequest)"
+ok=0
+for i in 1 2 3 4 5; do
+    out=$($HC $LB eager 1)
+    if [ "$out" = 42 ]; then
+        ok=$((ok + 1))
+    elif [ "$out" != "refused: unexpected data after an encryption request" ]; then
+        fail "a startup sent before the node answered the SSLRequest: $out"
+    fi
+done
+[ "$ok" -ge 3 ] || fail "a startup behind an SSLRequest was answered only $ok times of 5"
+pass "a query sent before the node answered the startup is answered (5 times; behind an SSLRequest $ok of 5, the rest refused as PostgreSQL refuses them)"
 
 for n in 1 7 4096 100000; do
     out=$($HC $LB random $n)
