@@ -294,6 +294,17 @@ void vrrpd_apply(struct vrrpd_group *g, const struct vrrp_out *o)
 
 static void on_rx(uv_poll_t *p, int status, int events);
 
+/* Lines that could come many times a second (counters keep the rest): true at most
+ * once a second per *last_ms. */
+static bool log_once_a_second(uint64_t *last_ms)
+{
+    uint64_t now = vrrpd_now_ms();
+    if (*last_ms && now - *last_ms < 1000)
+        return false;
+    *last_ms = now;
+    return true;
+}
+
 /* An advert left LATE_MS after it was due. Past half an interval the backups' master
  * down timers are being eaten into: count it, and say so at most once a second. */
 static void note_late(struct vrrpd_group *g, uint64_t late_ms)
@@ -303,10 +314,8 @@ static void note_late(struct vrrpd_group *g, uint64_t late_ms)
     g->tx_late++;
     if (late_ms > g->tx_late_max_ms)
         g->tx_late_max_ms = late_ms;
-    uint64_t now = vrrpd_now_ms();
-    if (g->last_late_log_ms && now - g->last_late_log_ms < 1000)
+    if (!log_once_a_second(&g->last_late_log_ms))
         return;
-    g->last_late_log_ms = now;
     log_emit(LOG_WARN, "advert_late",
              "vrid=%u late_ms=%llu interval_ms=%llu count=%llu detail=\"vrrpd ran late: CPU "
              "starvation, a stop or a stalled host (realtime: true helps with the first)\"",
@@ -354,12 +363,10 @@ static void on_group_timer(uv_timer_t *t)
 static void drop(struct vrrpd *d, int reason, uint32_t src, const char *detail)
 {
     d->rx_drops[reason]++;
-    uint64_t now = vrrpd_now_ms();
     if (reason == VRRPD_DROP_OWN || reason == VRRPD_DROP_UNKNOWN_VRID)
         return; /* normal on a shared segment; counted, not logged */
-    if (now - d->last_drop_log_ms < 1000)
-        return; /* at most one line a second; the counters have the rest */
-    d->last_drop_log_ms = now;
+    if (!log_once_a_second(&d->last_drop_log_ms))
+        return;
     char ip[16], q[160];
     log_emit(LOG_WARN, "packet_dropped", "reason=%s src=%s detail=%s count=%llu",
              vrrpd_drop_names[reason], src ? format_ip4(src, ip, sizeof(ip)) : "-",

@@ -101,17 +101,20 @@ pass "21 malformed packets (7 kinds x 3): all dropped and counted by reason, no 
 # after the last advert), and in one log line.
 M=$(lab_master_of 52)
 [ -n "$M" ] || fail "no master for vrid 52"
-[ "$(group_field "$M" 52 adverts_late)" = 0 ] || fail "$M counted late adverts before any stop"
+# (Counted as deltas: either instance was master during the partition above, when a
+# loaded host may already have made it late.)
+late0=$(group_field "$M" 52 adverts_late) max0=$(group_field "$M" 52 advert_late_max_ms) other0=$(group_field "$(other "$M")" 52 adverts_late)
 pid=$(cat "$LAB_DIR/$M-vrrpd.pid")
 kill -STOP "$pid"
 sleep 0.2
 kill -CONT "$pid"
 sleep 1.2
 late=$(group_field "$M" 52 adverts_late) max=$(group_field "$M" 52 advert_late_max_ms)
-[ "${late:-0}" -ge 1 ] || fail "$M: a 200 ms stop left adverts_late at '$late'"
-[ "${max:-0}" -ge 90 ] && [ "${max:-0}" -le 300 ] || fail "$M: advert_late_max_ms '$max', want 100-200"
+[ "${late:-0}" -ge $((${late0:-0} + 1)) ] || fail "$M: a 200 ms stop left adverts_late at '$late' (was $late0)"
+[ "${max:-0}" -ge 90 ] && { [ "${max0:-0}" -ge 90 ] || [ "${max:-0}" -le 300 ]; } ||
+    fail "$M: advert_late_max_ms '$max' (was $max0), want 100-200"
 grep -q "event=advert_late vrid=52 late_ms=" "$LAB_DIR/$M-vrrpd.log" || fail "$M logged no advert_late line"
-[ "$(group_field "$(other "$M")" 52 adverts_late)" = 0 ] || fail "the backup counted late adverts"
+[ "$(group_field "$(other "$M")" 52 adverts_late)" = "$other0" ] || fail "the backup counted late adverts"
 pass "a master stopped for 200 ms counts its late advert ($late, $max ms late) and logs it"
 
 # 8. A stall of the whole host (both vrrpd stopped for longer than the master down
