@@ -19,6 +19,7 @@
 # LAB_PREEMPT (false), LAB_PREEMPT_DELAY (0s), LAB_NODES (3), LAB_LBD (1), BUILD_DIR,
 # LAB_UNICAST (0: multicast; 1: unicast peers), LAB_NOTIFY (0; 1: log notify calls),
 # LAB_PG_MAXCONN (300 per node), LAB_REALTIME (0; 1: vrrpd realtime: true),
+# LAB_SILENT_HOLD (unset: vrrpd's default silent_master_hold; 0 turns it off),
 # LAB_STACK (pgvip; or haproxy: HAProxy + keepalived in each instance, for comparison),
 # LAB_HAPROXY_THREADS (HAProxy's nbthread; unset: its default, one per core),
 # LAB_PAGE_PORTS ("8081 8083": host loopback ports forwarded to lb1's and lb2's status
@@ -101,6 +102,7 @@ lab_write_config() { # lab_write_config lb1|lb2
         echo "  admin: 127.0.0.1:8082          # vrrpd's /metrics and /status"
         echo "  transitions_file: $LAB_DIR/$inst-transitions.log"
         [ "${LAB_REALTIME:-0}" = 1 ] && echo "  realtime: true"
+        [ -n "${LAB_SILENT_HOLD:-}" ] && echo "  silent_master_hold: $LAB_SILENT_HOLD"
         [ "$LAB_UNICAST" = 1 ] && echo "  unicast_peers: [$peer]"
         [ "$LAB_NOTIFY" = 1 ] && echo "  notify: 'echo \"\$1 \$2 \$3 \$VRRP_FROM\" >> $LAB_DIR/$inst-notify.log'"
         if [ "$LAB_LBD" = 1 ]; then

@@ -6,7 +6,10 @@
 #include "parse.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +230,39 @@ bool peerwatch_is_armed(const struct peerwatch *pw, uint32_t ip)
         if (pw->links[i].ip == ip && pw->links[i].armed)
             return true;
     return false;
+}
+
+static const struct peerwatch_link *armed_link(const struct peerwatch *pw, uint32_t ip)
+{
+    for (size_t i = 0; i < PEERWATCH_MAX_LINKS; i++)
+        if (ip && pw->links[i].ip == ip && pw->links[i].armed)
+            return &pw->links[i];
+    return NULL;
+}
+
+int peerwatch_probe(struct peerwatch *pw, uint32_t ip)
+{
+    struct peerwatch_link *k = (struct peerwatch_link *)armed_link(pw, ip);
+    if (k == NULL)
+        return -ENOTCONN;
+    uv_buf_t b = uv_buf_init((char *)"?", 1);
+    int rc = uv_try_write((uv_stream_t *)&k->tcp, &b, 1);
+    if (rc < 0)
+        return rc; /* a full send buffer: the probes before this one are unanswered */
+    pw->probes++;
+    return 0;
+}
+
+uint64_t peerwatch_acked_at(const struct peerwatch *pw, uint32_t ip, uint64_t now)
+{
+    const struct peerwatch_link *k = armed_link(pw, ip);
+    uv_os_fd_t fd;
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    if (k == NULL || uv_fileno((const uv_handle_t *)&k->tcp, &fd) != 0 ||
+        getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 || ti.tcpi_last_ack_recv > now)
+        return 0;
+    return now - ti.tcpi_last_ack_recv;
 }
 
 /* ---- being watched ---- */

@@ -11,6 +11,11 @@
  * VRRP's own timer decides, as before. Nothing on the wire of VRRP changes; a peer that
  * does not speak this (keepalived) just refuses the connection and is timed as usual.
  *
+ * The same link tells a stalled master from a dead one (vrrp_fsm_peer_alive): a backup
+ * whose master has gone quiet sends a probe byte on it, which the master's vrrpd reads
+ * and ignores, and which the master's kernel acknowledges even while that vrrpd is not
+ * running. An acknowledgement says the host and the path still work.
+ *
  * The shell (vrrpd.c) says which masters to watch (peerwatch_want) after every change
  * and gets peerwatch_gone_cb when one's vrrpd has ended. */
 #ifndef VRRPD_PEERWATCH_H
@@ -66,7 +71,7 @@ struct peerwatch {
     struct peerwatch_conn conns[PEERWATCH_MAX_CONNS];
     peerwatch_gone_cb gone;
     void *arg;
-    uint64_t accepted, refused, gone_total;
+    uint64_t accepted, refused, gone_total, probes;
 };
 
 /* Listen on self:port. Returns 0 or a negative libuv error (the port is taken, say);
@@ -80,6 +85,12 @@ void peerwatch_want(struct peerwatch *pw, const uint32_t *ips, size_t n);
 size_t peerwatch_armed(const struct peerwatch *pw);
 bool peerwatch_is_armed(const struct peerwatch *pw, uint32_t ip);
 size_t peerwatch_watchers(const struct peerwatch *pw);
+/* Send one probe byte to the master at ip. 0, or a negative errno (no armed link: then no
+ * answer will come, and the backup acts as plain VRRP). */
+int peerwatch_probe(struct peerwatch *pw, uint32_t ip);
+/* When (on now's clock, ms) the master at ip last acknowledged anything on its link,
+ * from the kernel's TCP_INFO (to the kernel's tick, a few ms); 0 when unknown. */
+uint64_t peerwatch_acked_at(const struct peerwatch *pw, uint32_t ip, uint64_t now);
 void peerwatch_stop(struct peerwatch *pw);
 
 #endif

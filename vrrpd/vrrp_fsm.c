@@ -36,6 +36,18 @@ static void out_reset(struct vrrp_out *out)
     memset(out, 0, sizeof(*out));
 }
 
+/* A master's silence is over (it spoke, or the state changed): forget its probes. */
+static void silence_reset(struct vrrp_fsm *f)
+{
+    f->probe_due_ms = f->probed_ms = f->alive_ms = f->hold_since_ms = 0;
+    f->grace_used = false;
+}
+
+static uint64_t master_iv_ms(const struct vrrp_fsm *f)
+{
+    return (uint64_t)f->master_adv_cs * 10;
+}
+
 /* The one door for state changes. graceful: leaving MASTER keeps the VIPs until the new
  * master is heard. */
 __attribute__((format(printf, 6, 7))) static void
@@ -60,6 +72,7 @@ set_state(struct vrrp_fsm *f, uint64_t now, enum vrrp_state to, bool graceful,
     f->gone_ip = 0;
     f->handover_due_ms = 0;
     f->handover_master = 0;
+    silence_reset(f);
     switch (to) {
     case VRRP_MASTER: /* 6.4.1/6.4.2: advertise, add the addresses, announce them */
         out->actions |= VRRP_ACT_SEND_ADV | VRRP_ACT_ADD_VIPS | VRRP_ACT_GARP;
@@ -116,6 +129,88 @@ static void handover_done(struct vrrp_fsm *f, struct vrrp_out *out)
     out->actions |= VRRP_ACT_DEL_VIPS | VRRP_ACT_HANDOVER_DONE;
 }
 
+/* Whether the master's host has answered a probe since this silence began, recently
+ * enough: within a master down interval, and 50 ms for a delayed ACK (up to 40 ms) and
+ * the kernel's tick. */
+static bool master_host_answers(const struct vrrp_fsm *f, uint64_t now)
+{
+    return f->cfg.silent_hold_ms && f->probed_ms && f->alive_ms >= f->probed_ms &&
+           now - f->alive_ms <= vrrp_fsm_master_down_ms(f) + 50;
+}
+
+/* 6.4.2: the Master_Down_Timer fired. Before taking over on a silence, two waits of
+ * this daemon's (each for a master that is most likely alive): the stall grace and the
+ * silent master hold. Otherwise become master, saying why in words and numbers. */
+static void master_down_fired(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out)
+{
+    char ip[16];
+    uint64_t iv = master_iv_ms(f), md = vrrp_fsm_master_down_ms(f);
+    uint64_t late = now - f->down_due_ms;
+    bool silence = !f->resigned_ip && !f->gone_ip; /* not a resignation or a known death */
+    /* The timer ran more than half an interval late: this vrrpd did not run for a while,
+     * and whatever stopped it (a stalled host, CPU starvation) most likely stopped the
+     * master too, whose advert is about to leave. Before declaring it down on a silence
+     * this vrrpd could not have heard, give it one interval, once per silence. */
+    if (silence && !f->grace_used && late * 2 > iv) {
+        f->grace_used = true;
+        f->stall_graces++;
+        f->down_due_ms = now + iv;
+        out->actions |= VRRP_ACT_STALL_GRACE;
+        snprintf(out->reason, sizeof(out->reason),
+                 "the master down timer ran %llu ms late: vrrpd itself was stalled; one more "
+                 "interval for the master", (unsigned long long)late);
+        return;
+    }
+    bool plain = silence && f->master_ip && !f->preempt_seen_ms;
+    uint64_t end = f->last_adv_ms + md + f->cfg.silent_hold_ms;
+    if (plain && master_host_answers(f, now) && now < end) {
+        if (f->hold_since_ms == 0) {
+            f->hold_since_ms = now;
+            f->holds++;
+            out->actions |= VRRP_ACT_HOLD;
+            snprintf(out->reason, sizeof(out->reason),
+                     "no advertisement from %s for %llu ms, but its host answers on the peer "
+                     "watch link: its vrrpd is stalled, not dead; waiting up to %llu ms more",
+                     format_ip4(f->master_ip, ip, sizeof(ip)),
+                     (unsigned long long)(now - f->last_adv_ms),
+                     (unsigned long long)(end - now));
+        }
+        f->down_due_ms = now + iv < end ? now + iv : end;
+        out->actions |= VRRP_ACT_PROBE;
+        return;
+    }
+    if (f->resigned_ip)
+        set_state(f, now, VRRP_MASTER, false, out, "priority 0 received from %s (it resigned)",
+                  format_ip4(f->resigned_ip, ip, sizeof(ip)));
+    else if (f->gone_ip)
+        set_state(f, now, VRRP_MASTER, false, out,
+                  "the vrrpd of %s ended: its peer watch link closed (last advert %llu ms ago)",
+                  format_ip4(f->gone_ip, ip, sizeof(ip)),
+                  (unsigned long long)(now - f->last_adv_ms));
+    else if (f->preempt_seen_ms && f->master_ip)
+        set_state(f, now, VRRP_MASTER, false, out,
+                  "preempting %s: its priority %u is below ours (%u)",
+                  format_ip4(f->master_ip, ip, sizeof(ip)), f->master_priority, f->priority);
+    else if (f->master_ip && f->hold_since_ms)
+        set_state(f, now, VRRP_MASTER, false, out,
+                  "no advertisement from %s for %llu ms (master down interval %llu ms); its "
+                  "host %s after %llu ms of waiting",
+                  format_ip4(f->master_ip, ip, sizeof(ip)),
+                  (unsigned long long)(now - f->last_adv_ms), (unsigned long long)md,
+                  now >= end ? "still answered, but the silent master hold ran out"
+                             : "stopped answering",
+                  (unsigned long long)(now - f->hold_since_ms));
+    else if (f->master_ip)
+        set_state(f, now, VRRP_MASTER, false, out,
+                  "no advertisement from %s for %llu ms (master down interval %llu ms)",
+                  format_ip4(f->master_ip, ip, sizeof(ip)),
+                  (unsigned long long)(now - f->last_adv_ms), (unsigned long long)md);
+    else
+        set_state(f, now, VRRP_MASTER, false, out,
+                  "no master heard for %llu ms (master down interval %llu ms)",
+                  (unsigned long long)(now - f->since_ms), (unsigned long long)md);
+}
+
 void vrrp_fsm_timer(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out)
 {
     char ip[16];
@@ -138,33 +233,14 @@ void vrrp_fsm_timer(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out)
             f->adv_due_ms = now + iv;
         return;
     }
-    if (f->state == VRRP_BACKUP && f->down_due_ms && now >= f->down_due_ms) {
-        /* 6.4.2: Master_Down_Timer fired. Say why in words and numbers. */
-        if (f->resigned_ip)
-            set_state(f, now, VRRP_MASTER, false, out, "priority 0 received from %s (it resigned)",
-                      format_ip4(f->resigned_ip, ip, sizeof(ip)));
-        else if (f->gone_ip)
-            set_state(f, now, VRRP_MASTER, false, out,
-                      "the vrrpd of %s ended: its peer watch link closed (last advert %llu "
-                      "ms ago)",
-                      format_ip4(f->gone_ip, ip, sizeof(ip)),
-                      (unsigned long long)(now - f->last_adv_ms));
-        else if (f->preempt_seen_ms && f->master_ip)
-            set_state(f, now, VRRP_MASTER, false, out,
-                      "preempting %s: its priority %u is below ours (%u)",
-                      format_ip4(f->master_ip, ip, sizeof(ip)), f->master_priority, f->priority);
-        else if (f->master_ip)
-            set_state(f, now, VRRP_MASTER, false, out,
-                      "no advertisement from %s for %llu ms (master down interval %llu ms)",
-                      format_ip4(f->master_ip, ip, sizeof(ip)),
-                      (unsigned long long)(now - f->last_adv_ms),
-                      (unsigned long long)vrrp_fsm_master_down_ms(f));
-        else
-            set_state(f, now, VRRP_MASTER, false, out,
-                      "no master heard for %llu ms (master down interval %llu ms)",
-                      (unsigned long long)(now - f->since_ms),
-                      (unsigned long long)vrrp_fsm_master_down_ms(f));
+    if (f->state == VRRP_BACKUP && f->probe_due_ms && now >= f->probe_due_ms) {
+        out->actions |= VRRP_ACT_PROBE; /* answered (or not) by the time the timer fires */
+        if (f->probed_ms == 0)
+            f->probed_ms = now;
+        f->probe_due_ms = 0;
     }
+    if (f->state == VRRP_BACKUP && f->down_due_ms && now >= f->down_due_ms)
+        master_down_fired(f, now, out);
 }
 
 /* Follow the master that sent adv: learn its interval, restart the down timer. */
@@ -177,6 +253,19 @@ static void follow(struct vrrp_fsm *f, uint64_t now, const struct vrrp_adv *adv,
     f->resigned_ip = 0;
     f->gone_ip = 0;
     f->down_due_ms = now + vrrp_fsm_master_down_ms(f);
+    silence_reset(f);
+    /* One interval before the down timer (after two missed adverts), ask whether the
+     * master's host still answers, so the answer is in when the timer fires. */
+    if (f->cfg.silent_hold_ms)
+        f->probe_due_ms = f->down_due_ms - master_iv_ms(f);
+}
+
+void vrrp_fsm_peer_alive(struct vrrp_fsm *f, uint64_t now, uint32_t peer, uint64_t at)
+{
+    if (f->state != VRRP_BACKUP || peer == 0 || peer != f->master_ip || at > now)
+        return;
+    if (at > f->alive_ms)
+        f->alive_ms = at;
 }
 
 void vrrp_fsm_peer_gone(struct vrrp_fsm *f, uint64_t now, uint32_t peer)
@@ -206,6 +295,14 @@ void vrrp_fsm_recv(struct vrrp_fsm *f, uint64_t now, const struct vrrp_adv *adv,
                 f->handover_due_ms = linger;
         }
         return;
+    }
+    if (f->state == VRRP_BACKUP && f->hold_since_ms && src == f->master_ip && adv->priority) {
+        out->actions |= VRRP_ACT_HOLD_END;
+        snprintf(out->reason, sizeof(out->reason),
+                 "%s spoke again after %llu ms of silence; waited %llu ms past the master "
+                 "down interval instead of taking over",
+                 format_ip4(src, ip, sizeof(ip)), (unsigned long long)(now - f->last_adv_ms),
+                 (unsigned long long)(now - f->hold_since_ms));
     }
     if (f->state == VRRP_BACKUP) {
         if (adv->priority == 0) {
@@ -306,6 +403,7 @@ void vrrp_fsm_reconfigure(struct vrrp_fsm *f, uint64_t now, const struct vrrp_fs
     f->cfg.adv_cs = cfg->adv_cs;
     f->cfg.preempt = cfg->preempt;
     f->cfg.preempt_delay_ms = cfg->preempt_delay_ms;
+    f->cfg.silent_hold_ms = cfg->silent_hold_ms; /* a hold under way ends at the new bound */
     if (!cfg->preempt)
         f->preempt_seen_ms = 0;
     if (!interval_changed)
@@ -330,8 +428,8 @@ void vrrp_fsm_shutdown(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out)
 uint64_t vrrp_fsm_next_due(const struct vrrp_fsm *f)
 {
     uint64_t due = 0;
-    const uint64_t t[] = {f->adv_due_ms, f->down_due_ms, f->handover_due_ms};
-    for (int i = 0; i < 3; i++)
+    const uint64_t t[] = {f->adv_due_ms, f->down_due_ms, f->handover_due_ms, f->probe_due_ms};
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
         if (t[i] && (due == 0 || t[i] < due))
             due = t[i];
     return due;

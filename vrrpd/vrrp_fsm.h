@@ -24,6 +24,9 @@ struct vrrp_fsm_config {
     bool preempt;
     uint64_t preempt_delay_ms; /* wait this long seeing a lower-priority master first */
     uint32_t primary_ip;       /* our address on the segment, host order (tie-break) */
+    /* vrrpd's addition (see vrrp_fsm_peer_alive): how long past the master down interval
+     * a backup waits for a silent master whose host still answers; 0: never waits. */
+    uint64_t silent_hold_ms;
 };
 
 enum vrrp_action {
@@ -34,6 +37,10 @@ enum vrrp_action {
     VRRP_ACT_GARP = 1 << 4,          /* announce the VIPs (gratuitous ARP) */
     VRRP_ACT_TRANSITION = 1 << 5,    /* from, to and reason are set */
     VRRP_ACT_HANDOVER_DONE = 1 << 6, /* with DEL_VIPS: the resigned VIPs are released */
+    VRRP_ACT_PROBE = 1 << 7,         /* ask the master's host for a sign of life (master_ip) */
+    VRRP_ACT_STALL_GRACE = 1 << 8,   /* the down timer ran late: one more interval (reason) */
+    VRRP_ACT_HOLD = 1 << 9,          /* the master is silent but its host answers (reason) */
+    VRRP_ACT_HOLD_END = 1 << 10,     /* the held master spoke again (reason) */
 };
 
 struct vrrp_out {
@@ -62,6 +69,13 @@ struct vrrp_fsm {
                                 (make-before-break); 0 = none */
     uint32_t handover_master;/* the new master heard during the handover, 0: none yet */
     uint64_t transitions;
+    /* BACKUP, during a silence of the master (all reset when an advert comes): */
+    uint64_t probe_due_ms;   /* when to ask the shell to probe the master's host; 0 = off */
+    uint64_t probed_ms;      /* when the first probe of this silence was asked for */
+    uint64_t alive_ms;       /* the latest sign of life of the master's host reported */
+    uint64_t hold_since_ms;  /* waiting past the down timer since then; 0 = not */
+    bool grace_used;         /* this silence had its stall grace */
+    uint64_t stall_graces, holds; /* counters */
 };
 
 void vrrp_fsm_init(struct vrrp_fsm *f, const struct vrrp_fsm_config *cfg);
@@ -78,6 +92,17 @@ void vrrp_fsm_recv(struct vrrp_fsm *f, uint64_t now, const struct vrrp_adv *adv,
  * after Skew_Time instead of the Master_Down_Interval. An advert from it in the meantime
  * cancels this. Ignored in other states or for another master. */
 void vrrp_fsm_peer_gone(struct vrrp_fsm *f, uint64_t now, uint32_t peer);
+/* The master at peer (host order) showed a sign of life at time at (<= now) that is not
+ * an advertisement: its host acknowledged a probe on the peer watch link (vrrpd's
+ * addition). VRRP reads a master's silence as its death, but a master whose vrrpd is
+ * starved or stopped (a stalled vCPU, CPU starvation, SIGSTOP) still holds and serves its
+ * addresses, and taking them over resets every session on them. So when the
+ * Master_Down_Timer fires and the master's host has answered since this silence began
+ * (and within the last master down interval and 50 ms), a BACKUP waits on, one interval at a
+ * time and probing each, for at most cfg.silent_hold_ms; it takes over as soon as the
+ * answers stop, and when the hold runs out. A dead process closes the link (peer_gone)
+ * and a dead host or a cut path answers nothing, so neither waits. */
+void vrrp_fsm_peer_alive(struct vrrp_fsm *f, uint64_t now, uint32_t peer, uint64_t at);
 /* A tracked object changed: enter or leave FAULT. why says what, in words. graceful:
  * the local proxy still serves (it drains), so a master keeps its VIPs until the new
  * master is heard; otherwise (proxy dead, link down) they go at once. */

@@ -254,6 +254,21 @@ static void on_peer_gone(void *arg, uint32_t ip, const char *why)
     }
 }
 
+/* A backup waits for a master it believes alive (vrrp_fsm.c says why): the stall grace,
+ * and the silent master hold's start and end. */
+static void log_wait(struct vrrpd_group *g, const struct vrrp_out *o)
+{
+    char ip[16], q[220];
+    const char *event = (o->actions & VRRP_ACT_STALL_GRACE) ? "stall_grace"
+                        : (o->actions & VRRP_ACT_HOLD)      ? "silent_master_hold"
+                                                            : "silent_master_back";
+    uint64_t n = (o->actions & VRRP_ACT_STALL_GRACE) ? g->fsm.stall_graces : g->fsm.holds;
+    log_emit((o->actions & VRRP_ACT_HOLD_END) ? LOG_INFO : LOG_WARN, event,
+             "vrid=%u master=%s count=%llu reason=%s", g->cfg.vrid,
+             g->fsm.master_ip ? format_ip4(g->fsm.master_ip, ip, sizeof(ip)) : "-",
+             (unsigned long long)n, log_quote(q, sizeof(q), o->reason));
+}
+
 /* Perform what the state machine asked for, in the order that keeps the segment
  * consistent: resign before dropping addresses, hold addresses before advertising. */
 void vrrpd_apply(struct vrrpd_group *g, const struct vrrp_out *o)
@@ -276,6 +291,10 @@ void vrrpd_apply(struct vrrpd_group *g, const struct vrrp_out *o)
         log_transition(g, o, a, held_before);
         vrrpd_write_state(g->d);
     }
+    if ((a & VRRP_ACT_PROBE) && g->fsm.state == VRRP_BACKUP && g->d->cfg.peer_watch_port)
+        peerwatch_probe(&g->d->watch, g->fsm.master_ip); /* no link: no answer, plain VRRP */
+    if (a & (VRRP_ACT_STALL_GRACE | VRRP_ACT_HOLD | VRRP_ACT_HOLD_END))
+        log_wait(g, o);
     if (a & VRRP_ACT_HANDOVER_DONE) {
         char vips[512], q[200];
         vrrpd_vip_list(g, vips, sizeof(vips));
@@ -323,6 +342,21 @@ static void note_late(struct vrrpd_group *g, uint64_t late_ms)
              (unsigned long long)g->tx_late);
 }
 
+/* A backup whose master is silent asked for a probe: what has the master's host
+ * acknowledged since? The kernel keeps the time of the last ACK in ticks, so an answer
+ * within 10 ms before the first probe counts as the probe's (nothing else was sent). */
+static void report_master_alive(struct vrrpd_group *g, uint64_t now)
+{
+    struct vrrp_fsm *f = &g->fsm;
+    if (f->state != VRRP_BACKUP || f->probed_ms == 0 || !g->d->cfg.peer_watch_port)
+        return;
+    uint64_t at = peerwatch_acked_at(&g->d->watch, f->master_ip, now);
+    if (at && at < f->probed_ms && at + 10 >= f->probed_ms)
+        at = f->probed_ms;
+    if (at)
+        vrrp_fsm_peer_alive(f, now, f->master_ip, at);
+}
+
 static void on_group_timer(uv_timer_t *t)
 {
     struct vrrpd_group *g = t->data;
@@ -334,23 +368,7 @@ static void on_group_timer(uv_timer_t *t)
         on_rx(&g->d->rx_poll, 0, UV_READABLE);
     bool master = g->fsm.state == VRRP_MASTER;
     uint64_t due = vrrp_fsm_next_due(&g->fsm), now = vrrpd_now_ms();
-    /* The master down timer fired more than half an interval late: this vrrpd did not
-     * run for a while, and whatever stopped it (a stalled host, CPU starvation) most
-     * likely stopped the master too, whose advert is about to leave. Before declaring
-     * it down on a silence this vrrpd could not have heard, give it one interval. An
-     * advert in that time resets the timer (on_rx); a dead master costs one interval. */
-    if (g->fsm.state == VRRP_BACKUP && due && now > due + g->cfg.interval_ms / 2 &&
-        g->stall_grace_for != due && !g->d->closed && !g->d->stopping) {
-        g->stall_grace_for = due;
-        g->stall_graces++;
-        log_emit(LOG_WARN, "stall_grace",
-                 "vrid=%u late_ms=%llu wait_ms=%llu count=%llu detail=\"the master down timer "
-                 "ran late: vrrpd itself was stalled; one more interval for the master\"",
-                 g->cfg.vrid, (unsigned long long)(now - due),
-                 (unsigned long long)g->cfg.interval_ms, (unsigned long long)g->stall_graces);
-        uv_timer_start(&g->timer, on_group_timer, g->cfg.interval_ms, 0);
-        return;
-    }
+    report_master_alive(g, now);
     struct vrrp_out o;
     vrrp_fsm_timer(&g->fsm, now, &o);
     vrrpd_apply(g, &o);
@@ -809,7 +827,8 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path,
                                      .adv_cs = (uint16_t)(g->cfg.interval_ms / 10),
                                      .preempt = g->cfg.preempt,
                                      .preempt_delay_ms = g->cfg.preempt_delay_ms,
-                                     .primary_ip = d->primary};
+                                     .primary_ip = d->primary,
+                                     .silent_hold_ms = cfg->peer_watch_port ? cfg->silent_hold_ms : 0};
         vrrp_fsm_init(&g->fsm, &fc);
         uv_timer_init(loop, &g->timer);
         uv_timer_init(loop, &g->garp_timer);

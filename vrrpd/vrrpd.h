@@ -50,10 +50,6 @@ struct vrrpd_group {
      * was due (vrrpd itself starved, stopped or descheduled). None late while backups
      * still see gaps points at the path between them instead. */
     uint64_t tx_late, tx_late_max_ms, last_late_log_ms;
-    /* A backup whose master down timer ran late was stalled itself, and so, most
-     * likely, was the master (a host that stalls stalls both): it waits one more
-     * interval for the master's overdue advert before taking over (once per expiry). */
-    uint64_t stall_grace_for, stall_graces;
     struct vrrpd_history history[VRRPD_HISTORY];
     size_t history_next;
 };

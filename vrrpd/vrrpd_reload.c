@@ -117,6 +117,12 @@ static void reload_config(struct vrrpd *d)
     d->cfg.garp_interval_ms = nc.garp_interval_ms;
     d->cfg.track_lbd_action = nc.track_lbd_action;
     d->cfg.track_lbd_weight = nc.track_lbd_weight;
+    if (nc.silent_hold_ms != d->cfg.silent_hold_ms) {
+        snprintf(what, sizeof(what), "silent_master_hold %llums->%llums",
+                 (unsigned long long)d->cfg.silent_hold_ms, (unsigned long long)nc.silent_hold_ms);
+        note(changed, sizeof(changed), what);
+        d->cfg.silent_hold_ms = nc.silent_hold_ms; /* the groups take it below */
+    }
     if ((nc.n_peers == 0) == (d->cfg.n_peers == 0)) {
         bool same = nc.n_peers == d->cfg.n_peers &&
                     memcmp(nc.peers, d->cfg.peers, sizeof(uint32_t) * nc.n_peers) == 0;
@@ -165,7 +171,8 @@ static void reload_config(struct vrrpd *d)
                                      .adv_cs = (uint16_t)(ng->interval_ms / 10),
                                      .preempt = ng->preempt,
                                      .preempt_delay_ms = ng->preempt_delay_ms,
-                                     .primary_ip = d->primary};
+                                     .primary_ip = d->primary,
+                                     .silent_hold_ms = d->cfg.peer_watch_port ? nc.silent_hold_ms : 0};
         struct vrrp_out o;
         vrrp_fsm_reconfigure(&g->fsm, now, &fc, &o);
         if (vips_changed && g->fsm.state == VRRP_MASTER)

@@ -59,9 +59,11 @@ void vrrpd_render_state(struct vrrpd *d, struct metrics_buf *m)
                        (unsigned long long)g->tx_adverts, (unsigned long long)g->rx_adverts);
         metrics_printf(m,
                        ",\"adverts_late\":%llu,\"advert_late_max_ms\":%llu,"
-                       "\"stall_graces\":%llu",
+                       "\"stall_graces\":%llu,\"silent_holds\":%llu,\"holding\":%s",
                        (unsigned long long)g->tx_late, (unsigned long long)g->tx_late_max_ms,
-                       (unsigned long long)g->stall_graces);
+                       (unsigned long long)g->fsm.stall_graces,
+                       (unsigned long long)g->fsm.holds,
+                       g->fsm.hold_since_ms ? "true" : "false");
         metrics_printf(m, ",\"garps_sent\":%llu,\"garp_errors\":%llu",
                        (unsigned long long)g->garps_sent, (unsigned long long)g->garp_errors);
         metrics_printf(m, ",\"transitions\":[");
@@ -164,7 +166,11 @@ void vrrpd_render_metrics(struct vrrpd *d, struct metrics_buf *m)
               (double)g->tx_late_max_ms / 1000.0)
     PER_GROUP("vrrpd_group_stall_graces_total", METRICS_COUNTER,
               "Times this backup's master down timer ran late and it waited one more interval.",
-              g->stall_graces)
+              g->fsm.stall_graces)
+    PER_GROUP("vrrpd_group_silent_holds_total", METRICS_COUNTER,
+              "Times this backup's master went silent while its host still answered on the peer "
+              "watch link, and it waited (silent_master_hold) instead of taking over at once.",
+              g->fsm.holds)
     PER_GROUP("vrrpd_group_garps_sent_total", METRICS_COUNTER,
               "Gratuitous ARP announcements sent.", g->garps_sent)
     PER_GROUP("vrrpd_group_garp_errors_total", METRICS_COUNTER,

@@ -4,7 +4,8 @@
 # it; SIGTERM hands over within one interval; a partition heals to exactly one master;
 # malformed and wrong-TTL packets are dropped and counted without a transition; a
 # master that sends late (its vrrpd stopped) counts and logs it; a stall of both is no
-# failover.
+# failover; a stall of the master's vrrpd alone, while its host answers on the peer
+# watch link, is held for silent_master_hold (1 s) and taken over when that runs out.
 source "$(dirname "$0")/lablib.sh"
 export LAB_NODES=0 LAB_LBD=0 LAB_INTERVAL=100ms
 lab_up >/dev/null || fail "lab did not come up"
@@ -136,5 +137,51 @@ after=$(cat "$LAB_DIR"/lb*-vrrpd.log | grep -c "event=transition")
 [ "$(lab_master_of 52)" = "$M" ] || fail "vrid 52 master is $(lab_master_of 52), want $M"
 g=$(group_field "$B" 52 stall_graces)
 [ "${g:-0}" -ge 1 ] || fail "$B: stall_graces '$g' after its timer ran late"
-grep -q "event=stall_grace vrid=52 late_ms=" "$LAB_DIR/$B-vrrpd.log" || fail "$B logged no stall_grace line"
+grep -q "event=stall_grace vrid=52 master=$(lab_ip "$M") count=[0-9]* reason=\"the master down timer ran [0-9]* ms late" \
+    "$LAB_DIR/$B-vrrpd.log" || fail "$B logged no stall_grace line"
+
 pass "both vrrpd stalled 600 ms: the backup waited one interval for the master's advert (stall_graces $g), no transition"
+
+# 9. The master's vrrpd alone stops for 800 ms, more than twice the master down interval:
+# plain VRRP would take over. But its host acknowledges the backup's probes on the peer
+# watch link (its kernel runs, its VIP still answers), so the backup holds (up to 1 s
+# past the interval) and the master's first advert after SIGCONT ends the hold.
+M=$(lab_master_of 52)
+B=$(other "$M")
+wait_watched "$B" 52 5 || fail "$B does not watch $M's vrrpd over the peer watch link"
+pm=$(cat "$LAB_DIR/$M-vrrpd.pid")
+h0=$(group_field "$B" 52 silent_holds)
+before=$(cat "$LAB_DIR"/lb*-vrrpd.log | grep -c "event=transition")
+kill -STOP "$pm"
+sleep 0.8
+kill -CONT "$pm"
+sleep 1
+after=$(cat "$LAB_DIR"/lb*-vrrpd.log | grep -c "event=transition")
+[ "$before" -eq "$after" ] || fail "an 800 ms stop of the master's vrrpd caused $((after - before)) transitions: $(grep -h 'event=transition' "$LAB_DIR"/lb*-vrrpd.log | tail -2)"
+[ "$(lab_master_of 52)" = "$M" ] && [ "$(lab_holders $VIP_B)" = "$M" ] || fail "vrid 52: master $(lab_master_of 52), VIP-B on $(lab_holders $VIP_B); want $M"
+h=$(group_field "$B" 52 silent_holds)
+[ "${h:-0}" -eq $((${h0:-0} + 1)) ] || fail "$B: silent_holds '$h' (was $h0), want one more"
+grep -q "event=silent_master_hold vrid=52 master=$(lab_ip "$M") .*its host answers on the peer watch link" "$LAB_DIR/$B-vrrpd.log" ||
+    fail "$B logged no silent_master_hold line"
+grep -q "event=silent_master_back vrid=52 master=$(lab_ip "$M") .*spoke again after [0-9]* ms of silence" "$LAB_DIR/$B-vrrpd.log" ||
+    fail "$B logged no silent_master_back line"
+grep -q '^vrrpd_group_silent_holds_total{vrid="52"} [1-9]' <(lab_exec "$B" curl -s http://127.0.0.1:8082/metrics) ||
+    fail "$B's /metrics has no silent holds for vrid 52"
+pass "master's vrrpd stopped 800 ms, its host answering: $B held (silent_holds $h), no transition"
+
+# 10. Stopped for longer than the hold: the backup takes over once it has run out (the
+# master down interval and 1 s after the last advert), and says so.
+down=$(group_field "$B" 52 master_down_ms)
+t0=$(now_ms)
+kill -STOP "$pm"
+took=$(wait_held $VIP_B "$B" 4) || { kill -CONT "$pm"; fail "$B did not take VIP-B within 4 s of stopping $M's vrrpd"; }
+kill -CONT "$pm"
+[ "$took" -ge $((down + 1000 - 110)) ] && [ "$took" -le $((down + 1000 + 300)) ] ||
+    fail "takeover $took ms after the stop; want the master down interval ($down ms) + the 1 s hold, less up to one interval"
+grep -q "event=transition vrid=52 from=BACKUP to=MASTER .*its host still answered, but the silent master hold ran out" "$LAB_DIR/$B-vrrpd.log" ||
+    fail "$B's transition line does not say the hold ran out"
+sleep 1.5
+n=0
+for inst in lb1 lb2; do [ "$(group_field $inst 52 state)" = MASTER ] && n=$((n + 1)); done
+[ $n -eq 1 ] && [ "$(lab_holders $VIP_B | wc -w)" -eq 1 ] || fail "after SIGCONT, vrid 52 has $n masters, VIP-B on '$(lab_holders $VIP_B)'"
+pass "master's vrrpd stopped past the hold: $B took over after $took ms (master down $down + 1000 ms hold); one master after SIGCONT"

@@ -77,6 +77,171 @@ START_TEST(backup_follows_master_and_reports_its_silence)
 }
 END_TEST
 
+/* A backup whose down timer runs more than half an interval late was stalled itself:
+ * one more interval for the master, once per silence; an advert resets that. */
+START_TEST(stall_grace_waits_one_interval_once_per_silence)
+{
+    make(100, false, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    struct vrrp_adv a = adv(150, 10);
+    vrrp_fsm_recv(&f, 100, &a, PEER_HIGH, &o);
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 460);
+    vrrp_fsm_timer(&f, 540, &o); /* 80 ms late: more than half of 100 */
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+    ck_assert_uint_eq(o.actions, VRRP_ACT_STALL_GRACE);
+    ck_assert_ptr_nonnull(strstr(o.reason, "ran 80 ms late"));
+    ck_assert_uint_eq(f.stall_graces, 1);
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 640);
+    vrrp_fsm_recv(&f, 600, &a, PEER_HIGH, &o); /* the overdue advert: no failover */
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+    vrrp_fsm_timer(&f, 1060, &o); /* a new silence, late again: a new grace */
+    ck_assert_uint_eq(o.actions, VRRP_ACT_STALL_GRACE);
+    vrrp_fsm_timer(&f, 1200, &o); /* late again in the same silence: no second grace */
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    ck_assert_uint_eq(f.stall_graces, 2);
+    ck_assert_ptr_nonnull(strstr(o.reason, "no advertisement from 10.0.0.21 for 600 ms"));
+}
+END_TEST
+
+START_TEST(timer_on_time_or_after_a_resignation_gets_no_grace)
+{
+    make(100, false, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    struct vrrp_adv a = adv(150, 10), zero = adv(0, 10);
+    vrrp_fsm_recv(&f, 100, &a, PEER_HIGH, &o);
+    vrrp_fsm_timer(&f, 510, &o); /* 50 ms late is not more than half an interval */
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    make(100, false, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    vrrp_fsm_recv(&f, 100, &zero, PEER_HIGH, &o);
+    vrrp_fsm_timer(&f, 400, &o); /* late, but the master resigned: nobody to wait for */
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    ck_assert_uint_eq(f.stall_graces, 0);
+}
+END_TEST
+
+static void make_hold(uint64_t hold)
+{
+    make(100, false, 0);
+    f.cfg.silent_hold_ms = hold;
+    vrrp_fsm_start(&f, 0, false, &o);
+}
+
+/* A silent master whose host answers the probes is waited for, one interval at a time,
+ * up to the hold; then taken over, with the reason. */
+START_TEST(silent_master_whose_host_answers_is_held_up_to_the_hold)
+{
+    make_hold(1000);
+    struct vrrp_adv a = adv(150, 10);
+    vrrp_fsm_recv(&f, 100, &a, PEER_HIGH, &o);
+    /* The probe is asked for one interval before the down timer (460). */
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 360);
+    vrrp_fsm_timer(&f, 360, &o);
+    ck_assert_uint_eq(o.actions, VRRP_ACT_PROBE);
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 460);
+    vrrp_fsm_peer_alive(&f, 361, PEER_HIGH, 361);
+    vrrp_fsm_timer(&f, 460, &o);
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+    ck_assert_uint_eq(o.actions, VRRP_ACT_HOLD | VRRP_ACT_PROBE);
+    ck_assert_ptr_nonnull(strstr(o.reason, "its host answers"));
+    ck_assert_ptr_nonnull(strstr(o.reason, "waiting up to 1000 ms more"));
+    ck_assert_uint_eq(f.holds, 1);
+    uint64_t t = 460, due;
+    while ((due = vrrp_fsm_next_due(&f)) != 0 && f.state == VRRP_BACKUP) {
+        vrrp_fsm_peer_alive(&f, due, PEER_HIGH, t + 1); /* each probe answered */
+        ck_assert_uint_le(due - t, 100);                /* one interval at a time */
+        t = due;
+        vrrp_fsm_timer(&f, t, &o);
+        if (f.state == VRRP_BACKUP)
+            ck_assert_uint_eq(o.actions, VRRP_ACT_PROBE);
+    }
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    ck_assert_uint_eq(f.since_ms, 1460); /* last advert + master down + hold */
+    ck_assert_ptr_nonnull(strstr(o.reason, "still answered, but the silent master hold ran out"));
+    ck_assert_uint_eq(f.holds, 1);
+}
+END_TEST
+
+START_TEST(held_master_that_speaks_again_is_followed)
+{
+    make_hold(1000);
+    struct vrrp_adv a = adv(150, 10);
+    vrrp_fsm_recv(&f, 100, &a, PEER_HIGH, &o);
+    vrrp_fsm_timer(&f, 360, &o);
+    vrrp_fsm_peer_alive(&f, 362, PEER_HIGH, 362);
+    vrrp_fsm_timer(&f, 460, &o);
+    ck_assert(o.actions & VRRP_ACT_HOLD);
+    vrrp_fsm_recv(&f, 700, &a, PEER_HIGH, &o);
+    ck_assert_uint_eq(o.actions, VRRP_ACT_HOLD_END);
+    ck_assert_ptr_nonnull(strstr(o.reason, "spoke again after 600 ms of silence"));
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+    ck_assert_uint_eq(f.hold_since_ms, 0);
+    ck_assert_uint_eq(f.probed_ms, 0);
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 960); /* the next silence's probe */
+}
+END_TEST
+
+/* The host stops answering during the hold (it died, or the path was cut): take over
+ * once its last answer is more than a master down interval (+50 ms) old. */
+START_TEST(hold_ends_when_the_host_stops_answering)
+{
+    make_hold(5000);
+    struct vrrp_adv a = adv(150, 10);
+    vrrp_fsm_recv(&f, 100, &a, PEER_HIGH, &o);
+    vrrp_fsm_timer(&f, 360, &o);
+    vrrp_fsm_peer_alive(&f, 362, PEER_HIGH, 362);
+    run_until(10000);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    ck_assert_uint_le(f.since_ms, 362 + 360 + 50 + 100);
+    ck_assert_uint_ge(f.since_ms, 362 + 360 + 50);
+    ck_assert_ptr_nonnull(strstr(o.reason, "stopped answering"));
+}
+END_TEST
+
+/* Without an answer since the silence began there is no hold: RFC 5798 timing. An
+ * answer from before the first probe, from another router, or with the hold off does
+ * not count either. */
+START_TEST(no_answer_no_hold)
+{
+    struct vrrp_adv a = adv(150, 10);
+    for (int variant = 0; variant < 4; variant++) {
+        make_hold(variant == 3 ? 0 : 1000);
+        vrrp_fsm_recv(&f, 100, &a, PEER_HIGH, &o);
+        run_until(360);
+        if (variant == 1)
+            vrrp_fsm_peer_alive(&f, 361, PEER_HIGH, 359); /* before the probe */
+        if (variant == 2)
+            vrrp_fsm_peer_alive(&f, 361, PEER_LOW, 361); /* not our master */
+        if (variant == 3)
+            vrrp_fsm_peer_alive(&f, 361, PEER_HIGH, 361); /* hold off */
+        run_until(10000);
+        ck_assert_int_eq(f.state, VRRP_MASTER);
+        ck_assert_uint_eq(f.since_ms, 460);
+        ck_assert_uint_eq(f.holds, 0);
+        ck_assert_str_eq(o.reason,
+                         "no advertisement from 10.0.0.21 for 360 ms (master down interval 360 ms)");
+    }
+}
+END_TEST
+
+/* A master whose vrrpd ends during the hold is taken over after the skew time. */
+START_TEST(peer_gone_during_the_hold_takes_over_at_once)
+{
+    make_hold(1000);
+    struct vrrp_adv a = adv(150, 10);
+    vrrp_fsm_recv(&f, 100, &a, PEER_HIGH, &o);
+    vrrp_fsm_timer(&f, 360, &o);
+    vrrp_fsm_peer_alive(&f, 362, PEER_HIGH, 362);
+    vrrp_fsm_timer(&f, 460, &o);
+    ck_assert(o.actions & VRRP_ACT_HOLD);
+    vrrp_fsm_peer_gone(&f, 500, PEER_HIGH);
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 560); /* skew 60 ms */
+    vrrp_fsm_timer(&f, 560, &o);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    ck_assert_ptr_nonnull(strstr(o.reason, "its peer watch link closed"));
+}
+END_TEST
+
 START_TEST(backup_learns_the_masters_interval)
 {
     make(100, false, 0);
@@ -462,6 +627,13 @@ static Suite *suite(void)
     tcase_add_test(tc, start_backup_then_master_after_master_down_interval);
     tcase_add_test(tc, backup_follows_master_and_reports_its_silence);
     tcase_add_test(tc, backup_learns_the_masters_interval);
+    tcase_add_test(tc, stall_grace_waits_one_interval_once_per_silence);
+    tcase_add_test(tc, timer_on_time_or_after_a_resignation_gets_no_grace);
+    tcase_add_test(tc, silent_master_whose_host_answers_is_held_up_to_the_hold);
+    tcase_add_test(tc, held_master_that_speaks_again_is_followed);
+    tcase_add_test(tc, hold_ends_when_the_host_stops_answering);
+    tcase_add_test(tc, no_answer_no_hold);
+    tcase_add_test(tc, peer_gone_during_the_hold_takes_over_at_once);
     tcase_add_test(tc, priority_zero_hands_over_after_skew_time);
     tcase_add_test(tc, peer_gone_takes_over_after_skew_time);
     tcase_add_test(tc, peer_gone_of_another_router_or_cancelled_by_an_advert);
