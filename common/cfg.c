@@ -262,8 +262,8 @@ static int apply_enum(struct cfg_doc *d, yaml_node_t *n, const char *path,
     return cfg_error(d, n, path, "\"%s\" is not a valid choice; expected one of: %s", s, valid);
 }
 
-int cfg_field_apply(struct cfg_doc *d, yaml_node_t *n, const char *path,
-                    const struct cfg_field *f, void *base)
+int cfg_field_apply(struct cfg_doc *d, yaml_node_t *n, const char *path, const struct cfg_field *f,
+                    void *base)
 {
     void *dst = (char *)base + f->off;
     if (f->type == CFG_IGNORE)
@@ -278,8 +278,7 @@ int cfg_field_apply(struct cfg_doc *d, yaml_node_t *n, const char *path,
     switch (f->type) {
     case CFG_STR:
         if (strlen(s) >= f->size)
-            return cfg_error(d, n, path, "value is too long (at most %zu characters)",
-                             f->size - 1);
+            return cfg_error(d, n, path, "value is too long (at most %zu characters)", f->size - 1);
         snprintf((char *)dst, f->size, "%s", s);
         return 0;
     case CFG_UINT:
@@ -300,8 +299,7 @@ int cfg_field_apply(struct cfg_doc *d, yaml_node_t *n, const char *path,
             return cfg_error(d, n, path, "port in \"%s\" must be 1 to 65535", s);
         if (rc != 0)
             return cfg_error(d, n, path,
-                             "expected an address like 10.0.0.1:5432 or [::1]:5432, got \"%s\"",
-                             s);
+                             "expected an address like 10.0.0.1:5432 or [::1]:5432, got \"%s\"", s);
         return 0;
     }
     default:

@@ -46,9 +46,9 @@ struct cfg_field {
     /* Documentation: --help and the man pages are printed from these tables (cfg_describe),
      * so they list exactly the keys the loader accepts (one without doc is marked
      * "(undocumented)", which a test rejects). */
-    const char *doc;      /* what it means */
-    const char *type_doc; /* CFG_CUSTOM: the value's form ("address or list of addresses") */
-    const char *def_doc;  /* the default in words, where the defaults struct cannot say */
+    const char *doc;             /* what it means */
+    const char *type_doc;        /* CFG_CUSTOM: the value's form ("address or list of addresses") */
+    const char *def_doc;         /* the default in words, where the defaults struct cannot say */
     const struct cfg_field *sub; /* CFG_SECTION's keys; or a list's item keys (with list) */
     bool list;                   /* a list of mappings with the keys sub, each item ... */
     const void *sub_defaults;    /* ... starting from this struct */

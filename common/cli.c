@@ -97,8 +97,7 @@ int cli_parse(int argc, char **argv, const struct cli_info *in, struct cli *out)
     int c;
     out->config = NULL;
     out->mode = CLI_RUN;
-    while ((c = getopt_long(argc, argv, in->offer_status ? "c:tsVh" : "c:tVh", opts, NULL)) !=
-           -1) {
+    while ((c = getopt_long(argc, argv, in->offer_status ? "c:tsVh" : "c:tVh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             out->config = optarg;

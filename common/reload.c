@@ -55,7 +55,7 @@ void reload_metrics(struct metrics_buf *m, const char *daemon, const struct relo
 
 void reload_json(struct metrics_buf *m, const struct reload_state *r)
 {
-    metrics_printf(m, ",\"last_reload_failed\":%s,\"last_reload_error\":",
-                   r->last_failed ? "true" : "false");
+    metrics_printf(
+        m, ",\"last_reload_failed\":%s,\"last_reload_error\":", r->last_failed ? "true" : "false");
     metrics_json_str(m, r->last_error);
 }

@@ -46,8 +46,8 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     metrics_sample(m, NULL, (double)st->sessions_relayed);
     metrics_family(m, "lbd_refused_total", METRICS_COUNTER, "Sessions refused, by reason.");
     const char *reasons[] = {"maxconn", "no_node", "bad_packet", "connect_failed"};
-    const uint64_t refused[] = {st->refused_maxconn, st->refused_no_node,
-                                st->refused_bad_packet, st->refused_connect};
+    const uint64_t refused[] = {st->refused_maxconn, st->refused_no_node, st->refused_bad_packet,
+                                st->refused_connect};
     for (int i = 0; i < 4; i++) {
         const char *rl[] = {"reason", reasons[i], NULL};
         metrics_sample(m, rl, (double)refused[i]);
@@ -56,11 +56,10 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     const char *t1[] = {"kind", "startup", NULL}, *t2[] = {"kind", "idle", NULL};
     metrics_sample(m, t1, (double)st->startup_timeouts);
     metrics_sample(m, t2, (double)st->idle_timeouts);
-    metrics_family(m, "lbd_cancel_requests_total", METRICS_COUNTER,
-                   "CancelRequests, by outcome.");
+    metrics_family(m, "lbd_cancel_requests_total", METRICS_COUNTER, "CancelRequests, by outcome.");
     const char *outcomes[] = {"routed", "to_peer", "broadcast", "one", "dropped", "failed"};
     const uint64_t cancels[] = {st->cancel_routed, st->cancel_to_peer, st->cancel_broadcast,
-                                st->cancel_one, st->cancel_dropped, st->cancel_failed};
+                                st->cancel_one,    st->cancel_dropped, st->cancel_failed};
     for (int i = 0; i < 6; i++) {
         const char *ol[] = {"outcome", outcomes[i], NULL};
         metrics_sample(m, ol, (double)cancels[i]);
@@ -171,8 +170,7 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
         node_labels(l->pool.nodes[i], lab);
         metrics_sample(m, lab, (double)l->pool.nodes[i]->connect_failures);
     }
-    metrics_family(m, "lbd_node_check_failures_total", METRICS_COUNTER,
-                   "Failed health checks.");
+    metrics_family(m, "lbd_node_check_failures_total", METRICS_COUNTER, "Failed health checks.");
     for (size_t i = 0; i < l->pool.n; i++) {
         node_labels(l->pool.nodes[i], lab);
         metrics_sample(m, lab, (double)l->pool.nodes[i]->checks_failed);
@@ -249,9 +247,9 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
         metrics_printf(m,
                        ",\"weight\":%u,\"max_sessions\":%u,\"sessions\":%u,\"sessions_total\":%llu,"
                        "\"bytes_to_node\":%llu,\"bytes_to_client\":%llu,\"connect_failures\":%llu",
-                       n->weight, n->max_sessions, n->active,
-                       (unsigned long long)n->sessions_total, (unsigned long long)n->bytes_in,
-                       (unsigned long long)n->bytes_out, (unsigned long long)n->connect_failures);
+                       n->weight, n->max_sessions, n->active, (unsigned long long)n->sessions_total,
+                       (unsigned long long)n->bytes_in, (unsigned long long)n->bytes_out,
+                       (unsigned long long)n->connect_failures);
         metrics_printf(m, ",\"state_changes\":%llu,\"reuse_kept\":%u",
                        (unsigned long long)n->state_changes, n->parked);
         metrics_printf(m,
@@ -269,7 +267,6 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
     render_vrrpd(l, m);
     metrics_printf(m, "}\n");
 }
-
 
 /* ---- this instance's vrrpd, as its state file shows it ---- */
 
@@ -319,7 +316,8 @@ static void render_vrrpd(struct lbd *l, struct metrics_buf *m)
             else if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
                 snprintf(why, sizeof(why), "vrrpd (pid %lld) is gone", pid);
             else if (age < 0 || age > VRRPD_STALE_MS)
-                snprintf(why, sizeof(why), "vrrpd has not updated its state for %.1f s: hung or dead",
+                snprintf(why, sizeof(why),
+                         "vrrpd has not updated its state for %.1f s: hung or dead",
                          (double)age / 1000.0);
         }
     }
@@ -338,8 +336,7 @@ static void render_vrrpd(struct lbd *l, struct metrics_buf *m)
 
 static uint64_t refused_total(const struct lbd_stats *st)
 {
-    return st->refused_maxconn + st->refused_no_node + st->refused_bad_packet +
-           st->refused_connect;
+    return st->refused_maxconn + st->refused_no_node + st->refused_bad_packet + st->refused_connect;
 }
 
 static uint64_t node_connect_failures(const struct lbd *l)
@@ -378,8 +375,10 @@ static void render_history(struct lbd *l, struct metrics_buf *m)
         metrics_printf(m, ",\"%s\":[", names[k]);
         for (size_t i = 0; i < n; i++) {
             const struct lbd_sample *s = &l->history[(first + i) % LBD_HISTORY];
-            uint32_t v = k == 0 ? s->sessions : k == 1 ? s->opened : k == 2 ? s->refused
-                                                                         : s->connect_failures;
+            uint32_t v = k == 0   ? s->sessions
+                         : k == 1 ? s->opened
+                         : k == 2 ? s->refused
+                                  : s->connect_failures;
             metrics_printf(m, "%s%u", i ? "," : "", v);
         }
         metrics_printf(m, "]");

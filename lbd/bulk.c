@@ -18,7 +18,7 @@ struct bulk {
     size_t piped;     /* bytes in the pipe */
     uint64_t last_ms; /* loop time bytes were last taken from the sender */
     bool eof, stopped, in_watched, out_watched;
-    bool lowat; /* SO_RCVLOWAT is BULK_LOWAT on the sender */
+    bool lowat;         /* SO_RCVLOWAT is BULK_LOWAT on the sender */
     size_t since_pause; /* bytes moved since the sender last paused (lowat off) */
     uint8_t open_handles;
     bulk_cb cb;
@@ -101,8 +101,8 @@ static size_t pump(struct bulk *b)
 {
     size_t moved = 0;
     if (!b->eof) {
-        ssize_t n = splice(b->in_fd, NULL, b->pipe_w, NULL, BULK_PIPE,
-                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        ssize_t n =
+            splice(b->in_fd, NULL, b->pipe_w, NULL, BULK_PIPE, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
             b->piped += (size_t)n;
             moved = (size_t)n;
@@ -114,8 +114,8 @@ static size_t pump(struct bulk *b)
         }
     }
     if (b->piped > 0) {
-        ssize_t n = splice(b->pipe_r, NULL, b->out_fd, NULL, b->piped,
-                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        ssize_t n =
+            splice(b->pipe_r, NULL, b->out_fd, NULL, b->piped, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
             b->piped -= (size_t)n;
         } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
@@ -192,7 +192,7 @@ struct bulk *bulk_start(uv_loop_t *loop, int in_fd, int out_fd, bulk_cb cb, void
     uv_timer_start(&b->tail, on_tail, BULK_TAIL_MS, 0);
     watch(&b->in, &b->in_watched, true, UV_READABLE);
     return b;
-fail: {
+fail : {
     int e = errno;
     close_fds(b);
     free(b);

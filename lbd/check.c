@@ -150,7 +150,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct check *c = s->data;
     if (nread < 0) {
-        probe_finish(c, false, false, nread == UV_EOF ? "closed by the node" : uv_strerror((int)nread));
+        probe_finish(c, false, false,
+                     nread == UV_EOF ? "closed by the node" : uv_strerror((int)nread));
         return;
     }
     c->rlen += (size_t)nread;
@@ -184,8 +185,13 @@ static void on_connect(uv_connect_t *req, int status)
         probe_finish(c, true, false, "tcp: connected");
         return;
     } else if (cfg->check_type == LBD_CHECK_PG) {
-        const char *params[] = {"user", cfg->pg_user, "database", cfg->pg_database,
-                                "application_name", "lbd-healthcheck", NULL};
+        const char *params[] = {"user",
+                                cfg->pg_user,
+                                "database",
+                                cfg->pg_database,
+                                "application_name",
+                                "lbd-healthcheck",
+                                NULL};
         len = pgwire_startup_build(c->wbuf, sizeof(c->wbuf), params);
     } else {
         char host[SOCKADDR_STRLEN];

@@ -278,8 +278,8 @@ int krelay_open(struct krelay *k, uint32_t max_sockets, char *err, size_t errsiz
              map_create(BPF_MAP_TYPE_HASH, 8, sizeof(struct krelay_state), max_sockets)) < 0 ||
         (rc = k->allow_fd =
              map_create(BPF_MAP_TYPE_HASH, 8, sizeof(struct krelay_allowance), max_sockets)) < 0 ||
-        (rc = k->ring_fd = map_create(BPF_MAP_TYPE_RINGBUF, 0, 0,
-                                      (uint32_t)ring_size_for(max_sockets))) < 0) {
+        (rc = k->ring_fd =
+             map_create(BPF_MAP_TYPE_RINGBUF, 0, 0, (uint32_t)ring_size_for(max_sockets))) < 0) {
         snprintf(err, errsize, "cannot create the relay's maps: %s", strerror(-rc));
         goto fail;
     }
@@ -554,6 +554,6 @@ int krelay_socket_totals(int fd, bool active_open, struct krelay_totals *t)
     /* Data either way (keepalive probes are not data: tcp_xmit_probe_skb leaves the
      * send time alone). */
     t->idle_ms = ti.tcpi_last_data_recv < ti.tcpi_last_data_sent ? ti.tcpi_last_data_recv
-                                                                  : ti.tcpi_last_data_sent;
+                                                                 : ti.tcpi_last_data_sent;
     return 0;
 }

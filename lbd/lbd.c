@@ -94,8 +94,7 @@ static void tune_listener(struct lbd *l, struct lbd_listener *ls)
 
 /* ---- nodes ---- */
 
-void lbd_node_set_state(struct lbd *l, struct pool_node *n, enum node_state st,
-                        const char *reason)
+void lbd_node_set_state(struct lbd *l, struct pool_node *n, enum node_state st, const char *reason)
 {
     if (n->state == st)
         return;
@@ -112,8 +111,7 @@ void lbd_node_set_state(struct lbd *l, struct pool_node *n, enum node_state st,
         session_cut_node(l, n, "node_down");
 }
 
-void lbd_node_result(struct lbd *l, struct pool_node *n, bool ok, bool draining,
-                     const char *reason)
+void lbd_node_result(struct lbd *l, struct pool_node *n, bool ok, bool draining, const char *reason)
 {
     if (n->removed)
         return;
@@ -198,8 +196,8 @@ static int listener_open(struct lbd *l, const struct sockaddr_storage *addr, boo
     if (probe >= 0) {
         setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         setsockopt(probe, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
-        int rc = bind(probe, (const struct sockaddr *)addr,
-                      sockaddr_len((const struct sockaddr *)addr));
+        int rc =
+            bind(probe, (const struct sockaddr *)addr, sockaddr_len((const struct sockaddr *)addr));
         int e = errno;
         close(probe);
         if (rc != 0) {
@@ -214,8 +212,7 @@ static int listener_open(struct lbd *l, const struct sockaddr_storage *addr, boo
     setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
     if (!peer) /* the quiesce twin shares the address */
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    if (bind(fd, (const struct sockaddr *)addr, sockaddr_len((const struct sockaddr *)addr)) !=
-        0) {
+    if (bind(fd, (const struct sockaddr *)addr, sockaddr_len((const struct sockaddr *)addr)) != 0) {
         int e = errno;
         close(fd);
         fprintf(stderr, "lbd: cannot listen on %s: %s\n", a, strerror(e));
@@ -319,8 +316,7 @@ static void krelay_stop(struct lbd *l);
 
 static void finish(struct lbd *l)
 {
-    log_emit(LOG_INFO, "stop", "sessions_total=%llu",
-             (unsigned long long)l->stats.sessions_total);
+    log_emit(LOG_INFO, "stop", "sessions_total=%llu", (unsigned long long)l->stats.sessions_total);
     listeners_close(l);
     admin_stop(l);
     liveness_stop(l);
@@ -581,8 +577,8 @@ int lbd_krelay_recheck(struct lbd *l)
              l->cfg.user, strerror(-rc));
     krelay_stop(l);
     char why[240];
-    log_emit(l->cfg.relay == LBD_RELAY_KERNEL ? LOG_ERROR : LOG_WARN, "relay", "relay=user relay_why=%s",
-             log_quote(why, sizeof(why), l->krelay_why));
+    log_emit(l->cfg.relay == LBD_RELAY_KERNEL ? LOG_ERROR : LOG_WARN, "relay",
+             "relay=user relay_why=%s", log_quote(why, sizeof(why), l->krelay_why));
     return l->cfg.relay == LBD_RELAY_KERNEL ? rc : 0;
 }
 

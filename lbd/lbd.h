@@ -24,7 +24,7 @@ struct lbd_listener {
     uv_tcp_t tcp; /* data = this */
     struct lbd *lbd;
     struct sockaddr_storage addr;
-    bool peer; /* the cancel-peer listener: only CancelRequests, never forwarded again */
+    bool peer;   /* the cancel-peer listener: only CancelRequests, never forwarded again */
     int twin_fd; /* bound (SO_REUSEPORT) with a drop-all filter, not listening; -1: none */
     struct lbd_listener *next;
 };
@@ -36,24 +36,24 @@ struct lbd_stats {
     uint64_t startup_timeouts, idle_timeouts;
     uint64_t cancel_routed, cancel_to_peer, cancel_broadcast, cancel_one, cancel_dropped;
     uint64_t cancel_failed;
-    uint64_t bytes_in, bytes_out; /* client -> node, node -> client */
-    uint64_t krelay_handoffs;     /* sessions handed to the kernel relay */
-    uint64_t krelay_join_failed;  /* handovers the kernel refused (relayed here instead) */
-    uint64_t krelay_flush_waits;  /* ends that waited for the kernel to send the rest */
-    uint64_t krelay_demoted;      /* directions taken back: their receiver fell behind */
-    uint64_t krelay_returned;     /* directions given back to the kernel, quiet again */
+    uint64_t bytes_in, bytes_out;  /* client -> node, node -> client */
+    uint64_t krelay_handoffs;      /* sessions handed to the kernel relay */
+    uint64_t krelay_join_failed;   /* handovers the kernel refused (relayed here instead) */
+    uint64_t krelay_flush_waits;   /* ends that waited for the kernel to send the rest */
+    uint64_t krelay_demoted;       /* directions taken back: their receiver fell behind */
+    uint64_t krelay_returned;      /* directions given back to the kernel, quiet again */
     uint64_t krelay_return_missed; /* returns asked for that a segment came between */
-    uint64_t bulk_started;        /* bulk transfers spliced (bulk.h) */
-    uint64_t bulk_failed;         /* splices refused (out of descriptors): copied instead */
-    uint64_t bulk_bytes;          /* bytes spliced, either way */
-    uint64_t reuse_parked;        /* node connections parked for reuse (reuse.c) */
-    uint64_t reuse_taken;         /* sessions served by a parked connection */
-    uint64_t reuse_reset_failed;  /* parked connections whose reset did not go through */
-    uint64_t reuse_expired;       /* parked connections closed after pool.reuse.idle */
+    uint64_t bulk_started;         /* bulk transfers spliced (bulk.h) */
+    uint64_t bulk_failed;          /* splices refused (out of descriptors): copied instead */
+    uint64_t bulk_bytes;           /* bytes spliced, either way */
+    uint64_t reuse_parked;         /* node connections parked for reuse (reuse.c) */
+    uint64_t reuse_taken;          /* sessions served by a parked connection */
+    uint64_t reuse_reset_failed;   /* parked connections whose reset did not go through */
+    uint64_t reuse_expired;        /* parked connections closed after pool.reuse.idle */
 };
 
-struct session;     /* session.c */
-struct lbd_parked;  /* reuse.c */
+struct session;    /* session.c */
+struct lbd_parked; /* reuse.c */
 
 #define LBD_HISTORY 600 /* seconds of history for the status page */
 struct lbd_sample {
@@ -76,19 +76,19 @@ struct lbd {
     uint32_t n_parked;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
-    struct httpd admin; /* when cfg.admin_enabled */
+    struct httpd admin;       /* when cfg.admin_enabled */
     uv_timer_t history_timer; /* samples for the status page's chart, every second */
     bool history_on;
     struct lbd_sample history[LBD_HISTORY];
-    size_t history_n;          /* samples taken; the ring holds the last LBD_HISTORY */
-    uint64_t history_prev[3];  /* counters at the previous sample */
-    void *liveness; /* liveness.c */
-    struct krelay krelay; /* the kernel relay; closed (fds -1) when relaying here */
-    uv_poll_t krelay_poll; /* its end-of-session watch */
-    char krelay_why[200];  /* why the kernel relay is off, for the log and /status */
-    uint32_t n_krelay;     /* sessions the kernel relays now */
-    uv_poll_t vipwatch; /* netlink: IPv4 addresses removed (vipwatch.c) */
-    int vipwatch_fd;    /* -1: not watching */
+    size_t history_n;                 /* samples taken; the ring holds the last LBD_HISTORY */
+    uint64_t history_prev[3];         /* counters at the previous sample */
+    void *liveness;                   /* liveness.c */
+    struct krelay krelay;             /* the kernel relay; closed (fds -1) when relaying here */
+    uv_poll_t krelay_poll;            /* its end-of-session watch */
+    char krelay_why[200];             /* why the kernel relay is off, for the log and /status */
+    uint32_t n_krelay;                /* sessions the kernel relays now */
+    uv_poll_t vipwatch;               /* netlink: IPv4 addresses removed (vipwatch.c) */
+    int vipwatch_fd;                  /* -1: not watching */
     int quiesced_fds[LBD_MAX_LISTEN]; /* listening twins that drop SYNs during a handover */
     size_t n_quiesced;
     bool draining;
@@ -106,8 +106,7 @@ uint64_t lbd_wall_ms(void);
 uint64_t lbd_random(struct lbd *l);
 void *lbd_buf_get(struct lbd *l);
 void lbd_buf_put(struct lbd *l, void *buf);
-void lbd_node_set_state(struct lbd *l, struct pool_node *n, enum node_state st,
-                        const char *reason);
+void lbd_node_set_state(struct lbd *l, struct pool_node *n, enum node_state st, const char *reason);
 void lbd_node_release(struct lbd *l, struct pool_node *n);
 /* After lbd became its configured user: keep the kernel relay only if bpf() still
  * answers; -errno when lbd.relay is kernel and it does not. */
@@ -140,13 +139,12 @@ struct pool_node *session_node_for_key(struct lbd *l, uint32_t pid, uint32_t key
                                        uint32_t *node_key);
 
 /* cancel.c */
-void cancel_route(struct lbd *l, uint32_t pid, uint32_t key, bool from_peer,
-                  const char *client);
+void cancel_route(struct lbd *l, uint32_t pid, uint32_t key, bool from_peer, const char *client);
 
 /* reuse.c: node connections kept for the next client with the same StartupMessage */
 struct reuse_grant {
-    int fd;           /* the node connection, now the caller's */
-    uint8_t *params;  /* the node's ParameterStatus messages, now the caller's */
+    int fd;          /* the node connection, now the caller's */
+    uint8_t *params; /* the node's ParameterStatus messages, now the caller's */
     uint32_t params_len;
     uint32_t pid, key; /* the node's BackendKeyData */
 };
@@ -154,9 +152,8 @@ struct reuse_grant {
 bool reuse_can_park(const struct lbd *l, const struct pool_node *n);
 /* Park the node connection fd (a descriptor of its own) opened with startup; takes
  * fd, startup and params in every case. Returns 0 or a negative errno. */
-int reuse_park(struct lbd *l, struct pool_node *n, int fd, uint8_t *startup,
-               uint32_t startup_len, uint8_t *params, uint32_t params_len, uint32_t pid,
-               uint32_t key);
+int reuse_park(struct lbd *l, struct pool_node *n, int fd, uint8_t *startup, uint32_t startup_len,
+               uint8_t *params, uint32_t params_len, uint32_t pid, uint32_t key);
 /* A reset, idle connection to n opened with this StartupMessage: 0 and g filled, or
  * -ENOENT. */
 int reuse_take(struct lbd *l, struct pool_node *n, const uint8_t *startup, uint32_t len,

@@ -59,8 +59,7 @@ static int parse_nodes(struct cfg_doc *d, yaml_node_t *n, const char *path, void
         if (nc->name[0] == '\0')
             format_sockaddr((struct sockaddr *)&nc->addr, nc->name, sizeof(nc->name));
         for (size_t j = 0; j < i; j++) {
-            if (sockaddr_equal((struct sockaddr *)&c->nodes[j].addr,
-                               (struct sockaddr *)&nc->addr))
+            if (sockaddr_equal((struct sockaddr *)&c->nodes[j].addr, (struct sockaddr *)&nc->addr))
                 return cfg_error(d, item, sub, "address of node \"%s\" repeats node \"%s\"",
                                  nc->name, c->nodes[j].name);
             if (strcmp(c->nodes[j].name, nc->name) == 0)
@@ -348,8 +347,8 @@ int lbd_config_load(const char *path, struct lbd_config *cfg, char *err, size_t 
     return finish(&d, rc, cfg, err, errsize);
 }
 
-int lbd_config_load_string(const char *name, const char *text, struct lbd_config *cfg,
-                           char *err, size_t errsize)
+int lbd_config_load_string(const char *name, const char *text, struct lbd_config *cfg, char *err,
+                           size_t errsize)
 {
     struct cfg_doc d;
     lbd_config_set_defaults(cfg);

@@ -43,10 +43,10 @@ struct lbd_config {
     int relay; /* enum lbd_relay */
     int log_level;
     char log_file[256];
-    char liveness_socket[108]; /* unix socket vrrpd watches; "" = none */
-    bool close_on_vip_loss; /* close a VIP's sessions when the VIP leaves this host */
-    char vrrpd_state_file[256]; /* vrrp.state_file, shown on the status page; "" = none */
-    char user[64];             /* started as root: become this user after binding */
+    char liveness_socket[108];           /* unix socket vrrpd watches; "" = none */
+    bool close_on_vip_loss;              /* close a VIP's sessions when the VIP leaves this host */
+    char vrrpd_state_file[256];          /* vrrp.state_file, shown on the status page; "" = none */
+    char user[64];                       /* started as root: become this user after binding */
     struct sockaddr_storage peer;        /* the other lbd's cancel listener */
     struct sockaddr_storage peer_listen; /* ours */
     bool has_peer, has_peer_listen;
@@ -56,8 +56,8 @@ struct lbd_config {
 
     int balance; /* enum pool_balance */
     uint32_t retries;
-    int on_node_down;   /* enum lbd_on_down */
-    int cancel_unknown; /* enum lbd_cancel_unknown */
+    int on_node_down;        /* enum lbd_on_down */
+    int cancel_unknown;      /* enum lbd_cancel_unknown */
     uint32_t reuse_max_idle; /* node connections kept per node for reuse; 0 = no reuse */
     uint64_t reuse_idle_ms;  /* a kept connection unused this long is closed */
 
@@ -75,8 +75,8 @@ struct lbd_config {
 /* Load path into cfg. On error returns -errno and writes a one-line message naming
  * file:line:column into err. */
 int lbd_config_load(const char *path, struct lbd_config *cfg, char *err, size_t errsize);
-int lbd_config_load_string(const char *name, const char *text, struct lbd_config *cfg,
-                           char *err, size_t errsize);
+int lbd_config_load_string(const char *name, const char *text, struct lbd_config *cfg, char *err,
+                           size_t errsize);
 
 void lbd_config_set_defaults(struct lbd_config *c);
 /* The configuration reference (every key, type, default, meaning), text or roff. */

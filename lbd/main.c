@@ -84,8 +84,8 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check_only) {
-        printf("lbd: %s: configuration ok (instance %s, %zu listen address%s, %zu node%s)\n",
-               path, cfg.instance, cfg.n_listen, cfg.n_listen == 1 ? "" : "es", cfg.n_nodes,
+        printf("lbd: %s: configuration ok (instance %s, %zu listen address%s, %zu node%s)\n", path,
+               cfg.instance, cfg.n_listen, cfg.n_listen == 1 ? "" : "es", cfg.n_nodes,
                cfg.n_nodes == 1 ? "" : "s");
         return 0;
     }

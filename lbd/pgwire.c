@@ -21,8 +21,7 @@ static void put_u32(uint8_t *p, uint32_t v)
 
 const char *pgwire_first_kind_name(enum pgwire_first_kind k)
 {
-    static const char *const names[] = {"incomplete", "ssl", "gssenc", "cancel", "startup",
-                                        "bad"};
+    static const char *const names[] = {"incomplete", "ssl", "gssenc", "cancel", "startup", "bad"};
     return k <= PGWIRE_FIRST_BAD ? names[k] : "?";
 }
 
@@ -72,8 +71,7 @@ static enum pgwire_first_kind parse_startup(const uint8_t *buf, uint32_t plen,
     return out->kind;
 }
 
-enum pgwire_first_kind pgwire_first_parse(const uint8_t *buf, size_t len,
-                                          struct pgwire_first *out)
+enum pgwire_first_kind pgwire_first_parse(const uint8_t *buf, size_t len, struct pgwire_first *out)
 {
     memset(out, 0, sizeof(*out));
     if (len < 4)
@@ -112,8 +110,8 @@ enum pgwire_first_kind pgwire_first_parse(const uint8_t *buf, size_t len,
     return parse_startup(buf, plen, out);
 }
 
-size_t pgwire_error_build(uint8_t *buf, size_t size, const char *severity,
-                          const char *sqlstate, const char *message)
+size_t pgwire_error_build(uint8_t *buf, size_t size, const char *severity, const char *sqlstate,
+                          const char *message)
 {
     size_t sl = strlen(severity), cl = strlen(sqlstate), ml = strlen(message);
     /* 'E' len 'S' sev\0 'V' sev\0 'C' code\0 'M' msg\0 \0 */
@@ -199,8 +197,8 @@ static void stream_message_done(struct pgwire_stream *s, pgwire_event_fn fn, voi
     s->body_len = 0;
 }
 
-int pgwire_stream_feed(struct pgwire_stream *s, const uint8_t *buf, size_t len,
-                       pgwire_event_fn fn, void *ctx)
+int pgwire_stream_feed(struct pgwire_stream *s, const uint8_t *buf, size_t len, pgwire_event_fn fn,
+                       void *ctx)
 {
     size_t i = 0;
     while (i < len) {
@@ -253,8 +251,7 @@ int pgwire_stream_feed(struct pgwire_stream *s, const uint8_t *buf, size_t len,
     return 0;
 }
 
-enum pgwire_reply_kind pgwire_reply_parse(const uint8_t *buf, size_t len,
-                                          struct pgwire_reply *out)
+enum pgwire_reply_kind pgwire_reply_parse(const uint8_t *buf, size_t len, struct pgwire_reply *out)
 {
     memset(out, 0, sizeof(*out));
     size_t i = 0;
@@ -319,8 +316,8 @@ void pgwire_reply_set_key(uint8_t *buf, const struct pgwire_reply *r, uint32_t k
     put_u32(buf + r->key_off + 9, key);
 }
 
-size_t pgwire_trusted_build(uint8_t *buf, size_t size, const uint8_t *params,
-                            size_t params_len, uint32_t pid, uint32_t key)
+size_t pgwire_trusted_build(uint8_t *buf, size_t size, const uint8_t *params, size_t params_len,
+                            uint32_t pid, uint32_t key)
 {
     size_t n = PGWIRE_TRUSTED_FIXED + params_len;
     if (size < n)
@@ -427,8 +424,7 @@ static void parse_error_fields(const uint8_t *p, const uint8_t *end, struct pgwi
     }
 }
 
-enum pgwire_check_kind pgwire_check_parse(const uint8_t *buf, size_t len,
-                                          struct pgwire_check *out)
+enum pgwire_check_kind pgwire_check_parse(const uint8_t *buf, size_t len, struct pgwire_check *out)
 {
     memset(out, 0, sizeof(*out));
     size_t i = 0;
@@ -456,7 +452,10 @@ enum pgwire_check_kind pgwire_check_parse(const uint8_t *buf, size_t len,
             if (!auth_ok)
                 return out->kind = PGWIRE_CHECK_BAD;
             return out->kind = PGWIRE_CHECK_READY;
-        case 'S': case 'K': case 'N': case 'v':
+        case 'S':
+        case 'K':
+        case 'N':
+        case 'v':
             if (!auth_ok && type != 'v' && type != 'N')
                 return out->kind = PGWIRE_CHECK_BAD;
             break;

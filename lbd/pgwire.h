@@ -26,8 +26,8 @@ enum pgwire_first_kind {
 
 struct pgwire_first {
     enum pgwire_first_kind kind;
-    uint32_t len;   /* bytes of the packet, length word included */
-    uint32_t proto; /* StartupMessage protocol version */
+    uint32_t len;    /* bytes of the packet, length word included */
+    uint32_t proto;  /* StartupMessage protocol version */
     int replication; /* the StartupMessage has a replication parameter */
     uint32_t cancel_pid, cancel_key;
     char user[64], database[64], application_name[64];
@@ -37,12 +37,11 @@ struct pgwire_first {
 const char *pgwire_first_kind_name(enum pgwire_first_kind k);
 
 /* Classify the first packet a client sends, from the bytes received so far. */
-enum pgwire_first_kind pgwire_first_parse(const uint8_t *buf, size_t len,
-                                          struct pgwire_first *out);
+enum pgwire_first_kind pgwire_first_parse(const uint8_t *buf, size_t len, struct pgwire_first *out);
 
 /* Builders. Each returns the bytes written, or 0 when size is too small. */
-size_t pgwire_error_build(uint8_t *buf, size_t size, const char *severity,
-                          const char *sqlstate, const char *message);
+size_t pgwire_error_build(uint8_t *buf, size_t size, const char *severity, const char *sqlstate,
+                          const char *message);
 /* params: alternating key, value, ending with NULL. */
 size_t pgwire_startup_build(uint8_t *buf, size_t size, const char *const *params);
 size_t pgwire_cancel_build(uint8_t *buf, size_t size, uint32_t pid, uint32_t key);
@@ -68,8 +67,8 @@ struct pgwire_stream {
 };
 
 /* Feed bytes; calls fn for decoded events. Returns 0, or -1 on a bad message length. */
-int pgwire_stream_feed(struct pgwire_stream *s, const uint8_t *buf, size_t len,
-                       pgwire_event_fn fn, void *ctx);
+int pgwire_stream_feed(struct pgwire_stream *s, const uint8_t *buf, size_t len, pgwire_event_fn fn,
+                       void *ctx);
 
 /* A node's whole answer to a StartupMessage (protocol 3.0) when it let the user in
  * without asking anything (trust): AuthenticationOk, then ParameterStatus,
@@ -87,8 +86,7 @@ struct pgwire_reply {
     size_t key_off; /* where the BackendKeyData message starts */
     uint32_t pid, key;
 };
-enum pgwire_reply_kind pgwire_reply_parse(const uint8_t *buf, size_t len,
-                                          struct pgwire_reply *out);
+enum pgwire_reply_kind pgwire_reply_parse(const uint8_t *buf, size_t len, struct pgwire_reply *out);
 /* The ParameterStatus messages of a trusted answer r (buf as parsed), as sent, copied to
  * out (NULL: only counted). Returns their length. */
 size_t pgwire_reply_params(const uint8_t *buf, const struct pgwire_reply *r, uint8_t *out);
@@ -98,8 +96,8 @@ void pgwire_reply_set_key(uint8_t *buf, const struct pgwire_reply *r, uint32_t k
  * BackendKeyData (pid, key), ReadyForQuery 'I'. Returns its length, or 0 when size is too
  * small; PGWIRE_TRUSTED_FIXED + params_len is always enough. */
 #define PGWIRE_TRUSTED_FIXED (9 + 13 + 6)
-size_t pgwire_trusted_build(uint8_t *buf, size_t size, const uint8_t *params,
-                            size_t params_len, uint32_t pid, uint32_t key);
+size_t pgwire_trusted_build(uint8_t *buf, size_t size, const uint8_t *params, size_t params_len,
+                            uint32_t pid, uint32_t key);
 /* A node's answer to DISCARD ALL so far: 1 when whole and as expected (CommandComplete,
  * notices, ReadyForQuery 'I' as the last bytes), 0 to wait, -1 for anything else (an
  * error, a ParameterStatus, a notification). */
@@ -112,9 +110,9 @@ struct pgwire_front {
     uint8_t hdr[5];
     uint8_t hdr_len;
     uint32_t remaining;
-    uint64_t syncs;  /* Query, FunctionCall and Sync: each is answered by one ReadyForQuery */
-    int open_batch;  /* Parse/Bind/Describe/Execute/Close/Flush since the last Sync */
-    int terminated;  /* the last whole message was Terminate, and nothing follows */
+    uint64_t syncs; /* Query, FunctionCall and Sync: each is answered by one ReadyForQuery */
+    int open_batch; /* Parse/Bind/Describe/Execute/Close/Flush since the last Sync */
+    int terminated; /* the last whole message was Terminate, and nothing follows */
 };
 /* Returns 0, or -1 on a bad message length. */
 int pgwire_front_feed(struct pgwire_front *f, const uint8_t *buf, size_t len);
@@ -132,7 +130,6 @@ struct pgwire_check {
     char sqlstate[6];
     char message[128];
 };
-enum pgwire_check_kind pgwire_check_parse(const uint8_t *buf, size_t len,
-                                          struct pgwire_check *out);
+enum pgwire_check_kind pgwire_check_parse(const uint8_t *buf, size_t len, struct pgwire_check *out);
 
 #endif

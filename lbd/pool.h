@@ -28,12 +28,12 @@ struct pool_node {
     uint16_t check_port;   /* http checks; 0: none configured */
     enum node_state state;
     struct health_state health;
-    uint32_t active;     /* sessions now */
-    uint32_t parked;     /* idle connections kept for reuse (the shell's reuse.c) */
-    uint64_t tls_no_ms;  /* loop time it last answered 'N' to an SSLRequest; 0: not since an 'S' */
-    int64_t rr_current;  /* smooth weighted round robin */
-    bool removed;        /* dropped by a reload; freed when no session holds it */
-    uint32_t refs;       /* sessions holding a pointer */
+    uint32_t active;    /* sessions now */
+    uint32_t parked;    /* idle connections kept for reuse (the shell's reuse.c) */
+    uint64_t tls_no_ms; /* loop time it last answered 'N' to an SSLRequest; 0: not since an 'S' */
+    int64_t rr_current; /* smooth weighted round robin */
+    bool removed;       /* dropped by a reload; freed when no session holds it */
+    uint32_t refs;      /* sessions holding a pointer */
     uint64_t sessions_total, bytes_in, bytes_out, connect_failures, checks_failed;
     uint64_t state_changes; /* up/down/draining transitions (flapping shows here) */
     uint64_t state_since_ms, last_check_ms, last_check_latency_us;

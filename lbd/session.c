@@ -32,7 +32,6 @@ void session_buf_release(struct session *s, const uv_buf_t *buf)
         lbd_buf_put(s->lbd, buf->base);
 }
 
-
 void session_free(struct session *s)
 {
     struct lbd *l = s->lbd;
@@ -104,7 +103,6 @@ static void log_session(struct session *s)
                          : (s->parked_out ? " server=new parked=1" : " server=new parked=0"));
 }
 
-
 void session_end(struct session *s, const char *reason)
 {
     struct lbd *l = s->lbd;
@@ -155,8 +153,8 @@ void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason)
     struct session *s = l->sessions;
     while (s) {
         struct session *next = s->next;
-        if (s->node == n && (s->state == SS_RELAY || s->state == SS_NEGOTIATE ||
-                             s->state == SS_STARTUP_WAIT))
+        if (s->node == n &&
+            (s->state == SS_RELAY || s->state == SS_NEGOTIATE || s->state == SS_STARTUP_WAIT))
             session_end(s, reason);
         s = next;
     }
@@ -210,8 +208,7 @@ static void discard_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
 {
     (void)buf;
     struct session *s = stream->data;
-    if (nread < 0 ||
-        (s->refusal->discarded += (uint32_t)nread) > REFUSAL_DISCARD_MAX)
+    if (nread < 0 || (s->refusal->discarded += (uint32_t)nread) > REFUSAL_DISCARD_MAX)
         session_end(s, NULL);
 }
 
@@ -220,8 +217,7 @@ static void on_refusal_shutdown(uv_shutdown_t *req, int status)
     struct session *s = req->handle->data;
     if (s->state == SS_CLOSING)
         return; /* cancelled by the close */
-    if (status < 0 ||
-        uv_read_start((uv_stream_t *)&s->client, discard_alloc, discard_read) != 0)
+    if (status < 0 || uv_read_start((uv_stream_t *)&s->client, discard_alloc, discard_read) != 0)
         session_end(s, NULL);
 }
 
@@ -258,9 +254,9 @@ void session_refuse(struct session *s, const char *sqlstate, const char *msg, co
     close_server(s);
     s->state = SS_REFUSING;
     s->refusal = calloc(1, sizeof(*s->refusal));
-    size_t n = s->refusal ? pgwire_error_build(s->refusal->msg, REFUSAL_MSG_MAX, "FATAL",
-                                               sqlstate, msg)
-                          : 0;
+    size_t n = s->refusal
+                   ? pgwire_error_build(s->refusal->msg, REFUSAL_MSG_MAX, "FATAL", sqlstate, msg)
+                   : 0;
     uv_buf_t b = uv_buf_init((char *)(s->refusal ? s->refusal->msg : NULL), (unsigned)n);
     if (n == 0 || uv_write(&s->wreq[S2C], (uv_stream_t *)&s->client, &b, 1, on_refusal_written))
         session_end(s, NULL);
@@ -272,7 +268,7 @@ void session_refuse(struct session *s, const char *sqlstate, const char *msg, co
  * wait for its StartupMessage, so the reason reaches the user (PostgreSQL does the same
  * for "too many clients"). */
 void session_refuse_after_negotiation(struct session *s, const char *sqlstate, const char *msg,
-                                     const char *reason)
+                                      const char *reason)
 {
     bool encrypting = s->kind == PGWIRE_FIRST_SSL || s->kind == PGWIRE_FIRST_GSSENC;
     if (!encrypting || s->srv != SRV_NONE) {
@@ -296,7 +292,6 @@ void session_refuse_after_negotiation(struct session *s, const char *sqlstate, c
 
 /* ---- timers ---- */
 
-
 void session_arm_idle(struct session *s)
 {
     const struct lbd_config *c = &s->lbd->cfg;
@@ -315,7 +310,6 @@ void session_arm_idle(struct session *s)
     else
         uv_timer_start(&s->timer, session_on_timer, wait, 0);
 }
-
 
 void session_on_timer(uv_timer_t *t)
 {
@@ -350,8 +344,7 @@ void session_on_timer(uv_timer_t *t)
         if (l->cfg.client_idle_ms && now - s->last_active_ms[C2S] >= l->cfg.client_idle_ms) {
             l->stats.idle_timeouts++;
             session_end(s, "client_idle_timeout");
-        } else if (l->cfg.server_idle_ms &&
-                   now - s->last_active_ms[S2C] >= l->cfg.server_idle_ms) {
+        } else if (l->cfg.server_idle_ms && now - s->last_active_ms[S2C] >= l->cfg.server_idle_ms) {
             l->stats.idle_timeouts++;
             session_end(s, "server_idle_timeout");
         } else {
@@ -368,8 +361,7 @@ void session_on_timer(uv_timer_t *t)
 
 /* ---- accept ---- */
 
-static void session_begin(struct session *s, bool from_peer,
-                          const struct sockaddr_storage *listen);
+static void session_begin(struct session *s, bool from_peer, const struct sockaddr_storage *listen);
 
 /* A new session with its client handle initialised (nothing connected yet). */
 static struct session *session_alloc(struct lbd *l)
@@ -415,8 +407,7 @@ void session_adopt(struct lbd *l, int fd)
 
 /* listen: the listener's own address, or NULL; when it names one IPv4 address (a VIP),
  * that is where the client connected, with no getsockname() per session. */
-static void session_begin(struct session *s, bool from_peer,
-                          const struct sockaddr_storage *listen)
+static void session_begin(struct session *s, bool from_peer, const struct sockaddr_storage *listen)
 {
     struct lbd *l = s->lbd;
     uv_timer_init(l->loop, &s->timer);
@@ -626,8 +617,8 @@ static void park_node_connection(struct session *s)
         return;
     uint8_t *startup = s->startup, *params = s->params;
     s->startup = s->params = NULL;
-    if (reuse_park(s->lbd, s->node, own, startup, s->startup_len, params, s->params_len,
-                   s->key.pid, s->node_key) == 0)
+    if (reuse_park(s->lbd, s->node, own, startup, s->startup_len, params, s->params_len, s->key.pid,
+                   s->node_key) == 0)
         s->parked_out = true;
 }
 
@@ -664,8 +655,8 @@ void session_relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (dir == S2C && !s->opaque &&
-        pgwire_stream_feed(&s->sstream, (uint8_t *)buf->base, (size_t)nread, session_on_backend_event,
-                           s) != 0) {
+        pgwire_stream_feed(&s->sstream, (uint8_t *)buf->base, (size_t)nread,
+                           session_on_backend_event, s) != 0) {
         s->opaque = true;
         log_emit(LOG_WARN, "protocol_error",
                  "client=%s node=%s detail=\"node sent a bad message length; relaying as is\"",

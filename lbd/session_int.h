@@ -11,13 +11,13 @@
 #include "parse.h"
 
 enum session_state {
-    SS_FIRST,      /* reading the client's first packet (or the next one after an 'N') */
-    SS_CONNECTING, /* connecting to a node */
-    SS_NEGOTIATE,  /* SSL/GSSENC request forwarded; waiting for the node's one byte */
+    SS_FIRST,        /* reading the client's first packet (or the next one after an 'N') */
+    SS_CONNECTING,   /* connecting to a node */
+    SS_NEGOTIATE,    /* SSL/GSSENC request forwarded; waiting for the node's one byte */
     SS_STARTUP_WAIT, /* StartupMessage forwarded; judging the node's first answer */
-    SS_RELAY,      /* relaying both ways */
-    SS_REFUSING,   /* writing an ErrorResponse, then closing */
-    SS_CLOSING,    /* handles closing; freed by the last close callback */
+    SS_RELAY,        /* relaying both ways */
+    SS_REFUSING,     /* writing an ErrorResponse, then closing */
+    SS_CLOSING,      /* handles closing; freed by the last close callback */
 };
 
 enum { C2S = 0, S2C = 1 };
@@ -58,18 +58,18 @@ struct session {
     uint8_t attempts;
     uint8_t kind; /* enum pgwire_first_kind of the (last) first packet */
     bool node_active, from_peer, tls, opaque, counted_relayed;
-    bool ready_seen;  /* the node's first ReadyForQuery went by: the startup is over */
-    bool krelay;      /* the kernel relays this session (krelay.h) */
+    bool ready_seen; /* the node's first ReadyForQuery went by: the startup is over */
+    bool krelay;     /* the kernel relays this session (krelay.h) */
     bool krelay_tried;
-    uint8_t kflush;   /* 1 + the direction whose sender closed, while its rest is sent */
+    uint8_t kflush; /* 1 + the direction whose sender closed, while its rest is sent */
     char tx_status;
     uint64_t tried; /* node indexes already tried */
     uint8_t *first; /* first-packet bytes until forwarded */
     uint32_t first_len, first_cap;
-    void *inflight[2];  /* buffers being written, returned by the write callback */
+    void *inflight[2];       /* buffers being written, returned by the write callback */
     struct refusal *refusal; /* ErrorResponse being written, then the lingering close */
-    uint8_t *first_sending; /* first bytes the kernel did not take at once */
-    uint8_t *reply;         /* the node's first answer to a StartupMessage, being judged */
+    uint8_t *first_sending;  /* first bytes the kernel did not take at once */
+    uint8_t *reply;          /* the node's first answer to a StartupMessage, being judged */
     uint32_t reply_len;
     uint8_t *reply_sending;
     uv_write_t reply_wreq;
@@ -81,23 +81,23 @@ struct session {
     uint64_t last_active_ms[2];
     uint64_t kflush_written, kflush_progress_ms; /* see session_krelay_flush_check */
     /* Kernel relay, per direction d (its sender is the client for C2S): */
-    uint64_t kcookie[2];   /* the sockets' cookies, client then server */
-    uint64_t kacked0[2];   /* bytes d's receiving socket had acked at the handoff */
-    uint64_t kwritten0[2]; /* bytes written into d's receiving socket at the handoff */
-    uint64_t kread[2];     /* bytes lbd read from d's sender since the handoff */
+    uint64_t kcookie[2];    /* the sockets' cookies, client then server */
+    uint64_t kacked0[2];    /* bytes d's receiving socket had acked at the handoff */
+    uint64_t kwritten0[2];  /* bytes written into d's receiving socket at the handoff */
+    uint64_t kread[2];      /* bytes lbd read from d's sender since the handoff */
     uint64_t kdemote_ms[2]; /* loop time d was taken back from the kernel */
     /* 0: the kernel relays d; 1: d waits for the kernel to send its rest; 2: lbd relays
      * d; 3: lbd has asked the kernel to take d again (krelay_return) and reads nothing
      * from d's sender until the program's note says whether it did. */
     uint8_t kdemote[2];
-    uint8_t relay_reads;   /* client reads since the relay began, up to KRELAY_AFTER */
-    uint8_t kdemote_wait;  /* ms until the next look at a direction being taken back */
-    uint32_t run[2];       /* bytes read in d since the other direction read any */
+    uint8_t relay_reads;  /* client reads since the relay began, up to KRELAY_AFTER */
+    uint8_t kdemote_wait; /* ms until the next look at a direction being taken back */
+    uint32_t run[2];      /* bytes read in d since the other direction read any */
     /* A read that came while its socket had nothing to say (see park): its buffer and
      * nread, [0] the client's, [1] the node's; nread 0 when none. */
     char *parked[2];
     ssize_t parked_n[2];
-    struct bulk *bulk[2];  /* a bulk transfer spliced in direction d (bulk.h) */
+    struct bulk *bulk[2]; /* a bulk transfer spliced in direction d (bulk.h) */
     uint64_t bytes[2];
     const char *end_reason;
     char detail[96];
@@ -106,19 +106,20 @@ struct session {
     const char *pending_sqlstate, *pending_reason;
     char pending_msg[96];
     /* Reuse of node connections (reuse.c): */
-    bool reuse_ok;     /* plaintext protocol 3.0 startup, reuse on: may take or leave one */
-    bool reusable;     /* trusted startup, nothing since that forbids parking it */
-    bool reused;       /* the node connection was a parked one */
-    bool parked_out;   /* the node connection was parked when the client left */
-    bool own_key;      /* the client saw a secret key of lbd's; node_key is the node's */
+    bool reuse_ok;   /* plaintext protocol 3.0 startup, reuse on: may take or leave one */
+    bool reusable;   /* trusted startup, nothing since that forbids parking it */
+    bool reused;     /* the node connection was a parked one */
+    bool parked_out; /* the node connection was parked when the client left */
+    bool own_key;    /* the client saw a secret key of lbd's; node_key is the node's */
     uint32_t node_key;
-    uint64_t readies;  /* ReadyForQuery messages after the startup's */
+    uint64_t readies;            /* ReadyForQuery messages after the startup's */
     struct pgwire_front cstream; /* the client's messages, framed while reusable */
     uint8_t *startup, *params;   /* while reusable: the StartupMessage, the ParameterStatus */
     uint32_t startup_len, params_len;
     char user[64], database[64], app[64];
     char client_addr[SOCKADDR_STRLEN];
-    uint32_t local_ip4; /* the address the client connected to (a VIP), network order; 0: not IPv4 */
+    uint32_t
+        local_ip4; /* the address the client connected to (a VIP), network order; 0: not IPv4 */
 };
 
 /* session.c */
@@ -134,7 +135,7 @@ void session_on_backend_event(void *ctx, const struct pgwire_event *ev);
 void session_node_unuse(struct session *s);
 void session_refuse(struct session *s, const char *sqlstate, const char *msg, const char *reason);
 void session_refuse_after_negotiation(struct session *s, const char *sqlstate, const char *msg,
-                                     const char *reason);
+                                      const char *reason);
 void session_read_client(struct session *s);
 void session_read_server(struct session *s);
 

@@ -157,9 +157,8 @@ void session_krelay_handoff(struct session *s)
 {
     struct lbd *l = s->lbd;
     if (s->krelay || s->krelay_tried || s->state != SS_RELAY || !krelay_is_open(&l->krelay) ||
-        s->bulk[C2S] || s->bulk[S2C] ||
-        !(s->ready_seen || s->opaque) || s->relay_reads < KRELAY_AFTER ||
-        s->inflight[C2S] || s->inflight[S2C] ||
+        s->bulk[C2S] || s->bulk[S2C] || !(s->ready_seen || s->opaque) ||
+        s->relay_reads < KRELAY_AFTER || s->inflight[C2S] || s->inflight[S2C] ||
         s->client.write_queue_size || s->server.write_queue_size)
         return;
     int cfd = session_fd(&s->client), sfd = session_fd(&s->server);
@@ -184,8 +183,8 @@ void session_krelay_handoff(struct session *s)
         session_relay_resume(s);
         return;
     }
-    int rc = krelay_join(&l->krelay, cfd, sfd, session_tag(s, C2S), session_tag(s, S2C),
-                         s->kcookie);
+    int rc =
+        krelay_join(&l->krelay, cfd, sfd, session_tag(s, C2S), session_tag(s, S2C), s->kcookie);
     if (rc != 0) {
         if (l->stats.krelay_join_failed++ == 0)
             log_emit(LOG_WARN, "kernel_relay_refused",
@@ -271,8 +270,8 @@ void session_krelay_flush_check(struct session *s)
         s->kflush_progress_ms = now;
     } else if (now - s->kflush_progress_ms >= KFLUSH_STALL_MS) {
         snprintf(s->detail, sizeof(s->detail), "%llu bytes not taken by the %s in %d s",
-                 (unsigned long long)(in.received - out.written),
-                 from == C2S ? "node" : "client", KFLUSH_STALL_MS / 1000);
+                 (unsigned long long)(in.received - out.written), from == C2S ? "node" : "client",
+                 KFLUSH_STALL_MS / 1000);
         session_end(s, reason);
         return;
     }
@@ -320,8 +319,7 @@ bool session_krelay_demote_check(struct session *s)
             continue;
         struct krelay_state st;
         struct krelay_totals out;
-        if (krelay_state_get(&l->krelay, s->kcookie[d], &st) != 0 ||
-            !receiver_totals(s, d, &out)) {
+        if (krelay_state_get(&l->krelay, s->kcookie[d], &st) != 0 || !receiver_totals(s, d, &out)) {
             session_end(s, d == C2S ? "node_error" : "client_error");
             return true;
         }
@@ -336,7 +334,7 @@ bool session_krelay_demote_check(struct session *s)
     if (waiting) {
         /* 2 ms, doubling to 128: a receiver that reads again is caught quickly, one that
          * stays away costs a few looks a second. */
-        s->kdemote_wait = !s->kdemote_wait         ? 2
+        s->kdemote_wait = !s->kdemote_wait        ? 2
                           : s->kdemote_wait < 128 ? (uint8_t)(s->kdemote_wait * 2)
                                                   : 128;
         uv_timer_start(&s->timer, session_on_timer, s->kdemote_wait, 0);
@@ -385,9 +383,9 @@ void session_krelay_try_return(struct session *s, int d)
     int unread = 0, fd = session_fd(session_sender(s, d));
     struct krelay_state st;
     struct krelay_totals out;
-    if (session_sender(s, !d)->write_queue_size || fd < 0 || ioctl(fd, FIONREAD, &unread) != 0 || unread > 0 ||
-        krelay_state_get(&l->krelay, s->kcookie[d], &st) != 0 || st.passed != s->kread[d] ||
-        !receiver_totals(s, d, &out) || out.written < st.redirected)
+    if (session_sender(s, !d)->write_queue_size || fd < 0 || ioctl(fd, FIONREAD, &unread) != 0 ||
+        unread > 0 || krelay_state_get(&l->krelay, s->kcookie[d], &st) != 0 ||
+        st.passed != s->kread[d] || !receiver_totals(s, d, &out) || out.written < st.redirected)
         return;
     /* The receiver's counters as if the kernel had relayed everything lbd wrote: the
      * flush, the demotion's wait and the allowance count from here. */
@@ -419,7 +417,8 @@ static void krelay_note(struct session *s, int d, enum krelay_note_kind kind)
         if (s->kdemote[d] == 3) {
             s->kdemote[d] = 2;
             l->stats.krelay_return_missed++;
-            uv_read_start((uv_stream_t *)session_sender(s, d), session_on_alloc, session_relay_read);
+            uv_read_start((uv_stream_t *)session_sender(s, d), session_on_alloc,
+                          session_relay_read);
         }
         return;
     }

@@ -106,8 +106,8 @@ static void forward_first(struct session *s)
 /* Refusals a node gives before a session exists, after which another node may do. */
 static bool startup_refusal_retryable(const char *sqlstate)
 {
-    return strcmp(sqlstate, "57P03") == 0    /* cannot_connect_now: starting/stopping */
-           || strcmp(sqlstate, "53300") == 0 /* too_many_connections */
+    return strcmp(sqlstate, "57P03") == 0     /* cannot_connect_now: starting/stopping */
+           || strcmp(sqlstate, "53300") == 0  /* too_many_connections */
            || strcmp(sqlstate, "57P01") == 0; /* admin_shutdown */
 }
 
@@ -344,7 +344,8 @@ static void classify(struct session *s)
         if (f.kind == PGWIRE_FIRST_STARTUP)
             session_refuse(s, s->pending_sqlstate, s->pending_msg, s->pending_reason);
         else /* another encryption request: 'N' again */
-            session_refuse_after_negotiation(s, s->pending_sqlstate, s->pending_msg, s->pending_reason);
+            session_refuse_after_negotiation(s, s->pending_sqlstate, s->pending_msg,
+                                             s->pending_reason);
         return;
     }
     if (s->from_peer) {
@@ -438,7 +439,8 @@ static void on_server_closed_retry(uv_handle_t *h)
     }
     if (s->attempts > s->lbd->cfg.retries) {
         s->lbd->stats.refused_connect++;
-        session_refuse(s, "08006", "could not connect to a database node", "session_connect_failed");
+        session_refuse(s, "08006", "could not connect to a database node",
+                       "session_connect_failed");
         return;
     }
     session_connect_node(s);
@@ -519,11 +521,11 @@ void session_connect_node(struct session *s)
         if (s->attempts == 0) {
             l->stats.refused_no_node++;
             session_refuse_after_negotiation(s, "57P03", "no database node is available (lbd)",
-                                     "no_node");
+                                             "no_node");
         } else {
             l->stats.refused_connect++;
             session_refuse_after_negotiation(s, "08006", "could not connect to a database node",
-                                     "session_connect_failed");
+                                             "session_connect_failed");
         }
         return;
     }
@@ -553,9 +555,8 @@ void session_connect_node(struct session *s)
     lbd_tune_socket(l, &s->server);
     s->connect_req.data = s;
     uv_timer_start(&s->timer, session_on_timer, l->cfg.connect_ms, 0);
-    int rc = uv_tcp_connect(&s->connect_req, &s->server, (const struct sockaddr *)&n->addr,
-                            on_connect);
+    int rc =
+        uv_tcp_connect(&s->connect_req, &s->server, (const struct sockaddr *)&n->addr, on_connect);
     if (rc != 0)
         session_connect_failed(s, rc);
 }
-

@@ -45,7 +45,8 @@ static void on_netlink(uv_poll_t *p, int status, int events)
         if (n <= 0)
             return; /* EAGAIN; ENOBUFS (an overrun) loses events, never sessions */
         size_t len = (size_t)n;
-        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len);
+             h = NLMSG_NEXT(h, len)) {
             if (h->nlmsg_type != RTM_DELADDR)
                 continue;
             struct ifaddrmsg *ifa = NLMSG_DATA(h);

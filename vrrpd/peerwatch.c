@@ -95,7 +95,8 @@ static void on_link_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (memcmp(k->hello, PEERWATCH_HELLO, hl) != 0) {
         /* Something else listens there: never act on its closing. */
         log_emit(LOG_WARN, "peer_watch_refused",
-                 "peer=%s detail=\"not a vrrpd peer watch greeting\"", format_ip4(k->ip, ip, sizeof(ip)));
+                 "peer=%s detail=\"not a vrrpd peer watch greeting\"",
+                 format_ip4(k->ip, ip, sizeof(ip)));
         k->backoff_ms = BACKOFF_MAX_MS / 2;
         link_close(k);
         return;
@@ -103,7 +104,8 @@ static void on_link_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     k->hello_len = sizeof(k->hello); /* the rest goes to the sink */
     k->armed = true;
     k->backoff_ms = 0;
-    log_emit(LOG_INFO, "peer_watch_up", "peer=%s port=%u", format_ip4(k->ip, ip, sizeof(ip)), pw->port);
+    log_emit(LOG_INFO, "peer_watch_up", "peer=%s port=%u", format_ip4(k->ip, ip, sizeof(ip)),
+             pw->port);
 }
 
 static void on_link_connect(uv_connect_t *req, int status)
@@ -344,8 +346,8 @@ static void on_connection(uv_stream_t *server, int status)
         } else {
             c->open = true;
             c->tcp.data = c;
-            log_emit(LOG_WARN, "peer_watch_refused",
-                     "from=%s detail=\"not a configured peer\"", format_ip4(ip, ips, sizeof(ips)));
+            log_emit(LOG_WARN, "peer_watch_refused", "from=%s detail=\"not a configured peer\"",
+                     format_ip4(ip, ips, sizeof(ips)));
             conn_close(c);
         }
         return;

@@ -26,8 +26,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define PEERWATCH_MAX_LINKS 8   /* masters watched at once */
-#define PEERWATCH_MAX_CONNS 16  /* backups watching us at once */
+#define PEERWATCH_MAX_LINKS 8  /* masters watched at once */
+#define PEERWATCH_MAX_CONNS 16 /* backups watching us at once */
 #define PEERWATCH_HELLO "pgvip-vrrpd watch 1\n"
 
 /* ip (host order) is the master whose vrrpd ended; why says how, in words. */
@@ -39,10 +39,10 @@ struct peerwatch_link { /* we watch a master */
     struct peerwatch *pw;
     uv_tcp_t tcp;
     uv_connect_t req;
-    uint32_t ip;           /* host order; 0: slot free */
-    bool open;             /* tcp initialised and not yet closed */
-    bool wanted, armed;    /* armed: its hello arrived */
-    uint64_t retry_at_ms;  /* when to connect again; 0: now */
+    uint32_t ip;          /* host order; 0: slot free */
+    bool open;            /* tcp initialised and not yet closed */
+    bool wanted, armed;   /* armed: its hello arrived */
+    uint64_t retry_at_ms; /* when to connect again; 0: now */
     uint64_t backoff_ms;
     char hello[32];
     size_t hello_len;

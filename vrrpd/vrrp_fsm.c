@@ -50,9 +50,10 @@ static uint64_t master_iv_ms(const struct vrrp_fsm *f)
 
 /* The one door for state changes. graceful: leaving MASTER keeps the VIPs until the new
  * master is heard. */
-__attribute__((format(printf, 6, 7))) static void
-set_state(struct vrrp_fsm *f, uint64_t now, enum vrrp_state to, bool graceful,
-          struct vrrp_out *out, const char *fmt, ...)
+__attribute__((format(printf, 6, 7))) static void set_state(struct vrrp_fsm *f, uint64_t now,
+                                                            enum vrrp_state to, bool graceful,
+                                                            struct vrrp_out *out, const char *fmt,
+                                                            ...)
 {
     enum vrrp_state from = f->state;
     bool holding = f->handover_due_ms != 0; /* VIPs kept from a graceful resignation */
@@ -158,7 +159,8 @@ static void master_down_fired(struct vrrp_fsm *f, uint64_t now, struct vrrp_out 
         out->actions |= VRRP_ACT_STALL_GRACE;
         snprintf(out->reason, sizeof(out->reason),
                  "the master down timer ran %llu ms late: vrrpd itself was stalled; one more "
-                 "interval for the master", (unsigned long long)late);
+                 "interval for the master",
+                 (unsigned long long)late);
         return;
     }
     bool plain = silence && f->master_ip && !f->preempt_seen_ms;
@@ -172,8 +174,7 @@ static void master_down_fired(struct vrrp_fsm *f, uint64_t now, struct vrrp_out 
                      "no advertisement from %s for %llu ms, but its host answers on the peer "
                      "watch link: its vrrpd is stalled, not dead; waiting up to %llu ms more",
                      format_ip4(f->master_ip, ip, sizeof(ip)),
-                     (unsigned long long)(now - f->last_adv_ms),
-                     (unsigned long long)(end - now));
+                     (unsigned long long)(now - f->last_adv_ms), (unsigned long long)(end - now));
         }
         f->down_due_ms = now + iv < end ? now + iv : end;
         out->actions |= VRRP_ACT_PROBE;
@@ -343,8 +344,9 @@ void vrrp_fsm_recv(struct vrrp_fsm *f, uint64_t now, const struct vrrp_adv *adv,
         if (higher || tie_lost) {
             f->master_adv_cs = adv->max_adv_cs;
             if (higher)
-                set_state(f, now, VRRP_BACKUP, false, out, "higher priority %u seen from %s (ours %u)",
-                          adv->priority, format_ip4(src, ip, sizeof(ip)), f->priority);
+                set_state(f, now, VRRP_BACKUP, false, out,
+                          "higher priority %u seen from %s (ours %u)", adv->priority,
+                          format_ip4(src, ip, sizeof(ip)), f->priority);
             else
                 set_state(f, now, VRRP_BACKUP, false, out,
                           "equal priority %u seen from %s, a higher address than ours",
@@ -375,13 +377,11 @@ void vrrp_fsm_set_fault(struct vrrp_fsm *f, uint64_t now, bool fault, bool grace
         set_state(f, now, VRRP_FAULT, graceful, out, "%s", why);
     } else if (fault && f->state == VRRP_FAULT && !graceful && f->handover_due_ms) {
         handover_done(f, out); /* the proxy died during the handover: release now */
-    }
-    else if (!fault && f->state == VRRP_FAULT)
+    } else if (!fault && f->state == VRRP_FAULT)
         become_backup_start(f, now, out, why);
 }
 
-void vrrp_fsm_set_priority(struct vrrp_fsm *f, uint64_t now, uint8_t priority,
-                           struct vrrp_out *out)
+void vrrp_fsm_set_priority(struct vrrp_fsm *f, uint64_t now, uint8_t priority, struct vrrp_out *out)
 {
     out_reset(out);
     if (priority == f->priority)

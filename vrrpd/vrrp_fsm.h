@@ -52,29 +52,29 @@ struct vrrp_out {
 struct vrrp_fsm {
     struct vrrp_fsm_config cfg;
     enum vrrp_state state;
-    uint8_t priority;        /* effective: configured, lowered by tracked objects */
-    uint16_t master_adv_cs;  /* Master_Adver_Interval, learnt from the master */
-    uint64_t adv_due_ms;     /* MASTER: next advertisement; 0 = off */
-    uint64_t down_due_ms;    /* BACKUP: Master_Down_Timer expiry; 0 = off */
-    uint64_t preempt_seen_ms;/* BACKUP: since when a lower-priority master is seen */
+    uint8_t priority;           /* effective: configured, lowered by tracked objects */
+    uint16_t master_adv_cs;     /* Master_Adver_Interval, learnt from the master */
+    uint64_t adv_due_ms;        /* MASTER: next advertisement; 0 = off */
+    uint64_t down_due_ms;       /* BACKUP: Master_Down_Timer expiry; 0 = off */
+    uint64_t preempt_seen_ms;   /* BACKUP: since when a lower-priority master is seen */
     uint64_t lower_answered_ms; /* MASTER: when it last answered a lower-priority master */
-    uint32_t master_ip;      /* the master we follow (0: none heard), host order */
+    uint32_t master_ip;         /* the master we follow (0: none heard), host order */
     uint8_t master_priority;
-    uint64_t last_adv_ms;    /* when its last advertisement came */
-    uint32_t resigned_ip;    /* BACKUP: a master that sent priority 0, until the timer */
-    uint32_t gone_ip;        /* BACKUP: a master whose vrrpd is known to have ended */
-    uint64_t since_ms;       /* when the current state was entered */
-    uint64_t handover_due_ms;/* resigned gracefully: VIPs kept until a new master is
-                                heard (plus one interval) or this time passes
-                                (make-before-break); 0 = none */
-    uint32_t handover_master;/* the new master heard during the handover, 0: none yet */
+    uint64_t last_adv_ms;     /* when its last advertisement came */
+    uint32_t resigned_ip;     /* BACKUP: a master that sent priority 0, until the timer */
+    uint32_t gone_ip;         /* BACKUP: a master whose vrrpd is known to have ended */
+    uint64_t since_ms;        /* when the current state was entered */
+    uint64_t handover_due_ms; /* resigned gracefully: VIPs kept until a new master is
+                                 heard (plus one interval) or this time passes
+                                 (make-before-break); 0 = none */
+    uint32_t handover_master; /* the new master heard during the handover, 0: none yet */
     uint64_t transitions;
     /* BACKUP, during a silence of the master (all reset when an advert comes): */
-    uint64_t probe_due_ms;   /* when to ask the shell to probe the master's host; 0 = off */
-    uint64_t probed_ms;      /* when the first probe of this silence was asked for */
-    uint64_t alive_ms;       /* the latest sign of life of the master's host reported */
-    uint64_t hold_since_ms;  /* waiting past the down timer since then; 0 = not */
-    bool grace_used;         /* this silence had its stall grace */
+    uint64_t probe_due_ms;        /* when to ask the shell to probe the master's host; 0 = off */
+    uint64_t probed_ms;           /* when the first probe of this silence was asked for */
+    uint64_t alive_ms;            /* the latest sign of life of the master's host reported */
+    uint64_t hold_since_ms;       /* waiting past the down timer since then; 0 = not */
+    bool grace_used;              /* this silence had its stall grace */
     uint64_t stall_graces, holds; /* counters */
 };
 

@@ -12,8 +12,8 @@
 #include <string.h>
 
 const char *const vrrp_parse_result_names[] = {
-    "ok", "truncated", "not_vrrp", "ttl", "version", "type", "length", "count", "interval",
-    "checksum",
+    "ok",   "truncated", "not_vrrp", "ttl",      "version",
+    "type", "length",    "count",    "interval", "checksum",
 };
 
 static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
@@ -27,11 +27,14 @@ static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
 
 uint16_t vrrp_checksum(uint32_t src, uint32_t dst, const uint8_t *msg, size_t len)
 {
+    /* The IPv4 pseudo-header (RFC 5798 5.2.8), four bytes a line as RFC 768 draws it. */
+    /* clang-format off */
     uint8_t pseudo[12] = {
         (uint8_t)(src >> 24), (uint8_t)(src >> 16), (uint8_t)(src >> 8), (uint8_t)src,
         (uint8_t)(dst >> 24), (uint8_t)(dst >> 16), (uint8_t)(dst >> 8), (uint8_t)dst,
         0, VRRP_PROTO, (uint8_t)(len >> 8), (uint8_t)len,
     };
+    /* clang-format on */
     uint32_t sum = sum16(pseudo, sizeof(pseudo), 0);
     sum = sum16(msg, len, sum);
     while (sum >> 16)
@@ -43,8 +46,7 @@ size_t vrrp_packet_build(uint8_t *buf, size_t size, const struct vrrp_adv *adv, 
                          uint32_t dst)
 {
     size_t len = VRRP_HDR_LEN + 4u * adv->naddrs;
-    if (len > size || adv->naddrs == 0 || adv->naddrs > VRRP_MAX_ADDRS ||
-        adv->max_adv_cs > 0x0fff)
+    if (len > size || adv->naddrs == 0 || adv->naddrs > VRRP_MAX_ADDRS || adv->max_adv_cs > 0x0fff)
         return 0;
     buf[0] = (VRRP_VERSION << 4) | VRRP_TYPE_ADVERT;
     buf[1] = adv->vrid;
@@ -86,8 +88,7 @@ reject(enum vrrp_parse_result r, char *errmsg, size_t size, const char *fmt, ...
 }
 
 enum vrrp_parse_result vrrp_packet_parse(const uint8_t *pkt, size_t len, struct vrrp_adv *out,
-                                         uint32_t *src, uint32_t *dst, char *errmsg,
-                                         size_t errsize)
+                                         uint32_t *src, uint32_t *dst, char *errmsg, size_t errsize)
 {
     memset(out, 0, sizeof(*out));
     if (len < 20 || (pkt[0] >> 4) != 4)
@@ -119,11 +120,11 @@ enum vrrp_parse_result vrrp_packet_parse(const uint8_t *pkt, size_t len, struct 
                       m[0] & 0x0f);
     unsigned count = m[3];
     if (count == 0 || count > VRRP_MAX_ADDRS)
-        return reject(VRRP_ERR_COUNT, errmsg, errsize, "address count %u (1 to %u accepted)",
-                      count, VRRP_MAX_ADDRS);
+        return reject(VRRP_ERR_COUNT, errmsg, errsize, "address count %u (1 to %u accepted)", count,
+                      VRRP_MAX_ADDRS);
     if (mlen != VRRP_HDR_LEN + 4 * count)
-        return reject(VRRP_ERR_LENGTH, errmsg, errsize,
-                      "%u bytes do not match %u IPv4 addresses", (unsigned)mlen, count);
+        return reject(VRRP_ERR_LENGTH, errmsg, errsize, "%u bytes do not match %u IPv4 addresses",
+                      (unsigned)mlen, count);
     if (vrrp_checksum(*src, *dst, m, mlen) != 0)
         return reject(VRRP_ERR_CHECKSUM, errmsg, errsize, "checksum 0x%04x does not add up",
                       (unsigned)m[6] << 8 | m[7]);

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VRRP_PROTO 112          /* IP protocol number */
+#define VRRP_PROTO 112           /* IP protocol number */
 #define VRRP_MCAST_V4 0xE0000012 /* 224.0.0.18, host order */
 #define VRRP_VERSION 3
 #define VRRP_TYPE_ADVERT 1
@@ -27,15 +27,15 @@ struct vrrp_adv {
 
 enum vrrp_parse_result {
     VRRP_OK = 0,
-    VRRP_ERR_TRUNCATED,    /* shorter than its IP header or the VRRP header */
-    VRRP_ERR_NOT_VRRP,     /* IP protocol is not 112 */
-    VRRP_ERR_TTL,          /* TTL is not 255: sent from off the segment */
-    VRRP_ERR_VERSION,      /* not version 3 */
-    VRRP_ERR_TYPE,         /* not an ADVERTISEMENT */
-    VRRP_ERR_LENGTH,       /* length does not match the address count */
-    VRRP_ERR_COUNT,        /* no addresses, or more than we accept */
-    VRRP_ERR_INTERVAL,     /* Max Adver Int of 0 */
-    VRRP_ERR_CHECKSUM,     /* checksum with the pseudo-header does not add up */
+    VRRP_ERR_TRUNCATED, /* shorter than its IP header or the VRRP header */
+    VRRP_ERR_NOT_VRRP,  /* IP protocol is not 112 */
+    VRRP_ERR_TTL,       /* TTL is not 255: sent from off the segment */
+    VRRP_ERR_VERSION,   /* not version 3 */
+    VRRP_ERR_TYPE,      /* not an ADVERTISEMENT */
+    VRRP_ERR_LENGTH,    /* length does not match the address count */
+    VRRP_ERR_COUNT,     /* no addresses, or more than we accept */
+    VRRP_ERR_INTERVAL,  /* Max Adver Int of 0 */
+    VRRP_ERR_CHECKSUM,  /* checksum with the pseudo-header does not add up */
     VRRP_ERR__COUNT
 };
 extern const char *const vrrp_parse_result_names[]; /* for metrics labels and logs */

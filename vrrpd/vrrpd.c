@@ -31,8 +31,8 @@
 #include <unistd.h>
 
 const char *const vrrpd_drop_names[] = {
-    "ok", "truncated", "not_vrrp", "ttl", "version", "type", "length", "count", "interval",
-    "checksum", "own", "unknown_vrid", "not_peer", "addr_mismatch",
+    "ok",    "truncated", "not_vrrp", "ttl", "version",      "type",     "length",
+    "count", "interval",  "checksum", "own", "unknown_vrid", "not_peer", "addr_mismatch",
 };
 
 uint64_t vrrpd_now_ms(void)
@@ -120,8 +120,8 @@ static void garp_round(uv_timer_t *t)
         g->garp_errors++;
         if (g->garp_errors == 1 || g->garp_errors % 100 == 0) {
             char ip[16];
-            log_emit(LOG_WARN, "garp_failed", "vrid=%u vip=%s error=\"%s\" count=%llu",
-                     g->cfg.vrid, format_ip4(g->cfg.vips[i], ip, sizeof(ip)), strerror(-rc),
+            log_emit(LOG_WARN, "garp_failed", "vrid=%u vip=%s error=\"%s\" count=%llu", g->cfg.vrid,
+                     format_ip4(g->cfg.vips[i], ip, sizeof(ip)), strerror(-rc),
                      (unsigned long long)g->garp_errors);
         }
     }
@@ -157,15 +157,16 @@ static void run_notify(struct vrrpd_group *g, const struct vrrp_out *o)
     snprintf(env_from, sizeof(env_from), "VRRP_FROM=%s", vrrp_state_names[o->from]);
     snprintf(env_vrid, sizeof(env_vrid), "VRRP_VRID=%u", g->cfg.vrid);
     snprintf(env_inst, sizeof(env_inst), "VRRP_INSTANCE=%s", d->cfg.instance);
-    char *args[] = {"/bin/sh", "-c", d->cfg.notify, "notify", (char *)vrrp_state_names[o->to],
-                    vrid, d->cfg.instance, NULL};
+    char *args[] = {
+        "/bin/sh",       "-c", d->cfg.notify, "notify", (char *)vrrp_state_names[o->to], vrid,
+        d->cfg.instance, NULL};
     char *env[] = {env_state, env_from, env_vrid, env_inst, "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
                    NULL};
     uv_process_t *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return;
-    uv_process_options_t opt = {.file = "/bin/sh", .args = args, .env = env,
-                                .exit_cb = notify_exited};
+    uv_process_options_t opt = {
+        .file = "/bin/sh", .args = args, .env = env, .exit_cb = notify_exited};
     int rc = uv_spawn(d->loop, p, &opt);
     if (rc != 0) {
         log_emit(LOG_WARN, "notify_failed", "vrid=%u error=\"%s\"", g->cfg.vrid, uv_strerror(rc));
@@ -182,10 +183,10 @@ static void log_transition(struct vrrpd_group *g, const struct vrrp_out *o, unsi
     char reason[256], vips[512], line[1024], ts[40];
     vrrpd_vip_list(g, vips, sizeof(vips));
     log_quote(reason, sizeof(reason), o->reason);
-    const char *vipkey = (actions & VRRP_ACT_ADD_VIPS) && !held_before ? " vips_added="
+    const char *vipkey = (actions & VRRP_ACT_ADD_VIPS) && !held_before  ? " vips_added="
                          : (actions & VRRP_ACT_DEL_VIPS) && held_before ? " vips_removed="
-                         : held_before && g->vips_held                  ? " vips_kept_until_handover="
-                                                                        : "";
+                         : held_before && g->vips_held ? " vips_kept_until_handover="
+                                                       : "";
     const char *vipval = vipkey[0] ? vips : "";
     log_emit(o->to == VRRP_MASTER ? LOG_INFO : LOG_WARN, "transition",
              "vrid=%u from=%s to=%s priority=%u reason=%s%s%s", g->cfg.vrid,
@@ -516,8 +517,8 @@ static void on_lbd(void *arg, bool ok, const char *why)
     char q[160];
     d->lbd_ok = ok;
     snprintf(d->lbd_why, sizeof(d->lbd_why), "%s", why);
-    log_emit(ok ? LOG_INFO : LOG_WARN, "track", "object=lbd state=%s reason=%s",
-             ok ? "up" : "down", log_quote(q, sizeof(q), why));
+    log_emit(ok ? LOG_INFO : LOG_WARN, "track", "object=lbd state=%s reason=%s", ok ? "up" : "down",
+             log_quote(q, sizeof(q), why));
     vrrpd_reevaluate(d, why);
 }
 
@@ -724,8 +725,7 @@ static void set_realtime(struct vrrpd *d)
         log_emit(LOG_WARN, "realtime_failed", "what=mlockall error=\"%s\"", strerror(errno));
 }
 
-int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path,
-                const struct vrrpd_config *cfg)
+int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path, const struct vrrpd_config *cfg)
 {
     memset(d, 0, sizeof(*d));
     d->loop = loop;
@@ -755,7 +755,8 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path,
         return -EADDRNOTAVAIL;
     }
     char err[512];
-    int rc = vrrpd_check_vips_on_segment(cfg->interface, cfg->groups, cfg->n_groups, err, sizeof(err));
+    int rc =
+        vrrpd_check_vips_on_segment(cfg->interface, cfg->groups, cfg->n_groups, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "vrrpd: %s\n", err);
         return rc;
@@ -776,8 +777,8 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path,
                  cfg->interface);
     if ((rc = garp_open(&d->garp, d->ifindex, cfg->interface)) != 0 ||
         (rc = open_sockets(d)) != 0) {
-        fprintf(stderr, "vrrpd: raw sockets on %s: %s (vrrpd needs CAP_NET_RAW)\n",
-                cfg->interface, strerror(-rc));
+        fprintf(stderr, "vrrpd: raw sockets on %s: %s (vrrpd needs CAP_NET_RAW)\n", cfg->interface,
+                strerror(-rc));
         return rc;
     }
     if (cfg->transitions_file[0]) {
@@ -797,8 +798,8 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path,
     uv_timer_init(loop, &d->status_timer);
     d->status_timer.data = d;
     uv_timer_start(&d->status_timer, on_status_timer, 500, 500);
-    if (cfg->admin_enabled &&
-        (rc = httpd_start(&d->admin, loop, (struct sockaddr *)&cfg->admin, vrrpd_admin_handle, d)) != 0) {
+    if (cfg->admin_enabled && (rc = httpd_start(&d->admin, loop, (struct sockaddr *)&cfg->admin,
+                                                vrrpd_admin_handle, d)) != 0) {
         char a[SOCKADDR_STRLEN];
         fprintf(stderr, "vrrpd: cannot serve the admin endpoint on %s: %s\n",
                 format_sockaddr((struct sockaddr *)&cfg->admin, a, sizeof(a)), uv_strerror(rc));
@@ -828,7 +829,8 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path,
                                      .preempt = g->cfg.preempt,
                                      .preempt_delay_ms = g->cfg.preempt_delay_ms,
                                      .primary_ip = d->primary,
-                                     .silent_hold_ms = cfg->peer_watch_port ? cfg->silent_hold_ms : 0};
+                                     .silent_hold_ms =
+                                         cfg->peer_watch_port ? cfg->silent_hold_ms : 0};
         vrrp_fsm_init(&g->fsm, &fc);
         uv_timer_init(loop, &g->timer);
         uv_timer_init(loop, &g->garp_timer);

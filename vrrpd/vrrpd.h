@@ -74,14 +74,13 @@ struct vrrpd {
     uint64_t rx_drops[VRRPD_DROP__COUNT];
     uint64_t last_drop_log_ms;
     uint64_t started_wall_ms;
-    struct httpd admin; /* when cfg.admin_enabled */
+    struct httpd admin;     /* when cfg.admin_enabled */
     struct peerwatch watch; /* when cfg.peer_watch_port */
     char config_path[256];  /* read again on SIGHUP */
     struct reload_state reload;
 };
 
-int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path,
-                const struct vrrpd_config *cfg);
+int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path, const struct vrrpd_config *cfg);
 void vrrpd_free(struct vrrpd *d);
 void vrrpd_write_state(struct vrrpd *d);
 void vrrpd_render_state(struct vrrpd *d, struct metrics_buf *m);

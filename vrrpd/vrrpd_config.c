@@ -38,8 +38,8 @@ static int ipv4_value(struct cfg_doc *d, yaml_node_t *n, const char *path, uint3
     return 0;
 }
 
-static int ipv4_list(struct cfg_doc *d, yaml_node_t *n, const char *path, uint32_t *out,
-                     size_t max, size_t *count)
+static int ipv4_list(struct cfg_doc *d, yaml_node_t *n, const char *path, uint32_t *out, size_t max,
+                     size_t *count)
 {
     int rc;
     if (n->type == YAML_SCALAR_NODE) {
@@ -230,8 +230,8 @@ static const struct cfg_field vrrp_fields[] = {
     {"realtime", CFG_BOOL, OFF(realtime),
      .doc = "Run at SCHED_FIFO priority with locked memory, so adverts leave on time under "
             "full CPU load (short intervals)."},
-    {"peer_watch", CFG_CUSTOM, 0, .custom = parse_peer_watch,
-     .type_doc = "TCP port, or off", .def_doc = "5798",
+    {"peer_watch", CFG_CUSTOM, 0, .custom = parse_peer_watch, .type_doc = "TCP port, or off",
+     .def_doc = "5798",
      .doc = "Listen on this port of our address and hold a connection to the master we "
             "follow: when the master's vrrpd ends (crash, SIGKILL, docker kill) its kernel "
             "closes the connection and we take over after the skew time, as on a priority-0 "

@@ -46,7 +46,7 @@ struct vrrpd_config {
     uint64_t track_lbd_interval_ms, track_lbd_timeout_ms;
     int track_lbd_action; /* enum vrrpd_track_action */
     uint32_t track_lbd_weight;
-    bool realtime; /* SCHED_FIFO and locked memory */
+    bool realtime;            /* SCHED_FIFO and locked memory */
     uint16_t peer_watch_port; /* 0: off */
     uint64_t silent_hold_ms;  /* vrrp_fsm_config.silent_hold_ms; 0: off */
     struct vrrpd_group_config groups[VRRPD_MAX_GROUPS];

@@ -73,7 +73,8 @@ static void reload_config(struct vrrpd *d)
         reload_failed(&d->reload, err);
         return;
     }
-    if (vrrpd_check_vips_on_segment(d->cfg.interface, nc.groups, nc.n_groups, err, sizeof(err)) != 0) {
+    if (vrrpd_check_vips_on_segment(d->cfg.interface, nc.groups, nc.n_groups, err, sizeof(err)) !=
+        0) {
         reload_failed(&d->reload, err);
         return;
     }
@@ -87,8 +88,8 @@ static void reload_config(struct vrrpd *d)
     if (nc.peer_watch_port != d->cfg.peer_watch_port)
         note(restart, sizeof(restart), "peer_watch");
     if (nc.admin_enabled != d->cfg.admin_enabled ||
-        (nc.admin_enabled && !sockaddr_equal((struct sockaddr *)&nc.admin,
-                                             (struct sockaddr *)&d->cfg.admin)))
+        (nc.admin_enabled &&
+         !sockaddr_equal((struct sockaddr *)&nc.admin, (struct sockaddr *)&d->cfg.admin)))
         note(restart, sizeof(restart), "admin");
     if (strcmp(nc.state_file, d->cfg.state_file) != 0 ||
         strcmp(nc.transitions_file, d->cfg.transitions_file) != 0 ||
@@ -172,7 +173,8 @@ static void reload_config(struct vrrpd *d)
                                      .preempt = ng->preempt,
                                      .preempt_delay_ms = ng->preempt_delay_ms,
                                      .primary_ip = d->primary,
-                                     .silent_hold_ms = d->cfg.peer_watch_port ? nc.silent_hold_ms : 0};
+                                     .silent_hold_ms =
+                                         d->cfg.peer_watch_port ? nc.silent_hold_ms : 0};
         struct vrrp_out o;
         vrrp_fsm_reconfigure(&g->fsm, now, &fc, &o);
         if (vips_changed && g->fsm.state == VRRP_MASTER)

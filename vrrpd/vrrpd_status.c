@@ -22,7 +22,8 @@ void vrrpd_render_state(struct vrrpd *d, struct metrics_buf *m)
     metrics_printf(m, "{\"daemon\":\"vrrpd\",\"instance\":");
     metrics_json_str(m, d->cfg.instance);
     metrics_printf(m, ",\"pid\":%d,\"updated\":\"%s\",\"updated_ms\":%llu", (int)getpid(),
-                   log_format_ts(vrrpd_wall_ms(), ts, sizeof(ts)), (unsigned long long)vrrpd_wall_ms());
+                   log_format_ts(vrrpd_wall_ms(), ts, sizeof(ts)),
+                   (unsigned long long)vrrpd_wall_ms());
     metrics_printf(m, ",\"running\":%s,\"interface\":", d->stopping ? "false" : "true");
     metrics_json_str(m, d->cfg.interface);
     metrics_printf(m, ",\"address\":\"%s\",\"link_up\":%s", format_ip4(d->primary, ip, sizeof(ip)),
@@ -54,15 +55,15 @@ void vrrpd_render_state(struct vrrpd *d, struct metrics_buf *m)
                            : "false");
         metrics_printf(m, ",\"last_advert_ms_ago\":%lld",
                        g->last_rx_ms ? (long long)(now - g->last_rx_ms) : -1LL);
-        metrics_printf(m, ",\"master_down_ms\":%llu,\"adverts_sent\":%llu,\"adverts_received\":%llu",
+        metrics_printf(m,
+                       ",\"master_down_ms\":%llu,\"adverts_sent\":%llu,\"adverts_received\":%llu",
                        (unsigned long long)vrrp_fsm_master_down_ms(&g->fsm),
                        (unsigned long long)g->tx_adverts, (unsigned long long)g->rx_adverts);
         metrics_printf(m,
                        ",\"adverts_late\":%llu,\"advert_late_max_ms\":%llu,"
                        "\"stall_graces\":%llu,\"silent_holds\":%llu,\"holding\":%s",
                        (unsigned long long)g->tx_late, (unsigned long long)g->tx_late_max_ms,
-                       (unsigned long long)g->fsm.stall_graces,
-                       (unsigned long long)g->fsm.holds,
+                       (unsigned long long)g->fsm.stall_graces, (unsigned long long)g->fsm.holds,
                        g->fsm.hold_since_ms ? "true" : "false");
         metrics_printf(m, ",\"garps_sent\":%llu,\"garp_errors\":%llu",
                        (unsigned long long)g->garps_sent, (unsigned long long)g->garp_errors);
@@ -98,8 +99,8 @@ void vrrpd_write_state(struct vrrpd *d)
     static int last_errno; /* say it once per cause, not twice a second */
     if (fd < 0 && errno != last_errno)
         log_emit(LOG_ERROR, "state_file_failed",
-                 "path=%s error=\"%s\" detail=\"vrrpd --status and the status page go stale\"",
-                 tmp, strerror(errno));
+                 "path=%s error=\"%s\" detail=\"vrrpd --status and the status page go stale\"", tmp,
+                 strerror(errno));
     last_errno = fd < 0 ? errno : 0;
     if (fd >= 0 && !m.failed) {
         ssize_t w = write(fd, m.data, m.len);
@@ -139,18 +140,18 @@ void vrrpd_render_metrics(struct vrrpd *d, struct metrics_buf *m)
             metrics_sample(m, l, d->groups[i].fsm.state == (enum vrrp_state)st);
         }
     }
-#define PER_GROUP(name, type, help, expr)                                                  \
-    metrics_family(m, name, type, help);                                                   \
-    for (size_t i = 0; i < d->n_groups; i++) {                                             \
-        const struct vrrpd_group *g = &d->groups[i];                                       \
-        snprintf(vrid, sizeof(vrid), "%u", g->cfg.vrid);                                   \
-        const char *l[] = {"vrid", vrid, NULL};                                            \
-        metrics_sample(m, l, (double)(expr));                                              \
+#define PER_GROUP(name, type, help, expr)                                                          \
+    metrics_family(m, name, type, help);                                                           \
+    for (size_t i = 0; i < d->n_groups; i++) {                                                     \
+        const struct vrrpd_group *g = &d->groups[i];                                               \
+        snprintf(vrid, sizeof(vrid), "%u", g->cfg.vrid);                                           \
+        const char *l[] = {"vrid", vrid, NULL};                                                    \
+        metrics_sample(m, l, (double)(expr));                                                      \
     }
     PER_GROUP("vrrpd_group_master", METRICS_GAUGE, "1 while this instance is the group's master.",
               g->fsm.state == VRRP_MASTER)
-    PER_GROUP("vrrpd_group_vips_held", METRICS_GAUGE, "1 while the group's VIPs are on the interface.",
-              g->vips_held)
+    PER_GROUP("vrrpd_group_vips_held", METRICS_GAUGE,
+              "1 while the group's VIPs are on the interface.", g->vips_held)
     PER_GROUP("vrrpd_group_priority", METRICS_GAUGE, "Effective priority (after tracking).",
               g->fsm.priority)
     PER_GROUP("vrrpd_group_configured_priority", METRICS_GAUGE, "Configured priority.",
@@ -171,8 +172,8 @@ void vrrpd_render_metrics(struct vrrpd *d, struct metrics_buf *m)
               "Times this backup's master went silent while its host still answered on the peer "
               "watch link, and it waited (silent_master_hold) instead of taking over at once.",
               g->fsm.holds)
-    PER_GROUP("vrrpd_group_garps_sent_total", METRICS_COUNTER,
-              "Gratuitous ARP announcements sent.", g->garps_sent)
+    PER_GROUP("vrrpd_group_garps_sent_total", METRICS_COUNTER, "Gratuitous ARP announcements sent.",
+              g->garps_sent)
     PER_GROUP("vrrpd_group_garp_errors_total", METRICS_COUNTER,
               "Gratuitous ARP announcements the kernel refused.", g->garp_errors)
     PER_GROUP("vrrpd_group_adverts_received_total", METRICS_COUNTER,

@@ -38,9 +38,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rb = 0;
     for (size_t i = 0; i < size && rb == 0; i += step)
         rb = pgwire_stream_feed(&parts, data + i, size - i < step ? size - i : step, on_event, &b);
-    if (ra != rb || (ra == 0 && (a.keys != b.keys || a.ready != b.ready || a.pid != b.pid ||
-                                 a.key != b.key || a.params != b.params ||
-                                 whole.messages != parts.messages)))
+    if (ra != rb ||
+        (ra == 0 && (a.keys != b.keys || a.ready != b.ready || a.pid != b.pid || a.key != b.key ||
+                     a.params != b.params || whole.messages != parts.messages)))
         abort();
     struct pgwire_front fw = {0}, fp = {0};
     int fa = pgwire_front_feed(&fw, data, size), fb = 0;

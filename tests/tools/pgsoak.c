@@ -33,8 +33,8 @@ struct sess {
     long long due;      /* next action: reconnect or query */
     long long deadline; /* of the connect or query under way */
     const char *conninfo;
-    int port;             /* local port of the connection once up (for the proxies' logs) */
-    long long up_since;   /* when the connection came up, 0 while down */
+    int port;           /* local port of the connection once up (for the proxies' logs) */
+    long long up_since; /* when the connection came up, 0 while down */
 };
 
 static volatile sig_atomic_t stop;
@@ -147,16 +147,27 @@ int main(int argc, char **argv)
     int n = 1000, duration = 600, opt;
     while ((opt = getopt(argc, argv, "n:i:t:d:")) != -1) {
         switch (opt) {
-        case 'n': n = atoi(optarg); break;
-        case 'i': interval = atoi(optarg); break;
-        case 't': deadline = atoi(optarg); break;
-        case 'd': duration = atoi(optarg); break;
-        default: optind = argc + 1;
+        case 'n':
+            n = atoi(optarg);
+            break;
+        case 'i':
+            interval = atoi(optarg);
+            break;
+        case 't':
+            deadline = atoi(optarg);
+            break;
+        case 'd':
+            duration = atoi(optarg);
+            break;
+        default:
+            optind = argc + 1;
         }
     }
     if (optind >= argc || n < 1 || interval < 1 || deadline < 1) {
-        fprintf(stderr, "usage: %s [-n SESSIONS] [-i INTERVAL_MS] [-t DEADLINE_MS] "
-                        "[-d DURATION_S] CONNINFO...\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s [-n SESSIONS] [-i INTERVAL_MS] [-t DEADLINE_MS] "
+                "[-d DURATION_S] CONNINFO...\n",
+                argv[0]);
         return 2;
     }
     struct rlimit rl;
@@ -192,8 +203,9 @@ int main(int argc, char **argv)
             else if (s->phase == READY && now >= s->due)
                 start_query(s, i);
             else if ((s->phase == CONNECTING || s->phase == QUERYING) && now >= s->deadline)
-                fail(s, i, s->phase == CONNECTING ? "connect: no answer in time"
-                                                  : "query: no answer in time");
+                fail(s, i,
+                     s->phase == CONNECTING ? "connect: no answer in time"
+                                            : "query: no answer in time");
             if (s->phase == READY || s->phase == QUERYING)
                 connected++;
             if (s->c == NULL) {
@@ -205,9 +217,8 @@ int main(int argc, char **argv)
             if (w < wake)
                 wake = w;
             pfd[k].fd = PQsocket(s->c);
-            pfd[k].events = (s->phase == CONNECTING && s->poll == PGRES_POLLING_WRITING)
-                                ? POLLOUT
-                                : POLLIN;
+            pfd[k].events =
+                (s->phase == CONNECTING && s->poll == PGRES_POLLING_WRITING) ? POLLOUT : POLLIN;
             idx[k++] = i;
         }
         if (now >= next_stat) {

@@ -35,8 +35,11 @@ int main(int argc, char **argv)
         return 2;
     }
     uint32_t dst_h = ntohl(dst_addr.s_addr);
-    struct vrrp_adv a = {.vrid = (uint8_t)atoi(argv[3]), .priority = (uint8_t)atoi(argv[4]),
-                         .max_adv_cs = 10, .naddrs = 1, .addrs = {ntohl(vip.s_addr)}};
+    struct vrrp_adv a = {.vrid = (uint8_t)atoi(argv[3]),
+                         .priority = (uint8_t)atoi(argv[4]),
+                         .max_adv_cs = 10,
+                         .naddrs = 1,
+                         .addrs = {ntohl(vip.s_addr)}};
     uint8_t pkt[128] = {0};
     uint8_t *m = pkt + 20;
     size_t len = vrrp_packet_build(m, sizeof(pkt) - 20, &a, ntohl(src.s_addr), dst_h);

@@ -56,12 +56,17 @@ START_TEST(describe_prints_types_real_defaults_and_sections)
     FILE *f = open_memstream(&buf, &len);
     cfg_describe(f, fields, &def, "top", false);
     fclose(f);
-    ck_assert_ptr_nonnull(strstr(buf, "  top.count\n      integer, 1 to 10; default 7\n      How many.\n"));
-    ck_assert_ptr_nonnull(strstr(buf, "  top.on\n      true or false; default true\n      (undocumented)\n"));
-    ck_assert_ptr_nonnull(strstr(buf, "top.wait\n      duration (like 250ms, 2s, 1m), 0 to 1m; default 1500ms"));
+    ck_assert_ptr_nonnull(
+        strstr(buf, "  top.count\n      integer, 1 to 10; default 7\n      How many.\n"));
+    ck_assert_ptr_nonnull(
+        strstr(buf, "  top.on\n      true or false; default true\n      (undocumented)\n"));
+    ck_assert_ptr_nonnull(
+        strstr(buf, "top.wait\n      duration (like 250ms, 2s, 1m), 0 to 1m; default 1500ms"));
     ck_assert_ptr_nonnull(strstr(buf, "one of fast | safe; default safe"));
-    ck_assert_ptr_nonnull(strstr(buf, "top.addr\n      address host:port (port 5432 when omitted); required\n"));
-    ck_assert_ptr_nonnull(strstr(buf, "  top.sect.wait\n      duration (like 250ms, 2s, 1m), 0 to 1m; default 1500ms\n      How long.\n"));
+    ck_assert_ptr_nonnull(
+        strstr(buf, "top.addr\n      address host:port (port 5432 when omitted); required\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "  top.sect.wait\n      duration (like 250ms, 2s, 1m), 0 to "
+                                      "1m; default 1500ms\n      How long.\n"));
     free(buf);
     buf = NULL;
     f = open_memstream(&buf, &len);
@@ -79,7 +84,8 @@ START_TEST(section_applies_its_table_to_the_same_struct)
     ck_assert_int_eq(load("addr: 10.0.0.1\nsect: {wait: 2s}\n", &v, err, sizeof(err)), 0);
     ck_assert_uint_eq(v.wait_ms, 2000);
     ck_assert_int_ne(load("addr: 10.0.0.1\nsect: {wiat: 2s}\n", &v, err, sizeof(err)), 0);
-    ck_assert_str_eq(err, "t.yaml:2:8: s.sect: unknown key \"wiat\" (did you mean \"wait\"?); valid keys: wait");
+    ck_assert_str_eq(
+        err, "t.yaml:2:8: s.sect: unknown key \"wiat\" (did you mean \"wait\"?); valid keys: wait");
 }
 END_TEST
 
@@ -87,8 +93,8 @@ START_TEST(good_file)
 {
     struct sample s;
     char err[1024];
-    int rc = load("name: x\ncount: 3\non: yes\nwait: 250ms\nmode: safe\naddr: 10.0.0.1\n", &s,
-                  err, sizeof(err));
+    int rc = load("name: x\ncount: 3\non: yes\nwait: 250ms\nmode: safe\naddr: 10.0.0.1\n", &s, err,
+                  sizeof(err));
     ck_assert_msg(rc == 0, "unexpected error: %s", err);
     ck_assert_str_eq(s.name, "x");
     ck_assert_uint_eq(s.count, 3);
@@ -120,7 +126,8 @@ START_TEST(each_error_names_place_and_fix)
         {"addr: 1.2.3.4\nzzzzzzzz: 3\n", "unknown key \"zzzzzzzz\"; valid keys:"},
         {"count: 3\n", "t.yaml:1:1: s: missing required key \"addr\""},
         {"addr: 1.2.3.4\ncount: 2\ncount: 3\n", "t.yaml:3:1: s.count: key appears twice"},
-        {"addr: 1.2.3.4\nname: [a, b]\n", "t.yaml:2:7: s.name: expected a single value, got a list"},
+        {"addr: 1.2.3.4\nname: [a, b]\n",
+         "t.yaml:2:7: s.name: expected a single value, got a list"},
         {"addr: 1.2.3.4\nname: abcdefghijklmnopq\n", "s.name: value is too long"},
         {"- a\n- b\n", "t.yaml:1:1: s: expected a mapping"},
         {"addr: [1\n", "t.yaml:2:1: YAML syntax error"},
@@ -130,8 +137,8 @@ START_TEST(each_error_names_place_and_fix)
         char err[1024];
         int rc = load(cases[i].text, &s, err, sizeof(err));
         ck_assert_msg(rc == -EINVAL, "case %zu: accepted a bad file", i);
-        ck_assert_msg(strstr(err, cases[i].expect) != NULL, "case %zu: got \"%s\", want \"%s\"",
-                      i, err, cases[i].expect);
+        ck_assert_msg(strstr(err, cases[i].expect) != NULL, "case %zu: got \"%s\", want \"%s\"", i,
+                      err, cases[i].expect);
     }
 }
 END_TEST

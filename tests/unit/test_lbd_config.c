@@ -54,8 +54,8 @@ START_TEST(defaults)
 {
     char err[1024];
     int rc = lbd_config_load_string(
-        "m.yaml", "lbd:\n  listen: 0.0.0.0:5432\n  pool:\n    nodes: [{address: 10.0.0.1}]\n",
-        &cfg, err, sizeof(err));
+        "m.yaml", "lbd:\n  listen: 0.0.0.0:5432\n  pool:\n    nodes: [{address: 10.0.0.1}]\n", &cfg,
+        err, sizeof(err));
     ck_assert_msg(rc == 0, "%s", err);
     ck_assert_uint_eq(cfg.client_idle_ms, 0); /* no idle timeout unless asked */
     ck_assert_uint_eq(cfg.server_idle_ms, 0);
@@ -84,7 +84,8 @@ START_TEST(errors_point_at_the_mistake)
         {"lbd:\n  listen: 1.2.3.4:5\n  pool:\n    nodes:\n      - {name: a, address: 1.1.1.1}\n"
          "      - {name: a, address: 1.1.1.2}\n",
          "lbd.pool.nodes[1]: node name \"a\" is used twice"},
-        {"lbd:\n  listen: 1.2.3.4:5\n  pool:\n    balance: random\n    nodes: [{address: 1.1.1.1}]\n",
+        {"lbd:\n  listen: 1.2.3.4:5\n  pool:\n    balance: random\n    nodes: [{address: "
+         "1.1.1.1}]\n",
          "x.yaml:4:14: lbd.pool.balance: \"random\" is not a valid choice; expected one of: "
          "roundrobin, leastconn, p2c"},
         {"lbd:\n  listen: 1.2.3.4:5\n  pool:\n    health: {interval: 1s, timeout: 2s}\n"
@@ -112,8 +113,8 @@ START_TEST(errors_point_at_the_mistake)
         char err[1024] = "";
         int rc = lbd_config_load_string("x.yaml", cases[i].text, &cfg, err, sizeof(err));
         ck_assert_msg(rc != 0, "case %zu accepted", i);
-        ck_assert_msg(strstr(err, cases[i].expect) != NULL, "case %zu: got \"%s\", want \"%s\"",
-                      i, err, cases[i].expect);
+        ck_assert_msg(strstr(err, cases[i].expect) != NULL, "case %zu: got \"%s\", want \"%s\"", i,
+                      err, cases[i].expect);
     }
 }
 END_TEST

@@ -1,5 +1,7 @@
 /* test_pgwire.c -- first-packet classification, stream framing, check answers and
  * builders (lbd/pgwire.c). */
+/* Wire messages are built one message a line, as they travel: not reformatted. */
+/* clang-format off */
 #include "check_main.h"
 #include "pgwire.h"
 
@@ -490,3 +492,4 @@ static Suite *suite(void)
 }
 
 CHECK_MAIN(suite)
+/* clang-format on */

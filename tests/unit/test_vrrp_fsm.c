@@ -15,15 +15,19 @@ static struct vrrp_out o;
 
 static void make(uint8_t prio, bool preempt, uint64_t delay)
 {
-    struct vrrp_fsm_config c = {.vrid = 51, .priority = prio, .adv_cs = 10, .preempt = preempt,
-                                .preempt_delay_ms = delay, .primary_ip = ME};
+    struct vrrp_fsm_config c = {.vrid = 51,
+                                .priority = prio,
+                                .adv_cs = 10,
+                                .preempt = preempt,
+                                .preempt_delay_ms = delay,
+                                .primary_ip = ME};
     vrrp_fsm_init(&f, &c);
 }
 
 static struct vrrp_adv adv(uint8_t prio, uint16_t cs)
 {
-    struct vrrp_adv a = {.vrid = 51, .priority = prio, .max_adv_cs = cs, .naddrs = 1,
-                         .addrs = {IP(10, 0, 0, 100)}};
+    struct vrrp_adv a = {
+        .vrid = 51, .priority = prio, .max_adv_cs = cs, .naddrs = 1, .addrs = {IP(10, 0, 0, 100)}};
     return a;
 }
 
@@ -218,8 +222,8 @@ START_TEST(no_answer_no_hold)
         ck_assert_int_eq(f.state, VRRP_MASTER);
         ck_assert_uint_eq(f.since_ms, 460);
         ck_assert_uint_eq(f.holds, 0);
-        ck_assert_str_eq(o.reason,
-                         "no advertisement from 10.0.0.21 for 360 ms (master down interval 360 ms)");
+        ck_assert_str_eq(
+            o.reason, "no advertisement from 10.0.0.21 for 360 ms (master down interval 360 ms)");
     }
 }
 END_TEST
@@ -426,7 +430,7 @@ START_TEST(shutdown_resigns_and_keeps_vips_until_the_new_master_speaks)
     vrrp_fsm_recv(&f, 961, &a, PEER_HIGH, &o);
     ck_assert_msg(o.actions == 0, "released at once: in-flight SYNs would be lost");
     ck_assert_uint_eq(vrrp_fsm_next_due(&f), 961 + 100); /* one interval of linger */
-    vrrp_fsm_recv(&f, 1000, &a, PEER_HIGH, &o); /* a second advert does not extend it */
+    vrrp_fsm_recv(&f, 1000, &a, PEER_HIGH, &o);          /* a second advert does not extend it */
     ck_assert_uint_eq(vrrp_fsm_next_due(&f), 1061);
     vrrp_fsm_timer(&f, 1061, &o);
     ck_assert_uint_eq(o.actions, VRRP_ACT_DEL_VIPS | VRRP_ACT_HANDOVER_DONE);

@@ -28,8 +28,8 @@ static const uint32_t SRC = IP(10, 77, 0, 11), DST = VRRP_MCAST_V4;
 
 static size_t sample(uint8_t *msg)
 {
-    struct vrrp_adv a = {.vrid = 51, .priority = 150, .max_adv_cs = 10, .naddrs = 1,
-                         .addrs = {IP(10, 77, 0, 100)}};
+    struct vrrp_adv a = {
+        .vrid = 51, .priority = 150, .max_adv_cs = 10, .naddrs = 1, .addrs = {IP(10, 77, 0, 100)}};
     return vrrp_packet_build(msg, 64, &a, SRC, DST);
 }
 
@@ -46,7 +46,10 @@ END_TEST
 
 START_TEST(round_trip)
 {
-    struct vrrp_adv a = {.vrid = 200, .priority = 1, .max_adv_cs = 4095, .naddrs = 3,
+    struct vrrp_adv a = {.vrid = 200,
+                         .priority = 1,
+                         .max_adv_cs = 4095,
+                         .naddrs = 3,
                          .addrs = {IP(1, 2, 3, 4), IP(5, 6, 7, 8), IP(9, 9, 9, 9)}};
     uint8_t msg[64], pkt[128];
     size_t len = vrrp_packet_build(msg, sizeof(msg), &a, SRC, IP(10, 77, 0, 12));
@@ -81,10 +84,10 @@ END_TEST
 
 struct mutation {
     const char *what;
-    int offset;   /* byte of the VRRP message to overwrite, -1: none */
+    int offset; /* byte of the VRRP message to overwrite, -1: none */
     uint8_t value;
     uint8_t ttl, proto;
-    int trim; /* bytes cut off the end */
+    int trim;  /* bytes cut off the end */
     int extra; /* bytes added at the end (inside the IP length) */
     enum vrrp_parse_result want;
 };
@@ -119,8 +122,8 @@ START_TEST(every_rejection_rule)
         uint32_t src, dst;
         char why[128] = "";
         enum vrrp_parse_result r = vrrp_packet_parse(pkt, plen, &a, &src, &dst, why, sizeof(why));
-        ck_assert_msg(r == m->want, "%s: got %s (%s), want %s", m->what,
-                      vrrp_parse_result_names[r], why, vrrp_parse_result_names[m->want]);
+        ck_assert_msg(r == m->want, "%s: got %s (%s), want %s", m->what, vrrp_parse_result_names[r],
+                      why, vrrp_parse_result_names[m->want]);
         ck_assert_msg(why[0] != '\0', "%s: no reason given", m->what);
     }
 }
@@ -129,8 +132,8 @@ END_TEST
 START_TEST(interval_zero_is_rejected)
 {
     uint8_t msg[64], pkt[128];
-    struct vrrp_adv a = {.vrid = 1, .priority = 100, .max_adv_cs = 0, .naddrs = 1,
-                         .addrs = {IP(1, 1, 1, 1)}};
+    struct vrrp_adv a = {
+        .vrid = 1, .priority = 100, .max_adv_cs = 0, .naddrs = 1, .addrs = {IP(1, 1, 1, 1)}};
     size_t len = vrrp_packet_build(msg, sizeof(msg), &a, SRC, DST);
     size_t plen = wrap(pkt, msg, len, 255, VRRP_PROTO, SRC, DST);
     uint32_t s, d;

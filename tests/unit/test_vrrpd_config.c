@@ -25,7 +25,7 @@ START_TEST(good_config)
     ck_assert_uint_eq(cfg.n_groups, 2);
     ck_assert_uint_eq(cfg.groups[0].priority, 150);
     ck_assert_uint_eq(cfg.groups[1].priority, 100); /* default */
-    ck_assert(cfg.groups[0].preempt);                /* default on */
+    ck_assert(cfg.groups[0].preempt);               /* default on */
     ck_assert(!cfg.groups[1].preempt);
     ck_assert_uint_eq(cfg.groups[1].interval_ms, 20);
     ck_assert_uint_eq(cfg.groups[1].vips[0], 0x0a000065);
@@ -72,17 +72,19 @@ START_TEST(errors_point_at_the_mistake)
          "vrrp.track.lbd: timeout must be at least the interval"},
         {"vrrp:\n  interface: eth0\n  groups:\n    - {vrid: 1, vips: [10.0.0.1], prio: 5}\n",
          "unknown key \"prio\" (did you mean \"priority\"?)"},
-        {"vrrp:\n  interface: eth0\n  peer_watch: 70000\n  groups:\n    - {vrid: 1, vips: [10.0.0.1]}\n",
+        {"vrrp:\n  interface: eth0\n  peer_watch: 70000\n  groups:\n    - {vrid: 1, vips: "
+         "[10.0.0.1]}\n",
          "x.yaml:3:15: vrrp.peer_watch: expected a TCP port (1-65535) or off, got \"70000\""},
-        {"vrrp:\n  interface: eth0\n  peer_watch: [1]\n  groups:\n    - {vrid: 1, vips: [10.0.0.1]}\n",
+        {"vrrp:\n  interface: eth0\n  peer_watch: [1]\n  groups:\n    - {vrid: 1, vips: "
+         "[10.0.0.1]}\n",
          "vrrp.peer_watch: expected a TCP port (1-65535) or off, got \"a list or mapping\""},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char err[1024] = "";
         int rc = vrrpd_config_load_string("x.yaml", cases[i].text, &cfg, err, sizeof(err));
         ck_assert_msg(rc != 0, "case %zu accepted", i);
-        ck_assert_msg(strstr(err, cases[i].expect) != NULL, "case %zu: got \"%s\", want \"%s\"",
-                      i, err, cases[i].expect);
+        ck_assert_msg(strstr(err, cases[i].expect) != NULL, "case %zu: got \"%s\", want \"%s\"", i,
+                      err, cases[i].expect);
     }
 }
 END_TEST
