@@ -7,6 +7,7 @@
 # Counts the VRRP transitions during the load (any is a false failover: nothing failed)
 # and the pgbench sessions that broke. Runs the same for HAProxy + keepalived when
 # STACKS includes haproxy. Writes a markdown table to $RESULT or results/.
+# LAB_SILENT_HOLD (1s here; "" for vrrpd's default, off) sets vrrpd's silent_master_hold.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${1:-10}
@@ -14,8 +15,12 @@ STACKS=${STACKS:-pgvip haproxy}
 [ "$(id -u)" -eq 0 ] || { echo "bench-stability: run as root" >&2; exit 1; }
 [ -x build/vrrpd/vrrpd ] || bash scripts/build.sh >/dev/null
 export LAB_INTERVAL=${LAB_INTERVAL:-20ms} LAB_REALTIME=${LAB_REALTIME:-1} LAB_PAGE_PORTS=""
+# vrrpd's silent_master_hold (off by default): both instances share this machine's
+# kernel, which keeps acknowledging while a stalled vCPU holds up one vrrpd.
+export LAB_SILENT_HOLD=${LAB_SILENT_HOLD-1s}
 export LAB_PG_MAXCONN=200
 declare -A TRANS TPS ABORT LOAD
+WAITS=""
 for stack in $STACKS; do
     export LAB_STACK=$stack LAB_PREFIX=bs LAB_DIR=/tmp/pgvip-bench-stability
     source scripts/lab.sh
@@ -33,7 +38,14 @@ for stack in $STACKS; do
             cat "$LAB_DIR"/lb*-vrrpd.log | grep -cE "Entering (MASTER|BACKUP|FAULT) STATE" || true
         fi
     }
+    # pgvip's vrrpd also says which stalls it rode out instead of failing over.
+    count_waits() {
+        [ "$stack" = pgvip ] || { echo "- - -"; return; }
+        local l=$(cat "$LAB_DIR"/lb*-vrrpd.log)
+        echo "$(grep -c 'event=advert_late' <<<"$l") $(grep -c 'event=stall_grace' <<<"$l") $(grep -c 'event=silent_master_hold' <<<"$l")"
+    }
     before=$(count_transitions)
+    read -r late0 grace0 hold0 < <(count_waits)
     holders0="$(lab_holders "$VIP_A")/$(lab_holders "$VIP_B")"
     read -r u0 t0 < <(awk '/^cpu / { print $2 + $3 + $4 + $6 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
     for vip in $VIP_A $VIP_B; do
@@ -43,6 +55,8 @@ for stack in $STACKS; do
     wait
     read -r u1 t1 < <(awk '/^cpu / { print $2 + $3 + $4 + $6 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
     after=$(count_transitions)
+    read -r late1 grace1 hold1 < <(count_waits)
+    [ "$stack" = pgvip ] && WAITS="vrrpd logged $((late1 - late0)) late-advert lines (at most one a second), $((grace1 - grace0)) stall graces and $((hold1 - hold0)) silent master holds: stalls it rode out instead of failing over."
     holders1="$(lab_holders "$VIP_A")/$(lab_holders "$VIP_B")"
     TRANS[$stack]=$((after - before))
     TPS[$stack]=$(cat "$LAB_DIR"/pgbench-*.out | grep -oP 'tps = \K[0-9.]+' | awk '{ s += $1 } END { printf "%.0f", s }')
@@ -64,6 +78,7 @@ F=${RESULT:-results/bench-stability-$(date +%Y%m%d-%H%M%S).md}
         [ "$stack" = haproxy ] && name="HAProxy + keepalived"
         echo "| $name | ${TRANS[$stack]} | ${LOAD[$stack]}% | ${TPS[$stack]} | ${ABORT[$stack]} |"
     done
+    [ -z "$WAITS" ] || { echo; echo "pgvip: $WAITS"; }
 } | tee "$F"
 # machine-readable for bench.sh's chart: measure, pgvip, HAProxy+keepalived
 echo "false_transitions_${MINUTES}min ${TRANS[pgvip]:-0} ${TRANS[haproxy]:-0}" >"${F%.md}.tsv"

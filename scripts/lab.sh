@@ -19,7 +19,7 @@
 # LAB_PREEMPT (false), LAB_PREEMPT_DELAY (0s), LAB_NODES (3), LAB_LBD (1), BUILD_DIR,
 # LAB_UNICAST (0: multicast; 1: unicast peers), LAB_NOTIFY (0; 1: log notify calls),
 # LAB_PG_MAXCONN (300 per node), LAB_REALTIME (0; 1: vrrpd realtime: true),
-# LAB_SILENT_HOLD (unset: vrrpd's default silent_master_hold; 0 turns it off),
+# LAB_SILENT_HOLD (unset: vrrpd's silent_master_hold default, off; 1s: on),
 # LAB_STACK (pgvip; or haproxy: HAProxy + keepalived in each instance, for comparison),
 # LAB_HAPROXY_THREADS (HAProxy's nbthread; unset: its default, one per core),
 # LAB_PAGE_PORTS ("8081 8083": host loopback ports forwarded to lb1's and lb2's status

@@ -139,9 +139,11 @@ static bool master_host_answers(const struct vrrp_fsm *f, uint64_t now)
            now - f->alive_ms <= vrrp_fsm_master_down_ms(f) + 50;
 }
 
+static void take_over(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out, uint64_t hold_end);
+
 /* 6.4.2: the Master_Down_Timer fired. Before taking over on a silence, two waits of
  * this daemon's (each for a master that is most likely alive): the stall grace and the
- * silent master hold. Otherwise become master, saying why in words and numbers. */
+ * silent master hold. */
 static void master_down_fired(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out)
 {
     char ip[16];
@@ -180,6 +182,14 @@ static void master_down_fired(struct vrrp_fsm *f, uint64_t now, struct vrrp_out 
         out->actions |= VRRP_ACT_PROBE;
         return;
     }
+    take_over(f, now, out, end);
+}
+
+/* 6.4.2: the master is down; become master, saying why in words and numbers. */
+static void take_over(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out, uint64_t hold_end)
+{
+    char ip[16];
+    uint64_t md = vrrp_fsm_master_down_ms(f);
     if (f->resigned_ip)
         set_state(f, now, VRRP_MASTER, false, out, "priority 0 received from %s (it resigned)",
                   format_ip4(f->resigned_ip, ip, sizeof(ip)));
@@ -198,8 +208,8 @@ static void master_down_fired(struct vrrp_fsm *f, uint64_t now, struct vrrp_out 
                   "host %s after %llu ms of waiting",
                   format_ip4(f->master_ip, ip, sizeof(ip)),
                   (unsigned long long)(now - f->last_adv_ms), (unsigned long long)md,
-                  now >= end ? "still answered, but the silent master hold ran out"
-                             : "stopped answering",
+                  now >= hold_end ? "still answered, but the silent master hold ran out"
+                                  : "stopped answering",
                   (unsigned long long)(now - f->hold_since_ms));
     else if (f->master_ip)
         set_state(f, now, VRRP_MASTER, false, out,

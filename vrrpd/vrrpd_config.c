@@ -239,12 +239,13 @@ static const struct cfg_field vrrp_fields[] = {
             "for the interval. Use the same port on both instances; open it between them."},
     {"silent_master_hold", CFG_DURATION, OFF(silent_hold_ms), .min = 0, .max = 60000,
      .doc = "When the master we follow falls silent but its host still acknowledges a probe "
-            "on the peer watch link (its vrrpd is stalled or starved, not dead; its VIPs "
-            "still work), wait up to this long past the master down interval, probing every "
-            "interval, before taking over: a takeover would reset every session on its VIPs. "
-            "We take over as soon as the host stops answering. A crash closes the link and a "
-            "dead host or a cut path answers nothing, so neither waits. 0: no such wait "
-            "(RFC 5798's timing). Needs peer_watch."},
+            "on the peer watch link (its vrrpd stalled or starved, not crashed), wait up to "
+            "this long past the master down interval, probing every interval, before taking "
+            "over: a takeover resets every session on its VIPs. We take over as soon as the "
+            "host stops answering. A crash closes the link and a dead host or a cut path "
+            "answers nothing, so neither waits; but a whole instance frozen on a live host "
+            "(docker pause, a cgroup freeze) answers too, and its takeover waits this long "
+            "more. 0: off (RFC 5798's timing). Needs peer_watch."},
     {"groups", CFG_CUSTOM, 0, .custom = parse_groups, .required = true,
      .type_doc = "list of mappings", .list = true, .sub = group_fields,
      .sub_defaults = &group_defaults, .doc = "The VRRP groups (at most 16), one per VIP set."},
@@ -275,7 +276,6 @@ void vrrpd_config_set_defaults(struct vrrpd_config *c)
     c->track_lbd_action = VRRPD_TRACK_FAULT;
     c->track_lbd_weight = 50;
     c->peer_watch_port = 5798;
-    c->silent_hold_ms = 1000;
 }
 
 static int finish(struct cfg_doc *d, int rc, struct vrrpd_config *cfg, char *err, size_t errsize)
