@@ -129,8 +129,9 @@ void session_accept(struct lbd_listener *ls);
 void session_adopt(struct lbd *l, int fd);
 void session_close_all(struct lbd *l, const char *reason);
 void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason);
-/* Close the sessions whose client connected to ip4 (network order); returns how many. */
-size_t session_close_on_addr(struct lbd *l, uint32_t ip4);
+/* Close the sessions whose client connected to ip (AF_INET: 4 bytes, AF_INET6: 16, in
+ * network order); returns how many. */
+size_t session_close_on_addr(struct lbd *l, int af, const void *ip);
 /* The kernel relay's watch fired: end the sessions whose peer closed. */
 void session_krelay_events(struct lbd *l);
 /* The node of the session that received BackendKeyData (pid, key), or NULL; node_key

@@ -160,13 +160,15 @@ void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason)
     }
 }
 
-size_t session_close_on_addr(struct lbd *l, uint32_t ip4)
+size_t session_close_on_addr(struct lbd *l, int af, const void *ip)
 {
     size_t n = 0;
     struct session *s = l->sessions;
     while (s) {
         struct session *next = s->next;
-        if (s->local_ip4 == ip4 && s->state != SS_CLOSING) {
+        bool match =
+            af == AF_INET ? memcmp(&s->local_ip4, ip, 4) == 0 : memcmp(s->local_ip6, ip, 16) == 0;
+        if (match && s->state != SS_CLOSING) {
             /* The address is gone: no FIN could leave from it. Reset instead, so the
              * socket does not linger retransmitting a FIN it cannot send. */
             uv_os_fd_t fd;
@@ -424,14 +426,21 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
     else
         snprintf(s->client_addr, sizeof(s->client_addr), "-");
     const struct sockaddr_in *l4 = (const struct sockaddr_in *)listen;
+    const struct sockaddr_in6 *l6 = (const struct sockaddr_in6 *)listen;
     if (listen && listen->ss_family == AF_INET && l4->sin_addr.s_addr != htonl(INADDR_ANY)) {
         s->local_ip4 = l4->sin_addr.s_addr;
+    } else if (listen && listen->ss_family == AF_INET6 &&
+               !IN6_IS_ADDR_UNSPECIFIED(&l6->sin6_addr)) {
+        memcpy(s->local_ip6, &l6->sin6_addr, 16);
     } else {
         struct sockaddr_storage local;
         plen = sizeof(local);
-        if (uv_tcp_getsockname(&s->client, (struct sockaddr *)&local, &plen) == 0 &&
-            local.ss_family == AF_INET)
-            s->local_ip4 = ((struct sockaddr_in *)&local)->sin_addr.s_addr;
+        if (uv_tcp_getsockname(&s->client, (struct sockaddr *)&local, &plen) == 0) {
+            if (local.ss_family == AF_INET)
+                s->local_ip4 = ((struct sockaddr_in *)&local)->sin_addr.s_addr;
+            else if (local.ss_family == AF_INET6)
+                memcpy(s->local_ip6, &((struct sockaddr_in6 *)&local)->sin6_addr, 16);
+        }
     }
     s->next = l->sessions;
     if (l->sessions)

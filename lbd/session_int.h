@@ -120,6 +120,7 @@ struct session {
     char client_addr[SOCKADDR_STRLEN];
     uint32_t
         local_ip4; /* the address the client connected to (a VIP), network order; 0: not IPv4 */
+    uint8_t local_ip6[16]; /* the same for IPv6; all zero: not IPv6 */
 };
 
 /* session.c */

@@ -20,6 +20,7 @@
 # LAB_UNICAST (0: multicast; 1: unicast peers), LAB_NOTIFY (0; 1: log notify calls),
 # LAB_PG_MAXCONN (300 per node), LAB_REALTIME (0; 1: vrrpd realtime: true),
 # LAB_SILENT_HOLD (unset: vrrpd's silent_master_hold default, off; 1s: on),
+# LAB_IPV6 (0; 1: IPv6 addresses too, and an IPv6 VIP in each group),
 # LAB_STACK (pgvip; or haproxy: HAProxy + keepalived in each instance, for comparison),
 # LAB_HAPROXY_THREADS (HAProxy's nbthread; unset: its default, one per core),
 # LAB_PAGE_PORTS ("8081 8083": host loopback ports forwarded to lb1's and lb2's status
@@ -44,6 +45,12 @@ LAB_VRRPD_BIN=${VRRPD:-$LAB_BUILD/vrrpd/vrrpd}
 LAB_PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 VIP_A=$LAB_NET.100
 VIP_B=$LAB_NET.101
+# LAB_IPV6=1: every host also gets fd77::N/64 (N: its IPv4 address's last byte), and each
+# group moves an IPv6 VIP with its IPv4 one (vrrpd's vips; lbd listens on both).
+LAB_IPV6=${LAB_IPV6:-0}
+LAB_NET6=fd77:
+VIP6_A=$LAB_NET6:100
+VIP6_B=$LAB_NET6:101
 
 lab_ns() { echo "$LAB_PREFIX-$1"; }
 lab_ip() {
@@ -54,6 +61,7 @@ lab_ip() {
     client) echo "$LAB_NET.50" ;;
     esac
 }
+lab_ip6() { local v4; v4=$(lab_ip "$1"); echo "$LAB_NET6:${v4##*.}"; }
 lab_log() { printf '%s lab: %s\n' "$(date +%T.%3N)" "$*"; }
 lab_exec() {
     local h=$1
@@ -71,6 +79,7 @@ lab_host() {
     ip -n "$sw" link set "$h" master br0 up
     ip -n "$(lab_ns "$h")" link set lo up
     ip -n "$(lab_ns "$h")" addr add "$(lab_ip "$h")/24" dev eth0
+    [ "$LAB_IPV6" = 1 ] && ip -n "$(lab_ns "$h")" addr add "$(lab_ip6 "$h")/64" dev eth0 nodad
     ip -n "$(lab_ns "$h")" link set eth0 up
 }
 
@@ -82,7 +91,11 @@ lab_write_config() { # lab_write_config lb1|lb2
         echo "# $inst: one file, both daemons (lbd -c, vrrpd -c). Written by scripts/lab.sh."
         echo "instance: $inst"
         echo "lbd:"
-        echo "  listen: [$VIP_A:5432, $VIP_B:5432]"
+        if [ "$LAB_IPV6" = 1 ]; then
+            echo "  listen: [$VIP_A:5432, $VIP_B:5432, '[$VIP6_A]:5432', '[$VIP6_B]:5432']"
+        else
+            echo "  listen: [$VIP_A:5432, $VIP_B:5432]"
+        fi
         echo "  admin: 127.0.0.1:8081"
         echo "  liveness_socket: $LAB_DIR/$inst-lbd.sock"
         echo "  user: nobody                 # binds as root, then runs unprivileged"
@@ -111,8 +124,10 @@ lab_write_config() { # lab_write_config lb1|lb2
             echo "  track: {link: true}"
         fi
         echo "  groups:"
-        echo "    - {vrid: 51, priority: $pa, interval: $LAB_INTERVAL, preempt: $LAB_PREEMPT, preempt_delay: $LAB_PREEMPT_DELAY, vips: [$VIP_A]}"
-        echo "    - {vrid: 52, priority: $pb, interval: $LAB_INTERVAL, preempt: $LAB_PREEMPT, preempt_delay: $LAB_PREEMPT_DELAY, vips: [$VIP_B]}"
+        local va=$VIP_A vb=$VIP_B
+        [ "$LAB_IPV6" = 1 ] && va="$VIP_A, '$VIP6_A'" vb="$VIP_B, '$VIP6_B'"
+        echo "    - {vrid: 51, priority: $pa, interval: $LAB_INTERVAL, preempt: $LAB_PREEMPT, preempt_delay: $LAB_PREEMPT_DELAY, vips: [$va]}"
+        echo "    - {vrid: 52, priority: $pb, interval: $LAB_INTERVAL, preempt: $LAB_PREEMPT, preempt_delay: $LAB_PREEMPT_DELAY, vips: [$vb]}"
     } >"$LAB_DIR/$inst.yaml"
 }
 
@@ -211,6 +226,11 @@ lab_start_proxy() { # the link up and the proxy (lbd or haproxy)
     local inst=$1 pid
     ip -n "$(lab_ns "$inst")" link set eth0 up
     ip -n "$(lab_ns sw)" link set "$inst" up
+    # A link that went down lost its IPv6 addresses (the kernel flushes them unless
+    # keep_addr_on_down is set): give it back its own.
+    if [ "$LAB_IPV6" = 1 ]; then
+        ip -n "$(lab_ns "$inst")" addr replace "$(lab_ip6 "$inst")/64" dev eth0 nodad
+    fi
     if [ "$LAB_STACK" = haproxy ]; then
         ip netns exec "$(lab_ns "$inst")" haproxy -f "$LAB_DIR/$inst-haproxy.cfg" -db \
             >>"$LAB_DIR/$inst-haproxy.log" 2>&1 &
@@ -332,12 +352,13 @@ lab_master_of() {
 }
 
 # Who holds a VIP on its interface (the kernel's view, not the daemons').
-lab_holders() { # lab_holders 10.77.0.100 -> "lb1" / "lb1 lb2" / ""
-    local vip=$1 inst out=""
+lab_holders() { # lab_holders 10.77.0.100 (or fd77::100) -> "lb1" / "lb1 lb2" / ""
+    local vip=$1 inst out="" len=32
+    [[ $vip == *:* ]] && len=128
     for inst in lb1 lb2; do
         # An address on a downed interface (a killed instance) serves nothing.
         ip -n "$(lab_ns "$inst")" -br addr show dev eth0 2>/dev/null |
-            awk -v v="$vip/32" '$2 == "UP" { for (i = 3; i <= NF; i++) if ($i == v) f = 1 } END { exit !f }' &&
+            awk -v v="$vip/$len" '$2 == "UP" { for (i = 3; i <= NF; i++) if ($i == v) f = 1 } END { exit !f }' &&
             out="$out $inst"
     done
     echo "${out# }"

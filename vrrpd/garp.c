@@ -1,4 +1,4 @@
-/* garp.c -- gratuitous ARP announcements (see garp.h). */
+/* garp.c -- gratuitous ARP and unsolicited neighbor advertisements (see garp.h). */
 #include "garp.h"
 
 #include <arpa/inet.h>
@@ -49,6 +49,26 @@ void garp_close(struct garp *g)
     g->fd = -1;
 }
 
+/* Send a whole Ethernet frame of protocol proto on the interface. */
+static int send_frame(struct garp *g, const uint8_t *frame, size_t len, uint16_t proto)
+{
+    struct sockaddr_ll to = {.sll_family = AF_PACKET,
+                             .sll_protocol = htons(proto),
+                             .sll_ifindex = g->ifindex,
+                             .sll_halen = 6};
+    memcpy(to.sll_addr, frame, 6);
+    if (sendto(g->fd, frame, len, 0, (struct sockaddr *)&to, sizeof(to)) >= 0)
+        return 0;
+    /* A packet socket that receives keeps ENETDOWN from the last time the link went
+     * down and returns it on the next send, even when the link is up again: that send
+     * was lost, and with it the first announcement of a takeover (clients waited for
+     * the repeat, 100 ms later). This one does not receive; should a kernel still
+     * report a stale error, it is consumed now: try once more. */
+    if (errno == ENETDOWN && sendto(g->fd, frame, len, 0, (struct sockaddr *)&to, sizeof(to)) >= 0)
+        return 0;
+    return -errno;
+}
+
 int garp_send(struct garp *g, uint32_t ip)
 {
     uint8_t frame[ETH_HLEN + sizeof(struct ether_arp)];
@@ -67,20 +87,63 @@ int garp_send(struct garp *g, uint32_t ip)
     memcpy(arp->arp_spa, &be, 4);
     memset(arp->arp_tha, 0, 6);
     memcpy(arp->arp_tpa, &be, 4);
-    struct sockaddr_ll to = {.sll_family = AF_PACKET,
-                             .sll_protocol = htons(ETH_P_ARP),
-                             .sll_ifindex = g->ifindex,
-                             .sll_halen = 6};
-    memset(to.sll_addr, 0xff, 6);
-    if (sendto(g->fd, frame, sizeof(frame), 0, (struct sockaddr *)&to, sizeof(to)) >= 0)
+    return send_frame(g, frame, sizeof(frame), ETH_P_ARP);
+}
+
+/* The Internet checksum's one's-complement sum of len bytes, added to sum. */
+static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
+{
+    for (size_t i = 0; i + 1 < len; i += 2)
+        sum += (uint32_t)p[i] << 8 | p[i + 1];
+    if (len & 1)
+        sum += (uint32_t)p[len - 1] << 8;
+    return sum;
+}
+
+size_t garp_na_build(uint8_t *frame, size_t size, const uint8_t mac[6], const uint8_t ip6[16])
+{
+    if (size < GARP_NA_LEN)
         return 0;
-    /* A packet socket that receives keeps ENETDOWN from the last time the link went
-     * down and returns it on the next send, even when the link is up again: that send
-     * was lost, and with it the first announcement of a takeover (clients waited for
-     * the repeat, 100 ms later). This one does not receive; should a kernel still
-     * report a stale error, it is consumed now: try once more. */
-    if (errno == ENETDOWN &&
-        sendto(g->fd, frame, sizeof(frame), 0, (struct sockaddr *)&to, sizeof(to)) >= 0)
-        return 0;
-    return -errno;
+    static const uint8_t all_nodes[16] = {0xff, 0x02, [15] = 0x01}; /* ff02::1 */
+    uint8_t *ip = frame + ETH_HLEN, *icmp = ip + 40;
+    const uint16_t plen = 32; /* NA 24 bytes + one 8-byte option */
+    memset(frame, 0, GARP_NA_LEN);
+    /* Ethernet: to 33:33:00:00:00:01, the all-nodes group's MAC (RFC 2464 7) */
+    frame[0] = frame[1] = 0x33;
+    frame[5] = 0x01;
+    memcpy(frame + 6, mac, 6);
+    frame[12] = 0x86; /* ETH_P_IPV6 */
+    frame[13] = 0xdd;
+    /* IPv6: from the VIP to ff02::1, hop limit 255 (RFC 4861 7.1.2) */
+    ip[0] = 0x60;
+    ip[4] = (uint8_t)(plen >> 8);
+    ip[5] = (uint8_t)plen;
+    ip[6] = 58; /* ICMPv6 */
+    ip[7] = 255;
+    memcpy(ip + 8, ip6, 16);
+    memcpy(ip + 24, all_nodes, 16);
+    /* ICMPv6 Neighbor Advertisement (RFC 4861 4.4): Override set, Router and Solicited
+     * not (7.2.6: unsolicited), the VIP as target, our MAC as its link-layer address. */
+    icmp[0] = 136;
+    icmp[4] = 0x20;
+    memcpy(icmp + 8, ip6, 16);
+    icmp[24] = 2; /* Target Link-Layer Address option, 1 x 8 bytes */
+    icmp[25] = 1;
+    memcpy(icmp + 26, mac, 6);
+    /* Checksum over the pseudo-header (RFC 8200 8.1) and the message. */
+    uint32_t sum = sum16(ip + 8, 32, 0) + plen + 58;
+    sum = sum16(icmp, plen, sum);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    uint16_t ck = (uint16_t)~sum;
+    icmp[2] = (uint8_t)(ck >> 8);
+    icmp[3] = (uint8_t)ck;
+    return GARP_NA_LEN;
+}
+
+int garp_send6(struct garp *g, const struct in6_addr *ip)
+{
+    uint8_t frame[GARP_NA_LEN];
+    size_t len = garp_na_build(frame, sizeof(frame), g->mac, ip->s6_addr);
+    return send_frame(g, frame, len, ETH_P_IPV6);
 }

@@ -16,13 +16,16 @@ const char *vip_strerror(int err)
     return nl_geterror(err < 0 ? -err : err);
 }
 
-static int addr_op(struct vip_ctx *v, uint32_t ip, bool add)
+/* Add or remove one host address (/32 or /128) of family af, bytes in network order.
+ * IPv6 ones skip duplicate address detection: the address is ours the moment VRRP says
+ * so (a tentative address would take no traffic for a second). */
+static int addr_op(struct vip_ctx *v, int af, const void *bytes, bool add)
 {
     if (v->sk == NULL)
         return -NLE_BAD_SOCK;
+    size_t len = af == AF_INET6 ? 16 : 4;
     struct rtnl_addr *a = rtnl_addr_alloc();
-    uint32_t be = htonl(ip);
-    struct nl_addr *local = nl_addr_build(AF_INET, &be, 4);
+    struct nl_addr *local = nl_addr_build(af, bytes, len);
     if (a == NULL || local == NULL) {
         if (a)
             rtnl_addr_put(a);
@@ -31,9 +34,11 @@ static int addr_op(struct vip_ctx *v, uint32_t ip, bool add)
         return -NLE_NOMEM;
     }
     rtnl_addr_set_ifindex(a, v->ifindex);
-    rtnl_addr_set_family(a, AF_INET);
+    rtnl_addr_set_family(a, af);
     rtnl_addr_set_local(a, local);
-    rtnl_addr_set_prefixlen(a, 32);
+    rtnl_addr_set_prefixlen(a, (int)len * 8);
+    if (af == AF_INET6)
+        rtnl_addr_set_flags(a, IFA_F_NODAD);
     int rc = add ? rtnl_addr_add(v->sk, a, 0) : rtnl_addr_delete(v->sk, a, 0);
     nl_addr_put(local);
     rtnl_addr_put(a);
@@ -46,12 +51,24 @@ static int addr_op(struct vip_ctx *v, uint32_t ip, bool add)
 
 int vip_add(struct vip_ctx *v, uint32_t ip)
 {
-    return addr_op(v, ip, true);
+    uint32_t be = htonl(ip);
+    return addr_op(v, AF_INET, &be, true);
 }
 
 int vip_del(struct vip_ctx *v, uint32_t ip)
 {
-    return addr_op(v, ip, false);
+    uint32_t be = htonl(ip);
+    return addr_op(v, AF_INET, &be, false);
+}
+
+int vip6_add(struct vip_ctx *v, const struct in6_addr *ip)
+{
+    return addr_op(v, AF_INET6, ip, true);
+}
+
+int vip6_del(struct vip_ctx *v, const struct in6_addr *ip)
+{
+    return addr_op(v, AF_INET6, ip, false);
 }
 
 static bool flags_up(unsigned flags)

@@ -4,6 +4,7 @@
 #ifndef VRRPD_VIP_H
 #define VRRPD_VIP_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -28,6 +29,9 @@ void vip_close(struct vip_ctx *v);
 /* Add/remove ip/32 (host order) on the interface. Already there / already gone is 0. */
 int vip_add(struct vip_ctx *v, uint32_t ip);
 int vip_del(struct vip_ctx *v, uint32_t ip);
+/* The same for an IPv6 address (/128, no duplicate address detection). */
+int vip6_add(struct vip_ctx *v, const struct in6_addr *ip);
+int vip6_del(struct vip_ctx *v, const struct in6_addr *ip);
 /* A message for a libnl error code. */
 const char *vip_strerror(int err);
 

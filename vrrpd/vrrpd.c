@@ -51,10 +51,13 @@ void vrrpd_vip_list(const struct vrrpd_group *g, char *buf, size_t size)
 {
     size_t used = 0;
     buf[0] = '\0';
-    for (size_t i = 0; i < g->cfg.n_vips; i++) {
-        char ip[16];
-        int w = snprintf(buf + used, size - used, "%s%s", i ? "," : "",
-                         format_ip4(g->cfg.vips[i], ip, sizeof(ip)));
+    for (size_t i = 0; i < g->cfg.n_vips + g->cfg.n_vips6; i++) {
+        char ip[INET6_ADDRSTRLEN];
+        if (i < g->cfg.n_vips)
+            format_ip4(g->cfg.vips[i], ip, sizeof(ip));
+        else
+            inet_ntop(AF_INET6, &g->cfg.vips6[i - g->cfg.n_vips], ip, sizeof(ip));
+        int w = snprintf(buf + used, size - used, "%s%s", i ? "," : "", ip);
         if (w < 0 || (size_t)w >= size - used)
             break;
         used += (size_t)w;
@@ -94,14 +97,22 @@ static void vips_set(struct vrrpd_group *g, bool add)
 {
     if (g->d->closed)
         return;
-    for (size_t i = 0; i < g->cfg.n_vips; i++) {
-        int rc = add ? vip_add(&g->d->vip, g->cfg.vips[i]) : vip_del(&g->d->vip, g->cfg.vips[i]);
-        if (rc != 0) {
-            char ip[16];
+    struct vip_ctx *v = &g->d->vip;
+    for (size_t i = 0; i < g->cfg.n_vips + g->cfg.n_vips6; i++) {
+        char ip[INET6_ADDRSTRLEN];
+        int rc;
+        if (i < g->cfg.n_vips) {
+            rc = add ? vip_add(v, g->cfg.vips[i]) : vip_del(v, g->cfg.vips[i]);
+            format_ip4(g->cfg.vips[i], ip, sizeof(ip));
+        } else {
+            const struct in6_addr *a = &g->cfg.vips6[i - g->cfg.n_vips];
+            rc = add ? vip6_add(v, a) : vip6_del(v, a);
+            inet_ntop(AF_INET6, a, ip, sizeof(ip));
+        }
+        if (rc != 0)
             log_emit(LOG_ERROR, add ? "vip_add_failed" : "vip_del_failed",
                      "vrid=%u vip=%s error=\"%s\" hint=\"vrrpd needs CAP_NET_ADMIN\"", g->cfg.vrid,
-                     format_ip4(g->cfg.vips[i], ip, sizeof(ip)), vip_strerror(rc));
-        }
+                     ip, vip_strerror(rc));
     }
     g->vips_held = add;
 }
@@ -111,18 +122,23 @@ static void garp_round(uv_timer_t *t)
     struct vrrpd_group *g = t->data;
     if (g->fsm.state != VRRP_MASTER || g->garp_left == 0)
         return;
-    for (size_t i = 0; i < g->cfg.n_vips; i++) {
-        int rc = garp_send(&g->d->garp, g->cfg.vips[i]);
+    for (size_t i = 0; i < g->cfg.n_vips + g->cfg.n_vips6; i++) {
+        bool v4 = i < g->cfg.n_vips;
+        const struct in6_addr *a6 = v4 ? NULL : &g->cfg.vips6[i - g->cfg.n_vips];
+        int rc = v4 ? garp_send(&g->d->garp, g->cfg.vips[i]) : garp_send6(&g->d->garp, a6);
         if (rc == 0) {
             g->garps_sent++;
             continue;
         }
         g->garp_errors++;
         if (g->garp_errors == 1 || g->garp_errors % 100 == 0) {
-            char ip[16];
+            char ip[INET6_ADDRSTRLEN];
+            if (v4)
+                format_ip4(g->cfg.vips[i], ip, sizeof(ip));
+            else
+                inet_ntop(AF_INET6, a6, ip, sizeof(ip));
             log_emit(LOG_WARN, "garp_failed", "vrid=%u vip=%s error=\"%s\" count=%llu", g->cfg.vrid,
-                     format_ip4(g->cfg.vips[i], ip, sizeof(ip)), strerror(-rc),
-                     (unsigned long long)g->garp_errors);
+                     ip, strerror(-rc), (unsigned long long)g->garp_errors);
         }
     }
     if (--g->garp_left > 0)
@@ -598,6 +614,43 @@ static uint32_t find_primary(struct vrrpd *d, bool *stale)
     return found;
 }
 
+/* An IPv6 VIP must sit in one of the interface's IPv6 prefixes (not link-local, not a
+ * /128): the clients on the segment reach it through that prefix's on-link route. */
+static int check_vip6(struct ifaddrs *ifa, const char *ifname, size_t gi,
+                      const struct in6_addr *vip, char *err, size_t errsize)
+{
+    char nets[256] = "", v[INET6_ADDRSTRLEN];
+    size_t used = 0;
+    for (struct ifaddrs *p = ifa; p; p = p->ifa_next) {
+        if (!p->ifa_addr || !p->ifa_netmask || p->ifa_addr->sa_family != AF_INET6 ||
+            strcmp(p->ifa_name, ifname) != 0)
+            continue;
+        const uint8_t *a = ((struct sockaddr_in6 *)p->ifa_addr)->sin6_addr.s6_addr;
+        const uint8_t *m = ((struct sockaddr_in6 *)p->ifa_netmask)->sin6_addr.s6_addr;
+        int bits = 0;
+        bool inside = true;
+        for (int i = 0; i < 16; i++) {
+            bits += __builtin_popcount(m[i]);
+            inside &= (a[i] & m[i]) == (vip->s6_addr[i] & m[i]);
+        }
+        if (bits == 128 || IN6_IS_ADDR_LINKLOCAL((const struct in6_addr *)a))
+            continue;
+        if (inside)
+            return 0;
+        char n[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, a, n, sizeof(n));
+        int w = snprintf(nets + used, sizeof(nets) - used, "%s%s/%d", used ? ", " : "", n, bits);
+        if (w > 0 && (size_t)w < sizeof(nets) - used)
+            used += (size_t)w;
+    }
+    inet_ntop(AF_INET6, vip, v, sizeof(v));
+    snprintf(err, errsize,
+             "vrrp.groups[%zu].vips: %s is outside %s's IPv6 prefixes (%s); clients on the "
+             "segment could not reach it",
+             gi, v, ifname, used ? nets : "it has none but link-local");
+    return -EINVAL;
+}
+
 /* Every VIP must sit in a subnet of the interface: the clients on the segment ARP for
  * it there. A VIP elsewhere would be held and announced, and reach nobody. Checks the
  * groups given (at start-up the configured ones, on reload the new ones). */
@@ -642,6 +695,9 @@ int vrrpd_check_vips_on_segment(const char *ifname, const struct vrrpd_group_con
             }
         }
     }
+    for (size_t gi = 0; gi < n_groups && rc == 0; gi++)
+        for (size_t vi = 0; vi < groups[gi].n_vips6 && rc == 0; vi++)
+            rc = check_vip6(ifa, ifname, gi, &groups[gi].vips6[vi], err, errsize);
     freeifaddrs(ifa);
     return rc;
 }

@@ -65,10 +65,63 @@ static int ipv4_list(struct cfg_doc *d, yaml_node_t *n, const char *path, uint32
     return 0;
 }
 
+/* One IPv6 VIP: a unicast address a client can reach (not link-local, loopback,
+ * multicast, unspecified or IPv4-mapped). */
+static int ipv6_vip(struct cfg_doc *d, yaml_node_t *n, const char *path, const char *s,
+                    const struct in6_addr *a)
+{
+    if (IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_MULTICAST(a) ||
+        IN6_IS_ADDR_LINKLOCAL(a) || IN6_IS_ADDR_V4MAPPED(a))
+        return cfg_error(d, n, path, "\"%s\" is not a global or unique local unicast IPv6 address",
+                         s);
+    return 0;
+}
+
+/* The group's VIPs: IPv4 addresses (advertised), and IPv6 ones that move with them. */
 static int parse_vips(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
 {
     struct vrrpd_group_config *g = base;
-    return ipv4_list(d, n, path, g->vips, VRRP_MAX_ADDRS, &g->n_vips);
+    int rc;
+    size_t len = n->type == YAML_SCALAR_NODE ? 1 : 0;
+    if (len == 0 && (rc = cfg_expect(d, n, path, YAML_SEQUENCE_NODE)) != 0)
+        return rc;
+    if (len == 0)
+        len = cfg_seq_len(n);
+    if (len == 0)
+        return cfg_error(d, n, path, "expected at least one IPv4 address");
+    g->n_vips = g->n_vips6 = 0;
+    for (size_t i = 0; i < len; i++) {
+        char sub[256];
+        snprintf(sub, sizeof(sub), n->type == YAML_SCALAR_NODE ? "%s" : "%s[%zu]", path, i);
+        yaml_node_t *item = n->type == YAML_SCALAR_NODE ? n : cfg_seq_item(d, n, i);
+        const char *s = cfg_scalar(item);
+        struct in6_addr a6;
+        if (s && strchr(s, ':') && inet_pton(AF_INET6, s, &a6) == 1) {
+            if ((rc = ipv6_vip(d, item, sub, s, &a6)) != 0)
+                return rc;
+            for (size_t j = 0; j < g->n_vips6; j++)
+                if (memcmp(&g->vips6[j], &a6, sizeof(a6)) == 0)
+                    return cfg_error(d, item, sub, "address repeated");
+            if (g->n_vips6 == VRRPD_MAX_VIPS6)
+                return cfg_error(d, item, sub, "at most %d IPv6 addresses per group",
+                                 VRRPD_MAX_VIPS6);
+            g->vips6[g->n_vips6++] = a6;
+            continue;
+        }
+        if (g->n_vips == VRRP_MAX_ADDRS)
+            return cfg_error(d, item, sub, "at most %d IPv4 addresses per group", VRRP_MAX_ADDRS);
+        if ((rc = ipv4_value(d, item, sub, &g->vips[g->n_vips])) != 0)
+            return rc;
+        for (size_t j = 0; j < g->n_vips; j++)
+            if (g->vips[j] == g->vips[g->n_vips])
+                return cfg_error(d, item, sub, "address repeated");
+        g->n_vips++;
+    }
+    if (g->n_vips == 0)
+        return cfg_error(d, n, path,
+                         "IPv6 addresses move with a group's IPv4 ones, and this group has none; "
+                         "add its IPv4 VIP (IPv6 VRRP is not supported yet)");
+    return 0;
 }
 
 static int parse_address(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
@@ -97,8 +150,12 @@ static const struct cfg_field group_fields[] = {
     {"preempt_delay", CFG_DURATION, GOFF(preempt_delay_ms), .min = 0, .max = 3600000,
      .doc = "With preempt: wait this long after start-up before taking the group back."},
     {"vips", CFG_CUSTOM, 0, .custom = parse_vips, .required = true,
-     .type_doc = "IPv4 address or list of addresses",
-     .doc = "The virtual addresses this group moves; inside the interface's subnet."},
+     .type_doc = "address or list of addresses",
+     .doc = "The virtual addresses this group moves; each inside one of the interface's "
+            "subnets. At least one IPv4 address: the adverts carry those. IPv6 addresses "
+            "(at most 8) move with them, announced with unsolicited neighbor advertisements, "
+            "but are not carried in the IPv4 adverts (keepalived's "
+            "virtual_ipaddress_excluded; IPv6 VRRP is not supported yet)."},
     {NULL},
 };
 
@@ -135,6 +192,10 @@ static int parse_groups(struct cfg_doc *d, yaml_node_t *n, const char *path, voi
             for (size_t a = 0; a < g->n_vips; a++)
                 for (size_t b = 0; b < c->groups[j].n_vips; b++)
                     if (g->vips[a] == c->groups[j].vips[b])
+                        return cfg_error(d, item, sub, "a VIP is in groups[%zu] too", j);
+            for (size_t a = 0; a < g->n_vips6; a++)
+                for (size_t b = 0; b < c->groups[j].n_vips6; b++)
+                    if (memcmp(&g->vips6[a], &c->groups[j].vips6[b], sizeof(g->vips6[a])) == 0)
                         return cfg_error(d, item, sub, "a VIP is in groups[%zu] too", j);
         }
     }

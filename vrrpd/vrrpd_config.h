@@ -5,6 +5,7 @@
 #include "vrrp_packet.h"
 
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 
 #define VRRPD_MAX_GROUPS 16
 #define VRRPD_MAX_PEERS 8
+#define VRRPD_MAX_VIPS6 8 /* IPv6 VIPs per group */
 
 enum vrrpd_track_action { VRRPD_TRACK_FAULT, VRRPD_TRACK_WEIGHT };
 
@@ -22,8 +24,14 @@ struct vrrpd_group_config {
     uint64_t interval_ms; /* multiple of 10 ms */
     bool preempt;
     uint64_t preempt_delay_ms;
-    uint32_t vips[VRRP_MAX_ADDRS]; /* host order */
+    uint32_t vips[VRRP_MAX_ADDRS]; /* host order; what the adverts carry */
     size_t n_vips;
+    /* IPv6 VIPs that move with the group (added, removed and announced with unsolicited
+     * neighbor advertisements alongside the IPv4 ones) but are not carried in its IPv4
+     * adverts: RFC 5798 advertises IPv6 addresses only from IPv6 virtual routers (not
+     * implemented); keepalived calls these virtual_ipaddress_excluded. */
+    struct in6_addr vips6[VRRPD_MAX_VIPS6];
+    size_t n_vips6;
 };
 
 struct vrrpd_config {

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "parse.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,12 +25,23 @@ static bool vip_in(const struct vrrpd_group_config *g, uint32_t ip)
     return false;
 }
 
+static bool vip6_in(const struct vrrpd_group_config *g, const struct in6_addr *ip)
+{
+    for (size_t i = 0; i < g->n_vips6; i++)
+        if (memcmp(&g->vips6[i], ip, sizeof(*ip)) == 0)
+            return true;
+    return false;
+}
+
 static bool vips_same(const struct vrrpd_group_config *a, const struct vrrpd_group_config *b)
 {
-    if (a->n_vips != b->n_vips)
+    if (a->n_vips != b->n_vips || a->n_vips6 != b->n_vips6)
         return false;
     for (size_t i = 0; i < a->n_vips; i++)
         if (!vip_in(b, a->vips[i]))
+            return false;
+    for (size_t i = 0; i < a->n_vips6; i++)
+        if (!vip6_in(b, &a->vips6[i]))
             return false;
     return true;
 }
@@ -43,26 +55,33 @@ static void note(char *buf, size_t size, const char *what)
 
 /* Move a held group's addresses to the new list: add before removing, so a VIP that
  * stays is never missing, and announce the new ones. */
+static void vip_report(const struct vrrpd_group *g, bool add, const char *ip, int rc)
+{
+    if (rc != 0)
+        log_emit(LOG_ERROR, add ? "vip_add_failed" : "vip_del_failed",
+                 "vrid=%u vip=%s error=\"%s\"", g->cfg.vrid, ip, vip_strerror(rc));
+}
+
 static void vips_move(struct vrrpd_group *g, const struct vrrpd_group_config *nc)
 {
     struct vrrpd *d = g->d;
-    char ip[16];
-    for (size_t i = 0; i < nc->n_vips; i++) {
-        if (vip_in(&g->cfg, nc->vips[i]))
-            continue;
-        int rc = vip_add(&d->vip, nc->vips[i]);
-        if (rc != 0)
-            log_emit(LOG_ERROR, "vip_add_failed", "vrid=%u vip=%s error=\"%s\"", g->cfg.vrid,
-                     format_ip4(nc->vips[i], ip, sizeof(ip)), vip_strerror(rc));
-    }
-    for (size_t i = 0; i < g->cfg.n_vips; i++) {
-        if (vip_in(nc, g->cfg.vips[i]))
-            continue;
-        int rc = vip_del(&d->vip, g->cfg.vips[i]);
-        if (rc != 0)
-            log_emit(LOG_ERROR, "vip_del_failed", "vrid=%u vip=%s error=\"%s\"", g->cfg.vrid,
-                     format_ip4(g->cfg.vips[i], ip, sizeof(ip)), vip_strerror(rc));
-    }
+    char ip[INET6_ADDRSTRLEN];
+    for (size_t i = 0; i < nc->n_vips; i++)
+        if (!vip_in(&g->cfg, nc->vips[i]))
+            vip_report(g, true, format_ip4(nc->vips[i], ip, sizeof(ip)),
+                       vip_add(&d->vip, nc->vips[i]));
+    for (size_t i = 0; i < nc->n_vips6; i++)
+        if (!vip6_in(&g->cfg, &nc->vips6[i]))
+            vip_report(g, true, inet_ntop(AF_INET6, &nc->vips6[i], ip, sizeof(ip)),
+                       vip6_add(&d->vip, &nc->vips6[i]));
+    for (size_t i = 0; i < g->cfg.n_vips; i++)
+        if (!vip_in(nc, g->cfg.vips[i]))
+            vip_report(g, false, format_ip4(g->cfg.vips[i], ip, sizeof(ip)),
+                       vip_del(&d->vip, g->cfg.vips[i]));
+    for (size_t i = 0; i < g->cfg.n_vips6; i++)
+        if (!vip6_in(nc, &g->cfg.vips6[i]))
+            vip_report(g, false, inet_ntop(AF_INET6, &g->cfg.vips6[i], ip, sizeof(ip)),
+                       vip6_del(&d->vip, &g->cfg.vips6[i]));
 }
 
 static void reload_config(struct vrrpd *d)

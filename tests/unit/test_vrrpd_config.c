@@ -33,6 +33,19 @@ START_TEST(good_config)
     ck_assert_uint_eq(cfg.track_lbd_interval_ms, 50);
     ck_assert_int_eq(cfg.track_lbd_action, VRRPD_TRACK_FAULT);
     ck_assert_uint_eq(cfg.peer_watch_port, 5798); /* default on */
+    /* IPv6 VIPs ride with the IPv4 ones: kept apart, never in the adverts' list. */
+    text = "vrrp: {interface: eth0, groups: [{vrid: 1, vips: [\"fd77::100\", 10.0.0.1, "
+           "\"2001:db8::7\"]}]}\n";
+    rc = vrrpd_config_load_string("lb1.yaml", text, &cfg, err, sizeof(err));
+    ck_assert_msg(rc == 0, "%s", err);
+    ck_assert_uint_eq(cfg.groups[0].n_vips, 1);
+    ck_assert_uint_eq(cfg.groups[0].vips[0], 0x0a000001);
+    ck_assert_uint_eq(cfg.groups[0].n_vips6, 2);
+    ck_assert_uint_eq(cfg.groups[0].vips6[0].s6_addr[0], 0xfd);
+    ck_assert_uint_eq(cfg.groups[0].vips6[0].s6_addr[15], 0x00);
+    ck_assert_uint_eq(cfg.groups[0].vips6[0].s6_addr[14], 0x01);
+    ck_assert_uint_eq(cfg.groups[0].vips6[1].s6_addr[1], 0x01);
+    ck_assert_uint_eq(cfg.groups[0].vips6[1].s6_addr[15], 0x07);
     text = "vrrp: {interface: eth0, peer_watch: off, groups: [{vrid: 1, vips: 10.0.0.1}]}\n";
     rc = vrrpd_config_load_string("lb1.yaml", text, &cfg, err, sizeof(err));
     ck_assert_msg(rc == 0, "%s", err);
@@ -57,8 +70,21 @@ START_TEST(errors_point_at_the_mistake)
          "vrrp.groups[1]: a VIP is in groups[0] too"},
         {"vrrp:\n  interface: eth0\n  groups:\n    - {vrid: 1, interval: 15ms, vips: [10.0.0.1]}\n",
          "x.yaml:4:27: vrrp.groups[0].interval: 15ms is not a whole number of centiseconds"},
-        {"vrrp:\n  interface: eth0\n  groups:\n    - {vrid: 1, vips: [\"fe80::1\"]}\n",
-         "vrrp.groups[0].vips[0]: IPv6 (\"fe80::1\") is not supported yet"},
+        {"vrrp:\n  interface: eth0\n  groups:\n    - {vrid: 1, vips: [10.0.0.1, \"fe80::1\"]}\n",
+         "x.yaml:4:34: vrrp.groups[0].vips[1]: \"fe80::1\" is not a global or unique local "
+         "unicast IPv6 address"},
+        {"vrrp:\n  interface: eth0\n  groups:\n    - {vrid: 1, vips: [\"fd00::1\"]}\n",
+         "vrrp.groups[0].vips: IPv6 addresses move with a group's IPv4 ones, and this group has "
+         "none"},
+        {"vrrp:\n  interface: eth0\n  groups:\n    - {vrid: 1, vips: [10.0.0.1, \"fd00::1\", "
+         "\"fd00:0::1\"]}\n",
+         "vrrp.groups[0].vips[2]: address repeated"},
+        {"vrrp:\n  interface: eth0\n  groups:\n    - {vrid: 1, vips: [10.0.0.1, \"fd00::1\"]}\n"
+         "    - {vrid: 2, vips: [10.0.0.2, \"fd00::1\"]}\n",
+         "vrrp.groups[1]: a VIP is in groups[0] too"},
+        {"vrrp:\n  interface: eth0\n  unicast_peers: [\"fd00::2\"]\n  groups:\n    - {vrid: 1, "
+         "vips: [10.0.0.1]}\n",
+         "x.yaml:3:19: vrrp.unicast_peers[0]: IPv6 (\"fd00::2\") is not supported yet"},
         {"vrrp:\n  interface: eth0\n  groups:\n    - {vrid: 256, vips: [10.0.0.1]}\n",
          "vrrp.groups[0].vrid: 256 is out of range; expected 1 to 255"},
         {"vrrp:\n  interface: eth0\n  groups:\n    - {vrid: 1, vips: [224.0.0.18]}\n",
