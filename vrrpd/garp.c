@@ -1,6 +1,8 @@
 /* garp.c -- gratuitous ARP and unsolicited neighbor advertisements (see garp.h). */
 #include "garp.h"
 
+#include "csum.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_packet.h>
@@ -90,16 +92,6 @@ int garp_send(struct garp *g, uint32_t ip)
     return send_frame(g, frame, sizeof(frame), ETH_P_ARP);
 }
 
-/* The Internet checksum's one's-complement sum of len bytes, added to sum. */
-static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
-{
-    for (size_t i = 0; i + 1 < len; i += 2)
-        sum += (uint32_t)p[i] << 8 | p[i + 1];
-    if (len & 1)
-        sum += (uint32_t)p[len - 1] << 8;
-    return sum;
-}
-
 size_t garp_na_build(uint8_t *frame, size_t size, const uint8_t mac[6], const uint8_t ip6[16])
 {
     if (size < GARP_NA_LEN)
@@ -131,11 +123,7 @@ size_t garp_na_build(uint8_t *frame, size_t size, const uint8_t mac[6], const ui
     icmp[25] = 1;
     memcpy(icmp + 26, mac, 6);
     /* Checksum over the pseudo-header (RFC 8200 8.1) and the message. */
-    uint32_t sum = sum16(ip + 8, 32, 0) + plen + 58;
-    sum = sum16(icmp, plen, sum);
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    uint16_t ck = (uint16_t)~sum;
+    uint16_t ck = csum_fold(csum_add(icmp, plen, csum_add(ip + 8, 32, 0) + plen + 58));
     icmp[2] = (uint8_t)(ck >> 8);
     icmp[3] = (uint8_t)ck;
     return GARP_NA_LEN;

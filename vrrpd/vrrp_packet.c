@@ -8,6 +8,8 @@
  *                                               RFC 5798 section 5.1 */
 #include "vrrp_packet.h"
 
+#include "csum.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -15,15 +17,6 @@ const char *const vrrp_parse_result_names[] = {
     "ok",   "truncated", "not_vrrp", "ttl",      "version",
     "type", "length",    "count",    "interval", "checksum",
 };
-
-static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
-{
-    for (size_t i = 0; i + 1 < len; i += 2)
-        sum += (uint32_t)p[i] << 8 | p[i + 1];
-    if (len & 1)
-        sum += (uint32_t)p[len - 1] << 8;
-    return sum;
-}
 
 uint16_t vrrp_checksum(uint32_t src, uint32_t dst, const uint8_t *msg, size_t len)
 {
@@ -35,11 +28,7 @@ uint16_t vrrp_checksum(uint32_t src, uint32_t dst, const uint8_t *msg, size_t le
         0, VRRP_PROTO, (uint8_t)(len >> 8), (uint8_t)len,
     };
     /* clang-format on */
-    uint32_t sum = sum16(pseudo, sizeof(pseudo), 0);
-    sum = sum16(msg, len, sum);
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
+    return csum_fold(csum_add(msg, len, csum_add(pseudo, sizeof(pseudo), 0)));
 }
 
 size_t vrrp_packet_build(uint8_t *buf, size_t size, const struct vrrp_adv *adv, uint32_t src,
