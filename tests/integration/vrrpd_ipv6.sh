@@ -41,7 +41,10 @@ wait_watched "$S" 51 5 || fail "$S does not watch $M's vrrpd"
 cap=$!
 PIDS+=($cap)
 for _ in $(seq 100); do grep -q "Capturing on" "$WORK/dumpcap.log" 2>/dev/null && break; sleep 0.05; done
-sleep 0.2
+probe_start V6 "$VIP6_A" # a libpq session every 10 ms over IPv6 through the kill
+sleep 0.5
+down=$(group_field "$S" 51 master_down_ms)
+skew=$((down - 3 * $(group_field "$S" 51 interval_ms)))
 t0=$(now_ms)
 lab_kill "$M"
 took=""
@@ -53,11 +56,16 @@ done
 [ "$took" -le 1000 ] || fail "client's neighbor entry moved only after $took ms"
 [ "$(lab_holders "$VIP6_A")" = "$S" ] || fail "$VIP6_A held by '$(lab_holders "$VIP6_A")' after the kill"
 [ "$(psql6 -c 'select 1')" = 1 ] || fail "psql over $VIP6_A fails after the failover"
+probe_stop V6
+o6=$(outage "$t0" V6) || fail "no recovery over IPv6: $(tail -3 "$WORK/V6.probe")"
+ms=$(outage_ms "$o6")
+[ "$ms" -le $((skew + 150)) ] || fail "IPv6 clients' outage $ms ms > skew $skew + 150 ms"
+log "MEASURED ipv6 sigkill_instance: $o6 (skew $skew ms)"
 wait "$cap" 2>/dev/null || true
 want="$VIP6_A ff02::1 255 136 0 0 0 1 $VIP6_A $(mac_of "$S") 1"
 [ "$(head -1 "$WORK/na.txt")" = "$want" ] ||
     fail "tshark reads the advertisement as '$(head -1 "$WORK/na.txt")', want '$want' (flags R S O; checksum 1: good) $(tail -2 "$WORK/dumpcap.log" "$WORK/tshark.log")"
-pass "$M killed: $S announced $VIP6_A (tshark: unsolicited NA, Override, its MAC, good checksum); the client's entry moved after $took ms; psql over IPv6 works"
+pass "$M killed: $S announced $VIP6_A (tshark: unsolicited NA, Override, its MAC, good checksum); the client's entry moved after $took ms; IPv6 libpq outage $ms ms ($o6)"
 
 # 4. The killed instance rejoins. Then S's vrrpd alone is killed (its link stays up, so
 # the VIPs stay on its interface, as after a crash): M takes over, and S's vrrpd, started
