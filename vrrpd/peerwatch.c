@@ -226,29 +226,27 @@ size_t peerwatch_armed(const struct peerwatch *pw)
     return n;
 }
 
-bool peerwatch_is_armed(const struct peerwatch *pw, uint32_t ip)
+/* The armed link to the master at ip, or -1. */
+static int armed_index(const struct peerwatch *pw, uint32_t ip)
 {
-    for (size_t i = 0; i < PEERWATCH_MAX_LINKS; i++)
-        if (pw->links[i].ip == ip && pw->links[i].armed)
-            return true;
-    return false;
+    for (int i = 0; i < PEERWATCH_MAX_LINKS; i++)
+        if (ip && pw->links[i].ip == ip && pw->links[i].armed)
+            return i;
+    return -1;
 }
 
-static const struct peerwatch_link *armed_link(const struct peerwatch *pw, uint32_t ip)
+bool peerwatch_is_armed(const struct peerwatch *pw, uint32_t ip)
 {
-    for (size_t i = 0; i < PEERWATCH_MAX_LINKS; i++)
-        if (ip && pw->links[i].ip == ip && pw->links[i].armed)
-            return &pw->links[i];
-    return NULL;
+    return armed_index(pw, ip) >= 0;
 }
 
 int peerwatch_probe(struct peerwatch *pw, uint32_t ip)
 {
-    struct peerwatch_link *k = (struct peerwatch_link *)armed_link(pw, ip);
-    if (k == NULL)
+    int i = armed_index(pw, ip);
+    if (i < 0)
         return -ENOTCONN;
     uv_buf_t b = uv_buf_init((char *)"?", 1);
-    int rc = uv_try_write((uv_stream_t *)&k->tcp, &b, 1);
+    int rc = uv_try_write((uv_stream_t *)&pw->links[i].tcp, &b, 1);
     if (rc < 0)
         return rc; /* a full send buffer: the probes before this one are unanswered */
     pw->probes++;
@@ -257,11 +255,11 @@ int peerwatch_probe(struct peerwatch *pw, uint32_t ip)
 
 uint64_t peerwatch_acked_at(const struct peerwatch *pw, uint32_t ip, uint64_t now)
 {
-    const struct peerwatch_link *k = armed_link(pw, ip);
+    int i = armed_index(pw, ip);
     uv_os_fd_t fd;
     struct tcp_info ti;
     socklen_t len = sizeof(ti);
-    if (k == NULL || uv_fileno((const uv_handle_t *)&k->tcp, &fd) != 0 ||
+    if (i < 0 || uv_fileno((const uv_handle_t *)&pw->links[i].tcp, &fd) != 0 ||
         getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 || ti.tcpi_last_ack_recv > now)
         return 0;
     return now - ti.tcpi_last_ack_recv;

@@ -47,17 +47,33 @@ uint64_t vrrpd_wall_ms(void)
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
+/* The group's VIPs count IPv4 ones first (0 .. n_vips-1), then IPv6 ones. */
+static size_t vip_count(const struct vrrpd_group *g)
+{
+    return g->cfg.n_vips + g->cfg.n_vips6;
+}
+
+static const struct in6_addr *vip6_at(const struct vrrpd_group *g, size_t i)
+{
+    return i < g->cfg.n_vips ? NULL : &g->cfg.vips6[i - g->cfg.n_vips];
+}
+
+/* VIP i as text, into buf (INET6_ADDRSTRLEN bytes). */
+static const char *vip_text(const struct vrrpd_group *g, size_t i, char *buf, size_t size)
+{
+    const struct in6_addr *a6 = vip6_at(g, i);
+    return a6 ? inet_ntop(AF_INET6, a6, buf, (socklen_t)size)
+              : format_ip4(g->cfg.vips[i], buf, size);
+}
+
 void vrrpd_vip_list(const struct vrrpd_group *g, char *buf, size_t size)
 {
     size_t used = 0;
     buf[0] = '\0';
-    for (size_t i = 0; i < g->cfg.n_vips + g->cfg.n_vips6; i++) {
+    for (size_t i = 0; i < vip_count(g); i++) {
         char ip[INET6_ADDRSTRLEN];
-        if (i < g->cfg.n_vips)
-            format_ip4(g->cfg.vips[i], ip, sizeof(ip));
-        else
-            inet_ntop(AF_INET6, &g->cfg.vips6[i - g->cfg.n_vips], ip, sizeof(ip));
-        int w = snprintf(buf + used, size - used, "%s%s", i ? "," : "", ip);
+        int w =
+            snprintf(buf + used, size - used, "%s%s", i ? "," : "", vip_text(g, i, ip, sizeof(ip)));
         if (w < 0 || (size_t)w >= size - used)
             break;
         used += (size_t)w;
@@ -98,21 +114,15 @@ static void vips_set(struct vrrpd_group *g, bool add)
     if (g->d->closed)
         return;
     struct vip_ctx *v = &g->d->vip;
-    for (size_t i = 0; i < g->cfg.n_vips + g->cfg.n_vips6; i++) {
+    for (size_t i = 0; i < vip_count(g); i++) {
+        const struct in6_addr *a6 = vip6_at(g, i);
+        int rc = a6 ? (add ? vip6_add(v, a6) : vip6_del(v, a6))
+                    : (add ? vip_add(v, g->cfg.vips[i]) : vip_del(v, g->cfg.vips[i]));
         char ip[INET6_ADDRSTRLEN];
-        int rc;
-        if (i < g->cfg.n_vips) {
-            rc = add ? vip_add(v, g->cfg.vips[i]) : vip_del(v, g->cfg.vips[i]);
-            format_ip4(g->cfg.vips[i], ip, sizeof(ip));
-        } else {
-            const struct in6_addr *a = &g->cfg.vips6[i - g->cfg.n_vips];
-            rc = add ? vip6_add(v, a) : vip6_del(v, a);
-            inet_ntop(AF_INET6, a, ip, sizeof(ip));
-        }
         if (rc != 0)
             log_emit(LOG_ERROR, add ? "vip_add_failed" : "vip_del_failed",
                      "vrid=%u vip=%s error=\"%s\" hint=\"vrrpd needs CAP_NET_ADMIN\"", g->cfg.vrid,
-                     ip, vip_strerror(rc));
+                     vip_text(g, i, ip, sizeof(ip)), vip_strerror(rc));
     }
     g->vips_held = add;
 }
@@ -122,10 +132,9 @@ static void garp_round(uv_timer_t *t)
     struct vrrpd_group *g = t->data;
     if (g->fsm.state != VRRP_MASTER || g->garp_left == 0)
         return;
-    for (size_t i = 0; i < g->cfg.n_vips + g->cfg.n_vips6; i++) {
-        bool v4 = i < g->cfg.n_vips;
-        const struct in6_addr *a6 = v4 ? NULL : &g->cfg.vips6[i - g->cfg.n_vips];
-        int rc = v4 ? garp_send(&g->d->garp, g->cfg.vips[i]) : garp_send6(&g->d->garp, a6);
+    for (size_t i = 0; i < vip_count(g); i++) {
+        const struct in6_addr *a6 = vip6_at(g, i);
+        int rc = a6 ? garp_send6(&g->d->garp, a6) : garp_send(&g->d->garp, g->cfg.vips[i]);
         if (rc == 0) {
             g->garps_sent++;
             continue;
@@ -133,12 +142,9 @@ static void garp_round(uv_timer_t *t)
         g->garp_errors++;
         if (g->garp_errors == 1 || g->garp_errors % 100 == 0) {
             char ip[INET6_ADDRSTRLEN];
-            if (v4)
-                format_ip4(g->cfg.vips[i], ip, sizeof(ip));
-            else
-                inet_ntop(AF_INET6, a6, ip, sizeof(ip));
             log_emit(LOG_WARN, "garp_failed", "vrid=%u vip=%s error=\"%s\" count=%llu", g->cfg.vrid,
-                     ip, strerror(-rc), (unsigned long long)g->garp_errors);
+                     vip_text(g, i, ip, sizeof(ip)), strerror(-rc),
+                     (unsigned long long)g->garp_errors);
         }
     }
     if (--g->garp_left > 0)
