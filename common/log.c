@@ -150,3 +150,15 @@ void log_emit(enum log_level lvl, const char *event, const char *fmt, ...)
     if (logger.fd >= 0)
         write_all(logger.fd, line, len);
 }
+
+int log_limit_pass(struct log_limit *lim, unsigned long long now_ms, unsigned long long *held_back)
+{
+    if (lim->last_ms && now_ms - lim->last_ms < 1000) {
+        lim->held_back++;
+        return 0;
+    }
+    lim->last_ms = now_ms ? now_ms : 1;
+    *held_back = lim->held_back;
+    lim->held_back = 0;
+    return 1;
+}

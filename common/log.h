@@ -29,6 +29,14 @@ const char *log_quote(char *buf, size_t size, const char *s);
 /* Format a wall-clock time in ms as 2026-11-23T10:15:02.123Z. Returns buf. */
 const char *log_format_ts(unsigned long long ms, char *buf, size_t size);
 
+/* A line that an attacker could make come thousands of times a second (counters keep
+ * the rest): log_limit_pass() is true at most once a second per limiter, and then
+ * *held_back says how many were held back since the last line that passed. */
+struct log_limit {
+    unsigned long long last_ms, held_back;
+};
+int log_limit_pass(struct log_limit *lim, unsigned long long now_ms, unsigned long long *held_back);
+
 /* Parse "debug|info|warn|error"; returns -1 when unknown. */
 int log_level_parse(const char *s);
 

@@ -45,10 +45,11 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
                    "Sessions connected to a node.");
     metrics_sample(m, NULL, (double)st->sessions_relayed);
     metrics_family(m, "lbd_refused_total", METRICS_COUNTER, "Sessions refused, by reason.");
-    const char *reasons[] = {"maxconn", "no_node", "bad_packet", "connect_failed"};
+    const char *reasons[] = {"maxconn",        "no_node",     "bad_packet",
+                             "connect_failed", "local_limit", "source_busy"};
     const uint64_t refused[] = {st->refused_maxconn, st->refused_no_node, st->refused_bad_packet,
-                                st->refused_connect};
-    for (int i = 0; i < 4; i++) {
+                                st->refused_connect, st->refused_local,   st->refused_source_busy};
+    for (int i = 0; i < 6; i++) {
         const char *rl[] = {"reason", reasons[i], NULL};
         metrics_sample(m, rl, (double)refused[i]);
     }
@@ -64,6 +65,27 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
         const char *ol[] = {"outcome", outcomes[i], NULL};
         metrics_sample(m, ol, (double)cancels[i]);
     }
+    metrics_family(m, "lbd_cancel_limited_total", METRICS_COUNTER,
+                   "CancelRequests dropped before any connection, by the bound that dropped them "
+                   "(lbd.limits).");
+    for (int v = GUARD_DUPLICATE; v <= GUARD_INFLIGHT; v++) {
+        const char *vl[] = {"reason", guard_verdict_names[v], NULL};
+        metrics_sample(m, vl, (double)l->guard.verdicts[v]);
+    }
+    metrics_family(m, "lbd_cancel_inflight", METRICS_GAUGE,
+                   "CancelRequest connections open now (limits.cancel_inflight bounds them).");
+    metrics_sample(m, NULL, l->guard.inflight);
+    metrics_family(m, "lbd_peer_refused_total", METRICS_COUNTER,
+                   "Connections to the peer cancel listener from another address than "
+                   "lbd.peer.address, reset.");
+    metrics_sample(m, NULL, (double)st->cancel_peer_refused);
+    metrics_family(m, "lbd_accept_failed_total", METRICS_COUNTER,
+                   "Connections accepted and closed at once: lbd out of descriptors or memory.");
+    metrics_sample(m, NULL, (double)st->accept_failed);
+    metrics_family(m, "lbd_checks_skipped_total", METRICS_COUNTER,
+                   "Health checks lbd could not start for its own lack of descriptors, memory or "
+                   "ports; not counted against the node.");
+    metrics_sample(m, NULL, (double)st->checks_skipped_local);
     metrics_family(m, "lbd_bytes_total", METRICS_COUNTER, "Bytes relayed, by direction.");
     const char *d1[] = {"direction", "to_node", NULL}, *d2[] = {"direction", "to_client", NULL};
     metrics_sample(m, d1, (double)st->bytes_in);
@@ -219,16 +241,18 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
                    (unsigned long long)st->bytes_out);
     metrics_printf(m,
                    ",\"refused\":{\"maxconn\":%llu,\"no_node\":%llu,\"bad_packet\":%llu,"
-                   "\"connect_failed\":%llu}",
+                   "\"connect_failed\":%llu,\"local_limit\":%llu,\"source_busy\":%llu}",
                    (unsigned long long)st->refused_maxconn, (unsigned long long)st->refused_no_node,
                    (unsigned long long)st->refused_bad_packet,
-                   (unsigned long long)st->refused_connect);
+                   (unsigned long long)st->refused_connect, (unsigned long long)st->refused_local,
+                   (unsigned long long)st->refused_source_busy);
     metrics_printf(m,
                    ",\"cancels\":{\"routed\":%llu,\"to_peer\":%llu,\"broadcast\":%llu,"
-                   "\"one\":%llu,\"dropped\":%llu,\"failed\":%llu}",
+                   "\"one\":%llu,\"dropped\":%llu,\"failed\":%llu,\"limited\":%llu}",
                    (unsigned long long)st->cancel_routed, (unsigned long long)st->cancel_to_peer,
                    (unsigned long long)st->cancel_broadcast, (unsigned long long)st->cancel_one,
-                   (unsigned long long)st->cancel_dropped, (unsigned long long)st->cancel_failed);
+                   (unsigned long long)st->cancel_dropped, (unsigned long long)st->cancel_failed,
+                   (unsigned long long)st->cancel_limited);
     metrics_printf(m,
                    ",\"reuse\":{\"max_idle\":%u,\"idle_ms\":%llu,\"kept\":%u,\"parked\":%llu,"
                    "\"taken\":%llu,\"reset_failed\":%llu,\"expired\":%llu}",
@@ -336,7 +360,8 @@ static void render_vrrpd(struct lbd *l, struct metrics_buf *m)
 
 static uint64_t refused_total(const struct lbd_stats *st)
 {
-    return st->refused_maxconn + st->refused_no_node + st->refused_bad_packet + st->refused_connect;
+    return st->refused_maxconn + st->refused_no_node + st->refused_bad_packet +
+           st->refused_connect + st->refused_local + st->refused_source_busy;
 }
 
 static uint64_t node_connect_failures(const struct lbd *l)

@@ -1,13 +1,22 @@
-/* cancel.c -- routing CancelRequests.
+/* cancel.c -- routing CancelRequests, within bounds.
  *
  * A CancelRequest carries the (pid, secret key) the node sent in BackendKeyData. lbd
  * records those keys as it relays (session.c), so a cancel for a session here goes to
  * that session's node. A key unknown here may belong to a session on the peer lbd of
  * the pair (the client opened its cancel connection to the other VIP): forward it to
- * the peer's cancel listener, which routes it but never forwards it again. A key
- * nobody knows follows the pool's policy: `all` healthy nodes (PostgreSQL ignores a
- * wrong key), `one` node (CockroachDB forwards to the right node itself and
- * rate-limits failed cancels), or `drop`. */
+ * the peer's cancel listener, marked as forwarded (PGWIRE_CODE_CANCEL_FWD), which routes
+ * it but never forwards it again. A key nobody knows follows the pool's policy: `one`
+ * node (the default: CockroachDB forwards to the right node itself), `all` healthy
+ * nodes (PostgreSQL ignores a wrong key), or `drop`.
+ *
+ * Every cancel costs a connection to somewhere and, on PostgreSQL, a fork there, for
+ * 16 bytes and no login. So before any connection is opened guard.h judges it: a
+ * repeat of the same (pid, key) within lbd.limits.cancel_window, the source's and
+ * everyone's cancels per second, and the forwards open at once are bounded, counted by
+ * verdict and logged at most once a second. A forward waits for the node to close
+ * first (PostgreSQL does, once it has read the request), so TIME_WAIT stays on the
+ * node's side and lbd's ephemeral ports are not used up; one that the node leaves open
+ * is reset, never closed with a FIN. */
 #include "lbd.h"
 
 #include "log.h"
@@ -15,6 +24,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 struct cancel_fwd {
     uv_tcp_t tcp; /* data = this */
@@ -23,15 +33,18 @@ struct cancel_fwd {
     uv_write_t wreq;
     struct lbd *lbd;
     uint8_t pkt[16];
+    uint8_t rbuf[64]; /* the node says nothing; whatever it says is dropped here */
     uint32_t pid, key;
     bool to_peer; /* on failure, apply the unknown-key policy here instead */
+    bool written; /* the request is out: a timeout now only closes */
     bool done;
     int handles;
     char target[SOCKADDR_STRLEN];
     char client[SOCKADDR_STRLEN];
 };
 
-static void cancel_unknown(struct lbd *l, uint32_t pid, uint32_t key, const char *client);
+static void cancel_unknown(struct lbd *l, uint32_t pid, uint32_t key, const char *client,
+                           bool admitted);
 
 static void fwd_closed(uv_handle_t *h)
 {
@@ -40,26 +53,65 @@ static void fwd_closed(uv_handle_t *h)
         free(f);
 }
 
+/* Close without TIME_WAIT here: a reset (the request is out or will never be). */
+static void fwd_reset(struct cancel_fwd *f)
+{
+    uv_os_fd_t fd;
+    struct linger lg = {1, 0};
+    if (uv_fileno((uv_handle_t *)&f->tcp, &fd) == 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
 static void fwd_finish(struct cancel_fwd *f, int status)
 {
+    struct lbd *l = f->lbd;
     if (f->done)
         return;
     f->done = true;
-    if (status < 0) {
-        f->lbd->stats.cancel_failed++;
-        log_emit(LOG_WARN, "cancel_failed", "pid=%u target=%s error=\"%s\"", f->pid, f->target,
-                 uv_strerror(status));
+    guard_cancel_done(&l->guard);
+    /* (Once the request is out, the node's close, or none within the deadline, is
+     * the normal end.) */
+    if (status < 0 && !(f->written && (status == UV_EOF || status == UV_ETIMEDOUT))) {
+        unsigned long long held;
+        l->stats.cancel_failed++;
+        if (log_limit_pass(&l->lim_cancel, lbd_wall_ms(), &held))
+            log_emit(LOG_WARN, "cancel_failed", "pid=%u target=%s error=\"%s\" held_back=%llu",
+                     f->pid, f->target, uv_strerror(status), held);
         if (f->to_peer)
-            cancel_unknown(f->lbd, f->pid, f->key, f->client);
+            cancel_unknown(l, f->pid, f->key, f->client, false);
     }
+    if (status != UV_EOF)
+        fwd_reset(f);
     uv_timer_stop(&f->timer);
     uv_close((uv_handle_t *)&f->timer, fwd_closed);
     uv_close((uv_handle_t *)&f->tcp, fwd_closed);
 }
 
+static void fwd_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct cancel_fwd *f = h->data;
+    (void)suggested;
+    *buf = uv_buf_init((char *)f->rbuf, sizeof(f->rbuf));
+}
+
+static void fwd_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0)
+        fwd_finish(st->data, (int)nread); /* UV_EOF: the node closed first, as it should */
+}
+
 static void fwd_written(uv_write_t *req, int status)
 {
-    fwd_finish(req->data, status);
+    struct cancel_fwd *f = req->data;
+    if (status < 0) {
+        fwd_finish(f, status);
+        return;
+    }
+    f->written = true;
+    int rc = uv_read_start((uv_stream_t *)&f->tcp, fwd_alloc, fwd_read);
+    if (rc)
+        fwd_finish(f, rc);
 }
 
 static void fwd_connected(uv_connect_t *req, int status)
@@ -83,12 +135,14 @@ static void fwd_timeout(uv_timer_t *t)
     fwd_finish(t->data, UV_ETIMEDOUT);
 }
 
-/* Send one CancelRequest to addr on its own connection. */
+/* Send one CancelRequest to addr on its own connection; its slot in guard.inflight was
+ * taken by the caller and is given back by fwd_finish. */
 static void fwd_start(struct lbd *l, const struct sockaddr_storage *addr, uint32_t pid,
                       uint32_t key, bool to_peer, const char *client)
 {
     struct cancel_fwd *f = calloc(1, sizeof(*f));
     if (f == NULL) {
+        guard_cancel_done(&l->guard);
         l->stats.cancel_failed++;
         return;
     }
@@ -99,7 +153,7 @@ static void fwd_start(struct lbd *l, const struct sockaddr_storage *addr, uint32
     f->tcp.data = f->timer.data = f->creq.data = f;
     format_sockaddr((const struct sockaddr *)addr, f->target, sizeof(f->target));
     snprintf(f->client, sizeof(f->client), "%s", client);
-    pgwire_cancel_build(f->pkt, sizeof(f->pkt), pid, key);
+    pgwire_cancel_build(f->pkt, sizeof(f->pkt), pid, key, to_peer);
     uv_tcp_init(l->loop, &f->tcp);
     uv_timer_init(l->loop, &f->timer);
     f->handles = 2;
@@ -109,44 +163,93 @@ static void fwd_start(struct lbd *l, const struct sockaddr_storage *addr, uint32
         fwd_finish(f, rc);
 }
 
-static void cancel_unknown(struct lbd *l, uint32_t pid, uint32_t key, const char *client)
+/* Room for n more forwards (a fallback after the peer failed, which guard admitted as
+ * one): descriptors and the in-flight bound. */
+static bool room_for(struct lbd *l, uint32_t n, bool admitted)
 {
-    size_t sent = 0;
+    if (!lbd_fd_room(l, n))
+        return false;
+    if (admitted)
+        return true;
+    if (l->cfg.cancel_inflight && l->guard.inflight + n > l->cfg.cancel_inflight)
+        return false;
+    l->guard.inflight += n;
+    return true;
+}
+
+static void log_dropped(struct lbd *l, const char *client, uint32_t pid, const char *why)
+{
+    unsigned long long held;
+    if (log_limit_pass(&l->lim_cancel, lbd_wall_ms(), &held))
+        log_emit(LOG_WARN, "cancel", "client=%s pid=%u outcome=dropped reason=%s held_back=%llu",
+                 client, pid, why, held);
+}
+
+/* admitted: guard.inflight already holds this cancel's one slot. */
+static void cancel_unknown(struct lbd *l, uint32_t pid, uint32_t key, const char *client,
+                           bool admitted)
+{
+    size_t sent = 0, up = pool_count_eligible(&l->pool);
     switch (l->cfg.cancel_unknown) {
     case LBD_CANCEL_ALL:
-        for (size_t i = 0; i < l->pool.n; i++) {
+        if (up == 0)
+            break;
+        if (admitted)
+            guard_cancel_done(&l->guard); /* taken again for every node below */
+        if (!room_for(l, (uint32_t)up, false)) {
+            l->stats.cancel_limited++;
+            log_dropped(l, client, pid, "inflight");
+            return;
+        }
+        for (size_t i = 0; i < l->pool.n && sent < up; i++) {
             struct pool_node *n = l->pool.nodes[i];
-            if (n->state == NODE_UP && !n->removed) {
+            if (pool_node_eligible(n)) {
                 fwd_start(l, &n->addr, pid, key, false, client);
                 sent++;
             }
         }
+        while (sent++ < up) /* (eligible nodes counted once; none should be left) */
+            guard_cancel_done(&l->guard);
         l->stats.cancel_broadcast++;
         log_emit(LOG_INFO, "cancel", "client=%s pid=%u outcome=broadcast nodes=%zu", client, pid,
-                 sent);
-        break;
+                 up);
+        return;
     case LBD_CANCEL_ONE: {
         int idx = pool_pick(&l->pool, 0, lbd_random(l));
-        if (idx >= 0) {
-            fwd_start(l, &l->pool.nodes[idx]->addr, pid, key, false, client);
-            l->stats.cancel_one++;
-            log_emit(LOG_INFO, "cancel", "client=%s pid=%u outcome=one node=%s", client, pid,
-                     l->pool.nodes[idx]->name);
+        if (idx < 0)
             break;
+        if (!room_for(l, 1, admitted)) {
+            l->stats.cancel_limited++;
+            log_dropped(l, client, pid, "inflight");
+            return;
         }
-        __attribute__((fallthrough)); /* no node to send it to */
+        fwd_start(l, &l->pool.nodes[idx]->addr, pid, key, false, client);
+        l->stats.cancel_one++;
+        log_emit(LOG_INFO, "cancel", "client=%s pid=%u outcome=one node=%s", client, pid,
+                 l->pool.nodes[idx]->name);
+        return;
     }
     case LBD_CANCEL_DROP:
     default:
-        l->stats.cancel_dropped++;
-        log_emit(LOG_WARN, "cancel", "client=%s pid=%u outcome=dropped reason=\"unknown key\"",
-                 client, pid);
         break;
     }
+    if (admitted)
+        guard_cancel_done(&l->guard);
+    l->stats.cancel_dropped++;
+    log_dropped(l, client, pid, up ? "unknown_key" : "no_node");
 }
 
-void cancel_route(struct lbd *l, uint32_t pid, uint32_t key, bool from_peer, const char *client)
+void cancel_route(struct lbd *l, uint32_t pid, uint32_t key, bool from_peer, const uint8_t *src,
+                  const char *client)
 {
+    enum guard_verdict v = lbd_fd_room(l, 1) ? guard_cancel_admit(&l->guard, from_peer ? NULL : src,
+                                                                  pid, key, 1, uv_now(l->loop))
+                                             : GUARD_INFLIGHT;
+    if (v != GUARD_OK) {
+        l->stats.cancel_limited++;
+        log_dropped(l, client, pid, guard_verdict_names[v]);
+        return;
+    }
     uint32_t node_key;
     struct pool_node *n = session_node_for_key(l, pid, key, &node_key);
     if (n != NULL) {
@@ -164,5 +267,5 @@ void cancel_route(struct lbd *l, uint32_t pid, uint32_t key, bool from_peer, con
         fwd_start(l, &l->cfg.peer, pid, key, true, client);
         return;
     }
-    cancel_unknown(l, pid, key, client);
+    cancel_unknown(l, pid, key, client, true);
 }

@@ -27,6 +27,7 @@ struct check {
     int handles;
     bool probing, tcp_open, stopping;
     bool ok, draining; /* result of the probe being closed */
+    bool local;        /* it failed for a reason of lbd's own: no result for the node */
     uint64_t t0_ns;
     size_t rlen;
     uint8_t wbuf[512];
@@ -44,7 +45,7 @@ static void check_closed(uv_handle_t *h)
     struct pool_node *n = c->node;
     struct lbd *l = c->lbd;
     free(c);
-    n->check = NULL;
+    n->refs--; /* (check_stop's) */
     lbd_node_release(l, n);
 }
 
@@ -65,6 +66,21 @@ static void probe_closed(uv_handle_t *h)
         return;
     }
     c->handles--;
+    if (c->local) {
+        /* Out of descriptors, memory or local ports here: the node is not to blame,
+         * and its state stays as it is until a check can run. */
+        struct lbd *l = c->lbd;
+        unsigned long long held;
+        c->local = false;
+        l->stats.checks_skipped_local++;
+        if (log_limit_pass(&l->lim_check, lbd_wall_ms(), &held))
+            log_emit(LOG_WARN, "check_skipped",
+                     "node=%s error=\"%s\" held_back=%llu "
+                     "detail=\"lbd's own limit, not the node's\"",
+                     n->name, c->reason, held);
+        schedule(c, l->cfg.check_interval_ms);
+        return;
+    }
     n->last_check_ms = lbd_wall_ms();
     n->last_check_latency_us = (uv_hrtime() - c->t0_ns) / 1000;
     snprintf(n->last_check, sizeof(n->last_check), "%s", c->reason);
@@ -177,6 +193,7 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     if (status < 0) {
         snprintf(reason, sizeof(reason), "connect: %s", uv_strerror(status));
+        c->local = lbd_error_is_local(status);
         probe_finish(c, false, false, reason);
         return;
     }
@@ -248,6 +265,7 @@ static void probe_start(uv_timer_t *t)
     if (rc != 0) {
         char reason[128];
         snprintf(reason, sizeof(reason), "connect: %s", uv_strerror(rc));
+        c->local = lbd_error_is_local(rc);
         probe_finish(c, false, false, reason);
     }
 }
@@ -276,6 +294,10 @@ void check_stop(struct lbd *l, struct pool_node *n)
     if (c == NULL || c->stopping)
         return;
     c->stopping = true;
+    /* The node is free for a new check at once (a reload that changes the check type
+     * starts one now); this one holds a reference until its handles are closed. */
+    n->check = NULL;
+    n->refs++;
     uv_timer_stop(&c->timer);
     if (c->tcp_open && !uv_is_closing((uv_handle_t *)&c->tcp))
         uv_close((uv_handle_t *)&c->tcp, check_closed);

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -38,6 +40,44 @@ uint64_t lbd_random(struct lbd *l)
     x ^= x >> 27;
     l->rng = x;
     return x * 0x2545F4914F6CDD1DULL;
+}
+
+uint32_t lbd_secret_key(void)
+{
+    uint32_t k;
+    /* (Blocks only before the kernel's pool is seeded at boot; a short read cannot
+     * happen for 4 bytes.) */
+    while (getrandom(&k, sizeof(k), 0) != (ssize_t)sizeof(k))
+        ;
+    return k;
+}
+
+bool lbd_error_is_local(int err)
+{
+    return err == UV_EMFILE || err == UV_ENFILE || err == UV_ENOBUFS || err == UV_ENOMEM ||
+           err == UV_EADDRNOTAVAIL || err == UV_EAGAIN;
+}
+
+/* Descriptors lbd holds besides the ones counted below: the loop, signals, listeners,
+ * admin and liveness sockets, the log file, and room for the admin's clients. */
+#define FD_BASE 64
+
+bool lbd_fd_room(const struct lbd *l, uint64_t need)
+{
+    if (l->fd_limit == 0)
+        return true;
+    uint64_t held = FD_BASE + 2ull * l->n_sessions + 4ull * l->n_bulk + l->n_parked +
+                    l->guard.inflight + l->pool.n;
+    return held + need <= l->fd_limit;
+}
+
+static void guard_limits_from(const struct lbd_config *c, struct guard_limits *g)
+{
+    g->cancel_inflight = c->cancel_inflight;
+    g->cancel_rate = c->cancel_rate;
+    g->cancel_source_rate = c->cancel_source_rate;
+    g->cancel_window_ms = c->cancel_window_ms;
+    g->startup_per_source = c->startup_per_source;
 }
 
 void *lbd_buf_get(struct lbd *l)
@@ -172,14 +212,44 @@ static void node_drop(struct lbd *l, struct pool_node *n)
 
 /* ---- listeners ---- */
 
+static void accept_resume(uv_prepare_t *p);
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct lbd_listener *ls = server->data;
+    struct lbd *l = ls->lbd;
     if (status < 0) {
-        log_emit(LOG_WARN, "accept_failed", "error=\"%s\"", uv_strerror(status));
+        /* (libuv has accepted and closed the connection with its reserve descriptor
+         * when out of them: EMFILE/ENFILE.) */
+        unsigned long long held;
+        l->stats.accept_failed++;
+        if (log_limit_pass(&l->lim_accept, lbd_wall_ms(), &held))
+            log_emit(LOG_WARN, "accept_failed", "error=\"%s\" held_back=%llu", uv_strerror(status),
+                     held);
         return;
     }
+    if (l->accepted_this_turn >= LBD_MAXACCEPT) {
+        /* Leave it with libuv, which stops watching this listener until the next
+         * turn's accept_resume takes it. */
+        ls->deferred = true;
+        return;
+    }
+    l->accepted_this_turn++;
     session_accept(ls);
+}
+
+/* A new loop turn: accepting starts again, first with the connections left waiting. */
+static void accept_resume(uv_prepare_t *p)
+{
+    struct lbd *l = p->data;
+    l->accepted_this_turn = 0;
+    for (struct lbd_listener *ls = l->listeners; ls; ls = ls->next) {
+        if (ls->deferred) {
+            ls->deferred = false;
+            l->accepted_this_turn++;
+            session_accept(ls); /* (uv_accept watches the listener again) */
+        }
+    }
 }
 
 static int twin_open(const struct sockaddr_storage *addr);
@@ -285,6 +355,10 @@ static void listeners_quiesce(struct lbd *l)
             continue;
         }
         int c;
+        if (ls->deferred) { /* the one libuv holds */
+            ls->deferred = false;
+            session_accept(ls);
+        }
         while ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
             session_adopt(l, c);
         l->quiesced_fds[l->n_quiesced++] = ls->twin_fd;
@@ -327,6 +401,7 @@ static void finish(struct lbd *l)
     l->pool.n = 0;
     uv_timer_stop(&l->drain_timer);
     uv_close((uv_handle_t *)&l->drain_timer, NULL);
+    uv_close((uv_handle_t *)&l->accept_turn, NULL);
     uv_close((uv_handle_t *)&l->sig_term, NULL);
     uv_close((uv_handle_t *)&l->sig_int, NULL);
     uv_close((uv_handle_t *)&l->sig_hup, NULL);
@@ -492,6 +567,7 @@ static void reload_config(struct lbd *l)
         for (size_t i = 0; i < l->pool.n; i++)
             check_stop(l, l->pool.nodes[i]);
     l->cfg = *nc;
+    guard_limits_from(&l->cfg, &l->guard.lim);
     /* Kept node connections were opened under the old settings (a node's address, the
      * reuse limits): they are cheap to open again. */
     reuse_close_node(l, NULL, "reload");
@@ -591,7 +667,14 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
     l->vipwatch_fd = -1;
     snprintf(l->config_path, sizeof(l->config_path), "%s", path);
     l->cfg = *cfg;
-    l->rng = (uv_hrtime() ^ (uint64_t)getpid() << 32) | 1;
+    l->rng = ((uint64_t)lbd_secret_key() << 32 | lbd_secret_key()) | 1;
+    struct guard_limits gl;
+    guard_limits_from(cfg, &gl);
+    if (guard_init(&l->guard, &gl) != 0)
+        return -ENOMEM;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        l->fd_limit = rl.rlim_cur;
     l->started_ms = l->config_loaded_ms = lbd_wall_ms();
     if (keymap_init(&l->keys) != 0)
         return -ENOMEM;
@@ -604,6 +687,9 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
     }
     uv_timer_init(loop, &l->drain_timer);
     l->drain_timer.data = l;
+    uv_prepare_init(loop, &l->accept_turn);
+    l->accept_turn.data = l;
+    uv_prepare_start(&l->accept_turn, accept_resume); /* (runs each turn; costs no wakeup) */
     uv_signal_init(loop, &l->sig_term);
     uv_signal_init(loop, &l->sig_int);
     uv_signal_init(loop, &l->sig_hup);
@@ -651,4 +737,5 @@ void lbd_free(struct lbd *l)
         free(l->buf_free[i]);
     l->n_buf_free = 0;
     keymap_free(&l->keys);
+    guard_free(&l->guard);
 }

@@ -4,10 +4,12 @@
 #ifndef LBD_LBD_H
 #define LBD_LBD_H
 
+#include "guard.h"
 #include "httpd.h"
 #include "keymap.h"
 #include "krelay.h"
 #include "lbd_config.h"
+#include "log.h"
 #include "metrics.h"
 #include "pgwire.h"
 #include "pool.h"
@@ -19,13 +21,18 @@
 
 #define LBD_BUF_SIZE (32 * 1024)
 #define LBD_BUF_CACHE 256 /* free buffers kept for reuse */
+/* Connections accepted per loop turn, over all listeners (HAProxy's tune.maxaccept): a
+ * flood of new connections waits its turn behind the sessions already open instead of
+ * holding the loop in accept() while they starve. */
+#define LBD_MAXACCEPT 64
 
 struct lbd_listener {
     uv_tcp_t tcp; /* data = this */
     struct lbd *lbd;
     struct sockaddr_storage addr;
-    bool peer;   /* the cancel-peer listener: only CancelRequests, never forwarded again */
-    int twin_fd; /* bound (SO_REUSEPORT) with a drop-all filter, not listening; -1: none */
+    bool peer;     /* the cancel-peer listener: only CancelRequests, never forwarded again */
+    int twin_fd;   /* bound (SO_REUSEPORT) with a drop-all filter, not listening; -1: none */
+    bool deferred; /* a connection waits in libuv for the next loop turn (LBD_MAXACCEPT) */
     struct lbd_listener *next;
 };
 
@@ -36,6 +43,14 @@ struct lbd_stats {
     uint64_t startup_timeouts, idle_timeouts;
     uint64_t cancel_routed, cancel_to_peer, cancel_broadcast, cancel_one, cancel_dropped;
     uint64_t cancel_failed;
+    uint64_t cancel_limited;      /* CancelRequests dropped by a bound (guard.verdicts say which) */
+    uint64_t cancel_peer_refused; /* peer-listener connections from another address than the peer */
+    uint64_t refused_local; /* sessions refused for lbd's own limits (descriptors, memory, ports) */
+    uint64_t
+        refused_source_busy; /* too many connections from one source before their first answer */
+    uint64_t accept_failed;  /* connections accepted and closed at once (lbd out of memory) */
+    uint64_t
+        checks_skipped_local; /* health checks lbd could not start itself: not the node's fault */
     uint64_t bytes_in, bytes_out;  /* client -> node, node -> client */
     uint64_t krelay_handoffs;      /* sessions handed to the kernel relay */
     uint64_t krelay_join_failed;   /* handovers the kernel refused (relayed here instead) */
@@ -99,7 +114,25 @@ struct lbd {
     void *buf_free[LBD_BUF_CACHE];
     size_t n_buf_free;
     struct lbd_stats stats;
+    struct guard guard; /* cancels and sources (guard.h) */
+    uint32_t n_bulk;    /* directions being spliced (4 descriptors each) */
+    uint64_t fd_limit;  /* RLIMIT_NOFILE's soft limit once raised; 0: unknown */
+    struct log_limit lim_cancel, lim_peer, lim_local, lim_accept, lim_busy, lim_check;
+    uv_prepare_t accept_turn; /* resumes deferred listeners at the next turn */
+    uint32_t accepted_this_turn;
 };
+
+/* Descriptors lbd may still open (estimated from what it holds: 2 a session, 4 a spliced
+ * direction, 1 a parked connection, a cancel forward or a check), with `reserve` kept
+ * back. Past the limit a new session is refused with 53300 before it costs a node
+ * anything. */
+bool lbd_fd_room(const struct lbd *l, uint64_t need);
+/* Errors that are lbd's own (out of descriptors, memory, buffers or local ports), not
+ * the node's: they never count against a node's health. err: a libuv (negative errno)
+ * code. */
+bool lbd_error_is_local(int err);
+/* 32 bits from the kernel's CSPRNG (getrandom), for secret keys a client sees. */
+uint32_t lbd_secret_key(void);
 
 /* lbd.c */
 uint64_t lbd_wall_ms(void);
@@ -140,7 +173,10 @@ struct pool_node *session_node_for_key(struct lbd *l, uint32_t pid, uint32_t key
                                        uint32_t *node_key);
 
 /* cancel.c */
-void cancel_route(struct lbd *l, uint32_t pid, uint32_t key, bool from_peer, const char *client);
+/* A CancelRequest from a client (src: its guard_source_key) or, from_peer, one the peer
+ * lbd forwarded. Bounded by lbd.limits (guard.h); never forwarded twice. */
+void cancel_route(struct lbd *l, uint32_t pid, uint32_t key, bool from_peer, const uint8_t *src,
+                  const char *client);
 
 /* reuse.c: node connections kept for the next client with the same StartupMessage */
 struct reuse_grant {

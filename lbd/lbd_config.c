@@ -152,9 +152,10 @@ static const struct cfg_field pool_fields[] = {
      .doc = "What happens to the open sessions of a node that goes down or drains: keep "
             "them, or cut them."},
     {"cancel_unknown", CFG_ENUM, OFF(cancel_unknown), .choices = lbd_cancel_unknown_names,
-     .doc = "A CancelRequest whose key neither this lbd nor its peer knows: all: send it to "
-            "every healthy node (PostgreSQL ignores a wrong key); one: to one node "
-            "(CockroachDB forwards cancels itself and rate-limits failed ones); drop."},
+     .doc = "A CancelRequest whose key neither this lbd nor its peer knows (a TLS session's: "
+            "lbd cannot read its key): one: to one node (CockroachDB forwards cancels "
+            "itself); all: to every healthy node (what PostgreSQL over TLS needs; PostgreSQL "
+            "ignores a wrong key, but every node forks for each); drop."},
     {"health", CFG_SECTION, .sub = health_fields, .doc = "Health checks, per node."},
     {"reuse", CFG_SECTION, .sub = reuse_fields,
      .doc = "Reuse of node connections between clients (off by default)."},
@@ -168,7 +169,9 @@ static const struct cfg_field timeout_fields[] = {
     {"connect", CFG_DURATION, OFF(connect_ms), .min = 1, .max = HOUR_MS,
      .doc = "Connecting to a node; then the next node is tried (pool.retries)."},
     {"startup", CFG_DURATION, OFF(startup_ms), .min = 1, .max = HOUR_MS,
-     .doc = "For the client's first packet, and for the node's answer to the startup."},
+     .doc = "From accept to the client's StartupMessage, whatever came before it (one "
+            "deadline: encryption requests answered meanwhile do not restart it), and for "
+            "the node's answer to the startup."},
     {"client_idle", CFG_DURATION, OFF(client_idle_ms), .min = 0, .max = 30 * DAY_MS,
      .doc = "Close a session whose client neither sent nor received anything this long "
             "(0 = never: long idle sessions are normal for databases)."},
@@ -180,6 +183,28 @@ static const struct cfg_field timeout_fields[] = {
     {"handover", CFG_DURATION, OFF(handover_ms), .min = 0, .max = 60000,
      .doc = "After SIGTERM with vrrpd watching: keep serving this long while the VIPs move to "
             "the peer, before the listeners close."},
+    {NULL},
+};
+
+static const struct cfg_field limit_fields[] = {
+    {"cancel_inflight", CFG_UINT, OFF(cancel_inflight), .min = 0, .max = 100000,
+     .doc = "CancelRequest connections (to nodes and the peer) open at once; beyond it a "
+            "cancel is dropped (0 = no limit). Each costs a descriptor here and, on "
+            "PostgreSQL, a process on the node."},
+    {"cancel_rate", CFG_UINT, OFF(cancel_rate), .min = 0, .max = 1000000,
+     .doc = "CancelRequests acted on per second, from all clients (0 = no limit)."},
+    {"cancel_source_rate", CFG_UINT, OFF(cancel_source_rate), .min = 0, .max = 1000000,
+     .doc = "CancelRequests acted on per second from one client address (an IPv6 /64 "
+            "counts as one), with bursts of twice that (0 = no limit). Cancels the peer lbd "
+            "forwards were counted there."},
+    {"cancel_window", CFG_DURATION, OFF(cancel_window_ms), .min = 0, .max = 60000,
+     .doc = "A CancelRequest with the same (pid, key) as one acted on this recently is "
+            "dropped (0 = off): a second one cannot cancel more."},
+    {"startup_per_source", CFG_UINT, OFF(startup_per_source), .min = 0, .max = 1000000,
+     .doc = "Connections from one client address (an IPv6 /64 counts as one) that have not "
+            "yet had a node's first answer; beyond it a new one gets 53300 at once (0 = no "
+            "limit). With timeouts.startup counted from accept, this bounds how many of "
+            "maxconn one source can hold without logging in."},
     {NULL},
 };
 
@@ -240,6 +265,8 @@ static const struct cfg_field lbd_fields[] = {
             "now, so they can never carry another query, and closing frees their node "
             "connections instead of holding them until TCP keepalive gives up."},
     {"timeouts", CFG_SECTION, .sub = timeout_fields, .doc = "Deadlines."},
+    {"limits", CFG_SECTION, .sub = limit_fields,
+     .doc = "Bounds on what clients that have not logged in can cost (docs/abuse-model.md)."},
     {"peer", CFG_CUSTOM, 0, .custom = parse_peer, .type_doc = "section", .sub = peer_fields,
      .doc = "The other lbd of the pair, for CancelRequests that reach the wrong instance "
             "(both address and listen, or neither)."},
@@ -295,7 +322,12 @@ void lbd_config_set_defaults(struct lbd_config *c)
     c->balance = POOL_ROUNDROBIN;
     c->retries = 2;
     c->on_node_down = LBD_ON_DOWN_KEEP;
-    c->cancel_unknown = LBD_CANCEL_ALL;
+    c->cancel_unknown = LBD_CANCEL_ONE;
+    c->cancel_inflight = 64;
+    c->cancel_rate = 100;
+    c->cancel_source_rate = 10;
+    c->cancel_window_ms = 1000;
+    c->startup_per_source = 256;
     c->reuse_max_idle = 0;
     c->reuse_idle_ms = 30000;
     c->check_type = LBD_CHECK_PG;
@@ -324,6 +356,22 @@ static int validate(struct cfg_doc *d, struct lbd_config *c)
     if (c->has_peer != c->has_peer_listen)
         return cfg_error(d, cfg_map_get(d, lbd, "peer"), "lbd.peer",
                          "needs both address (the peer's cancel listener) and listen (ours)");
+    if (c->has_peer) {
+        /* A client port (or our own cancel listener) as the peer's would send forwarded
+         * cancels where they are not taken, or back here. */
+        const struct sockaddr *pa = (const struct sockaddr *)&c->peer;
+        bool clash = sockaddr_equal(pa, (const struct sockaddr *)&c->peer_listen);
+        for (size_t i = 0; i < c->n_listen && !clash; i++) {
+            const struct sockaddr *la = (const struct sockaddr *)&c->listen[i];
+            /* (Both instances listen for clients on the same ports.) */
+            clash = sockaddr_port(pa) == sockaddr_port(la);
+        }
+        if (clash)
+            return cfg_error(d, cfg_map_get(d, cfg_map_get(d, lbd, "peer"), "address"),
+                             "lbd.peer.address",
+                             "the peer lbd's cancel listener (its peer.listen): not on a port "
+                             "the pair listens on for clients, and not our own peer.listen");
+    }
     return 0;
 }
 

@@ -61,6 +61,11 @@ struct lbd_config {
     uint32_t reuse_max_idle; /* node connections kept per node for reuse; 0 = no reuse */
     uint64_t reuse_idle_ms;  /* a kept connection unused this long is closed */
 
+    /* lbd.limits: the front door's bounds (guard.h); 0 = no limit */
+    uint32_t cancel_inflight, cancel_rate, cancel_source_rate;
+    uint64_t cancel_window_ms;
+    uint32_t startup_per_source;
+
     int check_type; /* enum lbd_check_type */
     uint64_t check_interval_ms, check_timeout_ms;
     uint32_t rise, fall;

@@ -25,11 +25,34 @@ const char *pgwire_first_kind_name(enum pgwire_first_kind k)
     return k <= PGWIRE_FIRST_BAD ? names[k] : "?";
 }
 
+/* A first packet PostgreSQL closes on without a byte (it logs reason). */
 static enum pgwire_first_kind bad(struct pgwire_first *out, const char *reason)
 {
     out->kind = PGWIRE_FIRST_BAD;
     out->reason = reason;
+    out->sqlstate = NULL;
+    out->message[0] = '\0';
     return out->kind;
+}
+
+/* A first packet PostgreSQL answers with a FATAL ErrorResponse. */
+static enum pgwire_first_kind fatal(struct pgwire_first *out, const char *sqlstate,
+                                    const char *message)
+{
+    out->kind = PGWIRE_FIRST_BAD;
+    out->sqlstate = sqlstate;
+    snprintf(out->message, sizeof(out->message), "%s", message);
+    out->reason = out->message;
+    return out->kind;
+}
+
+static enum pgwire_first_kind unsupported(struct pgwire_first *out, uint32_t code)
+{
+    char m[96];
+    snprintf(m, sizeof(m), "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+             code >> 16, code & 0xffff);
+    out->v2 = PGWIRE_PROTO_MAJOR(code) < 3;
+    return fatal(out, "0A000", m);
 }
 
 static void copy_param(char *dst, size_t size, const char *v)
@@ -37,22 +60,22 @@ static void copy_param(char *dst, size_t size, const char *v)
     snprintf(dst, size, "%s", v);
 }
 
-/* StartupMessage body: (key \0 value \0)* \0 -- 55.7 "StartupMessage". */
+/* StartupMessage body: (key \0 value \0)* \0 -- 55.7 "StartupMessage", walked as
+ * PostgreSQL walks it (ProcessStartupPacket): pairs up to an empty key, which must be
+ * the last byte. */
 static enum pgwire_first_kind parse_startup(const uint8_t *buf, uint32_t plen,
                                             struct pgwire_first *out)
 {
     const char *p = (const char *)buf + 8, *end = (const char *)buf + plen;
-    if (plen < 9 || end[-1] != '\0')
-        return bad(out, "startup packet is not terminated");
-    while (p < end - 1) {
+    while (p < end && *p != '\0') {
         const char *key = p;
         const char *kz = memchr(key, '\0', (size_t)(end - key));
         if (kz == NULL || kz + 1 >= end)
-            return bad(out, "startup parameter without value");
+            break; /* a key without a value: the layout check below says so */
         const char *val = kz + 1;
         const char *vz = memchr(val, '\0', (size_t)(end - val));
-        if (vz == NULL || vz >= end - 0)
-            return bad(out, "startup parameter value is not terminated");
+        if (vz == NULL)
+            break;
         if (strcmp(key, "user") == 0)
             copy_param(out->user, sizeof(out->user), val);
         else if (strcmp(key, "database") == 0)
@@ -63,8 +86,11 @@ static enum pgwire_first_kind parse_startup(const uint8_t *buf, uint32_t plen,
             out->replication = 1;
         p = vz + 1;
     }
+    if (p != end - 1 || *p != '\0')
+        return fatal(out, "08P01",
+                     "invalid startup packet layout: expected terminator as last byte");
     if (out->user[0] == '\0')
-        return bad(out, "startup packet has no user name");
+        return fatal(out, "28000", "no PostgreSQL user name specified in startup packet");
     if (out->database[0] == '\0')
         copy_param(out->database, sizeof(out->database), out->user);
     out->kind = PGWIRE_FIRST_STARTUP;
@@ -77,54 +103,54 @@ enum pgwire_first_kind pgwire_first_parse(const uint8_t *buf, size_t len, struct
     if (len < 4)
         return out->kind = PGWIRE_FIRST_INCOMPLETE;
     uint32_t plen = get_u32(buf);
-    if (plen & 0x80000000u)
-        return bad(out, "negative packet length");
-    if (plen < 8)
-        return bad(out, "packet length too small");
-    if (plen > PGWIRE_MAX_STARTUP)
-        return bad(out, "packet length over 10000 bytes");
+    /* (PostgreSQL reads the length, then the whole packet, then looks at it.) */
+    if (plen < 8 || plen > PGWIRE_MAX_STARTUP)
+        return bad(out, "invalid length of startup packet");
     out->len = plen;
-    if (len < 8)
-        return out->kind = PGWIRE_FIRST_INCOMPLETE;
-    uint32_t code = get_u32(buf + 4);
-    /* Fixed-size requests are judged as soon as the code is known. */
-    if (code == PGWIRE_CODE_SSL || code == PGWIRE_CODE_GSSENC) {
-        if (plen != 8)
-            return bad(out, "encryption request with a wrong length");
-        return out->kind = code == PGWIRE_CODE_SSL ? PGWIRE_FIRST_SSL : PGWIRE_FIRST_GSSENC;
-    }
-    if (code == PGWIRE_CODE_CANCEL) {
-        if (plen != 16)
-            return bad(out, "cancel request with a wrong length");
-        if (len < 16)
-            return out->kind = PGWIRE_FIRST_INCOMPLETE;
-        out->cancel_pid = get_u32(buf + 8);
-        out->cancel_key = get_u32(buf + 12);
-        return out->kind = PGWIRE_FIRST_CANCEL;
-    }
-    if (PGWIRE_PROTO_MAJOR(code) != 3)
-        return bad(out, "unsupported protocol version");
-    out->proto = code;
     if (len < plen)
         return out->kind = PGWIRE_FIRST_INCOMPLETE;
+    uint32_t code = get_u32(buf + 4);
+    if (code == PGWIRE_CODE_SSL || code == PGWIRE_CODE_GSSENC)
+        /* Whatever its length: PostgreSQL answers it and reads the next packet. */
+        return out->kind = code == PGWIRE_CODE_SSL ? PGWIRE_FIRST_SSL : PGWIRE_FIRST_GSSENC;
+    if (code == PGWIRE_CODE_CANCEL || code == PGWIRE_CODE_CANCEL_FWD) {
+        out->forwarded = code == PGWIRE_CODE_CANCEL_FWD;
+        if (plen < 16) /* PostgreSQL reads a key of zeroes and closes, having done nothing */
+            return bad(out, "cancel request too short");
+        out->cancel_pid = get_u32(buf + 8);
+        out->cancel_key = get_u32(buf + 12);
+        if (out->forwarded && plen != 16)
+            return unsupported(out, code);
+        return out->kind = PGWIRE_FIRST_CANCEL;
+    }
+    if (out->forwarded || PGWIRE_PROTO_MAJOR(code) != 3)
+        return unsupported(out, code);
+    out->proto = code;
     return parse_startup(buf, plen, out);
 }
 
 size_t pgwire_error_build(uint8_t *buf, size_t size, const char *severity, const char *sqlstate,
                           const char *message)
 {
+    return pgwire_error_build_detail(buf, size, severity, sqlstate, message, NULL);
+}
+
+size_t pgwire_error_build_detail(uint8_t *buf, size_t size, const char *severity,
+                                 const char *sqlstate, const char *message, const char *detail)
+{
     size_t sl = strlen(severity), cl = strlen(sqlstate), ml = strlen(message);
-    /* 'E' len 'S' sev\0 'V' sev\0 'C' code\0 'M' msg\0 \0 */
-    size_t total = 1 + 4 + (1 + sl + 1) * 2 + (1 + cl + 1) + (1 + ml + 1) + 1;
+    size_t dl = detail ? 1 + strlen(detail) + 1 : 0;
+    /* 'E' len 'S' sev\0 'V' sev\0 'C' code\0 'M' msg\0 ['D' detail\0] \0 */
+    size_t total = 1 + 4 + (1 + sl + 1) * 2 + (1 + cl + 1) + (1 + ml + 1) + dl + 1;
     if (total > size)
         return 0;
     uint8_t *p = buf;
     *p++ = 'E';
     put_u32(p, (uint32_t)(total - 1));
     p += 4;
-    const char tags[] = {'S', 'V', 'C', 'M'};
-    const char *vals[] = {severity, severity, sqlstate, message};
-    for (int i = 0; i < 4; i++) {
+    const char tags[] = {'S', 'V', 'C', 'M', 'D'};
+    const char *vals[] = {severity, severity, sqlstate, message, detail};
+    for (int i = 0; i < (detail ? 5 : 4); i++) {
         *p++ = (uint8_t)tags[i];
         size_t l = strlen(vals[i]) + 1;
         memcpy(p, vals[i], l);
@@ -132,6 +158,17 @@ size_t pgwire_error_build(uint8_t *buf, size_t size, const char *severity, const
     }
     *p++ = 0;
     return (size_t)(p - buf);
+}
+
+size_t pgwire_first_answer_build(uint8_t *buf, size_t size, const struct pgwire_first *f)
+{
+    if (f->kind != PGWIRE_FIRST_BAD || f->sqlstate == NULL)
+        return 0;
+    if (f->v2) { /* protocol 2: 'E', then "FATAL:  message\n" and its NUL */
+        int n = snprintf((char *)buf, size, "EFATAL:  %s\n", f->message);
+        return n > 0 && (size_t)n + 1 <= size ? (size_t)n + 1 : 0;
+    }
+    return pgwire_error_build(buf, size, "FATAL", f->sqlstate, f->message);
 }
 
 size_t pgwire_startup_build(uint8_t *buf, size_t size, const char *const *params)
@@ -155,12 +192,12 @@ size_t pgwire_startup_build(uint8_t *buf, size_t size, const char *const *params
     return total;
 }
 
-size_t pgwire_cancel_build(uint8_t *buf, size_t size, uint32_t pid, uint32_t key)
+size_t pgwire_cancel_build(uint8_t *buf, size_t size, uint32_t pid, uint32_t key, int forwarded)
 {
     if (size < 16)
         return 0;
     put_u32(buf, 16);
-    put_u32(buf + 4, PGWIRE_CODE_CANCEL);
+    put_u32(buf + 4, forwarded ? PGWIRE_CODE_CANCEL_FWD : PGWIRE_CODE_CANCEL);
     put_u32(buf + 8, pid);
     put_u32(buf + 12, key);
     return 16;

@@ -13,6 +13,10 @@
 #define PGWIRE_CODE_CANCEL 80877102u
 #define PGWIRE_CODE_SSL 80877103u
 #define PGWIRE_CODE_GSSENC 80877104u
+/* lbd's own: a CancelRequest the peer lbd forwarded (1234.5777, a code PostgreSQL does not
+ * use). Only the peer listener takes it, and never forwards it again; a client listener
+ * refuses it, so a peer.address pointed at a client port cannot make a loop. */
+#define PGWIRE_CODE_CANCEL_FWD 80877201u
 #define PGWIRE_PROTO_MAJOR(v) ((v) >> 16)
 
 enum pgwire_first_kind {
@@ -30,8 +34,16 @@ struct pgwire_first {
     uint32_t proto;  /* StartupMessage protocol version */
     int replication; /* the StartupMessage has a replication parameter */
     uint32_t cancel_pid, cancel_key;
+    int forwarded; /* CancelRequest with PGWIRE_CODE_CANCEL_FWD */
     char user[64], database[64], application_name[64];
-    const char *reason; /* static text for PGWIRE_FIRST_BAD */
+    /* PGWIRE_FIRST_BAD: what PostgreSQL 15 answers (ProcessStartupPacket), so a client
+     * sees the same through lbd: sqlstate NULL when it closes without a byte (a bad
+     * length, a short cancel), else a FATAL ErrorResponse with message, in protocol 2's
+     * format when v2 (a 2.0 client cannot read 3.0's). reason says it for the log. */
+    const char *reason;
+    const char *sqlstate;
+    char message[96];
+    int v2;
 };
 
 const char *pgwire_first_kind_name(enum pgwire_first_kind k);
@@ -42,9 +54,16 @@ enum pgwire_first_kind pgwire_first_parse(const uint8_t *buf, size_t len, struct
 /* Builders. Each returns the bytes written, or 0 when size is too small. */
 size_t pgwire_error_build(uint8_t *buf, size_t size, const char *severity, const char *sqlstate,
                           const char *message);
+/* The same with a detail field (NULL: none). */
+size_t pgwire_error_build_detail(uint8_t *buf, size_t size, const char *severity,
+                                 const char *sqlstate, const char *message, const char *detail);
+/* PostgreSQL's answer to a bad first packet f (PGWIRE_FIRST_BAD): its bytes, 0 when it
+ * sends none. */
+size_t pgwire_first_answer_build(uint8_t *buf, size_t size, const struct pgwire_first *f);
 /* params: alternating key, value, ending with NULL. */
 size_t pgwire_startup_build(uint8_t *buf, size_t size, const char *const *params);
-size_t pgwire_cancel_build(uint8_t *buf, size_t size, uint32_t pid, uint32_t key);
+/* forwarded: with lbd's PGWIRE_CODE_CANCEL_FWD instead of PostgreSQL's code. */
+size_t pgwire_cancel_build(uint8_t *buf, size_t size, uint32_t pid, uint32_t key, int forwarded);
 size_t pgwire_terminate_build(uint8_t *buf, size_t size);
 
 /* Incremental framing of a backend (server -> client) message stream. PARAM: a

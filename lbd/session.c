@@ -84,7 +84,7 @@ static void log_session(struct session *s)
     char ts[40], user[80], db[80], app[80], detail[128];
     double connect_ms = s->t_connect_ns ? (double)(s->t_connect_ns - s->t_accept_ns) / 1e6 : -1;
     log_format_ts(s->start_wall_ms, ts, sizeof(ts));
-    if (s->kind == PGWIRE_FIRST_CANCEL)
+    if (s->kind == PGWIRE_FIRST_CANCEL || s->quiet)
         return; /* cancel.c logs its own line */
     log_emit(s->detail[0] ? LOG_WARN : LOG_INFO, "session_end",
              "client=%s node=%s kind=%s user=%s database=%s app=%s start=%s connect_ms=%.3f "
@@ -118,6 +118,7 @@ void session_end(struct session *s, const char *reason)
     for (int d = 0; d < 2; d++)
         session_bulk_end(s, d);
     log_session(s);
+    session_startup_over(s);
     keymap_remove(&l->keys, &s->key);
     session_node_unuse(s);
     if (s->prev)
@@ -245,25 +246,43 @@ static void close_server(struct session *s)
     session_node_unuse(s);
 }
 
-/* Tell the client why in PostgreSQL's own words, then close. */
-void session_refuse(struct session *s, const char *sqlstate, const char *msg, const char *reason)
+void session_refuse_raw(struct session *s, const uint8_t *answer, size_t n, const char *why,
+                        const char *reason)
 {
     if (s->state >= SS_REFUSING)
         return;
     s->end_reason = reason;
-    snprintf(s->detail, sizeof(s->detail), "%s", msg);
+    snprintf(s->detail, sizeof(s->detail), "%s", why);
     uv_read_stop((uv_stream_t *)&s->client);
     close_server(s);
     s->state = SS_REFUSING;
     s->refusal = calloc(1, sizeof(*s->refusal));
-    size_t n = s->refusal
-                   ? pgwire_error_build(s->refusal->msg, REFUSAL_MSG_MAX, "FATAL", sqlstate, msg)
-                   : 0;
-    uv_buf_t b = uv_buf_init((char *)(s->refusal ? s->refusal->msg : NULL), (unsigned)n);
-    if (n == 0 || uv_write(&s->wreq[S2C], (uv_stream_t *)&s->client, &b, 1, on_refusal_written))
+    if (s->refusal == NULL || n > REFUSAL_MSG_MAX) {
         session_end(s, NULL);
-    else
-        uv_timer_start(&s->timer, session_on_timer, 1000, 0);
+        return;
+    }
+    uv_timer_start(&s->timer, session_on_timer, 1000, 0);
+    if (n == 0) { /* nothing to say: the FIN, then the lingering close */
+        if (uv_shutdown(&s->refusal->shutdown, (uv_stream_t *)&s->client, on_refusal_shutdown))
+            session_end(s, NULL);
+        return;
+    }
+    memcpy(s->refusal->msg, answer, n);
+    uv_buf_t b = uv_buf_init((char *)s->refusal->msg, (unsigned)n);
+    if (uv_write(&s->wreq[S2C], (uv_stream_t *)&s->client, &b, 1, on_refusal_written))
+        session_end(s, NULL);
+}
+
+/* Tell the client why in PostgreSQL's own words, then close. */
+void session_refuse(struct session *s, const char *sqlstate, const char *msg, const char *reason)
+{
+    uint8_t e[REFUSAL_MSG_MAX];
+    size_t n = pgwire_error_build(e, sizeof(e), "FATAL", sqlstate, msg);
+    if (n == 0 && s->state < SS_REFUSING) {
+        session_end(s, reason);
+        return;
+    }
+    session_refuse_raw(s, e, n, msg, reason);
 }
 
 /* Refuse, but if the client's packet is an encryption request, first answer 'N' and
@@ -288,11 +307,25 @@ void session_refuse_after_negotiation(struct session *s, const char *sqlstate, c
     }
     s->first_len = 0;
     s->state = SS_FIRST;
-    uv_timer_start(&s->timer, session_on_timer, s->lbd->cfg.startup_ms, 0);
+    session_arm_startup(s);
     session_read_client(s);
 }
 
 /* ---- timers ---- */
+
+void session_arm_startup(struct session *s)
+{
+    uint64_t now = uv_now(s->lbd->loop);
+    uv_timer_start(&s->timer, session_on_timer, s->deadline_ms > now ? s->deadline_ms - now : 0, 0);
+}
+
+void session_startup_over(struct session *s)
+{
+    if (s->src_counted) {
+        s->src_counted = false;
+        guard_source_startup_end(&s->lbd->guard, s->src);
+    }
+}
 
 void session_arm_idle(struct session *s)
 {
@@ -320,8 +353,10 @@ void session_on_timer(uv_timer_t *t)
     uint64_t now = uv_now(l->loop);
     switch (s->state) {
     case SS_FIRST:
+        /* PostgreSQL's authentication_timeout ends the process without a word. */
         l->stats.startup_timeouts++;
-        session_refuse(s, "08P01", "timeout waiting for the startup packet", "startup_timeout");
+        session_refuse_raw(s, NULL, 0, "no startup packet within timeouts.startup",
+                           "startup_timeout");
         break;
     case SS_CONNECTING:
         session_connect_failed(s, UV_ETIMEDOUT);
@@ -380,11 +415,31 @@ static struct session *session_alloc(struct lbd *l)
     return s;
 }
 
+/* No memory for a session: accept the connection and close it at once, or libuv, whose
+ * accepted_fd would stay taken, stops polling the listener for good. */
+static void accept_and_close(struct lbd_listener *ls)
+{
+    struct lbd *l = ls->lbd;
+    uv_os_fd_t lfd;
+    unsigned long long held;
+    l->stats.accept_failed++;
+    if (uv_fileno((uv_handle_t *)&ls->tcp, &lfd) == 0) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            close(fd);
+    }
+    if (log_limit_pass(&l->lim_accept, lbd_wall_ms(), &held))
+        log_emit(LOG_WARN, "accept_failed", "error=\"out of memory for a session\" held_back=%llu",
+                 held);
+}
+
 void session_accept(struct lbd_listener *ls)
 {
     struct session *s = session_alloc(ls->lbd);
-    if (s == NULL)
-        return; /* libuv calls again while the connection waits */
+    if (s == NULL) {
+        accept_and_close(ls);
+        return;
+    }
     if (uv_accept((uv_stream_t *)&ls->tcp, (uv_stream_t *)&s->client) != 0) {
         uv_close((uv_handle_t *)&s->client, on_closed);
         return;
@@ -421,10 +476,14 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
     s->kind = PGWIRE_FIRST_INCOMPLETE;
     struct sockaddr_storage peer;
     int plen = sizeof(peer);
-    if (uv_tcp_getpeername(&s->client, (struct sockaddr *)&peer, &plen) == 0)
+    memset(&peer, 0, sizeof(peer));
+    bool gone = uv_tcp_getpeername(&s->client, (struct sockaddr *)&peer, &plen) != 0;
+    if (!gone)
         format_sockaddr((struct sockaddr *)&peer, s->client_addr, sizeof(s->client_addr));
     else
         snprintf(s->client_addr, sizeof(s->client_addr), "-");
+    guard_source_key(&peer, s->src);
+    s->deadline_ms = uv_now(l->loop) + l->cfg.startup_ms;
     const struct sockaddr_in *l4 = (const struct sockaddr_in *)listen;
     const struct sockaddr_in6 *l6 = (const struct sockaddr_in6 *)listen;
     if (listen && listen->ss_family == AF_INET && l4->sin_addr.s_addr != htonl(INADDR_ANY)) {
@@ -449,6 +508,58 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
     l->n_sessions++;
     l->stats.sessions_total++;
     /* The client socket came from a listener and has its options (lbd.c tune_listener). */
+    if (gone) {
+        /* Reset before it was accepted: nobody to answer, and no source to hold to its
+         * bounds (what it sent must not be acted on anonymously). */
+        s->quiet = true;
+        session_end(s, "client_error");
+        return;
+    }
+    if (from_peer &&
+        !sockaddr_ip_equal((struct sockaddr *)&peer, (struct sockaddr *)&l->cfg.peer)) {
+        /* Only the peer lbd sends here: anyone else gets a reset, and costs nothing more. */
+        unsigned long long held;
+        struct linger lg = {1, 0};
+        uv_os_fd_t fd;
+        l->stats.cancel_peer_refused++;
+        if (log_limit_pass(&l->lim_peer, lbd_wall_ms(), &held))
+            log_emit(LOG_WARN, "peer_refused",
+                     "client=%s held_back=%llu detail=\"the peer "
+                     "listener takes connections from lbd.peer.address only\"",
+                     s->client_addr, held);
+        if (uv_fileno((uv_handle_t *)&s->client, &fd) == 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        s->quiet = true;
+        session_end(s, "peer_refused");
+        return;
+    }
+    bool counted = false;
+    enum guard_verdict v =
+        from_peer ? GUARD_OK
+                  : guard_source_startup_begin(&l->guard, s->src, uv_now(l->loop), &counted);
+    s->src_counted = counted;
+    if (v != GUARD_OK || !lbd_fd_room(l, 2)) {
+        /* Refused at once (libpq reads an ErrorResponse even in answer to an
+         * SSLRequest, as when PostgreSQL cannot fork), so the refused hold nothing. */
+        unsigned long long held;
+        bool busy = v != GUARD_OK;
+        if (busy)
+            l->stats.refused_source_busy++;
+        else
+            l->stats.refused_local++;
+        if (log_limit_pass(busy ? &l->lim_busy : &l->lim_local, lbd_wall_ms(), &held))
+            log_emit(LOG_WARN, busy ? "source_busy" : "local_exhaustion",
+                     "client=%s held_back=%llu detail=%s", s->client_addr, held,
+                     busy ? "\"limits.startup_per_source connections from this address have "
+                            "not logged in yet\""
+                          : "\"lbd is out of file descriptors (LimitNOFILE, ulimit -n)\"");
+        session_refuse(s, "53300",
+                       busy ? "sorry, too many connections from this address are starting up "
+                              "(lbd limits.startup_per_source)"
+                            : "sorry, too many clients already (lbd is out of file descriptors)",
+                       busy ? "source_busy" : "local_exhaustion");
+        return;
+    }
     if (l->n_sessions > l->cfg.maxconn) {
         /* Refused after its first packet: the reason survives SSL negotiation, and a
          * CancelRequest is still routed. */
@@ -458,7 +569,7 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
         snprintf(s->pending_msg, sizeof(s->pending_msg),
                  "sorry, too many clients already (lbd maxconn)");
     }
-    uv_timer_start(&s->timer, session_on_timer, l->cfg.startup_ms, 0);
+    session_arm_startup(s);
     session_read_client(s);
 }
 

@@ -33,7 +33,7 @@ enum { C2S = 0, S2C = 1 };
 #define BULK_AFTER (256 * 1024)
 
 /* A refusal: the ErrorResponse, then a lingering close (see on_refusal_written). */
-#define REFUSAL_MSG_MAX 256
+#define REFUSAL_MSG_MAX 512
 #define REFUSAL_DISCARD_MAX (64 * 1024)
 struct refusal {
     uv_shutdown_t shutdown;
@@ -58,8 +58,13 @@ struct session {
     uint8_t attempts;
     uint8_t kind; /* enum pgwire_first_kind of the (last) first packet */
     bool node_active, from_peer, tls, opaque, counted_relayed;
-    bool ready_seen; /* the node's first ReadyForQuery went by: the startup is over */
-    bool krelay;     /* the kernel relays this session (krelay.h) */
+    bool ready_seen;           /* the node's first ReadyForQuery went by: the startup is over */
+    bool src_counted;          /* counted in guard's startup_per_source until the relay */
+    bool asked_ssl, asked_gss; /* encryption requests lbd saw (one of each, as PostgreSQL) */
+    bool quiet;                /* no session_end line (a peer-listener connection refused) */
+    uint8_t src[16];           /* the client's address as guard keys it */
+    uint64_t deadline_ms;      /* loop time by which the StartupMessage must be in */
+    bool krelay;               /* the kernel relays this session (krelay.h) */
     bool krelay_tried;
     uint8_t kflush; /* 1 + the direction whose sender closed, while its rest is sent */
     char tx_status;
@@ -129,12 +134,20 @@ void session_buf_release(struct session *s, const uv_buf_t *buf);
 void session_free(struct session *s);
 void session_end(struct session *s, const char *reason);
 void session_arm_idle(struct session *s);
+/* The startup deadline again, as it stands since accept (not restarted). */
+void session_arm_startup(struct session *s);
+/* The session leaves its startup (relays, or ends): its source's count goes down. */
+void session_startup_over(struct session *s);
 void session_on_timer(uv_timer_t *t);
 void session_relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 void session_count_relayed(struct session *s, int d, uint64_t n);
 void session_on_backend_event(void *ctx, const struct pgwire_event *ev);
 void session_node_unuse(struct session *s);
 void session_refuse(struct session *s, const char *sqlstate, const char *msg, const char *reason);
+/* Send answer (n bytes; 0: none, as PostgreSQL closes on some bad packets), then the
+ * lingering close; why goes to the session's log line. */
+void session_refuse_raw(struct session *s, const uint8_t *answer, size_t n, const char *why,
+                        const char *reason);
 void session_refuse_after_negotiation(struct session *s, const char *sqlstate, const char *msg,
                                       const char *reason);
 void session_read_client(struct session *s);

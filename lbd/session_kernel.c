@@ -110,6 +110,11 @@ bool session_bulk_begin(struct session *s, int d)
     int in = session_fd(session_sender(s, d)), out = session_fd(to);
     if (in < 0 || out < 0)
         return false;
+    if (!lbd_fd_room(l, 4)) { /* (copying needs none: keep them for new sessions) */
+        s->run[d] = 0;
+        l->stats.bulk_failed++;
+        return false;
+    }
     s->bulk[d] = bulk_start(l->loop, in, out, on_bulk, (void *)(uintptr_t)session_tag(s, d));
     if (s->bulk[d] == NULL) {
         s->run[d] = 0; /* (EMFILE: try again after another BULK_AFTER bytes) */
@@ -121,6 +126,7 @@ bool session_bulk_begin(struct session *s, int d)
         return false;
     }
     s->handles_open++;
+    l->n_bulk++;
     s->reusable = false; /* a spliced stream is not framed */
     uv_read_stop((uv_stream_t *)session_sender(s, d));
     if (!s->inflight[!d] && !session_sender(s, d)->write_queue_size)
@@ -147,6 +153,7 @@ void session_bulk_end(struct session *s, int d)
         return;
     bulk_stop(s->bulk[d], on_bulk_closed);
     s->bulk[d] = NULL;
+    s->lbd->n_bulk--;
 }
 
 /* Hand the session to the kernel once its startup is over (the node's first

@@ -67,6 +67,7 @@ static int send_now(struct session *s, uv_stream_t *to, const uint8_t *data, siz
 
 static void start_relay(struct session *s)
 {
+    session_startup_over(s);
     s->state = SS_RELAY;
     session_arm_idle(s);
     session_read_client(s);
@@ -192,7 +193,7 @@ static int capture_trusted(struct session *s, const struct pgwire_reply *r)
     s->params_len = (uint32_t)plen;
     s->own_key = s->reusable = true;
     s->node_key = r->key;
-    pgwire_reply_set_key(s->reply, r, (uint32_t)lbd_random(s->lbd));
+    pgwire_reply_set_key(s->reply, r, lbd_secret_key());
     return 0;
 }
 
@@ -290,7 +291,7 @@ static void answer_no_tls(struct session *s)
         return;
     }
     s->state = SS_FIRST;
-    uv_timer_start(&s->timer, session_on_timer, s->lbd->cfg.startup_ms, 0);
+    session_arm_startup(s);
     session_read_client(s);
 }
 
@@ -302,11 +303,15 @@ static void classify(struct session *s)
     switch (pgwire_first_parse(s->first, s->first_len, &f)) {
     case PGWIRE_FIRST_INCOMPLETE:
         return;
-    case PGWIRE_FIRST_BAD:
+    case PGWIRE_FIRST_BAD: {
+        /* What PostgreSQL sends for it (often nothing), and its close. */
+        uint8_t answer[256];
+        size_t n = pgwire_first_answer_build(answer, sizeof(answer), &f);
         l->stats.refused_bad_packet++;
-        snprintf(msg, sizeof(msg), "invalid startup packet: %s", f.reason);
-        session_refuse(s, "08P01", msg, "bad_packet");
+        snprintf(msg, sizeof(msg), "%s", f.reason);
+        session_refuse_raw(s, answer, n, msg, "bad_packet");
         return;
+    }
     case PGWIRE_FIRST_CANCEL:
         s->kind = PGWIRE_FIRST_CANCEL;
         s->pending_sqlstate = NULL; /* a cancel is served even when sessions are not */
@@ -315,17 +320,54 @@ static void classify(struct session *s)
             session_refuse(s, "08P01", "cancel request after encryption negotiation", "bad_packet");
             return;
         }
+        if (f.forwarded && !s->from_peer) {
+            /* A forward from an lbd whose peer.address names this client port: never
+             * forwarded again (no loop), and not a client's. */
+            l->stats.refused_bad_packet++;
+            session_refuse(s, "0A000",
+                           "unsupported frontend protocol 1234.5777: server supports 3.0 to 3.0",
+                           "bad_packet");
+            return;
+        }
         uv_read_stop((uv_stream_t *)&s->client);
-        cancel_route(l, f.cancel_pid, f.cancel_key, s->from_peer, s->client_addr);
+        cancel_route(l, f.cancel_pid, f.cancel_key, s->from_peer, s->src, s->client_addr);
         session_end(s, "cancel");
         return;
     case PGWIRE_FIRST_SSL:
     case PGWIRE_FIRST_GSSENC:
+        if (s->srv == SRV_NONE && (f.kind == PGWIRE_FIRST_SSL ? s->asked_ssl : s->asked_gss)) {
+            /* A second request of the same kind, which lbd would answer itself again:
+             * PostgreSQL takes one of each, and answers a repeat as an unknown protocol
+             * (ProcessStartupPacket). (With a node connection open, the node answers.) */
+            l->stats.refused_bad_packet++;
+            session_refuse(
+                s, "0A000",
+                f.kind == PGWIRE_FIRST_SSL
+                    ? "unsupported frontend protocol 1234.5679: server supports 3.0 to 3.0"
+                    : "unsupported frontend protocol 1234.5680: server supports 3.0 to 3.0",
+                "bad_packet");
+            return;
+        }
+        if (f.kind == PGWIRE_FIRST_SSL)
+            s->asked_ssl = true;
+        else
+            s->asked_gss = true;
         if (s->first_len > f.len) {
             /* Plaintext after the request, before the handshake: an injection attempt
-             * (CVE-2021-23214) or a broken client. Never relay it. */
+             * (CVE-2021-23214) or a broken client. Never relay it; answer as PostgreSQL
+             * does (its 'N', then this error). */
+            uint8_t answer[320];
+            bool ssl = f.kind == PGWIRE_FIRST_SSL;
+            answer[0] = 'N';
+            size_t n = pgwire_error_build_detail(
+                answer + 1, sizeof(answer) - 1, "FATAL", "08P01",
+                ssl ? "received unencrypted data after SSL request"
+                    : "received unencrypted data after GSSAPI encryption request",
+                "This could be either a client-software bug or evidence of an attempted "
+                "man-in-the-middle attack.");
             l->stats.refused_bad_packet++;
-            session_refuse(s, "08P01", "unexpected data after an encryption request", "bad_packet");
+            session_refuse_raw(s, answer, n + 1, "unexpected data after an encryption request",
+                               "bad_packet");
             return;
         }
         break;
@@ -415,7 +457,7 @@ void session_negotiate_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *
     if (answer == 'N' && nread == 1) {
         /* Plaintext follows: read the client's next packet (a StartupMessage). */
         s->state = SS_FIRST;
-        uv_timer_start(&s->timer, session_on_timer, s->lbd->cfg.startup_ms, 0);
+        session_arm_startup(s);
         session_read_client(s);
         return;
     }
@@ -446,11 +488,33 @@ static void on_server_closed_retry(uv_handle_t *h)
     session_connect_node(s);
 }
 
+/* The connect failed for a reason of lbd's own (out of descriptors, memory, buffers or
+ * local ports): the node is not to blame, and another would fail the same way. */
+static void connect_failed_here(struct session *s, int status)
+{
+    struct lbd *l = s->lbd;
+    unsigned long long held;
+    l->stats.refused_local++;
+    if (log_limit_pass(&l->lim_local, lbd_wall_ms(), &held))
+        log_emit(LOG_WARN, "local_exhaustion",
+                 "client=%s node=%s error=\"%s\" held_back=%llu detail=\"lbd's own limit, not "
+                 "the node's: the node keeps its state\"",
+                 s->client_addr, s->node->name, uv_strerror(status), held);
+    session_node_unuse(s);
+    session_refuse_after_negotiation(s, "53300",
+                                     "sorry, too many clients already (lbd is out of resources)",
+                                     "local_exhaustion");
+}
+
 void session_connect_failed(struct session *s, int status)
 {
     struct lbd *l = s->lbd;
     struct pool_node *n = s->node;
     char reason[128];
+    if (lbd_error_is_local(status)) {
+        connect_failed_here(s, status);
+        return;
+    }
     n->connect_failures++;
     snprintf(reason, sizeof(reason), "connect failed: %s", uv_strerror(status));
     log_emit(LOG_WARN, "session_connect_failed", "client=%s node=%s attempt=%u error=\"%s\"",
@@ -498,7 +562,7 @@ static void adopt_parked(struct session *s, struct reuse_grant *g)
     }
     s->own_key = true;
     s->node_key = g->key;
-    pgwire_trusted_build(r, n, g->params, g->params_len, g->pid, (uint32_t)lbd_random(l));
+    pgwire_trusted_build(r, n, g->params, g->params_len, g->pid, lbd_secret_key());
     s->params = g->params;
     s->params_len = g->params_len;
     s->reused = s->reusable = true;

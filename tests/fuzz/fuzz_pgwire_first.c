@@ -13,5 +13,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (k == PGWIRE_FIRST_BAD && f.reason == NULL)
         abort();
+    /* PostgreSQL's answer to it fits what lbd has for it, or is nothing. */
+    uint8_t answer[256];
+    size_t n = pgwire_first_answer_build(answer, sizeof(answer), &f);
+    if (k == PGWIRE_FIRST_BAD && f.sqlstate != NULL && n == 0)
+        abort();
+    if ((k != PGWIRE_FIRST_BAD || f.sqlstate == NULL) && n != 0)
+        abort();
     return 0;
 }

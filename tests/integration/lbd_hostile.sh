@@ -27,9 +27,9 @@ ask() { echo "$1" >&"${KEEP[1]}"; read -r -t 5 a <&"${KEEP[0]}" || fail "the bys
 [ "$(ask 'select 1;')" = 1 ] || fail "bystander"
 
 out=$($HC $LB slowloris)
-[[ $out == "closed after 1."*"got b'E'" ]] || fail "slowloris: $out"
+[[ $out == "closed after 1."*"got b''" ]] || fail "slowloris: $out"
 grep -q "end=startup_timeout" "$WORK/lb1.log" || fail "no startup_timeout line"
-pass "slowloris: closed with an ErrorResponse after the 1 s startup timeout"
+pass "slowloris: closed without a byte after the 1 s startup timeout (as PostgreSQL's authentication_timeout)"
 
 [ "$($HC $LB bytewise)" = ready ] || fail "a startup sent byte by byte did not work"
 pass "a startup sent one byte at a time works"
@@ -50,7 +50,7 @@ for i in 1 2 3 4 5; do
     out=$($HC $LB eager 1)
     if [ "$out" = 42 ]; then
         ok=$((ok + 1))
-    elif [ "$out" != "refused: unexpected data after an encryption request" ]; then
+    elif [[ $out != "error: b'E"*"received unencrypted data after SSL request"* ]]; then
         fail "a startup sent before the node answered the SSLRequest: $out"
     fi
 done
@@ -70,9 +70,9 @@ pass "random bytes (1 B to 100 kB): an ErrorResponse or a close, counted"
 # connection and make the client's kernel drop the ErrorResponse.
 for n in 0 1000 30000 60000 60000 60000; do
     out=$($HC $LB oversized $n)
-    [ "$out" = "08P01 after closed" ] || fail "oversized first packet with $n bytes: $out"
+    [ "$out" = "b'' after closed" ] || fail "oversized first packet with $n bytes: $out"
 done
-pass "oversized first packets: the 08P01 refusal arrives whole, never a reset"
+pass "oversized first packets: closed without a byte (as PostgreSQL), with a FIN, never a reset"
 
 out=$($HC $LB flood 80)
 [[ $out == *"53300=31"* && $out == *"ok=49"* ]] || fail "flood of 80 with maxconn 50 (one taken): $out"

@@ -66,6 +66,15 @@ START_TEST(defaults)
     ck_assert_uint_eq(cfg.reuse_idle_ms, 30000);
     ck_assert_int_eq(sockaddr_port((struct sockaddr *)&cfg.nodes[0].addr), 5432);
     ck_assert(cfg.admin_enabled);
+    /* The front door is bounded by default (docs/abuse-model.md). */
+    ck_assert_int_eq(cfg.cancel_unknown, LBD_CANCEL_ONE); /* at most one place */
+    ck_assert_uint_gt(cfg.cancel_inflight, 0);
+    ck_assert_uint_gt(cfg.cancel_rate, 0);
+    ck_assert_uint_gt(cfg.cancel_source_rate, 0);
+    ck_assert_uint_le(cfg.cancel_source_rate, cfg.cancel_rate);
+    ck_assert_uint_gt(cfg.cancel_window_ms, 0);
+    ck_assert_uint_gt(cfg.startup_per_source, 0);
+    ck_assert_uint_lt(cfg.startup_per_source, cfg.maxconn);
 }
 END_TEST
 
@@ -94,6 +103,18 @@ START_TEST(errors_point_at_the_mistake)
         {"lbd:\n  listen: 1.2.3.4:5\n  peer: {address: 1.1.1.1}\n  pool:\n"
          "    nodes: [{address: 1.1.1.1}]\n",
          "lbd.peer: needs both address"},
+        /* The other lbd's client port as the peer: a forwarded cancel would bounce. */
+        {"lbd:\n  listen: [10.0.0.100:5432, 10.0.0.101:5432]\n"
+         "  peer: {address: 10.0.0.12:5432, listen: 10.0.0.11:5433}\n  pool:\n"
+         "    nodes: [{address: 1.1.1.1}]\n",
+         "x.yaml:3:19: lbd.peer.address: the peer lbd's cancel listener (its peer.listen): not on "
+         "a port the pair listens on for clients"},
+        {"lbd:\n  listen: 1.2.3.4:5\n  peer: {address: 10.0.0.11:5433, listen: 10.0.0.11:5433}\n"
+         "  pool:\n    nodes: [{address: 1.1.1.1}]\n",
+         "and not our own peer.listen"},
+        {"lbd:\n  listen: 1.2.3.4:5\n  limits: {cancel_window: 2m}\n  pool:\n"
+         "    nodes: [{address: 1.1.1.1}]\n",
+         "lbd.limits.cancel_window"},
         {"lbd:\n  listen: 1.2.3.4:5\n", "x.yaml:2:3: lbd: missing required key \"pool\""},
         {"lbd:\n  listn: 1.2.3.4:5\n", "unknown key \"listn\" (did you mean \"listen\"?)"},
         {"lbdd: {}\n", "x.yaml:1:1: (top): unknown key \"lbdd\" (did you mean \"lbd\"?)"},

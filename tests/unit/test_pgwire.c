@@ -66,36 +66,69 @@ START_TEST(fixed_requests)
     ck_assert_int_eq(pgwire_first_parse(b, 8, &f), PGWIRE_FIRST_SSL);
     put32(b + 4, PGWIRE_CODE_GSSENC);
     ck_assert_int_eq(pgwire_first_parse(b, 8, &f), PGWIRE_FIRST_GSSENC);
-    ck_assert_uint_eq(pgwire_cancel_build(b, sizeof(b), 4242, 0xdeadbeef), 16);
+    ck_assert_uint_eq(pgwire_cancel_build(b, sizeof(b), 4242, 0xdeadbeef, 0), 16);
     ck_assert_int_eq(pgwire_first_parse(b, 16, &f), PGWIRE_FIRST_CANCEL);
     ck_assert_uint_eq(f.cancel_pid, 4242);
     ck_assert_uint_eq(f.cancel_key, 0xdeadbeef);
+    ck_assert_int_eq(f.forwarded, 0);
     ck_assert_int_eq(pgwire_first_parse(b, 12, &f), PGWIRE_FIRST_INCOMPLETE);
+    /* The peer's forward: lbd's own code, told apart (a client listener refuses it). */
+    ck_assert_uint_eq(pgwire_cancel_build(b, sizeof(b), 4242, 0xdeadbeef, 1), 16);
+    ck_assert_uint_eq(b[4] << 24 | b[5] << 16 | b[6] << 8 | b[7], 80877201u);
+    ck_assert_int_eq(pgwire_first_parse(b, 16, &f), PGWIRE_FIRST_CANCEL);
+    ck_assert_int_eq(f.forwarded, 1);
+    ck_assert_uint_eq(f.cancel_key, 0xdeadbeef);
 }
 END_TEST
 
 START_TEST(bad_lengths_and_codes)
 {
-    uint8_t b[32] = {0};
+    /* Each as PostgreSQL 15 answers it (lbd_front_door.sh sends the same bytes to both). */
+    uint8_t b[32] = {0}, out[256];
     struct pgwire_first f;
     put32(b, 0x80000010u); /* negative */
     ck_assert_int_eq(pgwire_first_parse(b, 4, &f), PGWIRE_FIRST_BAD);
-    ck_assert_str_eq(f.reason, "negative packet length");
+    ck_assert_str_eq(f.reason, "invalid length of startup packet");
+    ck_assert_ptr_null(f.sqlstate); /* closes without a byte */
+    ck_assert_uint_eq(pgwire_first_answer_build(out, sizeof(out), &f), 0);
     put32(b, 7); /* tiny */
     ck_assert_int_eq(pgwire_first_parse(b, 4, &f), PGWIRE_FIRST_BAD);
+    ck_assert_ptr_null(f.sqlstate);
     put32(b, 10001); /* over PostgreSQL's limit */
     ck_assert_int_eq(pgwire_first_parse(b, 4, &f), PGWIRE_FIRST_BAD);
-    ck_assert_str_eq(f.reason, "packet length over 10000 bytes");
-    put32(b, 12); /* SSLRequest must be 8 bytes */
+    ck_assert_ptr_null(f.sqlstate);
+    const uint8_t terminate[5] = {'X', 0, 0, 0, 4}; /* a Terminate before the startup */
+    ck_assert_int_eq(pgwire_first_parse(terminate, 5, &f), PGWIRE_FIRST_BAD);
+    ck_assert_ptr_null(f.sqlstate);
+    put32(b, 12); /* an SSLRequest of 12 bytes is one: 'N', then the next packet */
     put32(b + 4, PGWIRE_CODE_SSL);
-    ck_assert_int_eq(pgwire_first_parse(b, 8, &f), PGWIRE_FIRST_BAD);
-    put32(b, 8); /* CancelRequest must be 16 bytes */
+    ck_assert_int_eq(pgwire_first_parse(b, 8, &f), PGWIRE_FIRST_INCOMPLETE);
+    ck_assert_int_eq(pgwire_first_parse(b, 12, &f), PGWIRE_FIRST_SSL);
+    ck_assert_uint_eq(f.len, 12);
+    put32(b, 12); /* a CancelRequest too short for a key: closed, nothing done */
     put32(b + 4, PGWIRE_CODE_CANCEL);
-    ck_assert_int_eq(pgwire_first_parse(b, 8, &f), PGWIRE_FIRST_BAD);
-    put32(b, 20); /* protocol 2 */
+    ck_assert_int_eq(pgwire_first_parse(b, 12, &f), PGWIRE_FIRST_BAD);
+    ck_assert_ptr_null(f.sqlstate);
+    put32(b, 20); /* longer: the key is its first bytes, as PostgreSQL reads it */
+    put32(b + 8, 77);
+    put32(b + 12, 99);
+    ck_assert_int_eq(pgwire_first_parse(b, 20, &f), PGWIRE_FIRST_CANCEL);
+    ck_assert_uint_eq(f.cancel_pid, 77);
+    ck_assert_uint_eq(f.cancel_key, 99);
+    put32(b, 20); /* protocol 2: a protocol-2 error, which a 2.0 client can read */
     put32(b + 4, 2u << 16);
-    ck_assert_int_eq(pgwire_first_parse(b, 8, &f), PGWIRE_FIRST_BAD);
-    ck_assert_str_eq(f.reason, "unsupported protocol version");
+    ck_assert_int_eq(pgwire_first_parse(b, 20, &f), PGWIRE_FIRST_BAD);
+    ck_assert_str_eq(f.sqlstate, "0A000");
+    size_t n = pgwire_first_answer_build(out, sizeof(out), &f);
+    const char v2[] = "EFATAL:  unsupported frontend protocol 2.0: server supports 3.0 to 3.0\n";
+    ck_assert_uint_eq(n, sizeof(v2)); /* with its NUL */
+    ck_assert_mem_eq(out, v2, sizeof(v2));
+    put32(b + 4, 1234u << 16 | 9); /* unknown: a protocol-3 error */
+    ck_assert_int_eq(pgwire_first_parse(b, 20, &f), PGWIRE_FIRST_BAD);
+    ck_assert_str_eq(f.message, "unsupported frontend protocol 1234.9: server supports 3.0 to 3.0");
+    n = pgwire_first_answer_build(out, sizeof(out), &f);
+    ck_assert_uint_gt(n, 0);
+    ck_assert_int_eq(out[0], 'E');
 }
 END_TEST
 
@@ -122,11 +155,14 @@ START_TEST(malformed_startup_bodies)
     put32(b, 14);
     memcpy(b + 8, "user\0\0", 6);
     ck_assert_int_eq(pgwire_first_parse(b, 14, &f), PGWIRE_FIRST_BAD);
+    ck_assert_str_eq(f.sqlstate, "08P01");
+    ck_assert_str_eq(f.reason, "invalid startup packet layout: expected terminator as last byte");
     /* no user */
     put32(b, 9);
     b[8] = 0;
     ck_assert_int_eq(pgwire_first_parse(b, 9, &f), PGWIRE_FIRST_BAD);
-    ck_assert_str_eq(f.reason, "startup packet has no user name");
+    ck_assert_str_eq(f.sqlstate, "28000");
+    ck_assert_str_eq(f.reason, "no PostgreSQL user name specified in startup packet");
 }
 END_TEST
 
