@@ -42,3 +42,31 @@ wait_for 5 "reload notified" bash -c "grep -q '^RELOADING=1' '$WORK/notify.log' 
 kill -TERM $LP
 wait_for 5 "STOPPING=1" grep -q "^STOPPING=1" "$WORK/notify.log"
 pass "lbd notifies: $(paste -sd ';' "$WORK/notify.log" | cut -c1-150)"
+
+# lbd under the sandbox its shipped unit sets: the address families of
+# RestrictAddressFamilies= (read from the unit, enforced with the seccomp filter systemd
+# would install). The VIP watch needs AF_NETLINK; without it a moved VIP's sessions kept
+# their node backends until TCP keepalive gave up. A VIP (127.0.0.55 on lo) leaves, and
+# the session opened to it must be closed at once.
+families=$(sed -n 's/^RestrictAddressFamilies=//p' "$SRC/lbd/pgvip-lbd.service" | tr ' ' ',')
+[ -n "$families" ] || fail "pgvip-lbd.service sets no RestrictAddressFamilies"
+VIP=127.0.0.55
+drop_vip() { ip addr del $VIP/32 dev lo 2>/dev/null || true; }
+CLEANUP_HOOKS+=(drop_vip)
+sed -e "s/listen: 127.0.0.1:$BASE/listen: $VIP:$((BASE + 2))/" "$WORK/lb.yaml" >"$WORK/lb_vip.yaml"
+"$TOOLS/sandbox_exec" "$families" -- "$LBD" -c "$WORK/lb_vip.yaml" >>"$WORK/lbd_sandboxed.log" 2>&1 &
+LP=$!
+DAEMONS+=($LP)
+wait_for 10 "sandboxed lbd" curl -fsS "http://127.0.0.1:$((BASE + 9))/health" -o /dev/null
+if grep -q "event=vipwatch_failed" "$WORK/lbd_sandboxed.log"; then
+    fail "under RestrictAddressFamilies=${families//,/ } lbd cannot watch addresses: $(grep vipwatch_failed "$WORK/lbd_sandboxed.log")"
+fi
+ip addr add $VIP/32 dev lo
+coproc SESS { psql -X -h $VIP -p $((BASE + 2)) -U postgres -d postgres -Atq 2>&1; }
+PIDS+=($SESS_PID)
+echo 'select 41 + 1;' >&"${SESS[1]}"
+read -r -t 5 a <&"${SESS[0]}" || fail "no answer through the sandboxed lbd"
+[ "$a" = 42 ] || fail "sandboxed lbd answered $a"
+drop_vip
+wait_for 5 "the VIP's session closed" grep -q "event=address_gone address=$VIP sessions_closed=1" "$WORK/lbd_sandboxed.log"
+pass "under the unit's RestrictAddressFamilies=${families//,/ }, lbd's VIP watch ends a moved VIP's session at once"
