@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 struct httpd_conn {
     uv_tcp_t tcp; /* data = this */
@@ -14,6 +16,7 @@ struct httpd_conn {
     char *resp;
     int handles; /* open libuv handles; freed at 0 */
     bool responded;
+    struct sockaddr_storage peer; /* its address (port zeroed): the per-source count */
     size_t used;
     char req[HTTPD_MAX_REQUEST];
 };
@@ -172,14 +175,44 @@ static void on_timeout(uv_timer_t *t)
     conn_close(t->data);
 }
 
+/* No memory for a connection: accept it and close it at once (left waiting, libuv
+ * would stop watching the listener for good). */
+static void accept_and_close(struct httpd *h)
+{
+    uv_os_fd_t lfd;
+    h->rejected++;
+    if (uv_fileno((uv_handle_t *)&h->tcp, &lfd) == 0) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            close(fd);
+    }
+}
+
+static bool same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    return a->ss_family == b->ss_family && memcmp(a, b, sizeof(*a)) == 0;
+}
+
+/* The oldest connection still waiting for its request, or NULL. */
+static struct httpd_conn *oldest_waiting(struct httpd *h)
+{
+    struct httpd_conn *found = NULL;
+    for (struct httpd_conn *c = h->conns; c; c = c->next)
+        if (!c->responded && !uv_is_closing((uv_handle_t *)&c->tcp))
+            found = c; /* (newest first on the list: the last seen is the oldest) */
+    return found;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct httpd *h = server->data;
     if (status < 0)
         return;
     struct httpd_conn *c = calloc(1, sizeof(*c));
-    if (c == NULL)
+    if (c == NULL) {
+        accept_and_close(h);
         return;
+    }
     c->h = h;
     c->tcp.data = c->timer.data = c;
     uv_tcp_init(h->loop, &c->tcp);
@@ -194,10 +227,29 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(c);
         return;
     }
-    if (h->n_conns > HTTPD_MAX_CONNS) {
+    int len = sizeof(c->peer);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len) != 0) {
+        conn_close(c);
+        return;
+    }
+    ((struct sockaddr_in *)&c->peer)->sin_port = 0; /* (the same offset for IPv6) */
+    unsigned mine = 0;
+    for (struct httpd_conn *o = h->conns; o; o = o->next)
+        mine += same_ip(&o->peer, &c->peer);
+    if (mine > HTTPD_MAX_PER_SOURCE) {
         h->rejected++;
         conn_close(c);
         return;
+    }
+    if (h->n_conns > HTTPD_MAX_CONNS) {
+        struct httpd_conn *old = oldest_waiting(h);
+        if (old == NULL || old == c) {
+            h->rejected++;
+            conn_close(c);
+            return;
+        }
+        h->evicted++;
+        conn_close(old);
     }
     uv_timer_start(&c->timer, on_timeout, HTTPD_TIMEOUT_MS, 0);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);

@@ -1,9 +1,12 @@
 /* httpd.h -- the small read-only HTTP server behind both daemons' admin endpoints.
  *
  * One request per connection (HTTP/1.0 style, "Connection: close"); GET and HEAD only;
- * a request must arrive whole within 5 s and 4 KiB. At most HTTPD_MAX_CONNS connections
- * are served at once: beyond that a new one is closed at once and counted, so a flood on
- * the admin port cannot take memory or file descriptors from the proxy. */
+ * a request must arrive whole within HTTPD_TIMEOUT_MS of the accept and in 4 KiB. At
+ * most HTTPD_MAX_CONNS connections are open at once, HTTPD_MAX_PER_SOURCE from one
+ * address (more are closed at once and counted), so a flood on the admin port cannot
+ * take memory or descriptors from the daemon. When all are taken, a new connection
+ * evicts the oldest one still waiting for its request: idle connections cannot keep a
+ * monitoring scrape out, they are only ever the ones to go. */
 #ifndef COMMON_HTTPD_H
 #define COMMON_HTTPD_H
 
@@ -14,8 +17,9 @@
 #include <uv.h>
 
 #define HTTPD_MAX_CONNS 32
+#define HTTPD_MAX_PER_SOURCE 8
 #define HTTPD_MAX_REQUEST 4096
-#define HTTPD_TIMEOUT_MS 5000
+#define HTTPD_TIMEOUT_MS 3000
 
 /* What a handler fills in: status code, content type and the body (a growing buffer). */
 struct httpd_reply {
@@ -38,7 +42,8 @@ struct httpd {
     void *ctx;
     struct httpd_conn *conns; /* open connections, closed by httpd_stop */
     unsigned n_conns;
-    uint64_t requests, rejected; /* served; turned away (too many connections) */
+    uint64_t requests, rejected; /* served; turned away (too many from one address) */
+    uint64_t evicted;            /* idle connections closed to make room for a new one */
 };
 
 /* Bind and listen; 0 or a libuv error code (the handle is closed again on error by

@@ -145,8 +145,11 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     metrics_sample(m, NULL, (double)st->reuse_expired);
     reload_metrics(m, "lbd", &l->reload);
     metrics_family(m, "lbd_admin_rejected_total", METRICS_COUNTER,
-                   "Admin connections closed unserved (too many at once).");
+                   "Admin connections closed unserved (too many from one address, or no memory).");
     metrics_sample(m, NULL, (double)l->admin.rejected);
+    metrics_family(m, "lbd_admin_evicted_total", METRICS_COUNTER,
+                   "Idle admin connections closed to make room for a new one (all were taken).");
+    metrics_sample(m, NULL, (double)l->admin.evicted);
     metrics_family(m, "lbd_liveness_watchers", METRICS_GAUGE,
                    "vrrpd processes connected to the liveness socket (tracking this lbd).");
     metrics_sample(m, NULL, (double)liveness_watchers(l));

@@ -202,8 +202,11 @@ void vrrpd_render_metrics(struct vrrpd *d, struct metrics_buf *m)
         metrics_sample(m, NULL, (double)d->watch.gone_total);
     }
     metrics_family(m, "vrrpd_admin_rejected_total", METRICS_COUNTER,
-                   "Admin connections closed unserved (too many at once).");
+                   "Admin connections closed unserved (too many from one address, or no memory).");
     metrics_sample(m, NULL, (double)d->admin.rejected);
+    metrics_family(m, "vrrpd_admin_evicted_total", METRICS_COUNTER,
+                   "Idle admin connections closed to make room for a new one (all were taken).");
+    metrics_sample(m, NULL, (double)d->admin.evicted);
 }
 
 void vrrpd_admin_handle(void *ctx, const char *path, const char *query, struct httpd_reply *r)

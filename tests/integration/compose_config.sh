@@ -19,3 +19,11 @@ grep -q '"lb1:8081", "lb2:8081"' "$DIR/prometheus/prometheus.yml" && grep -q 'ad
     grep -q '"lb1:8082", "lb2:8082"' "$DIR/prometheus/prometheus.yml" && grep -q 'admin: 0.0.0.0:8082' "$DIR/lb1.yaml" ||
     fail "compose/prometheus/prometheus.yml scrapes ports the instance configs do not serve"
 pass "compose Prometheus scrapes both daemons of both instances"
+# The admin endpoints (and Prometheus) are published on the Docker host's loopback only:
+# a status page and metrics are for the operator, not for the network.
+published=$(docker-compose -f "$DIR/docker-compose.yml" config | awk '/^    ports:/ {p = 1; next} p && /^    - / {print $2; next} {p = 0}')
+[ -n "$published" ] || fail "no published ports found in the compose config"
+while read -r line; do
+    [[ $line == 127.0.0.1:* ]] || fail "a port published beyond the host's loopback: $line"
+done <<<"$published"
+pass "published ports bind 127.0.0.1 only: $(paste -sd' ' <<<"$published")"

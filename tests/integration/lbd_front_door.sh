@@ -206,5 +206,36 @@ pg_start node2 $((BASE + 3))
 wait_for 8 "node2 up again" grep -q 'event=node_state node=node2 from=down to=up' "$WORK/lb_a.log"
 pass "after a reload to tcp checks, node2 went down and came back"
 
+# 7. The admin endpoint: idle connections from several addresses fill it, and a scrape
+#    from another must still be served (it evicts the oldest idle one); one address
+#    gets at most 8.
+python3 - "$ADMIN_A" >"$WORK/admin.out" <<'EOF' &
+import socket, sys, time
+held = []
+for src in range(11, 16):
+    for _ in range(12):
+        s = socket.socket(); s.bind(("127.0.0.%d" % src, 0))
+        try:
+            s.connect(("127.0.0.1", int(sys.argv[1]))); held.append(s)
+        except OSError:
+            pass
+print("opened", len(held), flush=True)
+time.sleep(2.5)
+EOF
+ADM=$!
+PIDS+=($ADM)
+wait_for 5 "idle admin connections" grep -q opened "$WORK/admin.out"
+t0=$(now_ms)
+for i in 1 2 3; do
+    curl -fsS -m 2 "http://127.0.0.1:$ADMIN_A/health" -o /dev/null || fail "the admin endpoint refused a scrape while idle connections held it"
+done
+t1=$(now_ms)
+wait $ADM || true
+rej=$(metric $ADMIN_A lbd_admin_rejected_total)
+ev=$(metric $ADMIN_A lbd_admin_evicted_total)
+[ "$rej" -ge 20 ] || fail "admin: $rej connections rejected (5 addresses x 12, at most 8 each: want 20)"
+[ "$ev" -ge 3 ] || fail "admin: $ev idle connections evicted for the 3 scrapes"
+pass "admin with 40 idle connections from 5 addresses (20 more rejected, 8 each at most): 3 scrapes served in $((t1 - t0)) ms, $ev idle ones evicted"
+
 log "front door, $SECS s per attack, bystander = a fresh session every 20 ms through lb_a:"
 cat "$TABLE"
