@@ -58,15 +58,14 @@ bool lbd_error_is_local(int err)
            err == UV_EADDRNOTAVAIL || err == UV_EAGAIN;
 }
 
-/* Descriptors lbd holds besides the ones counted below: the loop, signals, listeners,
- * admin and liveness sockets, the log file, and room for the admin's clients. */
-#define FD_BASE 64
-
 bool lbd_fd_room(const struct lbd *l, uint64_t need)
 {
     if (l->fd_limit == 0)
         return true;
-    uint64_t held = FD_BASE + 2ull * l->n_sessions + 4ull * l->n_bulk + l->n_parked +
+    /* Kept back for what is not counted: the loop, signals, listeners, the liveness
+     * and log files, the admin's clients (32 at most). A small limit keeps an eighth. */
+    uint64_t base = l->fd_limit >= 512 ? 64 : 8 + l->fd_limit / 8;
+    uint64_t held = base + 2ull * l->n_sessions + 4ull * l->n_bulk + l->n_parked +
                     l->guard.inflight + l->pool.n;
     return held + need <= l->fd_limit;
 }

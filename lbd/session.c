@@ -539,8 +539,9 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
                   : guard_source_startup_begin(&l->guard, s->src, uv_now(l->loop), &counted);
     s->src_counted = counted;
     if (v != GUARD_OK || !lbd_fd_room(l, 2)) {
-        /* Refused at once (libpq reads an ErrorResponse even in answer to an
-         * SSLRequest, as when PostgreSQL cannot fork), so the refused hold nothing. */
+        /* Refused after its first packet, as maxconn below (libpq shows an error
+         * that answers an SSLRequest only as "error response during SSL exchange"),
+         * but with a second to send it: a client that says nothing is gone then. */
         unsigned long long held;
         bool busy = v != GUARD_OK;
         if (busy)
@@ -553,11 +554,17 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
                      busy ? "\"limits.startup_per_source connections from this address have "
                             "not logged in yet\""
                           : "\"lbd is out of file descriptors (LimitNOFILE, ulimit -n)\"");
-        session_refuse(s, "53300",
-                       busy ? "sorry, too many connections from this address are starting up "
-                              "(lbd limits.startup_per_source)"
-                            : "sorry, too many clients already (lbd is out of file descriptors)",
-                       busy ? "source_busy" : "local_exhaustion");
+        s->quiet = true; /* (that line, once a second, and the counter say it) */
+        s->pending_sqlstate = "53300";
+        s->pending_reason = busy ? "source_busy" : "local_exhaustion";
+        snprintf(s->pending_msg, sizeof(s->pending_msg), "%s",
+                 busy ? "sorry, too many connections from this address are starting up (lbd "
+                        "limits.startup_per_source)"
+                      : "sorry, too many clients already (lbd is out of file descriptors)");
+        if (l->cfg.startup_ms > 1000)
+            s->deadline_ms = uv_now(l->loop) + 1000;
+        session_arm_startup(s);
+        session_read_client(s);
         return;
     }
     if (l->n_sessions > l->cfg.maxconn) {

@@ -237,5 +237,28 @@ ev=$(metric $ADMIN_A lbd_admin_evicted_total)
 [ "$ev" -ge 3 ] || fail "admin: $ev idle connections evicted for the 3 scrapes"
 pass "admin with 40 idle connections from 5 addresses (20 more rejected, 8 each at most): 3 scrapes served in $((t1 - t0)) ms, $ev idle ones evicted"
 
+# 8. lbd's own limits are not the nodes' fault. lb_e runs with 120 descriptors (and
+#    without CAP_SYS_RESOURCE, so it cannot raise them): 60 sessions held open ask for
+#    more than it has. The ones past its budget get 53300 at once; no node is marked
+#    down (before, EMFILE on a node connect or a check counted against the node).
+E=$((BASE + 15)) ADMIN_E=$((BASE + 16))
+write_cfg lb_e $E $ADMIN_E $((BASE + 17)) $((BASE + 18))
+setpriv --bounding-set=-sys_resource --inh-caps=-sys_resource -- prlimit --nofile=120:120 -- \
+    "$LBD" -c "$WORK/lb_e.yaml" >>"$WORK/lb_e.log" 2>&1 &
+DAEMONS+=($!)
+wait_for 10 "lb_e healthy" curl -fsS "http://127.0.0.1:$ADMIN_E/health" -o /dev/null
+grep -q 'event=fd_limit' "$WORK/lb_e.log" || fail "lb_e did not warn that its descriptor limit is below maxconn's need"
+"$TOOLS/pgsoak" -n 60 -i 200 -t 2000 -d 4 "host=127.0.0.1 port=$E user=postgres dbname=postgres" >"$WORK/soak_e.out" 2>&1 || true
+summary=$(tail -1 "$WORK/soak_e.out")
+refused=$(metric $ADMIN_E 'lbd_refused_total{reason="local_limit"}')
+[ "$refused" -ge 1 ] || fail "lb_e refused no session for its own limit: $summary"
+grep -q 'lbd is out of file descriptors' "$WORK/soak_e.out" || fail "the clients were not told why: $(grep fail "$WORK/soak_e.out" | head -2)"
+if grep -q 'event=node_state.*to=down' "$WORK/lb_e.log"; then
+    fail "lb_e blamed a node for its own limit: $(grep 'to=down' "$WORK/lb_e.log" | head -1)"
+fi
+ok=$(grep -o 'queries_ok=[0-9]*' <<<"$summary" | cut -d= -f2)
+[ "${ok:-0}" -gt 100 ] || fail "the sessions lb_e took did not work: $summary"
+pass "lbd at its descriptor limit: $refused sessions refused with 53300 (local_limit), no node down, the held ones answered ($summary)"
+
 log "front door, $SECS s per attack, bystander = a fresh session every 20 ms through lb_a:"
 cat "$TABLE"
