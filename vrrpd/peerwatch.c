@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
@@ -270,13 +271,15 @@ uint64_t peerwatch_acked_at(const struct peerwatch *pw, uint32_t ip, uint64_t no
 static void on_conn_closed(uv_handle_t *h)
 {
     struct peerwatch_conn *c = h->data;
-    c->open = false;
+    c->open = c->closing = false;
 }
 
 static void conn_close(struct peerwatch_conn *c)
 {
-    if (c->open && !uv_is_closing((uv_handle_t *)&c->tcp))
+    if (c->open && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+        c->closing = true;
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    }
 }
 
 static void on_conn_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
@@ -299,61 +302,132 @@ static void on_hello_written(uv_write_t *req, int status)
         conn_close(req->data);
 }
 
-static void on_free_closed(uv_handle_t *h)
+void peerwatch_heard(struct peerwatch *pw, uint32_t ip, uint64_t now)
 {
-    free(h);
+    size_t slot = 0;
+    for (size_t i = 0; i < PEERWATCH_HEARD; i++) {
+        if (pw->heard[i] == ip) {
+            pw->heard_ms[i] = now;
+            return;
+        }
+        if (pw->heard_ms[i] < pw->heard_ms[slot])
+            slot = i;
+    }
+    pw->heard[slot] = ip;
+    pw->heard_ms[slot] = now;
 }
 
-static bool allowed(const struct peerwatch *pw, uv_tcp_t *t, uint32_t *ip)
+static bool is_heard(const struct peerwatch *pw, uint32_t ip, uint64_t now)
 {
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    *ip = 0;
-    if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) != 0 || ss.ss_family != AF_INET)
-        return false;
-    *ip = ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr);
-    if (pw->n_peers == 0)
-        return true;
-    for (size_t i = 0; i < pw->n_peers; i++)
-        if (pw->peers[i] == *ip)
+    for (size_t i = 0; i < PEERWATCH_HEARD; i++)
+        if (pw->heard[i] == ip && pw->heard_ms[i] && now - pw->heard_ms[i] < PEERWATCH_HEARD_MS)
             return true;
     return false;
+}
+
+static bool is_configured(const struct peerwatch *pw, uint32_t ip)
+{
+    for (size_t i = 0; i < pw->n_peers; i++)
+        if (pw->peers[i] == ip)
+            return true;
+    return false;
+}
+
+/* Why the new connection from ip may not stay (NULL: it may), making room if need be. */
+static const char *admit(struct peerwatch *pw, const struct peerwatch_conn *new, uint32_t ip)
+{
+    uint64_t now = uv_now(pw->loop);
+    if (pw->n_peers && !is_configured(pw, ip))
+        return "not a configured peer";
+    size_t live = 0, mine = 0;
+    struct peerwatch_conn *victim = NULL;
+    for (size_t i = 0; i < PEERWATCH_MAX_CONNS + PEERWATCH_SPARE; i++) {
+        struct peerwatch_conn *c = &pw->conns[i];
+        if (!c->open || c->closing || c == new)
+            continue;
+        live++;
+        mine += c->ip == ip;
+        if (!is_heard(pw, c->ip, now) && !is_configured(pw, c->ip) &&
+            (victim == NULL || c->since_ms < victim->since_ms))
+            victim = c;
+    }
+    if (mine >= PEERWATCH_PER_SOURCE)
+        return "too many connections from this address";
+    if (live < PEERWATCH_MAX_CONNS)
+        return NULL;
+    if (victim == NULL)
+        return "every slot holds a peer";
+    pw->evicted++;
+    conn_close(victim);
+    return NULL;
+}
+
+/* Accept the waiting connection and close it at once (left in libuv, it would stop the
+ * listener for good). */
+static void accept_and_close(uv_stream_t *server)
+{
+    uv_os_fd_t lfd;
+    if (uv_fileno((uv_handle_t *)server, &lfd) == 0) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            close(fd);
+    }
+}
+
+static void refused(struct peerwatch *pw, uint32_t ip, const char *why)
+{
+    uint64_t now = uv_now(pw->loop);
+    char ips[16];
+    pw->refused++;
+    if (pw->last_refused_log_ms && now - pw->last_refused_log_ms < 1000)
+        return;
+    pw->last_refused_log_ms = now;
+    log_emit(LOG_WARN, "peer_watch_refused", "from=%s reason=\"%s\" refused_total=%llu",
+             format_ip4(ip, ips, sizeof(ips)), why, (unsigned long long)pw->refused);
 }
 
 static void on_connection(uv_stream_t *server, int status)
 {
     struct peerwatch *pw = server->data;
     struct peerwatch_conn *c = NULL;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
     uint32_t ip = 0;
     char ips[16];
     if (status < 0)
         return;
-    for (size_t i = 0; i < PEERWATCH_MAX_CONNS && c == NULL; i++)
+    /* (PEERWATCH_SPARE slots beyond the limit: one is free unless evicted connections
+     * are still closing.) */
+    for (size_t i = 0; i < PEERWATCH_MAX_CONNS + PEERWATCH_SPARE && c == NULL; i++)
         if (!pw->conns[i].open)
             c = &pw->conns[i];
-    uv_tcp_t *t = c ? &c->tcp : malloc(sizeof(*t));
-    if (t == NULL || uv_tcp_init(pw->loop, t) != 0) {
-        if (c == NULL)
-            free(t);
+    if (c == NULL || uv_tcp_init(pw->loop, &c->tcp) != 0) {
+        accept_and_close(server);
+        refused(pw, 0, "no free slot");
         return;
     }
-    if (uv_accept(server, (uv_stream_t *)t) != 0 || c == NULL || !allowed(pw, t, &ip)) {
-        pw->refused++;
-        if (c == NULL) {
-            uv_close((uv_handle_t *)t, on_free_closed);
-        } else {
-            c->open = true;
-            c->tcp.data = c;
-            log_emit(LOG_WARN, "peer_watch_refused", "from=%s detail=\"not a configured peer\"",
-                     format_ip4(ip, ips, sizeof(ips)));
-            conn_close(c);
-        }
+    c->pw = pw;
+    c->open = true;
+    c->closing = false;
+    c->ip = 0;
+    c->tcp.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    const char *why = "not IPv4";
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_INET) {
+        ip = ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr);
+        why = admit(pw, c, ip);
+    }
+    if (why != NULL) {
+        conn_close(c);
+        refused(pw, ip, why);
         return;
     }
     pw->accepted++;
-    c->pw = pw;
-    c->open = true;
-    c->tcp.data = c;
+    c->ip = ip;
+    c->since_ms = uv_now(pw->loop);
     c->wreq.data = c;
     uv_buf_t b = uv_buf_init((char *)PEERWATCH_HELLO, sizeof(PEERWATCH_HELLO) - 1);
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_hello_written) != 0 ||
@@ -365,8 +439,8 @@ static void on_connection(uv_stream_t *server, int status)
 size_t peerwatch_watchers(const struct peerwatch *pw)
 {
     size_t n = 0;
-    for (size_t i = 0; i < PEERWATCH_MAX_CONNS; i++)
-        n += pw->conns[i].open;
+    for (size_t i = 0; i < PEERWATCH_MAX_CONNS + PEERWATCH_SPARE; i++)
+        n += pw->conns[i].open && !pw->conns[i].closing;
     return n;
 }
 
@@ -386,7 +460,7 @@ int peerwatch_start(struct peerwatch *pw, uv_loop_t *loop, uint32_t self, uint16
     pw->arg = arg;
     for (size_t i = 0; i < PEERWATCH_MAX_LINKS; i++)
         pw->links[i].pw = pw;
-    for (size_t i = 0; i < PEERWATCH_MAX_CONNS; i++)
+    for (size_t i = 0; i < PEERWATCH_MAX_CONNS + PEERWATCH_SPARE; i++)
         pw->conns[i].pw = pw;
     uv_timer_init(loop, &pw->retry);
     pw->retry.data = pw;
@@ -413,7 +487,7 @@ void peerwatch_stop(struct peerwatch *pw)
         pw->links[i].wanted = false;
         link_close(&pw->links[i]);
     }
-    for (size_t i = 0; i < PEERWATCH_MAX_CONNS; i++)
+    for (size_t i = 0; i < PEERWATCH_MAX_CONNS + PEERWATCH_SPARE; i++)
         conn_close(&pw->conns[i]);
     if (pw->listening)
         uv_close((uv_handle_t *)&pw->listener, NULL);

@@ -28,6 +28,10 @@
 
 #define PEERWATCH_MAX_LINKS 8  /* masters watched at once */
 #define PEERWATCH_MAX_CONNS 16 /* backups watching us at once */
+#define PEERWATCH_PER_SOURCE 2 /* connections from one address (a peer needs one) */
+#define PEERWATCH_SPARE 4      /* slots for new connections while evicted ones close */
+#define PEERWATCH_HEARD 8      /* addresses whose VRRP adverts we heard, remembered */
+#define PEERWATCH_HEARD_MS (10 * 60 * 1000)
 #define PEERWATCH_HELLO "pgvip-vrrpd watch 1\n"
 
 /* ip (host order) is the master whose vrrpd ended; why says how, in words. */
@@ -52,7 +56,9 @@ struct peerwatch_link { /* we watch a master */
 struct peerwatch_conn { /* a backup watches us */
     struct peerwatch *pw;
     uv_tcp_t tcp;
-    bool open;
+    bool open, closing;
+    uint32_t ip;       /* host order */
+    uint64_t since_ms; /* accepted at (loop time) */
     uv_write_t wreq;
     char sink[64];
 };
@@ -68,14 +74,24 @@ struct peerwatch {
     uv_timer_t retry;
     bool stopped;
     struct peerwatch_link links[PEERWATCH_MAX_LINKS];
-    struct peerwatch_conn conns[PEERWATCH_MAX_CONNS];
+    struct peerwatch_conn conns[PEERWATCH_MAX_CONNS + PEERWATCH_SPARE];
+    uint32_t heard[PEERWATCH_HEARD]; /* VRRP speakers heard lately (host order) */
+    uint64_t heard_ms[PEERWATCH_HEARD];
     peerwatch_gone_cb gone;
     void *arg;
-    uint64_t accepted, refused, gone_total, probes;
+    uint64_t accepted, refused, evicted, gone_total, probes;
+    uint64_t last_refused_log_ms;
 };
 
 /* Listen on self:port. Returns 0 or a negative libuv error (the port is taken, say);
- * even then the watching side works. */
+ * even then the watching side works.
+ *
+ * Who may hold a connection here: with peers (unicast_peers), only those; otherwise
+ * anyone who reaches the port, at most PEERWATCH_PER_SOURCE from one address. When all
+ * PEERWATCH_MAX_CONNS are taken, a new connection evicts the oldest one from an address
+ * that is not a VRRP speaker heard lately (peerwatch_heard), so strangers holding the
+ * slots cannot keep the peer out; counted in refused and evicted, logged at most once a
+ * second. */
 int peerwatch_start(struct peerwatch *pw, uv_loop_t *loop, uint32_t self, uint16_t port,
                     const uint32_t *peers, size_t n_peers, peerwatch_gone_cb gone, void *arg);
 /* The masters to watch now (host order, at most PEERWATCH_MAX_LINKS): connect to new
@@ -91,6 +107,9 @@ int peerwatch_probe(struct peerwatch *pw, uint32_t ip);
 /* When (on now's clock, ms) the master at ip last acknowledged anything on its link,
  * from the kernel's TCP_INFO (to the kernel's tick, a few ms); 0 when unknown. */
 uint64_t peerwatch_acked_at(const struct peerwatch *pw, uint32_t ip, uint64_t now);
+/* A valid VRRP advert came from ip (host order) at now: a peer, never evicted for a
+ * stranger. */
+void peerwatch_heard(struct peerwatch *pw, uint32_t ip, uint64_t now);
 void peerwatch_stop(struct peerwatch *pw);
 
 #endif

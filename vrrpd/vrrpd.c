@@ -468,6 +468,7 @@ static void handle_packet(struct vrrpd *d, const uint8_t *pkt, size_t len)
     }
     g->rx_adverts++;
     g->last_rx_ms = vrrpd_now_ms();
+    peerwatch_heard(&d->watch, src, uv_now(d->loop));
     struct vrrp_out o;
     vrrp_fsm_recv(&g->fsm, vrrpd_now_ms(), &a, src, &o);
     vrrpd_apply(g, &o);

@@ -200,6 +200,14 @@ void vrrpd_render_metrics(struct vrrpd *d, struct metrics_buf *m)
         metrics_family(m, "vrrpd_peer_watch_gone_total", METRICS_COUNTER,
                        "Times a watched master's vrrpd ended (its link closed).");
         metrics_sample(m, NULL, (double)d->watch.gone_total);
+        metrics_family(m, "vrrpd_peer_watch_refused_total", METRICS_COUNTER,
+                       "Peer watch connections refused (not a configured peer, more than 2 "
+                       "from one address, or every slot held by a VRRP peer).");
+        metrics_sample(m, NULL, (double)d->watch.refused);
+        metrics_family(m, "vrrpd_peer_watch_evicted_total", METRICS_COUNTER,
+                       "Peer watch connections from addresses that speak no VRRP here, closed "
+                       "to make room for a new one.");
+        metrics_sample(m, NULL, (double)d->watch.evicted);
     }
     metrics_family(m, "vrrpd_admin_rejected_total", METRICS_COUNTER,
                    "Admin connections closed unserved (too many from one address, or no memory).");
