@@ -401,6 +401,9 @@ static void finish(struct lbd *l)
     uv_timer_stop(&l->drain_timer);
     uv_close((uv_handle_t *)&l->drain_timer, NULL);
     uv_close((uv_handle_t *)&l->accept_turn, NULL);
+    uv_timer_stop(&l->reload_timer);
+    uv_close((uv_handle_t *)&l->reload_timer, NULL);
+    l->stopped = true; /* (a reload still on the thread pool is dropped when it ends) */
     uv_close((uv_handle_t *)&l->sig_term, NULL);
     uv_close((uv_handle_t *)&l->sig_int, NULL);
     uv_close((uv_handle_t *)&l->sig_hup, NULL);
@@ -524,28 +527,95 @@ static void apply_nodes(struct lbd *l, const struct lbd_config *nc, unsigned *ad
     l->pool = fresh;
 }
 
-static void reload_config(struct lbd *l);
+static void apply_config(struct lbd *l, struct lbd_config *nc);
+
+/* The file is read, and its host names resolved, on libuv's thread pool: a slow or dead
+ * resolver must not stop the loop (vrrpd would see lbd as hung and move the VIPs). The
+ * new configuration is applied on the loop when it is ready. */
+struct reload_job {
+    uv_work_t work; /* data = this */
+    struct lbd *lbd;
+    char path[512];
+    struct lbd_config cfg;
+    char err[1024];
+    int rc;
+    uint64_t t0_ms;
+};
+
+#define RELOAD_SLOW_MS 2000
+
+static void reload_work(uv_work_t *w)
+{
+    struct reload_job *j = w->data;
+    j->rc = lbd_config_load(j->path, &j->cfg, j->err, sizeof(j->err));
+}
+
+static void reload(struct lbd *l);
+
+static void reload_done(uv_work_t *w, int status)
+{
+    struct reload_job *j = w->data;
+    struct lbd *l = j->lbd;
+    l->reload_job = NULL;
+    uv_timer_stop(&l->reload_timer);
+    if (status == 0 && !l->stopped) {
+        uint64_t took = uv_now(l->loop) - j->t0_ms;
+        if (took >= RELOAD_SLOW_MS)
+            log_emit(LOG_WARN, "reload_slow",
+                     "took_ms=%llu detail=\"reading the file and "
+                     "resolving its host names; the loop served meanwhile\"",
+                     (unsigned long long)took);
+        if (j->rc != 0)
+            reload_failed(&l->reload, j->err);
+        else
+            apply_config(l, &j->cfg);
+        reload_end(&l->reload, "serving");
+    }
+    free(j);
+    if (l->reload_again && !l->stopped) {
+        l->reload_again = false;
+        reload(l);
+    }
+}
+
+static void on_reload_slow(uv_timer_t *t)
+{
+    (void)t;
+    log_emit(LOG_WARN, "reload_waiting",
+             "waited_ms=%d detail=\"the configuration is still "
+             "being read (a slow resolver?); lbd serves on with the old one\"",
+             RELOAD_SLOW_MS);
+}
 
 /* SIGHUP, as systemd's Type=notify reload protocol expects it. */
 static void reload(struct lbd *l)
 {
-    reload_begin();
-    reload_config(l);
-    reload_end(&l->reload, "serving");
-}
-
-static void reload_config(struct lbd *l)
-{
-    struct lbd_config *nc = malloc(sizeof(*nc));
-    char err[1024];
-    if (nc == NULL)
-        return;
-    int rc = lbd_config_load(l->config_path, nc, err, sizeof(err));
-    if (rc != 0) {
-        reload_failed(&l->reload, err);
-        free(nc);
+    if (l->reload_job) { /* one at a time; this file is read again after it */
+        l->reload_again = true;
         return;
     }
+    struct reload_job *j = malloc(sizeof(*j));
+    if (j == NULL) {
+        reload_failed(&l->reload, "out of memory");
+        return;
+    }
+    reload_begin();
+    j->lbd = l;
+    j->work.data = j;
+    j->t0_ms = uv_now(l->loop);
+    snprintf(j->path, sizeof(j->path), "%s", l->config_path);
+    if (uv_queue_work(l->loop, &j->work, reload_work, reload_done) != 0) {
+        free(j);
+        reload_failed(&l->reload, "cannot queue the reload");
+        reload_end(&l->reload, "serving");
+        return;
+    }
+    l->reload_job = j;
+    uv_timer_start(&l->reload_timer, on_reload_slow, RELOAD_SLOW_MS, 0);
+}
+
+static void apply_config(struct lbd *l, struct lbd_config *nc)
+{
     if (!listen_set_equal(&l->cfg, nc))
         log_emit(LOG_WARN, "reload_partial",
                  "detail=\"listen and peer.listen addresses change on restart only\"");
@@ -574,7 +644,6 @@ static void reload_config(struct lbd *l)
     for (size_t i = 0; i < l->pool.n; i++)
         if (l->pool.nodes[i]->check == NULL)
             check_start(l, l->pool.nodes[i]);
-    free(nc);
     for (struct lbd_listener *ls = l->listeners; ls; ls = ls->next)
         tune_listener(l, ls);
     log_set_level((enum log_level)l->cfg.log_level);
@@ -686,6 +755,8 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
     }
     uv_timer_init(loop, &l->drain_timer);
     l->drain_timer.data = l;
+    uv_timer_init(loop, &l->reload_timer);
+    l->reload_timer.data = l;
     uv_prepare_init(loop, &l->accept_turn);
     l->accept_turn.data = l;
     uv_prepare_start(&l->accept_turn, accept_resume); /* (runs each turn; costs no wakeup) */

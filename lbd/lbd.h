@@ -119,6 +119,10 @@ struct lbd {
     uint64_t fd_limit;  /* RLIMIT_NOFILE's soft limit once raised; 0: unknown */
     struct log_limit lim_cancel, lim_peer, lim_local, lim_accept, lim_busy, lim_check;
     uv_prepare_t accept_turn; /* resumes deferred listeners at the next turn */
+    void *reload_job;         /* a reload being read on the thread pool (lbd.c) */
+    bool reload_again;        /* SIGHUP came meanwhile: read the file again after it */
+    bool stopped;             /* finish() ran */
+    uv_timer_t reload_timer;  /* says so when a reload takes long */
     uint32_t accepted_this_turn;
 };
 

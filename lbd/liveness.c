@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct liveness_conn;
@@ -98,14 +100,27 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         c->len = 0; /* a line too long: drop it */
 }
 
+/* vrrpd holds one connection (two across its restart): more are refused. */
+#define LIVENESS_MAX_CONNS 8
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct lbd *l = server->data;
     if (status < 0)
         return;
-    struct liveness_conn *c = calloc(1, sizeof(*c));
-    if (c == NULL)
+    struct liveness_conn *c =
+        liveness_watchers(l) < LIVENESS_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
+    if (c == NULL) {
+        /* Accept and close: left waiting, libuv would stop watching the socket. */
+        uv_os_fd_t lfd;
+        if (uv_fileno((uv_handle_t *)server, &lfd) == 0) {
+            int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd >= 0)
+                close(fd);
+        }
+        l->stats.accept_failed++;
         return;
+    }
     c->lbd = l;
     c->pipe.data = c;
     uv_pipe_init(l->loop, &c->pipe, 0);
@@ -169,6 +184,8 @@ int liveness_start(struct lbd *l)
     uv_pipe_init(l->loop, &lv->server, 0);
     lv->server.data = l;
     int rc = uv_pipe_bind(&lv->server, lv->path);
+    if (rc == 0 && chmod(lv->path, 0600) != 0) /* only its owner (root, as vrrpd) connects */
+        rc = UV_EPERM;
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&lv->server, 16, on_connection);
     if (rc != 0) {
