@@ -112,6 +112,11 @@ static void become_backup_start(struct vrrp_fsm *f, uint64_t now, struct vrrp_ou
         set_state(f, now, VRRP_MASTER, false, out, "%s; address owner (priority 255)", why);
     else
         set_state(f, now, VRRP_BACKUP, false, out, "%s", why);
+    if (!f->started && f->state == VRRP_BACKUP && f->cfg.start_yield_ms) {
+        f->down_due_ms += f->cfg.start_yield_ms;
+        f->yielding = true;
+    }
+    f->started = true;
 }
 
 void vrrp_fsm_start(struct vrrp_fsm *f, uint64_t now, bool fault, struct vrrp_out *out)
@@ -216,10 +221,17 @@ static void take_over(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out, ui
                   "no advertisement from %s for %llu ms (master down interval %llu ms)",
                   format_ip4(f->master_ip, ip, sizeof(ip)),
                   (unsigned long long)(now - f->last_adv_ms), (unsigned long long)md);
+    else if (f->yielding)
+        set_state(f, now, VRRP_MASTER, false, out,
+                  "no master heard for %llu ms (master down interval %llu ms, and %llu ms "
+                  "yielded at start-up: no peer claimed this group)",
+                  (unsigned long long)(now - f->since_ms), (unsigned long long)md,
+                  (unsigned long long)f->cfg.start_yield_ms);
     else
         set_state(f, now, VRRP_MASTER, false, out,
                   "no master heard for %llu ms (master down interval %llu ms)",
                   (unsigned long long)(now - f->since_ms), (unsigned long long)md);
+    f->yielding = false;
 }
 
 void vrrp_fsm_timer(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out)
@@ -264,6 +276,7 @@ static void follow(struct vrrp_fsm *f, uint64_t now, const struct vrrp_adv *adv,
     f->resigned_ip = 0;
     f->gone_ip = 0;
     f->down_due_ms = now + vrrp_fsm_master_down_ms(f);
+    f->yielding = false; /* a master is heard: the yield has done its work */
     silence_reset(f);
     /* One interval before the down timer (after two missed adverts), ask whether the
      * master's host still answers, so the answer is in when the timer fires. */

@@ -27,6 +27,11 @@ struct vrrp_fsm_config {
     /* vrrpd's addition (see vrrp_fsm_peer_alive): how long past the master down interval
      * a backup waits for a silent master whose host still answers; 0: never waits. */
     uint64_t silent_hold_ms;
+    /* vrrpd's addition: at start-up, a group this instance does not prefer (its priority
+     * is below its best) waits this long more before claiming a silence, so that the
+     * peer, starting a little later, claims its own preferred group first and the pair
+     * comes up active-active whatever the start order. 0: off. */
+    uint64_t start_yield_ms;
 };
 
 enum vrrp_action {
@@ -76,6 +81,8 @@ struct vrrp_fsm {
     uint64_t hold_since_ms;       /* waiting past the down timer since then; 0 = not */
     bool grace_used;              /* this silence had its stall grace */
     uint64_t stall_graces, holds; /* counters */
+    bool started;                 /* the start-up yield was applied (once per process) */
+    bool yielding;                /* BACKUP: the down timer includes the start-up yield */
 };
 
 void vrrp_fsm_init(struct vrrp_fsm *f, const struct vrrp_fsm_config *cfg);

@@ -884,16 +884,20 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path, const struct
              PGVIP_VERSION, cfg->interface, format_ip4(d->primary, ip, sizeof(ip)), d->n_groups,
              cfg->n_peers ? "unicast" : "multicast", d->link_up ? "up" : "down");
     bool fault = (cfg->track_link && !d->link_up) || cfg->track_lbd[0];
+    uint32_t best = 0; /* the groups at this priority are the ones this instance prefers */
+    for (size_t i = 0; i < d->n_groups; i++)
+        best = d->groups[i].cfg.priority > best ? d->groups[i].cfg.priority : best;
     for (size_t i = 0; i < d->n_groups; i++) {
         struct vrrpd_group *g = &d->groups[i];
-        struct vrrp_fsm_config fc = {.vrid = (uint8_t)g->cfg.vrid,
-                                     .priority = (uint8_t)g->cfg.priority,
-                                     .adv_cs = (uint16_t)(g->cfg.interval_ms / 10),
-                                     .preempt = g->cfg.preempt,
-                                     .preempt_delay_ms = g->cfg.preempt_delay_ms,
-                                     .primary_ip = d->primary,
-                                     .silent_hold_ms =
-                                         cfg->peer_watch_port ? cfg->silent_hold_ms : 0};
+        struct vrrp_fsm_config fc = {
+            .start_yield_ms = g->cfg.priority < best ? cfg->start_yield_ms : 0,
+            .vrid = (uint8_t)g->cfg.vrid,
+            .priority = (uint8_t)g->cfg.priority,
+            .adv_cs = (uint16_t)(g->cfg.interval_ms / 10),
+            .preempt = g->cfg.preempt,
+            .preempt_delay_ms = g->cfg.preempt_delay_ms,
+            .primary_ip = d->primary,
+            .silent_hold_ms = cfg->peer_watch_port ? cfg->silent_hold_ms : 0};
         vrrp_fsm_init(&g->fsm, &fc);
         uv_timer_init(loop, &g->timer);
         uv_timer_init(loop, &g->garp_timer);

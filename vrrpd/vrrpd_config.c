@@ -307,6 +307,13 @@ static const struct cfg_field vrrp_fields[] = {
             "answers nothing, so neither waits; but a whole instance frozen on a live host "
             "(docker pause, a cgroup freeze) answers too, and its takeover waits this long "
             "more. 0: off (RFC 5798's timing). Needs peer_watch."},
+    {"start_yield", CFG_DURATION, OFF(start_yield_ms), .min = 0, .max = 60000,
+     .doc = "At start-up, a group whose priority here is below this instance's best (a "
+            "group the peer prefers) waits this long more than the master down interval "
+            "before claiming a silence: the peer, started a little later, then takes its "
+            "own group first, and the pair comes up active-active whatever the start order "
+            "(without it, the first to start took every group, and preempt: false kept "
+            "them). Alone, an instance claims such a group this much later. 0: off."},
     {"groups", CFG_CUSTOM, 0, .custom = parse_groups, .required = true,
      .type_doc = "list of mappings", .list = true, .sub = group_fields,
      .sub_defaults = &group_defaults, .doc = "The VRRP groups (at most 16), one per VIP set."},
@@ -337,6 +344,7 @@ void vrrpd_config_set_defaults(struct vrrpd_config *c)
     c->track_lbd_action = VRRPD_TRACK_FAULT;
     c->track_lbd_weight = 50;
     c->peer_watch_port = 5798;
+    c->start_yield_ms = 2000;
 }
 
 static int finish(struct cfg_doc *d, int rc, struct vrrpd_config *cfg, char *err, size_t errsize)

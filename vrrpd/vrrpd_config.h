@@ -57,6 +57,7 @@ struct vrrpd_config {
     bool realtime;            /* SCHED_FIFO and locked memory */
     uint16_t peer_watch_port; /* 0: off */
     uint64_t silent_hold_ms;  /* vrrp_fsm_config.silent_hold_ms; 0: off */
+    uint64_t start_yield_ms;  /* vrrp_fsm_config.start_yield_ms, for groups not preferred */
     struct vrrpd_group_config groups[VRRPD_MAX_GROUPS];
     size_t n_groups;
 };

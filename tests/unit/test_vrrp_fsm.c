@@ -63,6 +63,49 @@ START_TEST(start_backup_then_master_after_master_down_interval)
 }
 END_TEST
 
+START_TEST(start_yield_lets_the_peer_claim_its_group_first)
+{
+    /* Two instances started 30 ms apart: lb1 first, in the group lb2 prefers. With the
+     * yield, lb1 does not claim it after its master down interval... */
+    struct vrrp_fsm_config c = {.vrid = 52, .priority = 100, .adv_cs = 10, .preempt = false,
+                                .primary_ip = ME, .start_yield_ms = 2000};
+    vrrp_fsm_init(&f, &c);
+    vrrp_fsm_start(&f, 0, false, &o);
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+    vrrp_fsm_timer(&f, 360, &o);
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+    /* ... so lb2's advert (its claim, at 30 + 341 ms) finds it backup, and it follows. */
+    struct vrrp_adv a = adv(150, 10);
+    a.vrid = 52;
+    vrrp_fsm_recv(&f, 371, &a, PEER_HIGH, &o);
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+    ck_assert_uint_eq(f.master_ip, PEER_HIGH);
+    /* Once a master is heard, its silence counts as usual: no yield again. */
+    vrrp_fsm_timer(&f, 371 + 360, &o);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    ck_assert_ptr_null(strstr(o.reason, "yielded"));
+}
+END_TEST
+
+START_TEST(start_yield_alone_claims_after_the_yield_and_says_so)
+{
+    struct vrrp_fsm_config c = {.vrid = 52, .priority = 100, .adv_cs = 10, .primary_ip = ME,
+                                .start_yield_ms = 2000};
+    vrrp_fsm_init(&f, &c);
+    vrrp_fsm_start(&f, 0, false, &o);
+    vrrp_fsm_timer(&f, 2359, &o);
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+    vrrp_fsm_timer(&f, 2360, &o);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    ck_assert_ptr_nonnull(strstr(o.reason, "2000 ms yielded at start-up"));
+    /* Only the process's first start yields: after a FAULT it is plain VRRP again. */
+    vrrp_fsm_set_fault(&f, 3000, true, false, "link down", &o);
+    vrrp_fsm_set_fault(&f, 4000, false, false, "link up", &o);
+    vrrp_fsm_timer(&f, 4360, &o);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+}
+END_TEST
+
 START_TEST(backup_follows_master_and_reports_its_silence)
 {
     make(100, false, 0);
@@ -631,6 +674,8 @@ static Suite *suite(void)
     Suite *s = suite_create("vrrp_fsm");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, start_backup_then_master_after_master_down_interval);
+    tcase_add_test(tc, start_yield_lets_the_peer_claim_its_group_first);
+    tcase_add_test(tc, start_yield_alone_claims_after_the_yield_and_says_so);
     tcase_add_test(tc, backup_follows_master_and_reports_its_silence);
     tcase_add_test(tc, backup_learns_the_masters_interval);
     tcase_add_test(tc, stall_grace_waits_one_interval_once_per_silence);
