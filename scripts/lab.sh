@@ -384,12 +384,19 @@ lab_kill() { # the lab's `docker kill`: SIGKILL every process of the instance, l
     # The VRRP daemon first: were the proxy first, vrrpd (or keepalived) could still see
     # it die and resign with priority 0, a faster handover than a real crash allows.
     # This way the peer must notice the silence (master down interval), the worst case.
-    local f pids i
-    for f in keepalived-vrrp vrrpd; do
-        [ -f "$LAB_DIR/$inst-$f.pid" ] && kill -KILL "$(cat "$LAB_DIR/$inst-$f.pid")" 2>/dev/null
-    done
+    # All of them at once, as the kernel ends a container's processes: the list is read
+    # first and one kill builtin sends every signal within microseconds (a loop of
+    # kills after reading it took hundreds of ms on a slow host, while the instance's
+    # lbd still took sessions that the kill then cut).
+    local f pids i first=""
     pids=$(ip netns pids "$(lab_ns "$inst")")
-    for pid in $pids; do kill -KILL "$pid" 2>/dev/null || true; done
+    for f in keepalived-vrrp vrrpd; do
+        [ -f "$LAB_DIR/$inst-$f.pid" ] && first="$first $(cat "$LAB_DIR/$inst-$f.pid")"
+    done
+    # The moment of the kill, for measurements (the builtin clock: no fork in between).
+    LAB_KILLED_MS=$((${EPOCHREALTIME/./} / 1000))
+    # shellcheck disable=SC2086
+    kill -KILL $first $pids 2>/dev/null || true
     # As with docker kill: the processes end first (their kernel closes their sockets,
     # so TCP peers get a FIN or RST), then the container's network goes with it.
     for pid in $pids; do
@@ -400,6 +407,7 @@ lab_kill() { # the lab's `docker kill`: SIGKILL every process of the instance, l
 
 lab_cut() { # the instance's host is lost (power, a network split): it just goes silent
     ip -n "$(lab_ns "$1")" link set eth0 down
+    LAB_CUT_MS=$((${EPOCHREALTIME/./} / 1000)) # (the link is down by now; ip takes a while)
 }
 
 lab_gone() { # the process has exited (gone, or a zombie nobody reaps)
@@ -409,14 +417,17 @@ lab_gone() { # the process has exited (gone, or a zombie nobody reaps)
 }
 
 lab_kill_lbd() {
-    local inst=$1
-    kill -KILL "$(cat "$LAB_DIR/$inst-lbd.pid")" 2>/dev/null || true
+    local inst=$1 pid
+    pid=$(cat "$LAB_DIR/$inst-lbd.pid")
+    LAB_KILLED_MS=$((${EPOCHREALTIME/./} / 1000))
+    kill -KILL "$pid" 2>/dev/null || true
 }
 
 lab_stop() { # planned stop: lbd first (it tells vrrpd, which hands over), then vrrpd
     local inst=$1 pid i
     if [ "$LAB_LBD" = 1 ] && [ -f "$LAB_DIR/$inst-lbd.pid" ]; then
         pid=$(cat "$LAB_DIR/$inst-lbd.pid")
+        LAB_STOPPED_MS=$((${EPOCHREALTIME/./} / 1000))
         kill -TERM "$pid" 2>/dev/null || true
         for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi

@@ -63,8 +63,11 @@ wait_held() {
     echo $(($(now_ms) - t0))
 }
 
+# A new session every 50 ms (PROBE_INTERVAL_MS): on a host whose forks are slow, one every
+# 10 ms on two VIPs saturated both cores (every session forks a PostgreSQL backend), and
+# the measurement then measured its own load (sessions of 500 ms, vrrpd starved).
 probe_start() { # probe_start NAME VIP [DEADLINE_MS]: pgprobe from the client, in the background
-    ip netns exec "$(lab_ns client)" "$TOOLS/pgprobe" -i 10 -t "${3:-1000}" -d 60 \
+    ip netns exec "$(lab_ns client)" "$TOOLS/pgprobe" -i "${PROBE_INTERVAL_MS:-50}" -t "${3:-1000}" -d 60 \
         "host=$2 user=postgres dbname=postgres" >"$WORK/$1.probe" &
     eval "PROBE_$1=$!"
     PIDS+=($!)
@@ -77,6 +80,25 @@ probe_stop() { # probe_stop NAME: SIGTERM; waits for in-flight attempts to finis
 }
 outage() { # outage EVENT_MS NAME -> "outage_ms=N failed=N"
     bash "$(dirname "${BASH_SOURCE[0]}")/../../scripts/outage.sh" "$1" "$WORK/$2.probe"
+}
+# probe_slack NAME EVENT_MS: what the probe adds to an outage it measures on this host:
+# one interval (when the next attempt starts) and the median time a good session took
+# before the event (an outage ends when the first good session after it ends). A few ms
+# on a quiet host; hundreds on a loaded one whose forks are slow (PostgreSQL forks a
+# backend per session), which is not the failover's time.
+probe_slack() {
+    local med
+    med=$(awk -v ev="$2" '$3 == "ok" && $2 < ev {print $2 - $1}' "$WORK/$1.probe" | sort -n |
+        awk '{v[NR] = $1} END {print NR ? v[int((NR + 1) / 2)] : 0}')
+    echo $((med + ${PROBE_INTERVAL_MS:-50}))
+}
+# became_master_ms INST VRID: when INST's vrrpd last logged VRID becoming MASTER (epoch
+# ms, from its own timestamp: a poll from here spawns ip(8) and lags on a slow host).
+became_master_ms() {
+    local ts
+    ts=$(grep "event=transition vrid=$2 from=[A-Z]* to=MASTER" "$LAB_DIR/$1-vrrpd.log" | tail -1 |
+        sed -E 's/^ts=([^ ]+) .*/\1/')
+    [ -n "$ts" ] && date -d "$ts" +%s%3N
 }
 outage_ms() { # outage_ms "outage_ms=N failed=N" -> N
     local v=${1#outage_ms=}

@@ -7,6 +7,9 @@
 # 30 s); a vrrpd killed alone and started again clears the IPv6 VIP it left; a reload
 # that drops an IPv6 VIP removes it, and lbd ends the sessions clients had opened to it.
 source "$(dirname "$0")/lablib.sh"
+# vrrpd with realtime: true, as the README advises where the host is loaded: the probes
+# load it, and a starved vrrpd measures the host, not the failover.
+export LAB_REALTIME=${LAB_REALTIME:-1}
 export LAB_NODES=1 LAB_IPV6=1 LAB_INTERVAL=100ms
 lab_up >/dev/null || fail "lab did not come up"
 mac_of() { ip -n "$(lab_ns "$1")" -br link show eth0 | awk '{ print $3 }'; }
@@ -41,25 +44,31 @@ wait_watched "$S" 51 5 || fail "$S does not watch $M's vrrpd"
 cap=$!
 PIDS+=($cap)
 for _ in $(seq 100); do grep -q "Capturing on" "$WORK/dumpcap.log" 2>/dev/null && break; sleep 0.05; done
-probe_start V6 "$VIP6_A" # a libpq session every 10 ms over IPv6 through the kill
+probe_start V6 "$VIP6_A" # a libpq session every 50 ms over IPv6 through the kill
 sleep 0.5
 down=$(group_field "$S" 51 master_down_ms)
 skew=$((down - 3 * $(group_field "$S" 51 interval_ms)))
-t0=$(now_ms)
+# The entry is watched from before the kill, in the background: lab_kill waits for the
+# killed processes to be gone, which takes long on a slow host, and must not count.
+want=$(mac_of "$S")
+(
+    until [ "$(neigh_mac)" = "$want" ]; do sleep 0.01; done
+    now_ms >"$WORK/neigh_at"
+) &
+PIDS+=($!)
 lab_kill "$M"
-took=""
-while [ $(($(now_ms) - t0)) -lt 3000 ]; do
-    [ "$(neigh_mac)" = "$(mac_of "$S")" ] && { took=$(($(now_ms) - t0)); break; }
-    sleep 0.01
-done
-[ -n "$took" ] || fail "client's neighbor entry for $VIP6_A still $(neigh_mac) 3 s after the kill; $S is $(mac_of "$S")"
+t0=$LAB_KILLED_MS # (when the signals went: the lab needs a while to get there)
+for _ in $(seq 300); do [ -s "$WORK/neigh_at" ] && break; sleep 0.01; done
+[ -s "$WORK/neigh_at" ] || fail "client's neighbor entry for $VIP6_A still $(neigh_mac) 3 s after the kill; $S is $want"
+took=$(($(cat "$WORK/neigh_at") - t0))
 [ "$took" -le 1000 ] || fail "client's neighbor entry moved only after $took ms"
 [ "$(lab_holders "$VIP6_A")" = "$S" ] || fail "$VIP6_A held by '$(lab_holders "$VIP6_A")' after the kill"
 [ "$(psql6 -c 'select 1')" = 1 ] || fail "psql over $VIP6_A fails after the failover"
 probe_stop V6
 o6=$(outage "$t0" V6) || fail "no recovery over IPv6: $(tail -3 "$WORK/V6.probe")"
 ms=$(outage_ms "$o6")
-[ "$ms" -le $((skew + 150)) ] || fail "IPv6 clients' outage $ms ms > skew $skew + 150 ms"
+slack=$(probe_slack V6 "$t0")
+[ "$ms" -le $((skew + 150 + slack)) ] || fail "IPv6 clients' outage $ms ms > skew $skew + 150 ms + the probe's own $slack ms"
 log "MEASURED ipv6 sigkill_instance: $o6 (skew $skew ms)"
 wait "$cap" 2>/dev/null || true
 want="$VIP6_A ff02::1 255 136 0 0 0 1 $VIP6_A $(mac_of "$S") 1"
