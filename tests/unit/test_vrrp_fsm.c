@@ -67,8 +67,12 @@ START_TEST(start_yield_lets_the_peer_claim_its_group_first)
 {
     /* Two instances started 30 ms apart: lb1 first, in the group lb2 prefers. With the
      * yield, lb1 does not claim it after its master down interval... */
-    struct vrrp_fsm_config c = {.vrid = 52, .priority = 100, .adv_cs = 10, .preempt = false,
-                                .primary_ip = ME, .start_yield_ms = 2000};
+    struct vrrp_fsm_config c = {.vrid = 52,
+                                .priority = 100,
+                                .adv_cs = 10,
+                                .preempt = false,
+                                .primary_ip = ME,
+                                .start_yield_ms = 2000};
     vrrp_fsm_init(&f, &c);
     vrrp_fsm_start(&f, 0, false, &o);
     ck_assert_int_eq(f.state, VRRP_BACKUP);
@@ -89,8 +93,8 @@ END_TEST
 
 START_TEST(start_yield_alone_claims_after_the_yield_and_says_so)
 {
-    struct vrrp_fsm_config c = {.vrid = 52, .priority = 100, .adv_cs = 10, .primary_ip = ME,
-                                .start_yield_ms = 2000};
+    struct vrrp_fsm_config c = {
+        .vrid = 52, .priority = 100, .adv_cs = 10, .primary_ip = ME, .start_yield_ms = 2000};
     vrrp_fsm_init(&f, &c);
     vrrp_fsm_start(&f, 0, false, &o);
     vrrp_fsm_timer(&f, 2359, &o);
