@@ -57,6 +57,8 @@ __attribute__((format(printf, 6, 7))) static void set_state(struct vrrp_fsm *f, 
 {
     enum vrrp_state from = f->state;
     bool holding = f->handover_due_ms != 0; /* VIPs kept from a graceful resignation */
+    uint64_t hand_due = f->handover_due_ms;
+    uint32_t hand_master = f->handover_master;
     out->actions |= VRRP_ACT_TRANSITION;
     out->from = from;
     out->to = to;
@@ -95,6 +97,11 @@ __attribute__((format(printf, 6, 7))) static void set_state(struct vrrp_fsm *f, 
             /* Keep answering on the VIPs until the new master announces itself: no
              * moment without a holder, so no client SYN is lost to a 1 s retransmit. */
             f->handover_due_ms = now + vrrp_fsm_master_down_ms(f);
+        } else if (from == VRRP_FAULT && graceful && holding) {
+            /* A shutdown during a handover (lbd and vrrpd stopped together: lbd's drain
+             * faulted the group a moment before): the handover goes on to its end. */
+            f->handover_due_ms = hand_due;
+            f->handover_master = hand_master;
         } else {
             out->actions |= VRRP_ACT_DEL_VIPS;
         }

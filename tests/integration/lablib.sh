@@ -92,13 +92,16 @@ probe_slack() {
         awk '{v[NR] = $1} END {print NR ? v[int((NR + 1) / 2)] : 0}')
     echo $((med + ${PROBE_INTERVAL_MS:-50}))
 }
-# became_master_ms INST VRID: when INST's vrrpd last logged VRID becoming MASTER (epoch
-# ms, from its own timestamp: a poll from here spawns ip(8) and lags on a slow host).
-became_master_ms() {
+# log_ms FILE PATTERN: the time (epoch ms) of the last line of a daemon's log matching
+# PATTERN, by the daemon's own clock (a poll from here spawns ip(8) and lags on a slow host).
+log_ms() {
     local ts
-    ts=$(grep "event=transition vrid=$2 from=[A-Z]* to=MASTER" "$LAB_DIR/$1-vrrpd.log" | tail -1 |
-        sed -E 's/^ts=([^ ]+) .*/\1/')
+    ts=$(grep -- "$2" "$1" | tail -1 | sed -E 's/^ts=([^ ]+) .*/\1/')
     [ -n "$ts" ] && date -d "$ts" +%s%3N
+}
+# became_master_ms INST VRID: when INST's vrrpd last logged VRID becoming MASTER.
+became_master_ms() {
+    log_ms "$LAB_DIR/$1-vrrpd.log" "event=transition vrid=$2 from=[A-Z]* to=MASTER"
 }
 outage_ms() { # outage_ms "outage_ms=N failed=N" -> N
     local v=${1#outage_ms=}

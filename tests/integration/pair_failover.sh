@@ -135,16 +135,42 @@ probe_stop A3
 probe_stop B3
 oa=$(outage "$t0" A3)
 ob=$(outage "$t0" B3)
-# A new session is one that starts once the stop has begun: none may fail. A session
-# already under way when the VIP moves is cut, as any move of the address cuts it (its
-# packets go to the new holder); on a quick host none is (sessions take a few ms), on a
-# loaded slow one a few are, and they are counted apart.
-new_failed=$(awk -v t="$t0" '$3 == "fail" && $1 >= t {n++} END {print n + 0}' "$WORK/A3.probe" "$WORK/B3.probe")
-in_flight=$(awk -v t="$t0" '$3 == "fail" && $1 < t && $2 >= t {n++} END {print n + 0}' "$WORK/A3.probe" "$WORK/B3.probe")
-[ "$new_failed" = 0 ] || fail "planned stop: $new_failed new sessions failed: $(awk -v t="$t0" '$3 == "fail" && $1 >= t' "$WORK/A3.probe" "$WORK/B3.probe" | head -3)"
+# A new session is one that starts once lbd has begun its stop (its shutdown line: the
+# listeners are quiesced in the same step): none may fail. A session already under way
+# when the VIP moves is cut, as any move of the address cuts it (its packets go to the
+# new holder); on a quick host none is (sessions take a few ms), on a loaded slow one a
+# few are, and they are counted apart.
+tq=$(log_ms "$LAB_DIR/$M-lbd.log" "event=shutdown reason=SIGTERM")
+[ -n "$tq" ] || fail "$M's lbd logged no shutdown"
+new_failed=$(awk -v t="$tq" '$3 == "fail" && $1 >= t {n++} END {print n + 0}' "$WORK/A3.probe" "$WORK/B3.probe")
+in_flight=$(awk -v t="$tq" '$3 == "fail" && $1 < t && $2 >= t {n++} END {print n + 0}' "$WORK/A3.probe" "$WORK/B3.probe")
+[ "$new_failed" = 0 ] || fail "planned stop: $new_failed new sessions failed: $(awk -v t="$tq" '$3 == "fail" && $1 >= t' "$WORK/A3.probe" "$WORK/B3.probe" | head -3)"
 [ "$(lab_holders $VIP_A)" = "$O" ] || fail "VIP-A not on $O after the planned stop"
 grep -q "event=handover vrid=51 reason=\"$(lab_ip "$O") is master now\"" "$LAB_DIR/$M-vrrpd.log" ||
     fail "$M did not keep VIP-A until $O took over"
 slow=$(awk '$3 == "ok" && $2 - $1 > 500 { n++ } END { print n + 0 }' "$WORK/A3.probe" "$WORK/B3.probe")
 log "MEASURED sigterm_instance: VIP-A $oa; VIP-B $ob; $(grep -c ok "$WORK/A3.probe") sessions ok on A; $slow slower than 500 ms (SYN retried); $in_flight under way at the stop and cut by the move"
 pass "planned stop of $M: zero failed new sessions on either VIP ($in_flight under way at the stop were cut by the VIP's move)"
+
+# Drill 4: SIGTERM to lbd and vrrpd at the same moment (a container's init, `systemctl
+# stop` of both): lbd's drain faults the groups with a handover pending and vrrpd's own
+# shutdown comes right behind. The VIPs must stay until the peer has them, as in drill 3.
+lab_start "$M" >/dev/null
+sleep 1.5
+S=$O # the holder of both VIPs now
+N=$M
+wait_watched "$N" 51 5 || fail "$N does not follow $S"
+probe_start A4 $VIP_A 3000
+sleep 1
+t0=$((${EPOCHREALTIME/./} / 1000))
+kill -TERM "$(cat "$LAB_DIR/$S-lbd.pid")" "$(cat "$LAB_DIR/$S-vrrpd.pid")"
+for _ in $(seq 100); do kill -0 "$(cat "$LAB_DIR/$S-vrrpd.pid")" 2>/dev/null || break; sleep 0.1; done
+sleep 0.5
+probe_stop A4
+tq=$(log_ms "$LAB_DIR/$S-lbd.log" "event=shutdown reason=SIGTERM")
+new_failed=$(awk -v t="${tq:-$t0}" '$3 == "fail" && $1 >= t {n++} END {print n + 0}' "$WORK/A4.probe")
+grep -q "event=handover vrid=51 reason=\"$(lab_ip "$N") is master now\"" "$LAB_DIR/$S-vrrpd.log" ||
+    fail "$S dropped VIP-A before $N took it: $(grep 'vrid=51' "$LAB_DIR/$S-vrrpd.log" | tail -2)"
+[ "$new_failed" = 0 ] || fail "lbd and vrrpd stopped together: $new_failed new sessions failed"
+[ "$(lab_holders $VIP_A)" = "$N" ] || fail "VIP-A not on $N after the stop"
+pass "lbd and vrrpd of $S stopped at the same moment: VIP-A kept until $N was master, no failed new session"

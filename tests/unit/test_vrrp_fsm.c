@@ -517,6 +517,27 @@ START_TEST(draining_proxy_hands_over_gracefully_dead_one_at_once)
 }
 END_TEST
 
+START_TEST(shutdown_during_a_drain_handover_keeps_the_vips_until_the_new_master_speaks)
+{
+    /* SIGTERM to lbd and vrrpd at once: lbd's drain faults the group (handover pending),
+     * then vrrpd's own shutdown must not drop the VIPs before the peer has them. */
+    make(100, true, 0);
+    vrrp_fsm_start(&f, 0, false, &o);
+    run_until(1000);
+    vrrp_fsm_set_fault(&f, 800, true, true, "tracked lbd is draining", &o);
+    ck_assert_uint_eq(o.actions & VRRP_ACT_DEL_VIPS, 0);
+    vrrp_fsm_shutdown(&f, 805, &o);
+    ck_assert_int_eq(f.state, VRRP_INIT);
+    ck_assert_msg(!(o.actions & VRRP_ACT_DEL_VIPS), "VIPs dropped before the peer took over");
+    ck_assert_uint_ne(vrrp_fsm_next_due(&f), 0); /* vrrpd waits for the handover's end */
+    struct vrrp_adv a = adv(100, 10);
+    vrrp_fsm_recv(&f, 870, &a, PEER_HIGH, &o);
+    vrrp_fsm_timer(&f, vrrp_fsm_next_due(&f), &o);
+    ck_assert_uint_eq(o.actions, VRRP_ACT_DEL_VIPS | VRRP_ACT_HANDOVER_DONE);
+    ck_assert_uint_eq(vrrp_fsm_next_due(&f), 0);
+}
+END_TEST
+
 START_TEST(recovery_during_handover_releases_the_vips)
 {
     make(100, true, 0);
@@ -702,6 +723,7 @@ static Suite *suite(void)
     tcase_add_test(tc, shutdown_handover_times_out_without_a_new_master);
     tcase_add_test(tc, draining_proxy_hands_over_gracefully_dead_one_at_once);
     tcase_add_test(tc, recovery_during_handover_releases_the_vips);
+    tcase_add_test(tc, shutdown_during_a_drain_handover_keeps_the_vips_until_the_new_master_speaks);
     tcase_add_test(tc, tracked_fault_resigns_and_recovery_rejoins_as_backup);
     tcase_add_test(tc, start_while_faulted);
     tcase_add_test(tc, lowered_priority_is_advertised_at_once);
