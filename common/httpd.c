@@ -1,6 +1,8 @@
 /* httpd.c -- see httpd.h. */
 #include "httpd.h"
 
+#include "listener.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,19 +177,6 @@ static void on_timeout(uv_timer_t *t)
     conn_close(t->data);
 }
 
-/* No memory for a connection: accept it and close it at once (left waiting, libuv
- * would stop watching the listener for good). */
-static void accept_and_close(struct httpd *h)
-{
-    uv_os_fd_t lfd;
-    h->rejected++;
-    if (uv_fileno((uv_handle_t *)&h->tcp, &lfd) == 0) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd >= 0)
-            close(fd);
-    }
-}
-
 static bool same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
     return a->ss_family == b->ss_family && memcmp(a, b, sizeof(*a)) == 0;
@@ -209,8 +198,9 @@ static void on_connection(uv_stream_t *server, int status)
     if (status < 0)
         return;
     struct httpd_conn *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        accept_and_close(h);
+    if (c == NULL) { /* no memory for it */
+        h->rejected++;
+        listener_drop_pending(server);
         return;
     }
     c->h = h;

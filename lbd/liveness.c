@@ -6,6 +6,7 @@
  * "lbd ok up=N draining=0|1\n", so a hung lbd shows as a missing answer. */
 #include "lbd.h"
 
+#include "listener.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -111,13 +112,7 @@ static void on_connection(uv_stream_t *server, int status)
     struct liveness_conn *c =
         liveness_watchers(l) < LIVENESS_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
     if (c == NULL) {
-        /* Accept and close: left waiting, libuv would stop watching the socket. */
-        uv_os_fd_t lfd;
-        if (uv_fileno((uv_handle_t *)server, &lfd) == 0) {
-            int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-            if (fd >= 0)
-                close(fd);
-        }
+        listener_drop_pending(server);
         l->stats.accept_failed++;
         return;
     }

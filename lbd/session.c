@@ -10,6 +10,7 @@
  * the node states. */
 #include "session_int.h"
 
+#include "listener.h"
 #include "log.h"
 
 #include <errno.h>
@@ -420,14 +421,9 @@ static struct session *session_alloc(struct lbd *l)
 static void accept_and_close(struct lbd_listener *ls)
 {
     struct lbd *l = ls->lbd;
-    uv_os_fd_t lfd;
     unsigned long long held;
     l->stats.accept_failed++;
-    if (uv_fileno((uv_handle_t *)&ls->tcp, &lfd) == 0) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd >= 0)
-            close(fd);
-    }
+    listener_drop_pending((uv_stream_t *)&ls->tcp);
     if (log_limit_pass(&l->lim_accept, lbd_wall_ms(), &held))
         log_emit(LOG_WARN, "accept_failed", "error=\"out of memory for a session\" held_back=%llu",
                  held);

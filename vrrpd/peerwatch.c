@@ -2,6 +2,7 @@
  * backups watching us, and one connection per master we watch. */
 #include "peerwatch.h"
 
+#include "listener.h"
 #include "log.h"
 #include "parse.h"
 
@@ -362,18 +363,6 @@ static const char *admit(struct peerwatch *pw, const struct peerwatch_conn *new,
     return NULL;
 }
 
-/* Accept the waiting connection and close it at once (left in libuv, it would stop the
- * listener for good). */
-static void accept_and_close(uv_stream_t *server)
-{
-    uv_os_fd_t lfd;
-    if (uv_fileno((uv_handle_t *)server, &lfd) == 0) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd >= 0)
-            close(fd);
-    }
-}
-
 static void refused(struct peerwatch *pw, uint32_t ip, const char *why)
 {
     uint64_t now = uv_now(pw->loop);
@@ -402,7 +391,7 @@ static void on_connection(uv_stream_t *server, int status)
         if (!pw->conns[i].open)
             c = &pw->conns[i];
     if (c == NULL || uv_tcp_init(pw->loop, &c->tcp) != 0) {
-        accept_and_close(server);
+        listener_drop_pending(server);
         refused(pw, 0, "no free slot");
         return;
     }
