@@ -32,7 +32,10 @@ struct cancel_fwd {
     uv_connect_t creq;
     uv_write_t wreq;
     struct lbd *lbd;
-    uint8_t pkt[16];
+    uint8_t pkt[12 + PGWIRE_MAX_CANCEL_KEY];
+    size_t pkt_len;
+    uint8_t keyb[PGWIRE_MAX_CANCEL_KEY]; /* the key as the client sent it */
+    uint16_t key_len;
     uint8_t rbuf[64]; /* the node says nothing; whatever it says is dropped here */
     uint32_t pid, key;
     bool to_peer; /* on failure, apply the unknown-key policy here instead */
@@ -43,7 +46,13 @@ struct cancel_fwd {
     char client[SOCKADDR_STRLEN];
 };
 
-static void cancel_unknown(struct lbd *l, uint32_t pid, uint32_t key, const char *client,
+struct cancel_key {
+    uint32_t pid, key;    /* key: its first 4 bytes (what lbd records and routes by) */
+    const uint8_t *bytes; /* the whole key, as the client sent it */
+    uint16_t len;
+};
+
+static void cancel_unknown(struct lbd *l, const struct cancel_key *k, const char *client,
                            bool admitted);
 
 static void fwd_closed(uv_handle_t *h)
@@ -77,8 +86,10 @@ static void fwd_finish(struct cancel_fwd *f, int status)
         if (log_limit_pass(&l->lim_cancel, lbd_wall_ms(), &held))
             log_emit(LOG_WARN, "cancel_failed", "pid=%u target=%s error=\"%s\" held_back=%llu",
                      f->pid, f->target, uv_strerror(status), held);
-        if (f->to_peer)
-            cancel_unknown(l, f->pid, f->key, f->client, false);
+        if (f->to_peer) {
+            struct cancel_key k = {f->pid, f->key, f->keyb, f->key_len};
+            cancel_unknown(l, &k, f->client, false);
+        }
     }
     if (status != UV_EOF)
         fwd_reset(f);
@@ -123,7 +134,7 @@ static void fwd_connected(uv_connect_t *req, int status)
         fwd_finish(f, status);
         return;
     }
-    uv_buf_t b = uv_buf_init((char *)f->pkt, sizeof(f->pkt));
+    uv_buf_t b = uv_buf_init((char *)f->pkt, (unsigned)f->pkt_len);
     f->wreq.data = f;
     int rc = uv_write(&f->wreq, (uv_stream_t *)&f->tcp, &b, 1, fwd_written);
     if (rc)
@@ -135,10 +146,10 @@ static void fwd_timeout(uv_timer_t *t)
     fwd_finish(t->data, UV_ETIMEDOUT);
 }
 
-/* Send one CancelRequest to addr on its own connection; its slot in guard.inflight was
- * taken by the caller and is given back by fwd_finish. */
-static void fwd_start(struct lbd *l, const struct sockaddr_storage *addr, uint32_t pid,
-                      uint32_t key, bool to_peer, const char *client)
+/* Send one CancelRequest for k to addr on its own connection; its slot in
+ * guard.inflight was taken by the caller and is given back by fwd_finish. */
+static void fwd_start(struct lbd *l, const struct sockaddr_storage *addr,
+                      const struct cancel_key *k, bool to_peer, const char *client)
 {
     struct cancel_fwd *f = calloc(1, sizeof(*f));
     if (f == NULL) {
@@ -147,13 +158,15 @@ static void fwd_start(struct lbd *l, const struct sockaddr_storage *addr, uint32
         return;
     }
     f->lbd = l;
-    f->pid = pid;
-    f->key = key;
+    f->pid = k->pid;
+    f->key = k->key;
+    f->key_len = k->len;
+    memcpy(f->keyb, k->bytes, k->len);
     f->to_peer = to_peer;
     f->tcp.data = f->timer.data = f->creq.data = f;
     format_sockaddr((const struct sockaddr *)addr, f->target, sizeof(f->target));
     snprintf(f->client, sizeof(f->client), "%s", client);
-    pgwire_cancel_build(f->pkt, sizeof(f->pkt), pid, key, to_peer);
+    f->pkt_len = pgwire_cancel_build_key(f->pkt, sizeof(f->pkt), k->pid, k->bytes, k->len, to_peer);
     uv_tcp_init(l->loop, &f->tcp);
     uv_timer_init(l->loop, &f->timer);
     f->handles = 2;
@@ -186,9 +199,10 @@ static void log_dropped(struct lbd *l, const char *client, uint32_t pid, const c
 }
 
 /* admitted: guard.inflight already holds this cancel's one slot. */
-static void cancel_unknown(struct lbd *l, uint32_t pid, uint32_t key, const char *client,
+static void cancel_unknown(struct lbd *l, const struct cancel_key *k, const char *client,
                            bool admitted)
 {
+    uint32_t pid = k->pid;
     size_t sent = 0, up = pool_count_eligible(&l->pool);
     switch (l->cfg.cancel_unknown) {
     case LBD_CANCEL_ALL:
@@ -204,7 +218,7 @@ static void cancel_unknown(struct lbd *l, uint32_t pid, uint32_t key, const char
         for (size_t i = 0; i < l->pool.n && sent < up; i++) {
             struct pool_node *n = l->pool.nodes[i];
             if (pool_node_eligible(n)) {
-                fwd_start(l, &n->addr, pid, key, false, client);
+                fwd_start(l, &n->addr, k, false, client);
                 sent++;
             }
         }
@@ -223,7 +237,7 @@ static void cancel_unknown(struct lbd *l, uint32_t pid, uint32_t key, const char
             log_dropped(l, client, pid, "inflight");
             return;
         }
-        fwd_start(l, &l->pool.nodes[idx]->addr, pid, key, false, client);
+        fwd_start(l, &l->pool.nodes[idx]->addr, k, false, client);
         l->stats.cancel_one++;
         log_emit(LOG_INFO, "cancel", "client=%s pid=%u outcome=one node=%s", client, pid,
                  l->pool.nodes[idx]->name);
@@ -239,11 +253,14 @@ static void cancel_unknown(struct lbd *l, uint32_t pid, uint32_t key, const char
     log_dropped(l, client, pid, up ? "unknown_key" : "no_node");
 }
 
-void cancel_route(struct lbd *l, uint32_t pid, uint32_t key, bool from_peer, const uint8_t *src,
-                  const char *client)
+void cancel_route(struct lbd *l, uint32_t pid, const uint8_t *key, size_t key_len, bool from_peer,
+                  const uint8_t *src, const char *client)
 {
+    struct cancel_key k = {
+        pid, (uint32_t)key[0] << 24 | (uint32_t)key[1] << 16 | (uint32_t)key[2] << 8 | key[3], key,
+        (uint16_t)key_len};
     enum guard_verdict v = lbd_fd_room(l, 1) ? guard_cancel_admit(&l->guard, from_peer ? NULL : src,
-                                                                  pid, key, 1, uv_now(l->loop))
+                                                                  pid, k.key, 1, uv_now(l->loop))
                                              : GUARD_INFLIGHT;
     if (v != GUARD_OK) {
         l->stats.cancel_limited++;
@@ -251,12 +268,18 @@ void cancel_route(struct lbd *l, uint32_t pid, uint32_t key, bool from_peer, con
         return;
     }
     uint32_t node_key;
-    struct pool_node *n = session_node_for_key(l, pid, key, &node_key);
+    struct pool_node *n = session_node_for_key(l, pid, k.key, &node_key);
     if (n != NULL) {
+        /* The node's own key: the client's as sent, or (a reused connection's) the node's
+         * 4 bytes that lbd kept. */
+        uint8_t nk[4] = {(uint8_t)(node_key >> 24), (uint8_t)(node_key >> 16),
+                         (uint8_t)(node_key >> 8), (uint8_t)node_key};
+        struct cancel_key to_node =
+            node_key == k.key ? k : (struct cancel_key){pid, node_key, nk, 4};
         l->stats.cancel_routed++;
         log_emit(LOG_INFO, "cancel", "client=%s pid=%u outcome=routed node=%s%s", client, pid,
                  n->name, from_peer ? " via=peer" : "");
-        fwd_start(l, &n->addr, pid, node_key, false, client);
+        fwd_start(l, &n->addr, &to_node, false, client);
         return;
     }
     if (!from_peer && l->cfg.has_peer) {
@@ -264,8 +287,8 @@ void cancel_route(struct lbd *l, uint32_t pid, uint32_t key, bool from_peer, con
         l->stats.cancel_to_peer++;
         log_emit(LOG_INFO, "cancel", "client=%s pid=%u outcome=to_peer peer=%s", client, pid,
                  format_sockaddr((struct sockaddr *)&l->cfg.peer, peer, sizeof(peer)));
-        fwd_start(l, &l->cfg.peer, pid, key, true, client);
+        fwd_start(l, &l->cfg.peer, &k, true, client);
         return;
     }
-    cancel_unknown(l, pid, key, client, true);
+    cancel_unknown(l, &k, client, true);
 }

@@ -179,8 +179,8 @@ struct pool_node *session_node_for_key(struct lbd *l, uint32_t pid, uint32_t key
 /* cancel.c */
 /* A CancelRequest from a client (src: its guard_source_key) or, from_peer, one the peer
  * lbd forwarded. Bounded by lbd.limits (guard.h); never forwarded twice. */
-void cancel_route(struct lbd *l, uint32_t pid, uint32_t key, bool from_peer, const uint8_t *src,
-                  const char *client);
+void cancel_route(struct lbd *l, uint32_t pid, const uint8_t *key, size_t key_len, bool from_peer,
+                  const uint8_t *src, const char *client);
 
 /* reuse.c: node connections kept for the next client with the same StartupMessage */
 struct reuse_grant {

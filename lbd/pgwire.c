@@ -117,10 +117,15 @@ enum pgwire_first_kind pgwire_first_parse(const uint8_t *buf, size_t len, struct
         out->forwarded = code == PGWIRE_CODE_CANCEL_FWD;
         if (plen < 16) /* PostgreSQL reads a key of zeroes and closes, having done nothing */
             return bad(out, "cancel request too short");
+        if (out->forwarded && plen > 12 + PGWIRE_MAX_CANCEL_KEY)
+            return unsupported(out, code);
         out->cancel_pid = get_u32(buf + 8);
         out->cancel_key = get_u32(buf + 12);
-        if (out->forwarded && plen != 16)
-            return unsupported(out, code);
+        /* The whole key (protocol 3.2: up to 256 bytes), to pass on as it came; a longer
+         * packet's rest is not a key any server reads. */
+        out->cancel_key_len =
+            (uint16_t)(plen - 12 < PGWIRE_MAX_CANCEL_KEY ? plen - 12 : PGWIRE_MAX_CANCEL_KEY);
+        memcpy(out->cancel_key_bytes, buf + 12, out->cancel_key_len);
         return out->kind = PGWIRE_FIRST_CANCEL;
     }
     if (out->forwarded || PGWIRE_PROTO_MAJOR(code) != 3)
@@ -194,13 +199,22 @@ size_t pgwire_startup_build(uint8_t *buf, size_t size, const char *const *params
 
 size_t pgwire_cancel_build(uint8_t *buf, size_t size, uint32_t pid, uint32_t key, int forwarded)
 {
-    if (size < 16)
+    uint8_t k[4];
+    put_u32(k, key);
+    return pgwire_cancel_build_key(buf, size, pid, k, sizeof(k), forwarded);
+}
+
+size_t pgwire_cancel_build_key(uint8_t *buf, size_t size, uint32_t pid, const uint8_t *key,
+                               size_t key_len, int forwarded)
+{
+    size_t len = 12 + key_len;
+    if (key_len < 4 || key_len > PGWIRE_MAX_CANCEL_KEY || size < len)
         return 0;
-    put_u32(buf, 16);
+    put_u32(buf, (uint32_t)len);
     put_u32(buf + 4, forwarded ? PGWIRE_CODE_CANCEL_FWD : PGWIRE_CODE_CANCEL);
     put_u32(buf + 8, pid);
-    put_u32(buf + 12, key);
-    return 16;
+    memcpy(buf + 12, key, key_len);
+    return len;
 }
 
 size_t pgwire_terminate_build(uint8_t *buf, size_t size)

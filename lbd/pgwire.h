@@ -17,6 +17,8 @@
  * use). Only the peer listener takes it, and never forwards it again; a client listener
  * refuses it, so a peer.address pointed at a client port cannot make a loop. */
 #define PGWIRE_CODE_CANCEL_FWD 80877201u
+/* Protocol 3.2 (PostgreSQL 18) secret keys are 4 to 256 bytes; 3.0's are 4. */
+#define PGWIRE_MAX_CANCEL_KEY 256
 #define PGWIRE_PROTO_MAJOR(v) ((v) >> 16)
 
 enum pgwire_first_kind {
@@ -30,10 +32,12 @@ enum pgwire_first_kind {
 
 struct pgwire_first {
     enum pgwire_first_kind kind;
-    uint32_t len;    /* bytes of the packet, length word included */
-    uint32_t proto;  /* StartupMessage protocol version */
-    int replication; /* the StartupMessage has a replication parameter */
-    uint32_t cancel_pid, cancel_key;
+    uint32_t len;                    /* bytes of the packet, length word included */
+    uint32_t proto;                  /* StartupMessage protocol version */
+    int replication;                 /* the StartupMessage has a replication parameter */
+    uint32_t cancel_pid, cancel_key; /* cancel_key: the key's first 4 bytes */
+    uint16_t cancel_key_len;         /* the whole key, as sent (4 before protocol 3.2) */
+    uint8_t cancel_key_bytes[PGWIRE_MAX_CANCEL_KEY];
     int forwarded; /* CancelRequest with PGWIRE_CODE_CANCEL_FWD */
     char user[64], database[64], application_name[64];
     /* PGWIRE_FIRST_BAD: what PostgreSQL 15 answers (ProcessStartupPacket), so a client
@@ -64,6 +68,9 @@ size_t pgwire_first_answer_build(uint8_t *buf, size_t size, const struct pgwire_
 size_t pgwire_startup_build(uint8_t *buf, size_t size, const char *const *params);
 /* forwarded: with lbd's PGWIRE_CODE_CANCEL_FWD instead of PostgreSQL's code. */
 size_t pgwire_cancel_build(uint8_t *buf, size_t size, uint32_t pid, uint32_t key, int forwarded);
+/* The same with a key of key_len bytes (4 to PGWIRE_MAX_CANCEL_KEY: protocol 3.2's). */
+size_t pgwire_cancel_build_key(uint8_t *buf, size_t size, uint32_t pid, const uint8_t *key,
+                               size_t key_len, int forwarded);
 size_t pgwire_terminate_build(uint8_t *buf, size_t size);
 
 /* Incremental framing of a backend (server -> client) message stream. PARAM: a

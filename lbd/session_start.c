@@ -330,7 +330,8 @@ static void classify(struct session *s)
             return;
         }
         uv_read_stop((uv_stream_t *)&s->client);
-        cancel_route(l, f.cancel_pid, f.cancel_key, s->from_peer, s->src, s->client_addr);
+        cancel_route(l, f.cancel_pid, f.cancel_key_bytes, f.cancel_key_len, s->from_peer, s->src,
+                     s->client_addr);
         session_end(s, "cancel");
         return;
     case PGWIRE_FIRST_SSL:

@@ -81,6 +81,48 @@ START_TEST(fixed_requests)
 }
 END_TEST
 
+START_TEST(protocol_3_2_cancel_keys)
+{
+    /* PostgreSQL 18's protocol 3.2: a secret key of 4 to 256 bytes. The whole key is
+     * kept, to be passed on as it came; lbd records and routes by its first 4 bytes. */
+    uint8_t key[32], b[12 + PGWIRE_MAX_CANCEL_KEY + 8];
+    struct pgwire_first f;
+    for (size_t i = 0; i < sizeof(key); i++)
+        key[i] = (uint8_t)(0xa0 + i);
+    size_t n = pgwire_cancel_build_key(b, sizeof(b), 4242, key, sizeof(key), 0);
+    ck_assert_uint_eq(n, 44);
+    ck_assert_uint_eq(b[3], 44);                            /* length */
+    ck_assert_uint_eq(b[4] << 24 | b[5] << 16 | b[6] << 8 | b[7], 80877102u);
+    ck_assert_int_eq(pgwire_first_parse(b, 43, &f), PGWIRE_FIRST_INCOMPLETE);
+    ck_assert_int_eq(pgwire_first_parse(b, 44, &f), PGWIRE_FIRST_CANCEL);
+    ck_assert_uint_eq(f.cancel_pid, 4242);
+    ck_assert_uint_eq(f.cancel_key, 0xa0a1a2a3u);
+    ck_assert_uint_eq(f.cancel_key_len, 32);
+    ck_assert_mem_eq(f.cancel_key_bytes, key, 32);
+    /* Forwarded to the peer whole, and taken there whole. */
+    n = pgwire_cancel_build_key(b, sizeof(b), 4242, key, sizeof(key), 1);
+    ck_assert_int_eq(pgwire_first_parse(b, n, &f), PGWIRE_FIRST_CANCEL);
+    ck_assert_int_eq(f.forwarded, 1);
+    ck_assert_uint_eq(f.cancel_key_len, 32);
+    /* The longest key, 256 bytes; a longer one is not a key and cannot be built. */
+    uint8_t big[PGWIRE_MAX_CANCEL_KEY + 1];
+    memset(big, 7, sizeof(big));
+    ck_assert_uint_eq(pgwire_cancel_build_key(b, sizeof(b), 1, big, 256, 0), 268);
+    ck_assert_int_eq(pgwire_first_parse(b, 268, &f), PGWIRE_FIRST_CANCEL);
+    ck_assert_uint_eq(f.cancel_key_len, 256);
+    ck_assert_uint_eq(pgwire_cancel_build_key(b, sizeof(b), 1, big, 257, 0), 0);
+    ck_assert_uint_eq(pgwire_cancel_build_key(b, sizeof(b), 1, big, 3, 0), 0);
+    /* A forwarded cancel longer than the longest key is refused as PostgreSQL refuses an
+     * unknown protocol. */
+    memset(b, 0, sizeof(b));
+    b[2] = 1;
+    b[3] = 20; /* 276 bytes */
+    b[4] = 0x04, b[5] = 0xd2, b[6] = 0x16, b[7] = 0x91; /* 1234.5777 */
+    ck_assert_int_eq(pgwire_first_parse(b, 276, &f), PGWIRE_FIRST_BAD);
+    ck_assert_str_eq(f.sqlstate, "0A000");
+}
+END_TEST
+
 START_TEST(bad_lengths_and_codes)
 {
     /* Each as PostgreSQL 15 answers it (lbd_front_door.sh sends the same bytes to both). */
@@ -505,6 +547,7 @@ static Suite *suite(void)
     tcase_add_test(tc, every_prefix_is_incomplete);
     tcase_add_test(tc, fixed_requests);
     tcase_add_test(tc, bad_lengths_and_codes);
+    tcase_add_test(tc, protocol_3_2_cancel_keys);
     tcase_add_test(tc, garbage_is_bad_early);
     tcase_add_test(tc, malformed_startup_bodies);
     tcase_add_test(tc, error_response_is_well_formed);
