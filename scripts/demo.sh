@@ -19,7 +19,7 @@ trap 'lab_down >/dev/null 2>&1 || true' EXIT
 PROBE="$ROOT/build/tests/tools/pgprobe"
 now_ms() { date +%s%3N; }
 probe() { # probe NAME VIP [DEADLINE_MS]
-    ip netns exec "$(lab_ns client)" "$PROBE" -i 10 -t "${3:-1000}" -d 60 \
+    ip netns exec "$(lab_ns client)" "$PROBE" -i 50 -t "${3:-1000}" -d 60 \
         "host=$2 user=postgres dbname=postgres" >"$LAB_DIR/$1.probe" &
     eval "PROBE_$1=$!"
 }
@@ -51,16 +51,16 @@ kill -INT $PSQL
 wait $PSQL || true
 grep -h "event=cancel" "$LAB_DIR"/lb*-lbd.log | tail -1 | cut -c1-200 || true
 
-say "3. Workload: a fresh session every 10 ms on each VIP, then 'docker kill' of the master of VIP-A"
+say "3. Workload: a fresh session every 50 ms on each VIP, then 'docker kill' of the master of VIP-A"
 M=$(lab_master_of 51)
 O=$([ "$M" = lb1 ] && echo lb2 || echo lb1)
 probe A "$VIP_A"
 probe B "$VIP_B"
 sleep 2
-T0=$(now_ms)
 START=$(date -u +%Y-%m-%dT%H:%M:%S)
 echo "$(date +%T.%3N) SIGKILL every process of $M and take its link down"
 lab_kill "$M"
+T0=$LAB_KILLED_MS # (the moment the signals went)
 sleep 2
 probe_end A
 probe_end B
@@ -90,9 +90,9 @@ say "5. Planned stop of $O (SIGTERM): lbd drains and vrrpd hands over, no new se
 probe A2 "$VIP_A" 3000
 probe B2 "$VIP_B" 3000
 sleep 1.5
-T0=$(now_ms)
 START=$(date -u +%Y-%m-%dT%H:%M:%S)
 lab_stop "$O"
+T0=$LAB_STOPPED_MS
 sleep 1.5
 probe_end A2
 probe_end B2
