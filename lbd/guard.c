@@ -128,15 +128,15 @@ enum guard_verdict guard_cancel_admit(struct guard *g, const uint8_t *src, uint3
                                       uint32_t key, uint32_t forwards, uint64_t now_ms)
 {
     const struct guard_limits *lim = &g->lim;
-    if (lim->cancel_window_ms) {
-        uint8_t k[8];
-        memcpy(k, &pid, 4);
-        memcpy(k + 4, &key, 4);
-        struct guard_seen *s = &g->seen[hash_bytes(k, 8) & (GUARD_SEEN - 1)];
-        if (s->t_ms && s->pid == pid && s->key == key && now_ms - s->t_ms < lim->cancel_window_ms)
-            return verdict(g, GUARD_DUPLICATE);
-        /* (Remembered only once admitted below; a dropped one may come again.) */
-    }
+    /* The window's slot for (pid, key): looked at now, written once admitted (a dropped
+     * cancel may come again). */
+    uint8_t k[8];
+    memcpy(k, &pid, 4);
+    memcpy(k + 4, &key, 4);
+    struct guard_seen *seen = &g->seen[hash_bytes(k, 8) & (GUARD_SEEN - 1)];
+    if (lim->cancel_window_ms && seen->t_ms && seen->pid == pid && seen->key == key &&
+        now_ms - seen->t_ms < lim->cancel_window_ms)
+        return verdict(g, GUARD_DUPLICATE);
     if (src && lim->cancel_source_rate > 0) {
         struct guard_source *e = source_get(g, src, now_ms);
         if (e && !guard_bucket_take(&e->cancels, lim->cancel_source_rate,
@@ -148,13 +148,9 @@ enum guard_verdict guard_cancel_admit(struct guard *g, const uint8_t *src, uint3
     if (lim->cancel_inflight && g->inflight + forwards > lim->cancel_inflight)
         return verdict(g, GUARD_INFLIGHT);
     if (lim->cancel_window_ms) {
-        uint8_t k[8];
-        memcpy(k, &pid, 4);
-        memcpy(k + 4, &key, 4);
-        struct guard_seen *s = &g->seen[hash_bytes(k, 8) & (GUARD_SEEN - 1)];
-        s->pid = pid;
-        s->key = key;
-        s->t_ms = now_ms ? now_ms : 1;
+        seen->pid = pid;
+        seen->key = key;
+        seen->t_ms = now_ms ? now_ms : 1;
     }
     g->inflight += forwards;
     return verdict(g, GUARD_OK);
