@@ -106,3 +106,6 @@ sleep 2
 lab_vips
 
 say "6. Done: tearing the lab down"
+echo "   The same drill under a real Docker engine (compose/docker-compose.pg.yml: docker kill,"
+echo "   docker start with the VIP moving back, docker stop, docker kill -s HUP, down) is a test:"
+echo "   (cd build && ctest -R docker_drill -V)   # about 70 s with the images built, 5 min before"
