@@ -1,6 +1,7 @@
 /* httpd.c -- see httpd.h. */
 #include "httpd.h"
 
+#include "fault.h"
 #include "listener.h"
 
 #include <stdio.h>
@@ -197,7 +198,7 @@ static void on_connection(uv_stream_t *server, int status)
     struct httpd *h = server->data;
     if (status < 0)
         return;
-    struct httpd_conn *c = calloc(1, sizeof(*c));
+    struct httpd_conn *c = fault_hit("httpd_alloc") ? NULL : calloc(1, sizeof(*c));
     if (c == NULL) { /* no memory for it */
         h->rejected++;
         listener_drop_pending(server);

@@ -6,6 +6,7 @@
  * "lbd ok up=N draining=0|1\n", so a hung lbd shows as a missing answer. */
 #include "lbd.h"
 
+#include "fault.h"
 #include "listener.h"
 #include "log.h"
 
@@ -110,7 +111,9 @@ static void on_connection(uv_stream_t *server, int status)
     if (status < 0)
         return;
     struct liveness_conn *c =
-        liveness_watchers(l) < LIVENESS_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
+        liveness_watchers(l) < LIVENESS_MAX_CONNS && !fault_hit("liveness_alloc")
+            ? calloc(1, sizeof(*c))
+            : NULL;
     if (c == NULL) {
         listener_drop_pending(server);
         l->stats.accept_failed++;

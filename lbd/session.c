@@ -10,6 +10,7 @@
  * the node states. */
 #include "session_int.h"
 
+#include "fault.h"
 #include "listener.h"
 #include "log.h"
 
@@ -404,7 +405,7 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
 /* A new session with its client handle initialised (nothing connected yet). */
 static struct session *session_alloc(struct lbd *l)
 {
-    struct session *s = calloc(1, sizeof(*s));
+    struct session *s = fault_hit("session_alloc") ? NULL : calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
     s->lbd = l;
