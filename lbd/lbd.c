@@ -475,15 +475,21 @@ static void shutdown_start(struct lbd *l, const char *why)
 
 /* ---- reload ---- */
 
-static int listen_set_equal(const struct lbd_config *a, const struct lbd_config *b)
+static bool listen_changed(const struct lbd_config *a, const struct lbd_config *b)
 {
-    if (a->n_listen != b->n_listen || a->has_peer_listen != b->has_peer_listen)
-        return 0;
+    if (a->n_listen != b->n_listen)
+        return true;
     for (size_t i = 0; i < a->n_listen; i++)
         if (!sockaddr_equal((struct sockaddr *)&a->listen[i], (struct sockaddr *)&b->listen[i]))
-            return 0;
-    return !a->has_peer_listen ||
-           sockaddr_equal((struct sockaddr *)&a->peer_listen, (struct sockaddr *)&b->peer_listen);
+            return true;
+    return false;
+}
+
+static bool peer_listen_changed(const struct lbd_config *a, const struct lbd_config *b)
+{
+    return a->has_peer_listen != b->has_peer_listen ||
+           (a->has_peer_listen && !sockaddr_equal((struct sockaddr *)&a->peer_listen,
+                                                  (struct sockaddr *)&b->peer_listen));
 }
 
 static void apply_nodes(struct lbd *l, const struct lbd_config *nc, unsigned *added,
@@ -616,22 +622,45 @@ static void reload(struct lbd *l)
 
 static void apply_config(struct lbd *l, struct lbd_config *nc)
 {
-    if (!listen_set_equal(&l->cfg, nc))
+    /* Keep what cannot change live (sockets bound at start, the privileges given up, the
+     * name every log line already carries), name what changed of it, as vrrpd does; take
+     * everything else. */
+    const struct lbd_config *o = &l->cfg;
+    char restart[160] = "";
+    bool admin_changed = nc->admin_enabled != o->admin_enabled ||
+                         (o->admin_enabled && !sockaddr_equal((const struct sockaddr *)&nc->admin,
+                                                              (const struct sockaddr *)&o->admin));
+    const struct {
+        bool changed;
+        const char *key;
+    } kept[] = {
+        {strcmp(nc->instance, o->instance) != 0, "instance"},
+        {listen_changed(o, nc), "listen"},
+        {peer_listen_changed(o, nc), "peer.listen"},
+        {nc->relay != o->relay, "relay"},
+        {admin_changed, "admin"},
+        {strcmp(nc->liveness_socket, o->liveness_socket) != 0, "liveness_socket"},
+        {strcmp(nc->user, o->user) != 0, "user"},
+    };
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+        if (kept[i].changed)
+            snprintf(restart + strlen(restart), sizeof(restart) - strlen(restart), "%s%s",
+                     restart[0] ? "," : "", kept[i].key);
+    if (restart[0])
         log_emit(LOG_WARN, "reload_partial",
-                 "detail=\"listen and peer.listen addresses change on restart only\"");
-    if (nc->relay != l->cfg.relay)
-        log_emit(LOG_WARN, "reload_partial", "detail=\"lbd.relay changes on restart only\"");
-    nc->relay = l->cfg.relay;
-    bool check_changed = nc->check_type != l->cfg.check_type;
+                 "restart_needed_for=%s detail=\"running with the old values\"", restart);
+    memcpy(nc->instance, o->instance, sizeof(nc->instance));
+    nc->relay = o->relay;
+    memcpy(nc->listen, o->listen, sizeof(nc->listen));
+    nc->n_listen = o->n_listen;
+    nc->peer_listen = o->peer_listen;
+    nc->has_peer_listen = o->has_peer_listen;
+    nc->admin = o->admin;
+    nc->admin_enabled = o->admin_enabled;
+    memcpy(nc->liveness_socket, o->liveness_socket, sizeof(nc->liveness_socket));
+    memcpy(nc->user, o->user, sizeof(nc->user));
+    bool check_changed = nc->check_type != o->check_type;
     unsigned added = 0, removed = 0;
-    /* Keep what cannot change live; take everything else. */
-    memcpy(nc->listen, l->cfg.listen, sizeof(nc->listen));
-    nc->n_listen = l->cfg.n_listen;
-    nc->peer_listen = l->cfg.peer_listen;
-    nc->has_peer_listen = l->cfg.has_peer_listen;
-    nc->admin = l->cfg.admin;
-    nc->admin_enabled = l->cfg.admin_enabled;
-    snprintf(nc->liveness_socket, sizeof(nc->liveness_socket), "%s", l->cfg.liveness_socket);
     if (check_changed)
         for (size_t i = 0; i < l->pool.n; i++)
             check_stop(l, l->pool.nodes[i]);

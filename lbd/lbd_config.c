@@ -213,7 +213,7 @@ static const struct cfg_field peer_fields[] = {
      .doc = "The peer lbd's cancel listener: CancelRequests for keys unknown here go there."},
     {"listen", CFG_ADDR, OFF(peer_listen), .default_port = 5433,
      .doc = "Our cancel listener for the peer (takes only CancelRequests, never forwards "
-            "them again)."},
+            "them again). Changes on restart only."},
     {NULL},
 };
 
@@ -230,11 +230,11 @@ static const struct cfg_field lbd_fields[] = {
     {"listen", CFG_CUSTOM, 0, .custom = parse_listen, .required = true,
      .type_doc = "address or list of up to 8 addresses host:port (port 5432 when omitted)",
      .doc = "Where clients connect: the VIPs. Bound with IP_FREEBIND, so lbd listens before "
-            "vrrpd adds the address to this host."},
+            "vrrpd adds the address to this host. Changes on restart only."},
     {"admin", CFG_CUSTOM, 0, .custom = parse_admin,
      .type_doc = "address host:port (port 8081 when omitted), or off", .def_doc = "127.0.0.1:8081",
      .doc = "The read-only admin endpoint: / (status page), /health, /metrics (Prometheus), "
-            "/status (JSON)."},
+            "/status (JSON). Changes on restart only."},
     {"maxconn", CFG_UINT, OFF(maxconn), .min = 1, .max = 1000000,
      .doc = "Client sessions at most; beyond it a client gets ErrorResponse 53300."},
     {"relay", CFG_ENUM, OFF(relay), .choices = lbd_relay_names,
@@ -254,11 +254,13 @@ static const struct cfg_field lbd_fields[] = {
      .doc = "Also append the log lines to this file."},
     {"liveness_socket", CFG_STR, OFF(liveness_socket),
      sizeof(((struct lbd_config *)0)->liveness_socket),
-     .doc = "Unix socket through which vrrpd tracks this lbd (vrrp.track.lbd.socket)."},
+     .doc = "Unix socket through which vrrpd tracks this lbd (vrrp.track.lbd.socket). Changes "
+            "on restart only."},
     {"keepalive", CFG_DURATION, OFF(keepalive_ms), .min = 0, .max = DAY_MS,
      .doc = "TCP keepalive idle time on client and node connections (0 = off)."},
     {"user", CFG_STR, OFF(user), sizeof(((struct lbd_config *)0)->user),
-     .doc = "Started as root, lbd binds its sockets and then runs as this user."},
+     .doc = "Started as root, lbd binds its sockets and then runs as this user. Changes on "
+            "restart only."},
     {"close_on_vip_loss", CFG_BOOL, OFF(close_on_vip_loss),
      .doc = "When an address lbd serves leaves this host (vrrpd moved the VIP to the peer), "
             "close the sessions clients opened to it at once: their packets go to the peer "
@@ -296,7 +298,8 @@ static int parse_vrrp(struct cfg_doc *d, yaml_node_t *n, const char *path, void 
 
 static const struct cfg_field top_fields[] = {
     {"instance", CFG_STR, OFF(instance), sizeof(((struct lbd_config *)0)->instance),
-     .doc = "Names this instance in every log line, the metrics and the status page."},
+     .doc = "Names this instance in every log line, the metrics and the status page. Changes "
+            "on restart only."},
     {"lbd", CFG_SECTION, .sub = lbd_fields, .required = true, .doc = "lbd's section."},
     {"vrrp", CFG_CUSTOM, 0, .custom = parse_vrrp, .type_doc = "section",
      .doc = "vrrpd's section (see vrrpd(8)); lbd reads only vrrp.state_file from it, to show "

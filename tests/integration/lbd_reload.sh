@@ -83,6 +83,27 @@ grep -q '"last_reload_failed":true' <<<"$(curl -fsS "http://127.0.0.1:$ADMIN/sta
 [ "$(psql_at $LB 'select 7')" = 7 ] || fail "old config not in force after a bad reload"
 pass "bad reload rejected with file:line:column; old config serves"
 
+# Keys that change on restart only: changed together, named in one reload_partial line,
+# and the running values kept (before, admin, liveness_socket, user and instance were
+# taken silently: /status named the new instance while every log line had the old).
+write_config 0 1 2
+sed -i -e "s/^instance: lb1/instance: lb9/" -e "s|^  admin: 127.0.0.1:$ADMIN|  admin: 127.0.0.1:$((ADMIN - 1))|" \
+    -e "s|^  listen: 127.0.0.1:$LB|  listen: 127.0.0.1:$((LB + 8))\n  liveness_socket: $WORK/new.sock\n  user: nobody\n  relay: auto|" "$WORK/lb.yaml"
+"$LBD" --check -c "$WORK/lb.yaml" >/dev/null || fail "test setup: the changed file is invalid: $(cat "$WORK/lb.yaml")"
+kill -HUP $lb1_PID
+wait_for 5 "reload_partial" grep -q "event=reload_partial " "$WORK/lb1.log"
+line=$(grep "event=reload_partial " "$WORK/lb1.log" | tail -1)
+grep -q 'restart_needed_for=instance,listen,relay,admin,liveness_socket,user detail="running with the old values"' <<<"$line" ||
+    fail "reload_partial does not name every restart-only key: $line"
+wait_for 5 "the reload" bash -c "[ \$(grep -c 'event=reload nodes=' '$WORK/lb1.log') -ge 2 ]"
+status=$(curl -fsS "http://127.0.0.1:$ADMIN/status") || fail "the admin endpoint moved on reload"
+grep -q '"instance":"lb1"' <<<"$status" || fail "/status names another instance after the reload: ${status:0:120}"
+curl -fsS -m 1 "http://127.0.0.1:$((ADMIN - 1))/health" >/dev/null 2>&1 && fail "an admin endpoint opened on the new port"
+[ ! -e "$WORK/new.sock" ] || fail "a liveness socket appeared at the new path"
+[ "$(psql_at $LB 'select 8')" = 8 ] || fail "the running listener stopped serving"
+grep "event=reload_partial" "$WORK/lb1.log" | grep -qv "instance=lb1" && fail "a log line names another instance"
+pass "restart-only keys (instance, listen, relay, admin, liveness_socket, user): named in reload_partial, old values kept"
+
 kill -TERM $lb1_PID
 wait_for 5 "drain starts" grep -q "event=shutdown reason=SIGTERM sessions=1" "$WORK/lb1.log"
 if psql_at $LB 'select 1' 2>/dev/null; then fail "new session accepted while draining"; fi
