@@ -14,6 +14,25 @@ out=$(cd "$WORK/units" && systemd-analyze verify --man=no ./pgvip-lbd.service ./
 if grep -q "pgvip" <<<"$out"; then fail "systemd-analyze warns about our units: $out"; fi
 pass "systemd-analyze verify: pgvip-lbd.service and pgvip-vrrpd.service are clean"
 
+# The stop order the README promises: in one transaction (systemctl stop of both, or
+# shutdown) systemd stops a unit ordered After= another before that other. lbd must be
+# the one ordered after vrrpd, so it is stopped first and hands the VIPs over through the
+# vrrpd still running. (Before, vrrpd had After=pgvip-lbd.service: vrrpd stopped first.)
+unit_deps() { # unit_deps FILE KEY: the units a [Unit] key names
+    sed -n "s/^$2=//p" "$1" | tr ' ' '\n' | grep -v '^$' || true
+}
+L=$SRC/lbd/pgvip-lbd.service V=$SRC/vrrpd/pgvip-vrrpd.service
+lbd_after_vrrpd=$({ unit_deps "$L" After | grep -qx pgvip-vrrpd.service || unit_deps "$V" Before | grep -qx pgvip-lbd.service; } && echo yes || echo no)
+vrrpd_after_lbd=$({ unit_deps "$V" After | grep -qx pgvip-lbd.service || unit_deps "$L" Before | grep -qx pgvip-vrrpd.service; } && echo yes || echo no)
+[ "$lbd_after_vrrpd" = yes ] && [ "$vrrpd_after_lbd" = no ] ||
+    fail "stop order: lbd must be ordered after vrrpd (stopped first); lbd after vrrpd: $lbd_after_vrrpd, vrrpd after lbd: $vrrpd_after_lbd"
+for u in "$L" "$V"; do
+    reload=$(grep '^ExecReload=' "$u" | paste -sd' ')
+    [[ $reload == "ExecReload=/usr/sbin/"*" --check -c /etc/pgvip/instance.yaml ExecReload=/bin/kill -HUP \$MAINPID" ]] ||
+        fail "$(basename "$u"): a reload should run --check before SIGHUP: $reload"
+done
+pass "unit graph: systemctl stop of both stops lbd first (lbd After=pgvip-vrrpd.service); reload runs --check first"
+
 pg_start node0 $((BASE + 1))
 cat >"$WORK/lb.yaml" <<YAML
 lbd:
