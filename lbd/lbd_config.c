@@ -6,6 +6,8 @@
 #include "parse.h"
 
 #include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -344,6 +346,96 @@ void lbd_config_set_defaults(struct lbd_config *c)
     snprintf(c->pg_database, sizeof(c->pg_database), "postgres");
 }
 
+/* Whether ip (a listen address, port ignored) is one this host has now. */
+static bool address_is_local(const struct sockaddr_storage *ip)
+{
+    struct ifaddrs *ifs = NULL;
+    bool found = false;
+    if (getifaddrs(&ifs) != 0)
+        return true; /* (cannot tell: do not refuse) */
+    for (struct ifaddrs *i = ifs; i && !found; i = i->ifa_next) {
+        if (i->ifa_addr == NULL || i->ifa_addr->sa_family != ip->ss_family)
+            continue;
+        if (ip->ss_family == AF_INET)
+            found = ((const struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr ==
+                    ((const struct sockaddr_in *)ip)->sin_addr.s_addr;
+        else
+            found = memcmp(&((const struct sockaddr_in6 *)i->ifa_addr)->sin6_addr,
+                           &((const struct sockaddr_in6 *)ip)->sin6_addr, 16) == 0;
+    }
+    freeifaddrs(ifs);
+    return found;
+}
+
+static bool address_is_any_or_loopback(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET) {
+        uint32_t v = ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr);
+        return v == INADDR_ANY || (v >> 24) == 127;
+    }
+    const struct in6_addr *v6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
+    return IN6_IS_ADDR_UNSPECIFIED(v6) || IN6_IS_ADDR_LOOPBACK(v6);
+}
+
+/* Whether a vrrp group of the file moves ip: vrrp.groups[].vips, a scalar or a list. */
+static bool vrrp_moves(struct cfg_doc *d, yaml_node_t *groups, const struct sockaddr_storage *ip)
+{
+    if (groups == NULL || groups->type != YAML_SEQUENCE_NODE)
+        return false;
+    for (size_t g = 0; g < cfg_seq_len(groups); g++) {
+        yaml_node_t *grp = cfg_seq_item(d, groups, g);
+        yaml_node_t *vips =
+            grp && grp->type == YAML_MAPPING_NODE ? cfg_map_get(d, grp, "vips") : NULL;
+        size_t n = vips == NULL ? 0 : vips->type == YAML_SEQUENCE_NODE ? cfg_seq_len(vips) : 1;
+        for (size_t i = 0; i < n; i++) {
+            yaml_node_t *v = vips->type == YAML_SEQUENCE_NODE ? cfg_seq_item(d, vips, i) : vips;
+            const char *s = v ? cfg_scalar(v) : NULL;
+            struct sockaddr_storage a;
+            if (s && parse_ip(s, &a) == 0 && a.ss_family == ip->ss_family &&
+                (a.ss_family == AF_INET
+                     ? ((struct sockaddr_in *)&a)->sin_addr.s_addr ==
+                           ((const struct sockaddr_in *)ip)->sin_addr.s_addr
+                     : memcmp(&((struct sockaddr_in6 *)&a)->sin6_addr,
+                              &((const struct sockaddr_in6 *)ip)->sin6_addr, 16) == 0))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* What lbd's section says against the vrrp section of the same file: mistakes each
+ * daemon accepts alone and the pair cannot work with. */
+static int validate_pair(struct cfg_doc *d, struct lbd_config *c, yaml_node_t *lbd)
+{
+    yaml_node_t *vrrp = cfg_map_get(d, cfg_doc_root(d), "vrrp");
+    if (vrrp == NULL || vrrp->type != YAML_MAPPING_NODE)
+        return 0;
+    yaml_node_t *track = cfg_map_get(d, vrrp, "track");
+    yaml_node_t *tl =
+        track && track->type == YAML_MAPPING_NODE ? cfg_map_get(d, track, "lbd") : NULL;
+    yaml_node_t *ts = tl && tl->type == YAML_MAPPING_NODE ? cfg_map_get(d, tl, "socket") : NULL;
+    const char *tsock = ts ? cfg_scalar(ts) : NULL;
+    if (tsock && strcmp(tsock, c->liveness_socket) != 0)
+        return cfg_error(d, ts, "vrrp.track.lbd.socket",
+                         "\"%s\" is not lbd.liveness_socket (%s): vrrpd would wait in FAULT "
+                         "for an lbd that never answers there",
+                         tsock, c->liveness_socket[0] ? c->liveness_socket : "not set");
+    yaml_node_t *groups = cfg_map_get(d, vrrp, "groups");
+    if (groups == NULL || groups->type != YAML_SEQUENCE_NODE)
+        return 0; /* (vrrpd's own check says what is missing) */
+    for (size_t i = 0; i < c->n_listen; i++) {
+        const struct sockaddr_storage *a = &c->listen[i];
+        if (address_is_any_or_loopback(a) || vrrp_moves(d, groups, a) || address_is_local(a))
+            continue;
+        char s[SOCKADDR_STRLEN];
+        return cfg_error(d, cfg_map_get(d, lbd, "listen"), "lbd.listen",
+                         "%s is in no vrrp group's vips and not an address of this host: no "
+                         "client could ever reach lbd there",
+                         format_sockaddr((const struct sockaddr *)a, s, sizeof(s)));
+    }
+    return 0;
+}
+
 static int validate(struct cfg_doc *d, struct lbd_config *c)
 {
     yaml_node_t *root = cfg_doc_root(d);
@@ -375,7 +467,7 @@ static int validate(struct cfg_doc *d, struct lbd_config *c)
                              "the peer lbd's cancel listener (its peer.listen): not on a port "
                              "the pair listens on for clients, and not our own peer.listen");
     }
-    return 0;
+    return validate_pair(d, c, lbd);
 }
 
 static int finish(struct cfg_doc *d, int rc, struct lbd_config *cfg, char *err, size_t errsize)

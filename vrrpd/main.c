@@ -8,6 +8,7 @@
 #include "sdnotify.h"
 
 #include <errno.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +94,13 @@ int main(int argc, char **argv)
         printf("vrrpd: %s: configuration ok (instance %s, interface %s, %zu group%s, %s)\n", path,
                cfg.instance, cfg.interface, cfg.n_groups, cfg.n_groups == 1 ? "" : "s",
                cfg.n_peers ? "unicast" : "multicast");
+        /* (--check may run where the daemon will not, a build host: a warning, not an
+         * error; vrrpd itself refuses to start without its interface.) */
+        if (if_nametoindex(cfg.interface) == 0)
+            fprintf(stderr,
+                    "vrrpd: %s: warning: this host has no interface %s; vrrpd will not start "
+                    "here with this file\n",
+                    path, cfg.interface);
         return 0;
     }
     if (mode == 's')

@@ -68,3 +68,43 @@ set -e
 [ $rc -eq 1 ] && [[ $out == *"cannot listen on 127.0.0.1:$BASE: Address already in use"* ]] ||
     fail "second lbd on the same address: rc=$rc out=$out"
 pass "a second lbd on a taken address: $(head -1 <<<"$out")"
+
+# The two sections against each other: mistakes each daemon accepts alone and the pair
+# cannot work with (issue 22). 203.0.113.0/24 (TEST-NET-3) is on no host.
+pair_case() { # pair_case NAME WANT: the file $WORK/NAME.yaml fails with WANT
+    set +e
+    out=$("$LBD" --check -c "$WORK/$1.yaml" 2>&1)
+    rc=$?
+    set -e
+    [ $rc -eq 1 ] && [[ $out == *"$2"* ]] || fail "$1: rc=$rc; got '$out', want '$2'"
+    pass "$1: $out"
+}
+pair_file() { # pair_file NAME LISTEN TRACK_SOCKET
+    cat >"$WORK/$1.yaml" <<YAML
+instance: lb1
+lbd:
+  listen: [$2]
+  liveness_socket: /run/pgvip/lbd.sock
+  pool:
+    nodes: [{address: 127.0.0.1:$((BASE + 1))}]
+vrrp:
+  interface: eth0
+  track: {lbd: {socket: $3}}
+  groups:
+    - {vrid: 51, priority: 150, vips: [203.0.113.100]}
+YAML
+}
+pair_file pair_ok "203.0.113.100:5432, 127.0.0.1:$BASE" /run/pgvip/lbd.sock
+out=$("$LBD" --check -c "$WORK/pair_ok.yaml") || fail "a consistent pair file was rejected: $out"
+pass "pair file: a listen address that a group moves, and loopback, with the same liveness socket: ok"
+pair_file listen_unmoved "203.0.113.100:5432, 203.0.113.105:5432" /run/pgvip/lbd.sock
+pair_case listen_unmoved "listen_unmoved.yaml:3:11: lbd.listen: 203.0.113.105:5432 is in no vrrp group's vips and not an address of this host"
+pair_file socket_mismatch "203.0.113.100:5432" /run/pgvip/other.sock
+pair_case socket_mismatch "socket_mismatch.yaml:9:25: vrrp.track.lbd.socket: \"/run/pgvip/other.sock\" is not lbd.liveness_socket (/run/pgvip/lbd.sock)"
+# vrrpd --check on a host without the file's interface: valid, with a warning (--check
+# may run on a build host; vrrpd refuses to start there).
+sed 's/interface: eth0/interface: pgvip-nosuch0/' "$WORK/pair_ok.yaml" >"$WORK/no_iface.yaml"
+out=$("$VRRPD" --check -c "$WORK/no_iface.yaml" 2>&1) || fail "vrrpd --check refused a file for a missing interface: $out"
+[[ $out == *"warning: this host has no interface pgvip-nosuch0; vrrpd will not start here"* ]] ||
+    fail "vrrpd --check does not warn of the missing interface: $out"
+pass "vrrpd --check warns of an interface this host lacks: $(tail -1 <<<"$out")"

@@ -129,6 +129,15 @@ START_TEST(errors_point_at_the_mistake)
         {"lbd:\n  listen: 1.2.3.4:5\n  pool:\n    reuse: {max: 4}\n"
          "    nodes: [{address: 1.1.1.1}]\n",
          "lbd.pool.reuse: unknown key \"max\""},
+        /* The sections against each other (203.0.113.0/24, TEST-NET-3, is on no host). */
+        {"lbd:\n  listen: [203.0.113.100:5432, 203.0.113.9:5432]\n  pool:\n"
+         "    nodes: [{address: 1.1.1.1}]\nvrrp:\n  groups:\n    - {vrid: 1, vips: "
+         "[203.0.113.100]}\n",
+         "x.yaml:2:11: lbd.listen: 203.0.113.9:5432 is in no vrrp group's vips"},
+        {"lbd:\n  listen: 203.0.113.100:5432\n  liveness_socket: /run/a.sock\n  pool:\n"
+         "    nodes: [{address: 1.1.1.1}]\nvrrp:\n  track: {lbd: {socket: /run/b.sock}}\n",
+         "x.yaml:7:25: vrrp.track.lbd.socket: \"/run/b.sock\" is not lbd.liveness_socket "
+         "(/run/a.sock)"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char err[1024] = "";
