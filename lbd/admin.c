@@ -156,10 +156,24 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     metrics_family(m, "lbd_start_time_seconds", METRICS_GAUGE, "Start time, Unix seconds.");
     metrics_sample(m, NULL, (double)l->started_ms / 1000.0);
 
-    metrics_family(m, "lbd_node_up", METRICS_GAUGE, "1 when the node takes new sessions.");
+    metrics_family(m, "lbd_node_up", METRICS_GAUGE,
+                   "1 when the node's health checks have it up (whether it takes new sessions "
+                   "too: lbd_node_eligible).");
     for (size_t i = 0; i < l->pool.n; i++) {
         node_labels(l->pool.nodes[i], lab);
         metrics_sample(m, lab, l->pool.nodes[i]->state == NODE_UP);
+    }
+    metrics_family(m, "lbd_node_eligible", METRICS_GAUGE,
+                   "1 when the node takes new sessions: up, weight above 0, below max_sessions.");
+    for (size_t i = 0; i < l->pool.n; i++) {
+        node_labels(l->pool.nodes[i], lab);
+        metrics_sample(m, lab, pool_node_eligible(l->pool.nodes[i]));
+    }
+    metrics_family(m, "lbd_node_weight", METRICS_GAUGE,
+                   "The node's weight (0: never chosen for a new session).");
+    for (size_t i = 0; i < l->pool.n; i++) {
+        node_labels(l->pool.nodes[i], lab);
+        metrics_sample(m, lab, l->pool.nodes[i]->weight);
     }
     metrics_family(m, "lbd_node_draining", METRICS_GAUGE,
                    "1 when the node's readiness check says it drains.");
@@ -279,6 +293,14 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
                        (unsigned long long)n->connect_failures);
         metrics_printf(m, ",\"state_changes\":%llu,\"reuse_kept\":%u",
                        (unsigned long long)n->state_changes, n->parked);
+        /* Whether a new session may go there, and if not, why (an "up" node with weight 0
+         * takes none: the page must not show it as serving). */
+        const char *why = pool_node_eligible(n) ? "yes"
+                          : n->state != NODE_UP ? node_state_name(n->state)
+                          : n->weight == 0      ? "weight 0"
+                          : n->max_sessions && n->active >= n->max_sessions ? "full"
+                                                                            : "no";
+        metrics_printf(m, ",\"new_sessions\":\"%s\"", why);
         metrics_printf(m,
                        ",\"check\":{\"ok_run\":%u,\"fail_run\":%u,\"rise\":%u,\"fall\":%u,"
                        "\"latency_ms\":%.3f,\"last\":",

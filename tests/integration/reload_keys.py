@@ -632,6 +632,11 @@ def c_node_weight():
     wait("node1 up", lambda: node("node1")["state"] == "up")
     ports = {port_of_session() for _ in range(6)}
     assert ports == {NODE0}, "sessions went to a weight-0 node: %r" % ports
+    # The views say so: up by its checks, yet taking no new session.
+    assert node("node1")["new_sessions"] == "weight 0", node("node1")
+    assert metric("lbd_node_up", '{node="node1"}') == 1, "lbd_node_up of the weight-0 node"
+    assert metric("lbd_node_eligible", '{node="node1"}') == 0, "lbd_node_eligible of the weight-0 node"
+    assert metric("lbd_node_weight", '{node="node1"}') == 0, "lbd_node_weight"
 
 
 def c_node_max_sessions():

@@ -83,6 +83,12 @@ python3 "$(dirname "$0")/../tools/browse.py" "$URL" --timeout 8 \
     --expect "with the file's error=$(text '#vrrpd-reload-failed' 'bogus')" \
     --run "cp $WORK/good.yaml $LAB_DIR/$S.yaml && kill -HUP $VPID" \
     --expect "reload banner gone=document.querySelector('#vrrpd-reload-failed').classList.contains('hidden')" \
+    --run "sed -i 's/{name: node2, /{name: node2, weight: 0, /' $LAB_DIR/$S.yaml && kill -HUP $SPID" \
+    --expect "a weight-0 node is not shown as serving=document.querySelector('#nodes tr[data-node=node2]').dataset.newSessions == 'weight 0' \
+&& document.querySelector('#nodes tr[data-node=node2]').innerText.includes('no new sessions: weight 0') \
+&& document.querySelectorAll('#nodes tr[data-new-sessions=yes]').length == 2" \
+    --run "cp $WORK/good.yaml $LAB_DIR/$S.yaml && kill -HUP $SPID" \
+    --expect "node2 serving again=document.querySelector('#nodes tr[data-node=node2]').dataset.newSessions == 'yes'" \
     --text "$WORK/page.txt" >"$WORK/browse.log" 2>&1 || {
     cat "$WORK/browse.log"
     fail "the page did not show what it should (above)"
