@@ -57,6 +57,10 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     const char *t1[] = {"kind", "startup", NULL}, *t2[] = {"kind", "idle", NULL};
     metrics_sample(m, t1, (double)st->startup_timeouts);
     metrics_sample(m, t2, (double)st->idle_timeouts);
+    metrics_family(m, "lbd_sessions_drained_total", METRICS_COUNTER,
+                   "Sessions of a draining node closed at an idle moment with FATAL 57P01 "
+                   "(pool.on_node_drain).");
+    metrics_sample(m, NULL, (double)st->drained_at_idle);
     metrics_family(m, "lbd_cancel_requests_total", METRICS_COUNTER, "CancelRequests, by outcome.");
     const char *outcomes[] = {"routed", "to_peer", "broadcast", "one", "dropped", "failed"};
     const uint64_t cancels[] = {st->cancel_routed, st->cancel_to_peer, st->cancel_broadcast,

@@ -148,6 +148,8 @@ void lbd_node_set_state(struct lbd *l, struct pool_node *n, enum node_state st, 
         reuse_close_node(l, n, "node_down");
     if (st != NODE_UP && l->cfg.on_node_down == LBD_ON_DOWN_CUT)
         session_cut_node(l, n, "node_down");
+    else if (st == NODE_DRAINING)
+        session_drain_node(l, n);
 }
 
 void lbd_node_result(struct lbd *l, struct pool_node *n, bool ok, bool draining, const char *reason)
@@ -670,9 +672,12 @@ static void apply_config(struct lbd *l, struct lbd_config *nc)
      * reuse limits): they are cheap to open again. */
     reuse_close_node(l, NULL, "reload");
     apply_nodes(l, nc, &added, &removed);
-    for (size_t i = 0; i < l->pool.n; i++)
+    for (size_t i = 0; i < l->pool.n; i++) {
         if (l->pool.nodes[i]->check == NULL)
             check_start(l, l->pool.nodes[i]);
+        if (l->pool.nodes[i]->state == NODE_DRAINING) /* (pool.on_node_drain may be new) */
+            session_drain_node(l, l->pool.nodes[i]);
+    }
     for (struct lbd_listener *ls = l->listeners; ls; ls = ls->next)
         tune_listener(l, ls);
     log_set_level((enum log_level)l->cfg.log_level);

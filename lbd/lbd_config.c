@@ -15,6 +15,7 @@ const char *const lbd_check_type_names[] = {"tcp", "pg", "http", "none", NULL};
 const char *const lbd_cancel_unknown_names[] = {"all", "one", "drop", NULL};
 const char *const lbd_relay_names[] = {"auto", "kernel", "user", NULL};
 static const char *const on_down_names[] = {"keep", "cut", NULL};
+static const char *const on_drain_names[] = {"close_at_idle", "keep", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
 
 #define OFF(f) offsetof(struct lbd_config, f)
@@ -153,6 +154,13 @@ static const struct cfg_field pool_fields[] = {
     {"on_node_down", CFG_ENUM, OFF(on_node_down), .choices = on_down_names,
      .doc = "What happens to the open sessions of a node that goes down or drains: keep "
             "them, or cut them."},
+    {"on_node_drain", CFG_ENUM, OFF(on_node_drain), .choices = on_drain_names,
+     .doc = "The open sessions of a node that drains (its readiness check answers 503, as "
+            "CockroachDB's does while it drains): close_at_idle closes each at its first idle "
+            "moment (ReadyForQuery outside a transaction, nothing in flight either way) with "
+            "the FATAL 57P01 PostgreSQL sends when an administrator ends a session, never "
+            "inside a transaction; keep leaves them open. on_node_down: cut cuts them at "
+            "once instead."},
     {"cancel_unknown", CFG_ENUM, OFF(cancel_unknown), .choices = lbd_cancel_unknown_names,
      .doc = "A CancelRequest whose key neither this lbd nor its peer knows (a TLS session's: "
             "lbd cannot read its key): one: to one node (CockroachDB forwards cancels "

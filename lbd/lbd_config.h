@@ -16,6 +16,7 @@
 
 enum lbd_check_type { LBD_CHECK_TCP, LBD_CHECK_PG, LBD_CHECK_HTTP, LBD_CHECK_NONE };
 enum lbd_on_down { LBD_ON_DOWN_KEEP, LBD_ON_DOWN_CUT };
+enum lbd_on_drain { LBD_ON_DRAIN_AT_IDLE, LBD_ON_DRAIN_KEEP };
 /* What to do with a CancelRequest whose key no session here (or on the peer) holds. */
 enum lbd_cancel_unknown { LBD_CANCEL_ALL, LBD_CANCEL_ONE, LBD_CANCEL_DROP };
 /* Who relays established sessions (krelay.h). */
@@ -57,6 +58,7 @@ struct lbd_config {
     int balance; /* enum pool_balance */
     uint32_t retries;
     int on_node_down;        /* enum lbd_on_down */
+    int on_node_drain;       /* enum lbd_on_drain */
     int cancel_unknown;      /* enum lbd_cancel_unknown */
     uint32_t reuse_max_idle; /* node connections kept per node for reuse; 0 = no reuse */
     uint64_t reuse_idle_ms;  /* a kept connection unused this long is closed */

@@ -703,6 +703,8 @@ static void on_relay_written(uv_write_t *req, int status)
         session_end(s, dir == C2S ? "node_error" : "client_error");
         return;
     }
+    if (dir == S2C && session_drain_if_idle(s))
+        return;
     uv_stream_t *from = (uv_stream_t *)(dir == C2S ? &s->client : &s->server);
     if (s->run[dir] >= BULK_AFTER && session_bulk_begin(s, dir))
         return;
@@ -713,6 +715,48 @@ static void on_relay_written(uv_write_t *req, int status)
         session_krelay_try_return(s, dir);
 }
 
+/* An idle moment: the node's last message was ReadyForQuery outside a transaction,
+ * every request the client sent has its ReadyForQuery, no extended-protocol batch is
+ * open, both streams are at a message boundary and nothing is on its way either way. A
+ * session closed now loses nothing: PostgreSQL's own pg_terminate_backend() of an idle
+ * backend looks the same to the client. */
+static bool session_idle_point(const struct session *s)
+{
+    return s->state == SS_RELAY && !s->opaque && !s->cframe_lost && s->ready_seen &&
+           s->tx_status == 'I' && s->cstream.syncs == s->readies && !s->cstream.open_batch &&
+           s->cstream.hdr_len == 0 && s->cstream.remaining == 0 && s->sstream.hdr_len == 0 &&
+           s->sstream.remaining == 0 && !s->inflight[C2S] && !s->inflight[S2C] &&
+           !s->server.write_queue_size && !s->client.write_queue_size && !s->bulk[C2S] &&
+           !s->bulk[S2C] && !s->krelay;
+}
+
+bool session_drain_if_idle(struct session *s)
+{
+    static const uint8_t terminate[5] = {'X', 0, 0, 0, 4};
+    if (s->node == NULL || s->node->state != NODE_DRAINING ||
+        s->lbd->cfg.on_node_drain != LBD_ON_DRAIN_AT_IDLE || !session_idle_point(s))
+        return false;
+    /* The node's backend ends cleanly (a Terminate, as a client leaving), then the client
+     * hears why, as from PostgreSQL. */
+    uv_buf_t t = uv_buf_init((char *)terminate, sizeof(terminate));
+    (void)uv_try_write((uv_stream_t *)&s->server, &t, 1);
+    s->lbd->stats.drained_at_idle++;
+    session_refuse(s, "57P01", "terminating connection due to administrator command",
+                   "node_draining");
+    return true;
+}
+
+void session_drain_node(struct lbd *l, struct pool_node *n)
+{
+    struct session *s = l->sessions;
+    while (s) {
+        struct session *next = s->next;
+        if (s->node == n)
+            session_drain_if_idle(s);
+        s = next;
+    }
+}
+
 /* This read is the client's Terminate, alone, at a clean point: every Query and Sync
  * answered by its ReadyForQuery, no extended-protocol batch open, no transaction, the
  * node's stream at a message boundary and nothing in flight either way. Anything else
@@ -720,15 +764,11 @@ static void on_relay_written(uv_write_t *req, int status)
 static bool client_left_cleanly(struct session *s, const uv_buf_t *buf, ssize_t nread)
 {
     static const uint8_t terminate[5] = {'X', 0, 0, 0, 4};
-    if (pgwire_front_feed(&s->cstream, (const uint8_t *)buf->base, (size_t)nread) != 0) {
-        s->reusable = false;
-        return false;
-    }
-    return nread == 5 && memcmp(buf->base, terminate, 5) == 0 && s->cstream.terminated &&
-           !s->cstream.open_batch && s->cstream.syncs == s->readies && s->tx_status == 'I' &&
-           s->sstream.hdr_len == 0 && !s->inflight[C2S] && !s->inflight[S2C] &&
-           !s->server.write_queue_size && !s->krelay && !s->bulk[C2S] && !s->bulk[S2C] &&
-           reuse_can_park(s->lbd, s->node);
+    return !s->cframe_lost && nread == 5 && memcmp(buf->base, terminate, 5) == 0 &&
+           s->cstream.terminated && !s->cstream.open_batch && s->cstream.syncs == s->readies &&
+           s->tx_status == 'I' && s->sstream.hdr_len == 0 && !s->inflight[C2S] &&
+           !s->inflight[S2C] && !s->server.write_queue_size && !s->krelay && !s->bulk[C2S] &&
+           !s->bulk[S2C] && reuse_can_park(s->lbd, s->node);
 }
 
 /* The client left cleanly: its node connection goes to reuse.c (a descriptor of its own:
@@ -771,6 +811,13 @@ void session_relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         session_buf_release(s, buf);
         return;
     }
+    /* The client's messages are framed (not parsed) so lbd knows when every request has
+     * its answer: a reusable connection, a session a drain may close. */
+    if (dir == C2S && !s->cframe_lost &&
+        pgwire_front_feed(&s->cstream, (const uint8_t *)buf->base, (size_t)nread) != 0) {
+        s->cframe_lost = true;
+        s->reusable = false;
+    }
     if (dir == C2S && s->reusable && client_left_cleanly(s, buf, nread)) {
         session_count_relayed(s, C2S, (uint64_t)nread);
         session_buf_release(s, buf);
@@ -800,6 +847,8 @@ void session_relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     int w = uv_try_write(to, &b, 1);
     if (w == nread) {
         session_buf_release(s, buf);
+        if (dir == S2C && session_drain_if_idle(s))
+            return;
         if (s->run[dir] >= BULK_AFTER && session_bulk_begin(s, dir))
             return;
         /* A full buffer means more is waiting (a bulk transfer): no handoff attempt,

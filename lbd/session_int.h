@@ -68,8 +68,9 @@ struct session {
     bool krelay_tried;
     uint8_t kflush; /* 1 + the direction whose sender closed, while its rest is sent */
     char tx_status;
-    uint64_t tried; /* node indexes already tried */
-    uint8_t *first; /* first-packet bytes until forwarded */
+    bool cframe_lost; /* the client's stream is no longer framed (spliced, kernel relay) */
+    uint64_t tried;   /* node indexes already tried */
+    uint8_t *first;   /* first-packet bytes until forwarded */
     uint32_t first_len, first_cap;
     void *inflight[2];       /* buffers being written, returned by the write callback */
     struct refusal *refusal; /* ErrorResponse being written, then the lingering close */
@@ -133,6 +134,8 @@ void session_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 void session_buf_release(struct session *s, const uv_buf_t *buf);
 void session_free(struct session *s);
 void session_end(struct session *s, const char *reason);
+/* A session of a draining node at an idle moment: closed with FATAL 57P01 (true). */
+bool session_drain_if_idle(struct session *s);
 void session_arm_idle(struct session *s);
 /* The startup deadline again, as it stands since accept (not restarted). */
 void session_arm_startup(struct session *s);

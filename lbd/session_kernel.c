@@ -128,6 +128,8 @@ bool session_bulk_begin(struct session *s, int d)
     s->handles_open++;
     l->n_bulk++;
     s->reusable = false; /* a spliced stream is not framed */
+    if (d == C2S)
+        s->cframe_lost = true;
     uv_read_stop((uv_stream_t *)session_sender(s, d));
     if (!s->inflight[!d] && !session_sender(s, d)->write_queue_size)
         session_unwatch(s, session_sender(s, d));
@@ -211,6 +213,7 @@ void session_krelay_handoff(struct session *s)
     s->krelay = true;
     s->reusable = false;
     s->opaque = true; /* lbd no longer sees the whole stream */
+    s->cframe_lost = true;
     s->tx_status = 0;
     l->n_krelay++;
     l->stats.krelay_handoffs++;

@@ -177,9 +177,14 @@ class Session:
         return m.group(1).decode() if m else None
 
     def closed_within(self, seconds):
-        self.s.settimeout(seconds)
+        """Whether lbd closes the session within seconds (what it says first is read)."""
+        deadline = time.time() + seconds
         try:
-            return self.s.recv(1) == b""
+            while time.time() < deadline:
+                self.s.settimeout(max(deadline - time.time(), 0.01))
+                if self.s.recv(4096) == b"":
+                    return True
+            return False
         except socket.timeout:
             return False
         except ConnectionError:
@@ -213,6 +218,7 @@ class Stub:
         self.port, self.http = port, http
         self.requests = []
         self.hold = False  # (not http) keep a forwarded cancel's connection open
+        self.code = 200    # (http) the readiness answer: 503 is CockroachDB draining
         self.srv = socket.socket()
         self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.srv.bind(("127.0.0.1", port))
@@ -231,7 +237,7 @@ class Stub:
                 data = c.recv(4096)
                 self.requests.append(data)
                 if self.http:
-                    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                    c.sendall(b"HTTP/1.0 %d X\r\nContent-Length: 2\r\n\r\n{}" % self.code)
                     c.close()
                 elif self.hold:
                     self.held.append(c)  # a peer that never closes a forwarded cancel
@@ -530,6 +536,31 @@ def c_on_node_down():
         stub_a = Stub(STUB_A)
 
 
+def c_on_node_drain():
+    ctx = http_pool(copy.deepcopy(BASE_CONFIG))
+    reload(with_key("lbd.pool.on_node_drain", "keep", ctx))
+    wait("both nodes up", lambda: all(n["state"] == "up" for n in status()["nodes"]))
+    held, s = [], None
+    for _ in range(6):
+        c = Session()
+        if int(c.query("select inet_server_port()")) == NODE0:
+            s = c
+            break
+        held.append(c)
+    for c in held:
+        c.close()
+    assert s is not None, "no session on node0"
+    stub_a.code = 503
+    try:
+        wait("node0 draining", lambda: node("node0")["state"] == "draining", 3)
+        assert not s.closed_within(0.5), "an idle session of a draining node was closed with keep"
+        reload(ctx)  # close_at_idle, the default: the idle session goes at once
+        assert s.closed_within(2), "an idle session of a draining node stayed with close_at_idle"
+    finally:
+        stub_a.code = 200
+        s.s.close()
+
+
 def c_health_type():
     reload(with_key("lbd.pool.health.type", "tcp"))
     wait("a tcp check", lambda: node("node0")["check"]["last"].startswith("tcp:"), 4)
@@ -749,6 +780,7 @@ def main():
         "lbd.pool.retries": c_retries,
         "lbd.pool.on_node_down": c_on_node_down,
         "lbd.pool.cancel_unknown": c_cancel_unknown(peer),
+        "lbd.pool.on_node_drain": c_on_node_drain,
         "lbd.pool.health.type": c_health_type,
         "lbd.pool.health.interval": c_health_interval,
         "lbd.pool.health.timeout": c_health_timeout,

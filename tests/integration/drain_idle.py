@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""drain_idle.py LB NODE0_PORT READY0_FILE -- a draining node's sessions end at their
+idle moments, never inside a transaction (issue 22; lbd_drain_idle.sh).
+
+Two sessions on node0 through lbd: A idle, B inside a transaction with a row inserted.
+node0's readiness check then answers 503 (CockroachDB draining). A must get PostgreSQL's
+FATAL 57P01 and the close at once; B must stay open, commit a second row, get its
+ReadyForQuery and only then the FATAL. A new session must go to the other node."""
+import select
+import socket
+import struct
+import sys
+import time
+
+LB, NODE0, READY0 = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+
+
+class Session:
+    def __init__(self):
+        self.s = socket.create_connection(("127.0.0.1", LB), timeout=5)
+        body = struct.pack("!I", 196608) + b"user\0postgres\0database\0postgres\0\0"
+        self.s.sendall(struct.pack("!I", len(body) + 4) + body)
+        self.buf = b""
+        self.read_until_ready()
+
+    def message(self, timeout=5):
+        deadline = time.time() + timeout
+        while len(self.buf) < 5 or len(self.buf) < 1 + struct.unpack("!I", self.buf[1:5])[0]:
+            left = deadline - time.time()
+            if left <= 0:
+                return None  # nothing within the time
+            r, _, _ = select.select([self.s], [], [], left)
+            if not r:
+                return None
+            chunk = self.s.recv(65536)
+            if not chunk:
+                return b"EOF", b""
+            self.buf += chunk
+        n = struct.unpack("!I", self.buf[1:5])[0]
+        t, msg, self.buf = self.buf[0:1], self.buf[5:1 + n], self.buf[1 + n:]
+        return t, msg
+
+    def read_until_ready(self):
+        msgs = []
+        while True:
+            m = self.message()
+            if m is None or m[0] in (b"EOF",):
+                raise SystemExit("session ended early: %r" % msgs)
+            msgs.append(m)
+            if m[0] == b"Z":
+                return msgs
+
+    def query(self, sql):
+        q = sql.encode() + b"\0"
+        self.s.sendall(b"Q" + struct.pack("!I", len(q) + 4) + q)
+        msgs = self.read_until_ready()
+        for t, msg in msgs:
+            if t == b"E":
+                raise SystemExit("query %r failed: %r" % (sql, msg))
+        rows = [m[6:6 + struct.unpack("!I", m[2:6])[0]].decode() for t, m in msgs if t == b"D"]
+        return rows, msgs[-1][1]  # (first column of each row, the ReadyForQuery status)
+
+
+def fatal_then_close(sess, within, who):
+    m = sess.message(within)
+    if m is None:
+        raise SystemExit("%s: no FATAL within %.1f s of the drain" % (who, within))
+    t, msg = m
+    if t != b"E" or b"C57P01\0" not in msg or b"SFATAL\0" not in msg:
+        raise SystemExit("%s: expected ErrorResponse FATAL 57P01, got %r %r" % (who, t, msg))
+    if b"Mterminating connection due to administrator command\0" not in msg:
+        raise SystemExit("%s: PostgreSQL's words expected: %r" % (who, msg))
+    m = sess.message(2)
+    if m is None or m[0] != b"EOF":
+        raise SystemExit("%s: the connection stayed open after the FATAL: %r" % (who, m))
+
+
+def main():
+    idle = busy = None
+    spare = []
+    for _ in range(12):  # until two sessions are on node0
+        s = Session()
+        port = int(s.query("select inet_server_port()")[0][0])
+        if port == NODE0 and idle is None:
+            idle = s
+        elif port == NODE0 and busy is None:
+            busy = s
+        else:
+            spare.append(s)
+        if idle and busy:
+            break
+    if not (idle and busy):
+        raise SystemExit("could not get two sessions on node0")
+    for s in spare:
+        s.s.close()
+    rows, status = busy.query("begin; insert into drained values (1)")
+    if status != b"T":
+        raise SystemExit("busy session not in a transaction: %r" % status)
+
+    t0 = time.time()
+    with open(READY0, "w") as f:
+        f.write("503\n")
+    fatal_then_close(idle, 3, "idle session")
+    print("idle session: FATAL 57P01 and closed %.0f ms after the drain began" % ((time.time() - t0) * 1000))
+
+    if busy.message(1.0) is not None:
+        raise SystemExit("the session inside a transaction heard from lbd during the drain")
+    rows, status = busy.query("insert into drained values (2); commit")
+    if status != b"I":
+        raise SystemExit("commit did not end the transaction: %r" % status)
+    fatal_then_close(busy, 3, "session after its commit")
+    print("session in a transaction: kept until its COMMIT's ReadyForQuery, then FATAL 57P01")
+
+    s = Session()
+    port = int(s.query("select inet_server_port()")[0][0])
+    s.s.close()
+    if port == NODE0:
+        raise SystemExit("a new session went to the draining node")
+    print("new session during the drain: on port %d" % port)
+
+
+main()
