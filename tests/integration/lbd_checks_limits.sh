@@ -8,23 +8,7 @@ for i in 0 1; do pg_start "node$i" $((BASE + 1 + i)); done
 # A readiness endpoint per node: answers with the status code in $WORK/ready.N.
 for i in 0 1; do
     echo 200 >"$WORK/ready.$i"
-    python3 - "$((BASE + 5 + i))" "$WORK/ready.$i" >"$WORK/http$i.log" 2>&1 <<'PY' &
-import http.server, sys
-port, path = int(sys.argv[1]), sys.argv[2]
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        code = int(open(path).read().strip())
-        self.send_response(code if self.path == "/health?ready=1" else 404)
-        self.end_headers()
-        self.wfile.write(b"{}")
-    def log_message(self, *a):
-        pass
-http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
-PY
-    PIDS+=($!)
-done
-for i in 0 1; do
-    wait_for 5 "readiness endpoint $i" curl -fsS "http://127.0.0.1:$((BASE + 5 + i))/health?ready=1"
+    readiness_stub $((BASE + 5 + i)) "$WORK/ready.$i"
 done
 cat >"$WORK/lb.yaml" <<YAML
 instance: lb1

@@ -11,21 +11,8 @@ for i in 0 1; do pg_start "node$i" $((BASE + 1 + i)); done
 psql_at $((BASE + 1)) "create table drained (v int)"
 for i in 0 1; do
     echo 200 >"$WORK/ready.$i"
-    python3 - "$((BASE + 5 + i))" "$WORK/ready.$i" >"$WORK/http$i.log" 2>&1 <<'PY' &
-import http.server, sys
-port, path = int(sys.argv[1]), sys.argv[2]
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(int(open(path).read().strip()))
-        self.end_headers()
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
-PY
-    PIDS+=($!)
-    disown $!
+    readiness_stub $((BASE + 5 + i)) "$WORK/ready.$i"
 done
-for i in 0 1; do wait_for 5 "readiness endpoint $i" curl -fsS "http://127.0.0.1:$((BASE + 5 + i))/"; done
 cat >"$WORK/lb.yaml" <<YAML
 instance: lb1
 lbd:
@@ -33,7 +20,7 @@ lbd:
   admin: 127.0.0.1:$ADMIN
   pool:
     balance: roundrobin
-    health: {type: http, interval: 200ms, timeout: 150ms, rise: 2, fall: 3, http_path: /}
+    health: {type: http, interval: 200ms, timeout: 150ms, rise: 2, fall: 3}
     nodes:
       - {name: node0, address: 127.0.0.1:$((BASE + 1)), check_port: $((BASE + 5))}
       - {name: node1, address: 127.0.0.1:$((BASE + 2)), check_port: $((BASE + 6))}

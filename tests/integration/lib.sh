@@ -152,6 +152,28 @@ psql_at() { # psql_at PORT SQL
     psql -X -h 127.0.0.1 -p "$1" -U postgres -d postgres -Atqc "$2"
 }
 
+# readiness_stub PORT FILE: a node's HTTP readiness endpoint, as CockroachDB's: GET
+# /health?ready=1 answers the status code written in FILE (200 ready, 503 draining),
+# any other path 404. Waits until it answers.
+readiness_stub() {
+    python3 - "$1" "$2" >>"$WORK/http$1.log" 2>&1 <<'PY' &
+import http.server, sys
+port, path = int(sys.argv[1]), sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        code = int(open(path).read().strip())
+        self.send_response(code if self.path == "/health?ready=1" else 404)
+        self.end_headers()
+        self.wfile.write(b"{}")
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+    PIDS+=($!)
+    disown $!
+    wait_for 5 "readiness endpoint on $1" curl -sS -o /dev/null "http://127.0.0.1:$1/health?ready=1"
+}
+
 # lbd_start NAME CONFIG ADMIN_PORT: run lbd in the background, wait for /health.
 lbd_start() {
     local name=$1 cfg=$2 admin=$3
