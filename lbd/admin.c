@@ -61,6 +61,9 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
                    "Sessions of a draining node closed at an idle moment with FATAL 57P01 "
                    "(pool.on_node_drain).");
     metrics_sample(m, NULL, (double)st->drained_at_idle);
+    metrics_family(m, "lbd_sessions_drain_deadline_total", METRICS_COUNTER,
+                   "Busy sessions of a draining node ended at pool.drain_deadline.");
+    metrics_sample(m, NULL, (double)st->drain_deadline_ended);
     metrics_family(m, "lbd_cancel_requests_total", METRICS_COUNTER, "CancelRequests, by outcome.");
     const char *outcomes[] = {"routed", "to_peer", "broadcast", "one", "dropped", "failed"};
     const uint64_t cancels[] = {st->cancel_routed, st->cancel_to_peer, st->cancel_broadcast,

@@ -178,6 +178,9 @@ void lbd_node_result(struct lbd *l, struct pool_node *n, bool ok, bool draining,
     } else if (!n->health.up && !ok) {
         lbd_node_set_state(l, n, draining ? NODE_DRAINING : NODE_DOWN, reason);
     }
+    if (n->state == NODE_DRAINING && l->cfg.drain_deadline_ms && n->active &&
+        lbd_wall_ms() - n->state_since_ms >= l->cfg.drain_deadline_ms)
+        session_drain_deadline(l, n);
 }
 
 void lbd_node_release(struct lbd *l, struct pool_node *n)

@@ -41,7 +41,8 @@ struct lbd_stats {
     uint64_t sessions_relayed; /* reached a node */
     uint64_t refused_maxconn, refused_no_node, refused_bad_packet, refused_connect;
     uint64_t startup_timeouts, idle_timeouts;
-    uint64_t drained_at_idle; /* sessions of a draining node closed at an idle moment */
+    uint64_t drained_at_idle;      /* sessions of a draining node closed at an idle moment */
+    uint64_t drain_deadline_ended; /* busy sessions ended at pool.drain_deadline */
     uint64_t cancel_routed, cancel_to_peer, cancel_broadcast, cancel_one, cancel_dropped;
     uint64_t cancel_failed;
     uint64_t cancel_limited;      /* CancelRequests dropped by a bound (guard.verdicts say which) */
@@ -173,6 +174,8 @@ size_t session_close_on_addr(struct lbd *l, int af, const void *ip);
 /* A node starts to drain: its sessions idle now are closed (the rest at their next idle
  * moment, pool.on_node_drain). */
 void session_drain_node(struct lbd *l, struct pool_node *n);
+/* pool.drain_deadline passed: the node's sessions still open are ended. */
+void session_drain_deadline(struct lbd *l, struct pool_node *n);
 /* The kernel relay's watch fired: end the sessions whose peer closed. */
 void session_krelay_events(struct lbd *l);
 /* The node of the session that received BackendKeyData (pid, key), or NULL; node_key

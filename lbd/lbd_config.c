@@ -161,6 +161,12 @@ static const struct cfg_field pool_fields[] = {
             "the FATAL 57P01 PostgreSQL sends when an administrator ends a session, never "
             "inside a transaction; keep leaves them open. on_node_down: cut cuts them at "
             "once instead."},
+    {"drain_deadline", CFG_DURATION, OFF(drain_deadline_ms), .min = 0, .max = DAY_MS,
+     .doc = "How long a draining node's sessions may stay busy (inside a transaction, or "
+            "with a request unanswered) after the drain began; then they are ended with "
+            "FATAL 57P01 as PostgreSQL's pg_terminate_backend() ends a busy backend (its "
+            "transaction rolls back). Looked at with each health check. 0 = never: a "
+            "transaction is never cut."},
     {"cancel_unknown", CFG_ENUM, OFF(cancel_unknown), .choices = lbd_cancel_unknown_names,
      .doc = "A CancelRequest whose key neither this lbd nor its peer knows (a TLS session's: "
             "lbd cannot read its key): one: to one node (CockroachDB forwards cancels "

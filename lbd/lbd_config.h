@@ -57,11 +57,12 @@ struct lbd_config {
 
     int balance; /* enum pool_balance */
     uint32_t retries;
-    int on_node_down;        /* enum lbd_on_down */
-    int on_node_drain;       /* enum lbd_on_drain */
-    int cancel_unknown;      /* enum lbd_cancel_unknown */
-    uint32_t reuse_max_idle; /* node connections kept per node for reuse; 0 = no reuse */
-    uint64_t reuse_idle_ms;  /* a kept connection unused this long is closed */
+    int on_node_down;           /* enum lbd_on_down */
+    int on_node_drain;          /* enum lbd_on_drain */
+    uint64_t drain_deadline_ms; /* then a draining node's busy sessions are ended; 0 = never */
+    int cancel_unknown;         /* enum lbd_cancel_unknown */
+    uint32_t reuse_max_idle;    /* node connections kept per node for reuse; 0 = no reuse */
+    uint64_t reuse_idle_ms;     /* a kept connection unused this long is closed */
 
     /* lbd.limits: the front door's bounds (guard.h); 0 = no limit */
     uint32_t cancel_inflight, cancel_rate, cancel_source_rate;

@@ -757,6 +757,27 @@ void session_drain_node(struct lbd *l, struct pool_node *n)
     }
 }
 
+void session_drain_deadline(struct lbd *l, struct pool_node *n)
+{
+    struct session *s = l->sessions;
+    while (s) {
+        struct session *next = s->next;
+        if (s->node == n && s->state == SS_RELAY) {
+            l->stats.drain_deadline_ended++;
+            /* PostgreSQL's words when the node's stream is at a message boundary (an
+             * ErrorResponse inside another message would corrupt it); a plain close
+             * otherwise. The node rolls the transaction back either way. */
+            if (!s->opaque && s->sstream.hdr_len == 0 && s->sstream.remaining == 0 &&
+                !s->inflight[S2C] && !s->bulk[S2C] && !s->krelay)
+                session_refuse(s, "57P01", "terminating connection due to administrator command",
+                               "node_drain_deadline");
+            else
+                session_end(s, "node_drain_deadline");
+        }
+        s = next;
+    }
+}
+
 /* This read is the client's Terminate, alone, at a clean point: every Query and Sync
  * answered by its ReadyForQuery, no extended-protocol batch open, no transaction, the
  * node's stream at a message boundary and nothing in flight either way. Anything else

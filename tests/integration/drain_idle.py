@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""drain_idle.py LB NODE0_PORT READY0_FILE -- a draining node's sessions end at their
+"""drain_idle.py LB NODE0_PORT READY0_FILE [deadline] -- a draining node's sessions end at their
 idle moments, never inside a transaction (issue 22; lbd_drain_idle.sh).
 
 Two sessions on node0 through lbd: A idle, B inside a transaction with a row inserted.
@@ -75,7 +75,33 @@ def fatal_then_close(sess, within, who):
         raise SystemExit("%s: the connection stayed open after the FATAL: %r" % (who, m))
 
 
+def deadline():
+    """pool.drain_deadline 1s: a session still inside its transaction then is ended with
+    57P01 (its transaction rolls back), not before."""
+    busy = None
+    for _ in range(6):
+        s = Session()
+        if int(s.query("select inet_server_port()")[0][0]) == NODE0:
+            busy = s
+            break
+        s.s.close()
+    if busy is None:
+        raise SystemExit("could not get a session on node0")
+    busy.query("begin; insert into drained values (3)")
+    t0 = time.time()
+    with open(READY0, "w") as f:
+        f.write("503\n")
+    if busy.message(0.6) is not None:
+        raise SystemExit("the busy session heard from lbd before the drain deadline")
+    fatal_then_close(busy, 3, "busy session at the deadline")
+    print("busy session: ended with FATAL 57P01 %.0f ms after the drain began (deadline 1 s)"
+          % ((time.time() - t0) * 1000))
+
+
 def main():
+    if len(sys.argv) > 4 and sys.argv[4] == "deadline":
+        deadline()
+        return
     idle = busy = None
     spare = []
     for _ in range(12):  # until two sessions are on node0

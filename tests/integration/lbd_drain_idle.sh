@@ -57,3 +57,17 @@ grep -q "aborted" "$WORK/pgbench.log" && fail "pgbench clients aborted: $(grep a
 [ "${failed:-0}" = 0 ] && [ "${tx:-0}" -gt 0 ] || fail "pgbench -C: $tx transactions, $failed failed"
 grep -q "event=node_state node=node0 from=up to=draining" "$WORK/lb1.log" || fail "node0 never drained"
 pass "pgbench -C through a drain and return of node0: $tx transactions, 0 failed"
+
+# pool.drain_deadline: a session still busy then is ended (57P01), its transaction rolled
+# back; before the deadline it is left alone.
+echo 200 >"$WORK/ready.0"
+sed -i 's/^    balance: roundrobin$/    balance: roundrobin\n    drain_deadline: 1s/' "$WORK/lb.yaml"
+kill -HUP $lb1_PID
+wait_for 5 "the reload" bash -c "[ \$(grep -c 'event=reload nodes=' '$WORK/lb1.log') -ge 1 ]"
+wait_for 5 "node0 up again" bash -c "curl -fsS http://127.0.0.1:$ADMIN/status | grep -o '\"state\":\"up\"' | wc -l | grep -qx 2"
+out=$(python3 "$(dirname "$0")/drain_idle.py" $LB $((BASE + 1)) "$WORK/ready.0" deadline 2>&1) || fail "$out"
+sed 's/^/    /' <<<"$out"
+[ "$(psql_at $((BASE + 1)) "select count(*) from drained where v = 3")" = 0 ] || fail "the cut transaction's row was stored"
+ended=$(curl -fsS "http://127.0.0.1:$ADMIN/metrics" | awk '$1 == "lbd_sessions_drain_deadline_total" {print $2}')
+[ "$ended" = 1 ] || fail "lbd_sessions_drain_deadline_total is $ended, expected 1"
+pass "drain_deadline 1s: the session still in its transaction was ended with 57P01 after the deadline, its row rolled back"

@@ -561,6 +561,27 @@ def c_on_node_drain():
         s.s.close()
 
 
+def c_drain_deadline():
+    ctx = http_pool(copy.deepcopy(BASE_CONFIG))
+    reload(with_key("lbd.pool.drain_deadline", "500ms", ctx))
+    wait("both nodes up", lambda: all(n["state"] == "up" for n in status()["nodes"]))
+    s = None
+    for _ in range(6):
+        c = Session()
+        if int(c.query("select inet_server_port()")) == NODE0:
+            s = c
+            break
+        c.close()
+    assert s is not None, "no session on node0"
+    s.query("begin")
+    stub_a.code = 503
+    try:
+        assert s.closed_within(3), "a session busy in a transaction outlived drain_deadline 500ms"
+    finally:
+        stub_a.code = 200
+        s.s.close()
+
+
 def c_health_type():
     reload(with_key("lbd.pool.health.type", "tcp"))
     wait("a tcp check", lambda: node("node0")["check"]["last"].startswith("tcp:"), 4)
@@ -781,6 +802,7 @@ def main():
         "lbd.pool.on_node_down": c_on_node_down,
         "lbd.pool.cancel_unknown": c_cancel_unknown(peer),
         "lbd.pool.on_node_drain": c_on_node_drain,
+        "lbd.pool.drain_deadline": c_drain_deadline,
         "lbd.pool.health.type": c_health_type,
         "lbd.pool.health.interval": c_health_interval,
         "lbd.pool.health.timeout": c_health_timeout,
