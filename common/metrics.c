@@ -1,11 +1,14 @@
 /* metrics.c -- Prometheus text exposition (see metrics.h). */
 #include "metrics.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 void metrics_init(struct metrics_buf *m)
 {
@@ -119,4 +122,54 @@ void metrics_json_str(struct metrics_buf *m, const char *s)
         }
     }
     append(m, "\"", 1);
+}
+
+void metrics_process(struct metrics_buf *m, const char *daemon, const char *version)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "%s_build_info", daemon);
+    metrics_family(m, name, METRICS_GAUGE, "1, labelled with the version running.");
+    const char *vl[] = {"version", version, NULL};
+    metrics_sample(m, vl, 1);
+
+    int fds = -1;
+    DIR *dir = opendir("/proc/self/fd");
+    if (dir) {
+        fds = 0;
+        while (readdir(dir))
+            fds++;
+        fds -= 3; /* ".", ".." and the directory's own descriptor */
+        closedir(dir);
+    }
+    if (fds >= 0) {
+        metrics_family(m, "process_open_fds", METRICS_GAUGE, "Open file descriptors.");
+        metrics_sample(m, NULL, fds);
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        metrics_family(m, "process_max_fds", METRICS_GAUGE, "The descriptor limit (soft).");
+        metrics_sample(m, NULL, (double)rl.rlim_cur);
+    }
+    unsigned long vsize_pages = 0, rss_pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%lu %lu", &vsize_pages, &rss_pages) == 2) {
+            double page = (double)sysconf(_SC_PAGESIZE);
+            metrics_family(m, "process_resident_memory_bytes", METRICS_GAUGE,
+                           "Resident memory, bytes.");
+            metrics_sample(m, NULL, (double)rss_pages * page);
+            metrics_family(m, "process_virtual_memory_bytes", METRICS_GAUGE,
+                           "Virtual memory, bytes.");
+            metrics_sample(m, NULL, (double)vsize_pages * page);
+        }
+        fclose(f);
+    }
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        metrics_family(m, "process_cpu_seconds_total", METRICS_COUNTER,
+                       "CPU time, user and system, seconds.");
+        metrics_sample(m, NULL,
+                       (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+    }
 }

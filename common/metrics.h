@@ -29,4 +29,11 @@ void metrics_printf(struct metrics_buf *m, const char *fmt, ...)
 /* Append s as a JSON string literal with escapes. */
 void metrics_json_str(struct metrics_buf *m, const char *s);
 
+/* DAEMON_build_info{version} 1 and the process metrics Prometheus's own client libraries
+ * export (process_open_fds, process_max_fds, process_resident_memory_bytes,
+ * process_virtual_memory_bytes, process_cpu_seconds_total), read from /proc and
+ * getrlimit at scrape time: descriptors against the limit is the bound that matters
+ * most to a proxy. */
+void metrics_process(struct metrics_buf *m, const char *daemon, const char *version);
+
 #endif

@@ -33,6 +33,7 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     const char *lab[8];
     metrics_family(m, "lbd_up", METRICS_GAUGE, "1 while lbd runs.");
     metrics_sample(m, NULL, 1);
+    metrics_process(m, "lbd", PGVIP_VERSION);
     metrics_family(m, "lbd_draining", METRICS_GAUGE, "1 while lbd drains for shutdown.");
     metrics_sample(m, NULL, l->draining);
     metrics_family(m, "lbd_sessions", METRICS_GAUGE, "Client sessions open now.");

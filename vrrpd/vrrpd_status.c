@@ -121,6 +121,7 @@ void vrrpd_render_metrics(struct vrrpd *d, struct metrics_buf *m)
     uint64_t now = vrrpd_now_ms();
     metrics_family(m, "vrrpd_up", METRICS_GAUGE, "1 while vrrpd runs.");
     metrics_sample(m, NULL, 1);
+    metrics_process(m, "vrrpd", PGVIP_VERSION);
     metrics_family(m, "vrrpd_start_time_seconds", METRICS_GAUGE, "Start time, Unix seconds.");
     metrics_sample(m, NULL, (double)d->started_wall_ms / 1000.0);
     metrics_family(m, "vrrpd_link_up", METRICS_GAUGE, "1 while the VRRP interface is up.");

@@ -106,7 +106,7 @@ pass "POST is refused (405): the page is read-only"
 # The alert rules name only metrics the daemons really export (no silent drift).
 metrics=$( (curl -fsS "http://127.0.0.1:$PAGE_PORT/metrics"; lab_exec "$S" curl -fsS http://127.0.0.1:8082/metrics) ) ||
     fail "cannot scrape $S's lbd and vrrpd"
-names=$(grep -oE '\b(lbd|vrrpd)_[a-z_]+' "$(dirname "$0")/../../compose/prometheus/alerts.yml" | sort -u)
+names=$(grep -oE '\b(lbd|vrrpd|process)_[a-z_]+' "$(dirname "$0")/../../compose/prometheus/alerts.yml" | sort -u)
 [ -n "$names" ] || fail "no metric names found in alerts.yml"
 for n in $names; do
     grep -q "^$n[{ ]" <<<"$metrics" || fail "alerts.yml uses $n, which neither daemon exports"

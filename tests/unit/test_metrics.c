@@ -2,7 +2,10 @@
 #include "check_main.h"
 #include "metrics.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 START_TEST(family_and_samples)
 {
@@ -47,6 +50,40 @@ START_TEST(json_strings_are_escaped)
 }
 END_TEST
 
+static double sample_of(const char *text, const char *name)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "\n%s ", name);
+    const char *p = strstr(text, key);
+    return p ? strtod(p + strlen(key), NULL) : -1;
+}
+
+/* The process metrics are read at render time: five more descriptors show as five more. */
+START_TEST(process_metrics_follow_the_process)
+{
+    struct metrics_buf a, b;
+    metrics_init(&a);
+    metrics_process(&a, "lbd", "9.9.9");
+    int extra[5];
+    for (int i = 0; i < 5; i++)
+        extra[i] = dup(0);
+    metrics_init(&b);
+    metrics_process(&b, "lbd", "9.9.9");
+    for (int i = 0; i < 5; i++)
+        close(extra[i]);
+    ck_assert_ptr_nonnull(
+        strstr(a.data, "# TYPE lbd_build_info gauge\nlbd_build_info{version=\"9.9.9\"} 1\n"));
+    double before = sample_of(a.data, "process_open_fds"),
+           after = sample_of(b.data, "process_open_fds");
+    ck_assert_msg(before >= 3 && after == before + 5, "open fds %.0f then %.0f", before, after);
+    ck_assert(sample_of(b.data, "process_max_fds") >= after);
+    ck_assert(sample_of(b.data, "process_resident_memory_bytes") > 4096);
+    ck_assert(sample_of(b.data, "process_cpu_seconds_total") >= 0);
+    metrics_free(&a);
+    metrics_free(&b);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -54,6 +91,7 @@ static Suite *suite(void)
     tcase_add_test(tc, family_and_samples);
     tcase_add_test(tc, label_values_are_escaped);
     tcase_add_test(tc, json_strings_are_escaped);
+    tcase_add_test(tc, process_metrics_follow_the_process);
     suite_add_tcase(s, tc);
     return s;
 }
