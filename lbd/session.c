@@ -14,6 +14,7 @@
 #include "listener.h"
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -83,15 +84,27 @@ static void log_session(struct session *s)
 {
     struct lbd *l = s->lbd;
     uint64_t now = uv_hrtime();
-    char ts[40], user[80], db[80], app[80], detail[128];
+    char ts[40], user[80], db[80], app[80], detail[128], vip[INET6_ADDRSTRLEN] = "-", pid[16] = "-";
     double connect_ms = s->t_connect_ns ? (double)(s->t_connect_ns - s->t_accept_ns) / 1e6 : -1;
+    /* Where the client came in (the VIP), how many other nodes were tried first, and the
+     * node's backend pid, to join with pg_stat_activity. */
+    static const uint8_t none6[16];
+    if (s->local_ip4)
+        inet_ntop(AF_INET, &s->local_ip4, vip, sizeof(vip));
+    else if (memcmp(s->local_ip6, none6, 16) != 0)
+        inet_ntop(AF_INET6, s->local_ip6, vip, sizeof(vip));
+    if (s->key.pid)
+        snprintf(pid, sizeof(pid), "%u", s->key.pid);
+    int tried = __builtin_popcountll(s->tried);
+    int retries = tried > 1 ? tried - 1 : 0;
     log_format_ts(s->start_wall_ms, ts, sizeof(ts));
     if (s->kind == PGWIRE_FIRST_CANCEL || s->quiet)
         return; /* cancel.c logs its own line */
     log_emit(s->detail[0] ? LOG_WARN : LOG_INFO, "session_end",
-             "client=%s node=%s kind=%s user=%s database=%s app=%s start=%s connect_ms=%.3f "
-             "duration_ms=%.3f bytes_in=%llu bytes_out=%llu tx=%c relay=%s end=%s%s%s%s",
-             s->client_addr, s->node ? s->node->name : "-",
+             "client=%s vip=%s node=%s backend_pid=%s retries=%d kind=%s user=%s database=%s "
+             "app=%s start=%s connect_ms=%.3f duration_ms=%.3f bytes_in=%llu bytes_out=%llu "
+             "tx=%c relay=%s end=%s%s%s%s",
+             s->client_addr, vip, s->node ? s->node->name : "-", pid, retries,
              s->tls ? "tls" : pgwire_first_kind_name((enum pgwire_first_kind)s->kind),
              log_quote(user, sizeof(user), s->user[0] ? s->user : "-"),
              log_quote(db, sizeof(db), s->database[0] ? s->database : "-"),

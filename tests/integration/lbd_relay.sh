@@ -173,4 +173,10 @@ grep -q '^lbd_refused_total{reason="bad_packet"} 2$' <<<"$metrics" || fail "bad_
 grep -q '^lbd_node_up{node="node1"} 1$' <<<"$metrics" || fail "node_up metric"
 grep -q 'event=session_end .*kind=startup user=postgres database=postgres app=psql' "$WORK/lb1.log" ||
     fail "no session_end log line"
-pass "metrics and session log lines"
+# The line names the address the client used, the retries and the node's backend pid,
+# which joins it with pg_stat_activity and the node's own log.
+bpid=$(psql_at $LB 'select pg_backend_pid()')
+wait_for 3 "the session's line" grep -q "event=session_end .* backend_pid=$bpid " "$WORK/lb1.log"
+grep "event=session_end .* backend_pid=$bpid " "$WORK/lb1.log" | grep -q "client=127.0.0.1:[0-9]* vip=127.0.0.1 node=node[0-9] backend_pid=$bpid retries=0 kind=startup" ||
+    fail "session line: $(grep "backend_pid=$bpid " "$WORK/lb1.log")"
+pass "metrics and session log lines (vip, node, backend_pid $bpid, retries)"

@@ -497,7 +497,9 @@ def refused_pool(cfg):
 def c_retries():
     ctx = refused_pool(copy.deepcopy(BASE_CONFIG))
     reload(ctx)
+    mark = len(log_text())
     assert all(port_of_session() == NODE0 for _ in range(4)), "retries (2, the default) did not reach node0"
+    wait("a session line saying it retried", lambda: " retries=1 " in log_text()[mark:], 3)
     ctx["lbd"]["pool"]["nodes"][0]["name"] = "gone2"  # (new: up, not marked down by the above)
     reload(with_key("lbd.pool.retries", 0, ctx))
     errors = 0
