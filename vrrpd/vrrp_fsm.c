@@ -202,6 +202,8 @@ static void take_over(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out, ui
 {
     char ip[16];
     uint64_t md = vrrp_fsm_master_down_ms(f);
+    /* (Read before set_state, which clears what it is decided on.) */
+    bool failed = !f->resigned_ip && (f->gone_ip || (f->master_ip && !f->preempt_seen_ms));
     if (f->resigned_ip)
         set_state(f, now, VRRP_MASTER, false, out, "priority 0 received from %s (it resigned)",
                   format_ip4(f->resigned_ip, ip, sizeof(ip)));
@@ -238,6 +240,7 @@ static void take_over(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out, ui
         set_state(f, now, VRRP_MASTER, false, out,
                   "no master heard for %llu ms (master down interval %llu ms)",
                   (unsigned long long)(now - f->since_ms), (unsigned long long)md);
+    out->takeover = failed;
     f->yielding = false;
 }
 

@@ -51,6 +51,8 @@ enum vrrp_action {
 struct vrrp_out {
     unsigned actions;
     enum vrrp_state from, to;
+    bool takeover; /* to MASTER because the master failed (died, went silent): not a claim at
+                    * start-up, a preemption or a planned resignation */
     char reason[192];
 };
 

@@ -210,7 +210,11 @@ static void log_transition(struct vrrpd_group *g, const struct vrrp_out *o, unsi
                          : held_before && g->vips_held ? " vips_kept_until_handover="
                                                        : "";
     const char *vipval = vipkey[0] ? vips : "";
-    log_emit(o->to == VRRP_MASTER ? LOG_INFO : LOG_WARN, "transition",
+    /* The levels an on-call person would pick: a takeover from a failed master and a
+     * FAULT after start-up are warnings; start-up, preemption, a planned handover and
+     * recovery are information. */
+    bool alarm = o->takeover || (o->to == VRRP_FAULT && o->from != VRRP_INIT);
+    log_emit(alarm ? LOG_WARN : LOG_INFO, "transition",
              "vrid=%u from=%s to=%s priority=%u reason=%s%s%s", g->cfg.vrid,
              vrrp_state_names[o->from], vrrp_state_names[o->to], g->fsm.priority, reason, vipkey,
              vipval);

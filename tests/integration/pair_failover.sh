@@ -43,6 +43,13 @@ oa=$(outage "$t0" A) || fail "no recovery on VIP-A: $(tail -3 "$WORK/A.probe")"
 ms=$(outage_ms "$oa")
 grep -q "vrid=51 from=BACKUP to=MASTER .*the vrrpd of $(lab_ip "$M") ended: its peer watch link closed" \
     "$LAB_DIR/$O-vrrpd.log" || fail "survivor did not take over on the peer watch link: $(grep vrid=51 "$LAB_DIR/$O-vrrpd.log" | tail -1)"
+# Levels an on-call person would pick: the takeover from a dead master is a warning; the
+# start-up's INIT -> FAULT ("waiting for the tracked lbd") is information.
+grep -q "level=warn .*vrid=51 from=BACKUP to=MASTER .*peer watch link closed" "$LAB_DIR/$O-vrrpd.log" ||
+    fail "the takeover is not logged as a warning: $(grep 'vrid=51 from=BACKUP to=MASTER' "$LAB_DIR/$O-vrrpd.log" | tail -1)"
+grep -q "level=info .*from=INIT to=FAULT" "$LAB_DIR/$O-vrrpd.log" || fail "no start-up FAULT line at info"
+grep "from=INIT to=FAULT" "$LAB_DIR/$O-vrrpd.log" | grep -qv "level=info" &&
+    fail "a start-up FAULT is logged above info: $(grep 'from=INIT to=FAULT' "$LAB_DIR/$O-vrrpd.log" | head -1)"
 slack=$(probe_slack A "$t0")
 [ "$ms" -le $((skew + 150 + slack)) ] || fail "SIGKILL outage on VIP-A $ms ms > skew $skew + 150 ms + the probe's own $slack ms"
 log "MEASURED sigkill_instance: VIP-A $oa (skew ${skew} ms, master down ${down} ms, probe slack ${slack} ms); VIP-B $(outage "$t0" B)"

@@ -57,6 +57,7 @@ START_TEST(start_backup_then_master_after_master_down_interval)
     ck_assert_uint_eq(o.actions & (VRRP_ACT_ADD_VIPS | VRRP_ACT_SEND_ADV | VRRP_ACT_GARP),
                       VRRP_ACT_ADD_VIPS | VRRP_ACT_SEND_ADV | VRRP_ACT_GARP);
     ck_assert_ptr_nonnull(strstr(o.reason, "no master heard for 360 ms"));
+    ck_assert(!o.takeover);                         /* a claim at start-up: nobody failed */
     ck_assert_uint_eq(vrrp_fsm_next_due(&f), 1460); /* next advert */
     vrrp_fsm_timer(&f, 1460, &o);
     ck_assert_uint_eq(o.actions, VRRP_ACT_SEND_ADV);
@@ -279,6 +280,7 @@ START_TEST(no_answer_no_hold)
         ck_assert_uint_eq(f.holds, 0);
         ck_assert_str_eq(
             o.reason, "no advertisement from 10.0.0.21 for 360 ms (master down interval 360 ms)");
+        ck_assert(o.takeover); /* the master failed: a warning in the log */
     }
 }
 END_TEST
@@ -321,6 +323,7 @@ START_TEST(priority_zero_hands_over_after_skew_time)
     ck_assert_int_eq(f.state, VRRP_MASTER);
     ck_assert_uint_eq(f.since_ms, 210);
     ck_assert_str_eq(o.reason, "priority 0 received from 10.0.0.21 (it resigned)");
+    ck_assert(!o.takeover); /* a planned handover */
 }
 END_TEST
 
@@ -337,6 +340,7 @@ START_TEST(peer_gone_takes_over_after_skew_time)
     ck_assert_uint_eq(f.since_ms, 190);
     ck_assert_str_eq(o.reason, "the vrrpd of 10.0.0.21 ended: its peer watch link closed "
                                "(last advert 90 ms ago)");
+    ck_assert(o.takeover);
 }
 END_TEST
 
@@ -443,6 +447,7 @@ START_TEST(with_preempt_a_higher_backup_takes_over)
     ck_assert_int_eq(f.state, VRRP_MASTER);
     ck_assert_uint_le(f.since_ms, 100 + 360); /* its adverts were discarded from the first */
     ck_assert_ptr_nonnull(strstr(o.reason, "preempting 10.0.0.5: its priority 100 is below ours"));
+    ck_assert(!o.takeover); /* taking its own VIP back: planned */
 }
 END_TEST
 
