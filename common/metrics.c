@@ -76,7 +76,10 @@ void metrics_family(struct metrics_buf *m, const char *name, enum metrics_type t
         else
             append(m, p, 1);
     }
-    metrics_printf(m, "\n# TYPE %s %s\n", name, type == METRICS_COUNTER ? "counter" : "gauge");
+    metrics_printf(m, "\n# TYPE %s %s\n", name,
+                   type == METRICS_COUNTER ? "counter"
+                   : type == METRICS_GAUGE ? "gauge"
+                                           : "histogram");
 }
 
 void metrics_sample(struct metrics_buf *m, const char *const *labels, double value)
@@ -172,4 +175,44 @@ void metrics_process(struct metrics_buf *m, const char *daemon, const char *vers
                        (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
     }
+}
+
+void metrics_hist_init(struct metrics_hist *h, const double *le, size_t n)
+{
+    memset(h, 0, sizeof(*h));
+    h->n = n < METRICS_HIST_MAX ? n : METRICS_HIST_MAX;
+    memcpy(h->le, le, h->n * sizeof(*le));
+}
+
+void metrics_hist_observe(struct metrics_hist *h, double v)
+{
+    size_t i = 0;
+    while (i < h->n && v > h->le[i])
+        i++;
+    h->bucket[i]++;
+    h->count++;
+    h->sum += v;
+}
+
+void metrics_histogram(struct metrics_buf *m, const char *name, const char *help,
+                       const struct metrics_hist *h)
+{
+    char series[160], le[32];
+    metrics_family(m, name, METRICS_HISTOGRAM, help);
+    unsigned long long cum = 0;
+    snprintf(series, sizeof(series), "%s_bucket", name);
+    for (size_t i = 0; i <= h->n; i++) {
+        cum += h->bucket[i];
+        if (i < h->n)
+            snprintf(le, sizeof(le), "%g", h->le[i]);
+        else
+            snprintf(le, sizeof(le), "+Inf");
+        snprintf(m->family, sizeof(m->family), "%s", series);
+        const char *l[] = {"le", le, NULL};
+        metrics_sample(m, l, (double)cum);
+    }
+    snprintf(m->family, sizeof(m->family), "%s_sum", name);
+    metrics_sample(m, NULL, h->sum);
+    snprintf(m->family, sizeof(m->family), "%s_count", name);
+    metrics_sample(m, NULL, (double)h->count);
 }

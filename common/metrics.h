@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-enum metrics_type { METRICS_COUNTER, METRICS_GAUGE };
+enum metrics_type { METRICS_COUNTER, METRICS_GAUGE, METRICS_HISTOGRAM };
 
 struct metrics_buf {
     char *data;
@@ -28,6 +28,22 @@ void metrics_printf(struct metrics_buf *m, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Append s as a JSON string literal with escapes. */
 void metrics_json_str(struct metrics_buf *m, const char *s);
+
+/* A histogram: observations counted in cumulative buckets (le = upper bounds), with
+ * their sum and count, rendered as Prometheus expects (name_bucket{le}, name_sum,
+ * name_count). Bounds are fixed at init; at most METRICS_HIST_MAX. */
+#define METRICS_HIST_MAX 16
+struct metrics_hist {
+    size_t n;
+    double le[METRICS_HIST_MAX];
+    unsigned long long bucket[METRICS_HIST_MAX + 1]; /* the last: above every bound */
+    unsigned long long count;
+    double sum;
+};
+void metrics_hist_init(struct metrics_hist *h, const double *le, size_t n);
+void metrics_hist_observe(struct metrics_hist *h, double v);
+void metrics_histogram(struct metrics_buf *m, const char *name, const char *help,
+                       const struct metrics_hist *h);
 
 /* DAEMON_build_info{version} 1 and the process metrics Prometheus's own client libraries
  * export (process_open_fds, process_max_fds, process_resident_memory_bytes,

@@ -58,6 +58,11 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     const char *t1[] = {"kind", "startup", NULL}, *t2[] = {"kind", "idle", NULL};
     metrics_sample(m, t1, (double)st->startup_timeouts);
     metrics_sample(m, t2, (double)st->idle_timeouts);
+    metrics_histogram(m, "lbd_session_connect_seconds",
+                      "From a client's accept to lbd's connection to its node, seconds.",
+                      &st->connect_s);
+    metrics_histogram(m, "lbd_session_duration_seconds",
+                      "Client sessions' lives, accept to close, seconds.", &st->duration_s);
     metrics_family(m, "lbd_sessions_drained_total", METRICS_COUNTER,
                    "Sessions of a draining node closed at an idle moment with FATAL 57P01 "
                    "(pool.on_node_drain).");

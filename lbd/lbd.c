@@ -768,6 +768,11 @@ int lbd_krelay_recheck(struct lbd *l)
 int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd_config *cfg)
 {
     memset(l, 0, sizeof(*l));
+    static const double connect_le[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                        0.05,   0.1,   0.25,   0.5,   1,    2.5};
+    static const double duration_le[] = {0.01, 0.1, 1, 10, 60, 600, 3600, 36000};
+    metrics_hist_init(&l->stats.connect_s, connect_le, sizeof(connect_le) / sizeof(double));
+    metrics_hist_init(&l->stats.duration_s, duration_le, sizeof(duration_le) / sizeof(double));
     l->loop = loop;
     l->vipwatch_fd = -1;
     snprintf(l->config_path, sizeof(l->config_path), "%s", path);

@@ -41,8 +41,10 @@ struct lbd_stats {
     uint64_t sessions_relayed; /* reached a node */
     uint64_t refused_maxconn, refused_no_node, refused_bad_packet, refused_connect;
     uint64_t startup_timeouts, idle_timeouts;
-    uint64_t drained_at_idle;      /* sessions of a draining node closed at an idle moment */
-    uint64_t drain_deadline_ended; /* busy sessions ended at pool.drain_deadline */
+    uint64_t drained_at_idle;       /* sessions of a draining node closed at an idle moment */
+    uint64_t drain_deadline_ended;  /* busy sessions ended at pool.drain_deadline */
+    struct metrics_hist connect_s;  /* accept to the node's connection, seconds */
+    struct metrics_hist duration_s; /* a client session's life, seconds */
     uint64_t cancel_routed, cancel_to_peer, cancel_broadcast, cancel_one, cancel_dropped;
     uint64_t cancel_failed;
     uint64_t cancel_limited;      /* CancelRequests dropped by a bound (guard.verdicts say which) */

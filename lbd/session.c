@@ -100,6 +100,9 @@ static void log_session(struct session *s)
     log_format_ts(s->start_wall_ms, ts, sizeof(ts));
     if (s->kind == PGWIRE_FIRST_CANCEL || s->quiet)
         return; /* cancel.c logs its own line */
+    if (connect_ms >= 0)
+        metrics_hist_observe(&l->stats.connect_s, connect_ms / 1000.0);
+    metrics_hist_observe(&l->stats.duration_s, (double)(now - s->t_accept_ns) / 1e9);
     log_emit(s->detail[0] ? LOG_WARN : LOG_INFO, "session_end",
              "client=%s vip=%s node=%s backend_pid=%s retries=%d kind=%s user=%s database=%s "
              "app=%s start=%s connect_ms=%.3f duration_ms=%.3f bytes_in=%llu bytes_out=%llu "

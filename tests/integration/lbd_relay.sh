@@ -179,4 +179,12 @@ bpid=$(psql_at $LB 'select pg_backend_pid()')
 wait_for 3 "the session's line" grep -q "event=session_end .* backend_pid=$bpid " "$WORK/lb1.log"
 grep "event=session_end .* backend_pid=$bpid " "$WORK/lb1.log" | grep -q "client=127.0.0.1:[0-9]* vip=127.0.0.1 node=node[0-9] backend_pid=$bpid retries=0 kind=startup" ||
     fail "session line: $(grep "backend_pid=$bpid " "$WORK/lb1.log")"
-pass "metrics and session log lines (vip, node, backend_pid $bpid, retries)"
+# Histograms of connect time and session length: every logged session counted once.
+metrics=$(curl -fsS "http://127.0.0.1:$ADMIN/metrics")
+count=$(awk '$1 == "lbd_session_duration_seconds_count" {print $2}' <<<"$metrics")
+inf=$(awk '$1 == "lbd_session_duration_seconds_bucket{le=\"+Inf\"}" {print $2}' <<<"$metrics")
+logged=$(grep -c 'event=session_end' "$WORK/lb1.log")
+[ -n "$count" ] && [ "$count" = "$inf" ] && [ "$count" -ge "$logged" ] ||
+    fail "session duration histogram: count $count, +Inf $inf, $logged session lines"
+grep -q '^lbd_session_connect_seconds_bucket{le="0.0005"} [0-9]' <<<"$metrics" || fail "no connect-time histogram"
+pass "metrics and session log lines (vip, node, backend_pid $bpid, retries); histograms count $count sessions"

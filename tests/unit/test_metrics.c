@@ -84,6 +84,27 @@ START_TEST(process_metrics_follow_the_process)
 }
 END_TEST
 
+/* Buckets are cumulative, an observation on a bound falls in it, +Inf counts all. */
+START_TEST(histogram_as_prometheus_reads_it)
+{
+    static const double le[] = {0.1, 1};
+    struct metrics_hist h;
+    metrics_hist_init(&h, le, 2);
+    metrics_hist_observe(&h, 0.05);
+    metrics_hist_observe(&h, 0.1);
+    metrics_hist_observe(&h, 0.5);
+    metrics_hist_observe(&h, 7);
+    struct metrics_buf m;
+    metrics_init(&m);
+    metrics_histogram(&m, "x_seconds", "X.", &h);
+    ck_assert_str_eq(m.data, "# HELP x_seconds X.\n# TYPE x_seconds histogram\n"
+                             "x_seconds_bucket{le=\"0.1\"} 2\nx_seconds_bucket{le=\"1\"} 3\n"
+                             "x_seconds_bucket{le=\"+Inf\"} 4\nx_seconds_sum 7.65\n"
+                             "x_seconds_count 4\n");
+    metrics_free(&m);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -92,6 +113,7 @@ static Suite *suite(void)
     tcase_add_test(tc, label_values_are_escaped);
     tcase_add_test(tc, json_strings_are_escaped);
     tcase_add_test(tc, process_metrics_follow_the_process);
+    tcase_add_test(tc, histogram_as_prometheus_reads_it);
     suite_add_tcase(s, tc);
     return s;
 }
