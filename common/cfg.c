@@ -26,20 +26,33 @@ static const char *node_kind(const yaml_node_t *n)
 
 int cfg_error(struct cfg_doc *d, const yaml_node_t *n, const char *path, const char *fmt, ...)
 {
-    if (d->err[0] != '\0')
+    if (d->n_errs >= CFG_MAX_ERRORS)
         return -EINVAL;
-    char msg[768];
+    char msg[768], line[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (n)
-        snprintf(d->err, sizeof(d->err), "%s:%zu:%zu: %s: %s", d->file, n->start_mark.line + 1,
+        snprintf(line, sizeof(line), "%s:%zu:%zu: %s: %s", d->file, n->start_mark.line + 1,
                  n->start_mark.column + 1, path && path[0] ? path : "(top)", msg);
     else
-        snprintf(d->err, sizeof(d->err), "%s: %s: %s", d->file, path && path[0] ? path : "(top)",
-                 msg);
+        snprintf(line, sizeof(line), "%s: %s: %s", d->file, path && path[0] ? path : "(top)", msg);
+    if (d->n_errs++ == 0) {
+        snprintf(d->err, sizeof(d->err), "%s", line);
+    } else {
+        size_t used = strlen(d->more);
+        if (used + strlen(line) + 2 < sizeof(d->more))
+            snprintf(d->more + used, sizeof(d->more) - used, "%s%s", used ? "\n" : "", line);
+    }
     return -EINVAL;
+}
+
+const char *cfg_errors(const struct cfg_doc *d, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s%s%s", d->err[0] ? d->err : "configuration error",
+             d->more[0] ? "\n" : "", d->more);
+    return buf;
 }
 
 static int load_parser(struct cfg_doc *d, yaml_parser_t *parser)
@@ -313,36 +326,49 @@ int cfg_map_apply(struct cfg_doc *d, yaml_node_t *map, const char *path,
     int rc = cfg_expect(d, map, path, YAML_MAPPING_NODE);
     if (rc)
         return rc;
+    /* A key in error is recorded and the next one looked at: the first error is kept
+     * as the result, and every one is reported. */
+    int first = 0;
     uint64_t seen = 0;
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {
         yaml_node_t *kn = yaml_document_get_node(&d->doc, p->key);
         yaml_node_t *vn = yaml_document_get_node(&d->doc, p->value);
         const char *key = cfg_scalar(kn);
-        if (key == NULL)
-            return cfg_error(d, kn, path, "keys must be plain words");
+        if (key == NULL) {
+            rc = cfg_error(d, kn, path, "keys must be plain words");
+            first = first ? first : rc;
+            continue;
+        }
         size_t i = 0;
         const struct cfg_field *f = fields;
         for (; f->key; f++, i++)
             if (strcmp(f->key, key) == 0)
                 break;
-        if (f->key == NULL)
-            return unknown_key(d, kn, path, key, fields);
+        if (f->key == NULL) {
+            rc = unknown_key(d, kn, path, key, fields);
+            first = first ? first : rc;
+            continue;
+        }
         char sub[256];
         join_path(sub, sizeof(sub), path, key);
-        if (i < 64 && (seen & (1ULL << i)))
-            return cfg_error(d, kn, sub, "key appears twice");
+        if (i < 64 && (seen & (1ULL << i))) {
+            rc = cfg_error(d, kn, sub, "key appears twice");
+            first = first ? first : rc;
+            continue;
+        }
         if (i < 64)
             seen |= 1ULL << i;
         rc = cfg_field_apply(d, vn, sub, f, base);
-        if (rc)
-            return rc;
+        first = first ? first : rc;
     }
     size_t i = 0;
     for (const struct cfg_field *f = fields; f->key; f++, i++)
-        if (f->required && i < 64 && !(seen & (1ULL << i)))
-            return cfg_error(d, map, path, "missing required key \"%s\"", f->key);
-    return 0;
+        if (f->required && i < 64 && !(seen & (1ULL << i))) {
+            rc = cfg_error(d, map, path, "missing required key \"%s\"", f->key);
+            first = first ? first : rc;
+        }
+    return first;
 }
 
 int cfg_addr_or_off(struct cfg_doc *d, yaml_node_t *n, const char *path, int default_port,

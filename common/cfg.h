@@ -17,7 +17,9 @@ struct cfg_doc {
     yaml_document_t doc;
     int loaded;
     char file[256];
-    char err[1024]; /* the first error, ready to print */
+    char err[1024];  /* the first error, ready to print */
+    char more[3072]; /* the errors after it, one a line (a file's every mistake at once) */
+    unsigned n_errs;
 };
 
 enum cfg_type {
@@ -58,10 +60,14 @@ struct cfg_field {
 int cfg_doc_load(struct cfg_doc *d, const char *path);
 int cfg_doc_load_string(struct cfg_doc *d, const char *name, const char *text);
 void cfg_doc_free(struct cfg_doc *d);
+/* Every error recorded, one a line, the first first. */
+const char *cfg_errors(const struct cfg_doc *d, char *buf, size_t size);
 yaml_node_t *cfg_doc_root(struct cfg_doc *d);
 
 /* Record an error at node (line and column from its start mark); returns -EINVAL.
- * Only the first error is kept. */
+ * The first is kept in err, the next ones (up to CFG_MAX_ERRORS in all) in more: the
+ * loaders go on past a key in error, so one run names every mistake of a file. */
+#define CFG_MAX_ERRORS 20
 int cfg_error(struct cfg_doc *d, const yaml_node_t *n, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

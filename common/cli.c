@@ -134,3 +134,17 @@ bad:;
             nl ? (int)(nl - in->usage) : (int)strlen(in->usage), in->usage, in->daemon);
     return 2;
 }
+
+void cli_print_errors(FILE *out, const char *daemon, const char *errors)
+{
+    int n = 0;
+    for (const char *p = errors; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        fprintf(out, "%s: %.*s\n", daemon, (int)len, p);
+        n++;
+        p += len + (nl ? 1 : 0);
+    }
+    if (n > 1)
+        fprintf(out, "%s: %d errors\n", daemon, n);
+}

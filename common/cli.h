@@ -30,5 +30,8 @@ int cli_parse(int argc, char **argv, const struct cli_info *info, struct cli *ou
 
 /* The man page (roff), as --man prints it. */
 void cli_print_man(FILE *out, const struct cli_info *info);
+/* A loader's errors, one a line ("DAEMON: file:line:column: ..."), and how many when more
+ * than one. */
+void cli_print_errors(FILE *out, const char *daemon, const char *errors);
 
 #endif

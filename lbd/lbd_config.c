@@ -491,7 +491,7 @@ static int finish(struct cfg_doc *d, int rc, struct lbd_config *cfg, char *err, 
     if (rc == 0)
         rc = validate(d, cfg);
     if (rc != 0)
-        snprintf(err, errsize, "%s", d->err[0] ? d->err : "configuration error");
+        cfg_errors(d, err, errsize);
     cfg_doc_free(d);
     return rc;
 }

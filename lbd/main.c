@@ -78,9 +78,9 @@ int main(int argc, char **argv)
     const char *path = cli.config;
     int check_only = cli.mode == CLI_CHECK;
     static struct lbd_config cfg;
-    char err[1024];
+    char err[4096];
     if (lbd_config_load(path, &cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "lbd: %s\n", err);
+        cli_print_errors(stderr, "lbd", err);
         return 1;
     }
     if (check_only) {

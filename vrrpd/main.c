@@ -85,9 +85,9 @@ int main(int argc, char **argv)
     const char *path = cli.config;
     int mode = cli.mode == CLI_CHECK ? 't' : cli.mode == CLI_STATUS ? 's' : 0;
     static struct vrrpd_config cfg;
-    char err[1024];
+    char err[4096];
     if (vrrpd_config_load(path, &cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "vrrpd: %s\n", err);
+        cli_print_errors(stderr, "vrrpd", err);
         return 1;
     }
     if (mode == 't') {

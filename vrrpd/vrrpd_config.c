@@ -357,7 +357,7 @@ static int finish(struct cfg_doc *d, int rc, struct vrrpd_config *cfg, char *err
                        "timeout must be at least the interval");
     }
     if (rc != 0)
-        snprintf(err, errsize, "%s", d->err[0] ? d->err : "configuration error");
+        cfg_errors(d, err, errsize);
     cfg_doc_free(d);
     return rc;
 }

@@ -30,6 +30,36 @@ want="bad.yaml:5:20: lbd.pool.health.type: \"pgsql\" is not a valid choice; expe
 [[ $out == *"$want"* ]] || fail "message: got '$out', want '$want'"
 pass "bad config: $out"
 
+# Every mistake of a file in one run, each with its place, then how many.
+cat >"$WORK/bad3.yaml" <<YAML
+lbd:
+  listen: 127.0.0.1:$BASE
+  maxconn: lots
+  pool:
+    health: {type: pgsql, interval: 2x}
+    nodes: [{name: n0, address: 127.0.0.1:$((BASE + 1))}]
+YAML
+for d in "$LBD" "$VRRPD"; do
+    [ "$d" = "$VRRPD" ] && sed -i 's/^lbd:/vrrp:\n  interface: lo\n  groups: [{vrid: 300, vips: [10.0.0.1], interval: 1x}]\nlbd:/' "$WORK/bad3.yaml"
+    set +e
+    out=$("$d" --check -c "$WORK/bad3.yaml" 2>&1)
+    rc=$?
+    set -e
+    name=$(basename "$d")
+    [ $rc -eq 1 ] || fail "$name: a file with three mistakes: exit $rc"
+    if [ "$name" = lbd ]; then
+        for want in "bad3.yaml:3:12: lbd.maxconn:" "bad3.yaml:5:20: lbd.pool.health.type: \"pgsql\"" \
+            "bad3.yaml:5:37: lbd.pool.health.interval:" "lbd: 3 errors"; do
+            [[ $out == *"$want"* ]] || fail "lbd --check does not name every mistake ($want): $out"
+        done
+    else
+        for want in "vrrp.groups[0].vrid:" "vrrp.groups[0].interval:" "vrrpd: 2 errors"; do
+            [[ $out == *"$want"* ]] || fail "vrrpd --check does not name every mistake ($want): $out"
+        done
+    fi
+    pass "$name --check names every mistake in one run: $(tail -1 <<<"$out")"
+done
+
 set +e
 out=$("$LBD" --check -c "$WORK/missing.yaml" 2>&1)
 rc=$?

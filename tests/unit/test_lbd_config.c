@@ -149,6 +149,30 @@ START_TEST(errors_point_at_the_mistake)
 }
 END_TEST
 
+/* One run names every mistake of a file, each with its place, the first first. */
+START_TEST(every_error_in_one_run)
+{
+    static const char *text = "lbd:\n"
+                              "  listn: 1.2.3.4:5\n"
+                              "  listen: 1.2.3.4:5\n"
+                              "  timeouts: {connect: forever, drain: 1s}\n"
+                              "  pool:\n"
+                              "    nodes: [{address: 1.1.1.1, weight: -1}]\n";
+    char err[4096] = "";
+    ck_assert_int_ne(lbd_config_load_string("x.yaml", text, &cfg, err, sizeof(err)), 0);
+    const char *want[] = {"x.yaml:2:3: lbd: unknown key \"listn\"",
+                          "x.yaml:4:23: lbd.timeouts.connect: expected a duration",
+                          "lbd.pool.nodes[0].weight: expected a whole number from 0 to 1000"};
+    const char *at = err;
+    for (size_t i = 0; i < 3; i++) {
+        const char *p = strstr(at, want[i]);
+        ck_assert_msg(p != NULL, "error %zu (%s) missing or out of order in:\n%s", i, want[i], err);
+        at = p;
+    }
+    ck_assert_ptr_null(strstr(err, "missing required key")); /* listen was there */
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("lbd_config");
@@ -156,6 +180,7 @@ static Suite *suite(void)
     tcase_add_test(tc, good_config);
     tcase_add_test(tc, defaults);
     tcase_add_test(tc, errors_point_at_the_mistake);
+    tcase_add_test(tc, every_error_in_one_run);
     suite_add_tcase(s, tc);
     return s;
 }
