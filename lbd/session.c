@@ -85,6 +85,8 @@ static void log_session(struct session *s)
     struct lbd *l = s->lbd;
     uint64_t now = uv_hrtime();
     char ts[40], user[80], db[80], app[80], detail[128], vip[INET6_ADDRSTRLEN] = "-", pid[16] = "-";
+    if (s->kind == PGWIRE_FIRST_CANCEL || s->quiet)
+        return; /* cancel.c logs its own line */
     double connect_ms = s->t_connect_ns ? (double)(s->t_connect_ns - s->t_accept_ns) / 1e6 : -1;
     /* Where the client came in (the VIP), how many other nodes were tried first, and the
      * node's backend pid, to join with pg_stat_activity. */
@@ -98,8 +100,6 @@ static void log_session(struct session *s)
     int tried = __builtin_popcountll(s->tried);
     int retries = tried > 1 ? tried - 1 : 0;
     log_format_ts(s->start_wall_ms, ts, sizeof(ts));
-    if (s->kind == PGWIRE_FIRST_CANCEL || s->quiet)
-        return; /* cancel.c logs its own line */
     if (connect_ms >= 0)
         metrics_hist_observe(&l->stats.connect_s, connect_ms / 1000.0);
     metrics_hist_observe(&l->stats.duration_s, (double)(now - s->t_accept_ns) / 1e9);
@@ -746,15 +746,17 @@ static bool session_idle_point(const struct session *s)
            !s->bulk[S2C] && !s->krelay;
 }
 
+/* The frontend's Terminate message. */
+static const uint8_t terminate_msg[5] = {'X', 0, 0, 0, 4};
+
 bool session_drain_if_idle(struct session *s)
 {
-    static const uint8_t terminate[5] = {'X', 0, 0, 0, 4};
     if (s->node == NULL || s->node->state != NODE_DRAINING ||
         s->lbd->cfg.on_node_drain != LBD_ON_DRAIN_AT_IDLE || !session_idle_point(s))
         return false;
     /* The node's backend ends cleanly (a Terminate, as a client leaving), then the client
      * hears why, as from PostgreSQL. */
-    uv_buf_t t = uv_buf_init((char *)terminate, sizeof(terminate));
+    uv_buf_t t = uv_buf_init((char *)terminate_msg, sizeof(terminate_msg));
     (void)uv_try_write((uv_stream_t *)&s->server, &t, 1);
     s->lbd->stats.drained_at_idle++;
     session_refuse(s, "57P01", "terminating connection due to administrator command",
@@ -800,8 +802,7 @@ void session_drain_deadline(struct lbd *l, struct pool_node *n)
  * (and a bad frame) makes the session not reusable. */
 static bool client_left_cleanly(struct session *s, const uv_buf_t *buf, ssize_t nread)
 {
-    static const uint8_t terminate[5] = {'X', 0, 0, 0, 4};
-    return !s->cframe_lost && nread == 5 && memcmp(buf->base, terminate, 5) == 0 &&
+    return !s->cframe_lost && nread == 5 && memcmp(buf->base, terminate_msg, 5) == 0 &&
            s->cstream.terminated && !s->cstream.open_batch && s->cstream.syncs == s->readies &&
            s->tx_status == 'I' && s->sstream.hdr_len == 0 && !s->inflight[C2S] &&
            !s->inflight[S2C] && !s->server.write_queue_size && !s->krelay && !s->bulk[C2S] &&
