@@ -282,6 +282,11 @@ static const struct cfg_field lbd_fields[] = {
             "close the sessions clients opened to it at once: their packets go to the peer "
             "now, so they can never carry another query, and closing frees their node "
             "connections instead of holding them until TCP keepalive gives up."},
+    {"log_sessions", CFG_BOOL, OFF(log_sessions),
+     .doc = "A session_end line (info) for each session that ends normally, with its client, "
+            "VIP, node, backend pid, user, database, times and bytes. Off on a busy "
+            "instance, the counters and histograms still count every session; sessions that "
+            "end in an error are logged either way (warn)."},
     {"timeouts", CFG_SECTION, .sub = timeout_fields, .doc = "Deadlines."},
     {"limits", CFG_SECTION, .sub = limit_fields,
      .doc = "Bounds on what clients that have not logged in can cost (docs/abuse-model.md)."},
@@ -332,6 +337,7 @@ void lbd_config_set_defaults(struct lbd_config *c)
     c->maxconn = 10000;
     c->relay = LBD_RELAY_USER; /* kernel: see its doc (a kernel fallback bug) */
     c->close_on_vip_loss = true;
+    c->log_sessions = true;
     c->log_level = LOG_INFO;
     c->connect_ms = 2000;
     c->startup_ms = 10000;

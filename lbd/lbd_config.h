@@ -46,6 +46,7 @@ struct lbd_config {
     char log_file[256];
     char liveness_socket[108];           /* unix socket vrrpd watches; "" = none */
     bool close_on_vip_loss;              /* close a VIP's sessions when the VIP leaves this host */
+    bool log_sessions;                   /* a session_end line for each session ending well */
     char vrrpd_state_file[256];          /* vrrp.state_file, shown on the status page; "" = none */
     char user[64];                       /* started as root: become this user after binding */
     struct sockaddr_storage peer;        /* the other lbd's cancel listener */

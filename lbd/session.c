@@ -103,6 +103,8 @@ static void log_session(struct session *s)
     if (connect_ms >= 0)
         metrics_hist_observe(&l->stats.connect_s, connect_ms / 1000.0);
     metrics_hist_observe(&l->stats.duration_s, (double)(now - s->t_accept_ns) / 1e9);
+    if (!l->cfg.log_sessions && !s->detail[0])
+        return; /* (counted above; an error is logged either way) */
     log_emit(s->detail[0] ? LOG_WARN : LOG_INFO, "session_end",
              "client=%s vip=%s node=%s backend_pid=%s retries=%d kind=%s user=%s database=%s "
              "app=%s start=%s connect_ms=%.3f duration_ms=%.3f bytes_in=%llu bytes_out=%llu "

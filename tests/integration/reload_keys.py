@@ -306,6 +306,16 @@ def c_log_level():
     assert "event=session_end" not in log_text()[mark:], "info lines logged at log_level warn"
 
 
+def c_log_sessions():
+    mark = reload(with_key("lbd.log_sessions", False))
+    port_of_session()
+    time.sleep(0.3)
+    assert "event=session_end" not in log_text()[mark:], "a session line with log_sessions: false"
+    mark = reload(BASE_CONFIG)
+    port_of_session()
+    wait("a session line again", lambda: "event=session_end" in log_text()[mark:], 2)
+
+
 def c_log_file():
     path = os.path.join(WORK, "extra.log")
     reload(with_key("lbd.log_file", path))
@@ -787,6 +797,7 @@ def main():
         "lbd.maxconn": c_maxconn,
         "lbd.log_level": c_log_level,
         "lbd.log_file": c_log_file,
+        "lbd.log_sessions": c_log_sessions,
         "lbd.keepalive": c_keepalive,
         "lbd.close_on_vip_loss": c_close_on_vip_loss,
         "lbd.timeouts.connect": c_timeout_connect,
