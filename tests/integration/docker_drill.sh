@@ -127,13 +127,25 @@ sleep 1
 count() { awk -v s="$1" -v f="$3" -v t="$4" '$3 == s && $1 >= f && $1 < t {n++} END {print n + 0}' "$WORK/probe-$2.log"; }
 fails() { awk -v f="$2" -v t="$3" '$3 == "fail" && $1 >= f && $1 < t' "$WORK/probe-$1.log" | head -3; }
 t_probe=$(now_ms)
+# last_log CONTAINER PATTERN: the container's last log line that matches, waiting up to
+# 5 s for it: vrrpd moves the addresses before it logs, and Docker copies a container's
+# output to its log asynchronously, so the VIP can be seen before the line.
+last_log() {
+    local line end=$(($(now_ms) + 5000))
+    while :; do
+        line=$(docker logs "$1" 2>&1 | grep -- "$2" | tail -1)
+        [ -n "$line" ] && { echo "$line"; return 0; }
+        [ "$(now_ms)" -lt "$end" ] || return 1
+        sleep 0.1
+    done
+}
 log_ts() { date -d "$(sed -n 's/^ts=\([^ ]*\) .*/\1/p' <<<"$1")" +%s%3N; } # ms of a log line
 
 # --- docker kill lb1 --------------------------------------------------------------
 t_kill=$(now_ms)
 docker kill lb1 >/dev/null || fail "docker kill lb1"
 wait_holder $VIP_A lb2 10 || fail "VIP-A did not move to lb2 after docker kill lb1: '$(holders $VIP_A)'"
-transition=$(docker logs lb2 2>&1 | grep -m1 "vrid=51 from=BACKUP to=MASTER") ||
+transition=$(last_log lb2 "vrid=51 from=BACKUP to=MASTER") ||
     fail "docker logs lb2 has no transition of VIP-A's group to MASTER"
 reason=$(sed -n 's/.*reason="\([^"]*\)".*/\1/p' <<<"$transition")
 [ -n "$reason" ] || fail "lb2's transition line gives no reason: $transition"
@@ -149,9 +161,9 @@ back_ms=$(($(now_ms) - t_start))
 [ "$back_ms" -ge 5000 ] || fail "lb1 took VIP-A back $back_ms ms after its start, before the 5 s preempt delay"
 wait_for 30 "lb1 healthy again" healthy lb1
 [ "$(holders $VIP_B)" = lb2 ] || fail "VIP-B moved when lb1 rejoined: on '$(holders $VIP_B)'"
-moveback_line=$(docker logs lb1 2>&1 | grep "vrid=51 from=BACKUP to=MASTER" | tail -1)
-grep -q 'reason="preempting' <<<"$moveback_line" || fail "lb1's move back does not say it preempts: $moveback_line"
-released=$(docker logs lb2 2>&1 | grep "vrid=51 from=MASTER to=BACKUP" | tail -1)
+last_log lb1 'vrid=51 from=BACKUP to=MASTER .*reason="preempting' >/dev/null ||
+    fail "lb1's move back does not say it preempts: $(docker logs lb1 2>&1 | grep "vrid=51 from=BACKUP to=MASTER" | tail -1)"
+released=$(last_log lb2 "vrid=51 from=MASTER to=BACKUP")
 [ -n "$released" ] || fail "lb2 does not log giving VIP-A back"
 t_released=$(log_ts "$released") || fail "cannot read the time of: $released"
 pass "docker start lb1: VIP-A back on lb1 after ${back_ms} ms (preempt delay 5 s), VIP-B stayed on lb2"
@@ -164,7 +176,7 @@ stop_ms=$(($(now_ms) - t_stop))
 [ "$(docker inspect -f '{{.State.ExitCode}}' lb2)" = 0 ] ||
     fail "lb2 ended with status $(docker inspect -f '{{.State.ExitCode}}' lb2) on docker stop (137: Docker had to SIGKILL it)"
 wait_holder $VIP_B lb1 5 || fail "VIP-B is on '$(holders $VIP_B)' after docker stop lb2, not lb1"
-docker logs lb1 2>&1 | grep "vrid=52 from=BACKUP to=MASTER" | tail -1 | grep -q 'reason=' ||
+last_log lb1 "vrid=52 from=BACKUP to=MASTER" | grep -q 'reason=' ||
     fail "lb1 does not log taking VIP-B with a reason"
 pass "docker stop lb2: exited 0 in ${stop_ms} ms, VIP-B on lb1"
 sleep 2
@@ -175,7 +187,7 @@ docker start lb2 >/dev/null || fail "docker start lb2"
 wait_holder $VIP_B lb2 30 || fail "lb2 did not take VIP-B back: '$(holders $VIP_B)'"
 wait_for 30 "lb2 healthy again" healthy lb2
 [ "$(holders $VIP_A)" = lb1 ] || fail "VIP-A is on '$(holders $VIP_A)' after lb2 rejoined"
-released2=$(docker logs lb1 2>&1 | grep "vrid=52 from=MASTER to=BACKUP" | tail -1)
+released2=$(last_log lb1 "vrid=52 from=MASTER to=BACKUP")
 [ -n "$released2" ] || fail "lb1 does not log giving VIP-B back"
 t_released2=$(log_ts "$released2")
 pass "docker start lb2: active-active again"
