@@ -67,6 +67,16 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
                    "Sessions of a draining node closed at an idle moment with FATAL 57P01 "
                    "(pool.on_node_drain).");
     metrics_sample(m, NULL, (double)st->drained_at_idle);
+    metrics_family(m, "lbd_sessions_killed_total", METRICS_COUNTER,
+                   "Sessions an operator killed (pgvipctl sessions kill), by when they ended.");
+    const char *kl_idle[] = {"when", "at_idle", NULL}, *kl_now[] = {"when", "now", NULL};
+    metrics_sample(m, kl_idle, (double)st->killed_at_idle);
+    metrics_sample(m, kl_now, (double)st->killed_now);
+    metrics_family(m, "lbd_control_commands_total", METRICS_COUNTER,
+                   "Commands on the control socket, by result.");
+    const char *cl_ok[] = {"result", "ok", NULL}, *cl_err[] = {"result", "error", NULL};
+    metrics_sample(m, cl_ok, (double)(l->control.commands - l->control.errors));
+    metrics_sample(m, cl_err, (double)l->control.errors);
     metrics_family(m, "lbd_sessions_drain_deadline_total", METRICS_COUNTER,
                    "Busy sessions of a draining node ended at pool.drain_deadline.");
     metrics_sample(m, NULL, (double)st->drain_deadline_ended);
@@ -177,7 +187,8 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
         metrics_sample(m, lab, l->pool.nodes[i]->state == NODE_UP);
     }
     metrics_family(m, "lbd_node_eligible", METRICS_GAUGE,
-                   "1 when the node takes new sessions: up, weight above 0, below max_sessions.");
+                   "1 when the node takes new sessions: up, admin state ready, weight above 0, "
+                   "below max_sessions.");
     for (size_t i = 0; i < l->pool.n; i++) {
         node_labels(l->pool.nodes[i], lab);
         metrics_sample(m, lab, pool_node_eligible(l->pool.nodes[i]));
@@ -189,10 +200,20 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
         metrics_sample(m, lab, l->pool.nodes[i]->weight);
     }
     metrics_family(m, "lbd_node_draining", METRICS_GAUGE,
-                   "1 when the node's readiness check says it drains.");
+                   "1 when the node drains: its readiness check says so, or an operator "
+                   "(pgvipctl nodes drain).");
     for (size_t i = 0; i < l->pool.n; i++) {
         node_labels(l->pool.nodes[i], lab);
-        metrics_sample(m, lab, l->pool.nodes[i]->state == NODE_DRAINING);
+        metrics_sample(m, lab, pool_node_draining(l->pool.nodes[i]));
+    }
+    metrics_family(m, "lbd_node_admin", METRICS_GAUGE,
+                   "1 for the node's admin state (ready, drain, disabled; pgvipctl).");
+    for (size_t i = 0; i < l->pool.n; i++) {
+        const struct pool_node *n = l->pool.nodes[i];
+        for (int a = NODE_ADMIN_READY; a <= NODE_ADMIN_DISABLED; a++) {
+            const char *al[] = {"node", n->name, "state", node_admin_name((enum node_admin)a), NULL};
+            metrics_sample(m, al, n->admin == (enum node_admin)a);
+        }
     }
     metrics_family(m, "lbd_node_state_changes_total", METRICS_COUNTER,
                    "Node state changes (up, down, draining); a fast rise means flapping.");
@@ -308,12 +329,14 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
                        (unsigned long long)n->state_changes, n->parked);
         /* Whether a new session may go there, and if not, why (an "up" node with weight 0
          * takes none: the page must not show it as serving). */
-        const char *why = pool_node_eligible(n) ? "yes"
+        const char *why = pool_node_eligible(n)            ? "yes"
+                          : n->admin != NODE_ADMIN_READY    ? node_admin_name(n->admin)
                           : n->state != NODE_UP ? node_state_name(n->state)
                           : n->weight == 0      ? "weight 0"
                           : n->max_sessions && n->active >= n->max_sessions ? "full"
                                                                             : "no";
-        metrics_printf(m, ",\"new_sessions\":\"%s\"", why);
+        metrics_printf(m, ",\"new_sessions\":\"%s\",\"admin\":\"%s\",\"weight_file\":%u", why,
+                       node_admin_name(n->admin), n->weight_cfg);
         metrics_printf(m,
                        ",\"check\":{\"ok_run\":%u,\"fail_run\":%u,\"rise\":%u,\"fall\":%u,"
                        "\"latency_ms\":%.3f,\"last\":",

@@ -178,9 +178,41 @@ void lbd_node_result(struct lbd *l, struct pool_node *n, bool ok, bool draining,
     } else if (!n->health.up && !ok) {
         lbd_node_set_state(l, n, draining ? NODE_DRAINING : NODE_DOWN, reason);
     }
-    if (n->state == NODE_DRAINING && l->cfg.drain_deadline_ms && n->active &&
-        lbd_wall_ms() - n->state_since_ms >= l->cfg.drain_deadline_ms)
+    lbd_node_drain_check(l, n);
+}
+
+void lbd_node_drain_check(struct lbd *l, struct pool_node *n)
+{
+    if (!pool_node_draining(n) || l->cfg.drain_deadline_ms == 0 || n->active == 0)
+        return;
+    uint64_t since = n->state == NODE_DRAINING ? n->state_since_ms : UINT64_MAX;
+    if (n->admin == NODE_ADMIN_DRAIN && n->admin_since_ms < since)
+        since = n->admin_since_ms;
+    if (lbd_wall_ms() - since >= l->cfg.drain_deadline_ms)
         session_drain_deadline(l, n);
+}
+
+void lbd_node_set_admin(struct lbd *l, struct pool_node *n, enum node_admin a, const char *who)
+{
+    if (n->admin == a)
+        return;
+    log_emit(a == NODE_ADMIN_READY ? LOG_INFO : LOG_WARN, "node_admin",
+             "node=%s from=%s to=%s by=%s health=%s sessions=%u", n->name, node_admin_name(n->admin),
+             node_admin_name(a), who, node_state_name(n->state), n->active);
+    n->admin = a;
+    n->admin_since_ms = lbd_wall_ms();
+    if (a != NODE_ADMIN_READY)
+        reuse_close_node(l, n, "node_admin");
+    if (a == NODE_ADMIN_DRAIN)
+        session_drain_node(l, n); /* (the busy ones at their next idle moment) */
+}
+
+struct pool_node *lbd_node_find(struct lbd *l, const char *name)
+{
+    for (size_t i = 0; i < l->pool.n; i++)
+        if (strcmp(l->pool.nodes[i]->name, name) == 0)
+            return l->pool.nodes[i];
+    return NULL;
 }
 
 void lbd_node_release(struct lbd *l, struct pool_node *n)
@@ -196,7 +228,7 @@ static struct pool_node *node_new(struct lbd *l, const struct lbd_node_config *n
         return NULL;
     snprintf(n->name, sizeof(n->name), "%s", nc->name);
     n->addr = nc->addr;
-    n->weight = nc->weight;
+    n->weight = n->weight_cfg = nc->weight;
     n->max_sessions = nc->max_sessions;
     n->check_port = (uint16_t)nc->check_port;
     n->state = NODE_UP;
@@ -212,6 +244,58 @@ static void node_drop(struct lbd *l, struct pool_node *n)
     reuse_close_node(l, n, "node_removed");
     check_stop(l, n);
     lbd_node_release(l, n);
+}
+
+int lbd_node_add(struct lbd *l, const struct lbd_node_config *nc, char *err, size_t errsize)
+{
+    if (l->pool.n >= POOL_MAX_NODES) {
+        snprintf(err, errsize, "the pool has %d nodes, the most it takes", POOL_MAX_NODES);
+        return -ENOSPC;
+    }
+    for (size_t i = 0; i < l->pool.n; i++) {
+        const struct pool_node *o = l->pool.nodes[i];
+        if (strcmp(o->name, nc->name) == 0 ||
+            sockaddr_equal((const struct sockaddr *)&o->addr, (const struct sockaddr *)&nc->addr)) {
+            snprintf(err, errsize, "node \"%s\" already has that %s", o->name,
+                     strcmp(o->name, nc->name) == 0 ? "name" : "address");
+            return -EEXIST;
+        }
+    }
+    struct pool_node *n = node_new(l, nc);
+    if (n == NULL) {
+        snprintf(err, errsize, "out of memory");
+        return -ENOMEM;
+    }
+    n->runtime = true;
+    /* Not chosen before its first check says it is up (a node that was never seen is
+     * not assumed healthy, unlike the file's nodes at start, which must serve at once). */
+    if (l->cfg.check_type != LBD_CHECK_NONE) {
+        n->state = NODE_DOWN;
+        n->health.up = false;
+        n->health.ok_run = n->health.rise - 1; /* (its first good check brings it up) */
+        snprintf(n->last_check, sizeof(n->last_check), "added; waiting for its first check");
+    }
+    l->pool.nodes[l->pool.n++] = n;
+    check_start(l, n);
+    return 0;
+}
+
+int lbd_node_remove(struct lbd *l, struct pool_node *n, char *err, size_t errsize)
+{
+    if (n->admin == NODE_ADMIN_READY || n->active > 0) {
+        snprintf(err, errsize,
+                 "node \"%s\" %s: drain or disable it first and wait for its sessions to end "
+                 "(or kill them)",
+                 n->name, n->admin == NODE_ADMIN_READY ? "takes new sessions" : "has sessions");
+        return -EBUSY;
+    }
+    size_t j = 0;
+    for (size_t i = 0; i < l->pool.n; i++)
+        if (l->pool.nodes[i] != n)
+            l->pool.nodes[j++] = l->pool.nodes[i];
+    l->pool.n = j;
+    node_drop(l, n);
+    return 0;
 }
 
 /* ---- listeners ---- */
@@ -397,6 +481,7 @@ static void finish(struct lbd *l)
     log_emit(LOG_INFO, "stop", "sessions_total=%llu", (unsigned long long)l->stats.sessions_total);
     listeners_close(l);
     admin_stop(l);
+    control_stop(l);
     liveness_stop(l);
     vipwatch_stop(l);
     krelay_stop(l);
@@ -515,7 +600,11 @@ static void apply_nodes(struct lbd *l, const struct lbd_config *nc, unsigned *ad
             }
         }
         if (n) {
-            n->weight = c->weight;
+            /* A weight set at run time stays until the file's own weight changes. */
+            if (n->weight == n->weight_cfg || c->weight != n->weight_cfg)
+                n->weight = c->weight;
+            n->weight_cfg = c->weight;
+            n->runtime = false;
             n->max_sessions = c->max_sessions;
             n->check_port = (uint16_t)c->check_port;
             health_retune(&n->health, nc->rise, nc->fall);
@@ -631,7 +720,7 @@ static void apply_config(struct lbd *l, struct lbd_config *nc)
      * name every log line already carries), name what changed of it, as vrrpd does; take
      * everything else. */
     const struct lbd_config *o = &l->cfg;
-    char restart[160] = "";
+    char restart[200] = "";
     bool admin_changed = nc->admin_enabled != o->admin_enabled ||
                          (o->admin_enabled && !sockaddr_equal((const struct sockaddr *)&nc->admin,
                                                               (const struct sockaddr *)&o->admin));
@@ -646,6 +735,10 @@ static void apply_config(struct lbd *l, struct lbd_config *nc)
         {admin_changed, "admin"},
         {strcmp(nc->liveness_socket, o->liveness_socket) != 0, "liveness_socket"},
         {strcmp(nc->user, o->user) != 0, "user"},
+        {strcmp(nc->control_socket, o->control_socket) != 0 || nc->control_mode != o->control_mode ||
+             strcmp(nc->control_group, o->control_group) != 0 ||
+             strcmp(nc->control_operators, o->control_operators) != 0,
+         "control"},
     };
     for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
         if (kept[i].changed)
@@ -664,6 +757,11 @@ static void apply_config(struct lbd *l, struct lbd_config *nc)
     nc->admin_enabled = o->admin_enabled;
     memcpy(nc->liveness_socket, o->liveness_socket, sizeof(nc->liveness_socket));
     memcpy(nc->user, o->user, sizeof(nc->user));
+    memcpy(nc->control_socket, o->control_socket, sizeof(nc->control_socket));
+    memcpy(nc->control_group, o->control_group, sizeof(nc->control_group));
+    memcpy(nc->control_operators, o->control_operators, sizeof(nc->control_operators));
+    nc->control_socket_set = o->control_socket_set;
+    nc->control_mode = o->control_mode;
     bool check_changed = nc->check_type != o->check_type;
     unsigned added = 0, removed = 0;
     if (check_changed)
@@ -678,7 +776,7 @@ static void apply_config(struct lbd *l, struct lbd_config *nc)
     for (size_t i = 0; i < l->pool.n; i++) {
         if (l->pool.nodes[i]->check == NULL)
             check_start(l, l->pool.nodes[i]);
-        if (l->pool.nodes[i]->state == NODE_DRAINING) /* (pool.on_node_drain may be new) */
+        if (pool_node_draining(l->pool.nodes[i])) /* (pool.on_node_drain may be new) */
             session_drain_node(l, l->pool.nodes[i]);
     }
     for (struct lbd_listener *ls = l->listeners; ls; ls = ls->next)
@@ -827,6 +925,8 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
     if (rc == 0 && (rc = liveness_start(l)) != 0)
         fprintf(stderr, "lbd: cannot open the liveness socket %s: %s\n", cfg->liveness_socket,
                 uv_strerror(rc));
+    if (rc == 0)
+        rc = control_start(l);
     if (rc != 0) {
         finish(l);
         return rc;

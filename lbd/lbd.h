@@ -4,6 +4,7 @@
 #ifndef LBD_LBD_H
 #define LBD_LBD_H
 
+#include "ctl.h"
 #include "guard.h"
 #include "httpd.h"
 #include "keymap.h"
@@ -43,6 +44,8 @@ struct lbd_stats {
     uint64_t startup_timeouts, idle_timeouts;
     uint64_t drained_at_idle;       /* sessions of a draining node closed at an idle moment */
     uint64_t drain_deadline_ended;  /* busy sessions ended at pool.drain_deadline */
+    uint64_t killed_at_idle;        /* sessions an operator killed, closed at an idle moment */
+    uint64_t killed_now;            /* relaying sessions an operator killed at once */
     struct metrics_hist connect_s;  /* accept to the node's connection, seconds */
     struct metrics_hist duration_s; /* a client session's life, seconds */
     uint64_t cancel_routed, cancel_to_peer, cancel_broadcast, cancel_one, cancel_dropped;
@@ -127,6 +130,11 @@ struct lbd {
     bool reload_again;        /* SIGHUP came meanwhile: read the file again after it */
     bool stopped;             /* finish() ran */
     uv_timer_t reload_timer;  /* says so when a reload takes long */
+    struct ctl control;       /* the control socket (control.c) */
+    uv_timer_t control_timer; /* drain deadlines of nodes an operator drains */
+    bool control_on;
+    uid_t control_uid; /* may change things (beside root): the user lbd started as */
+    gid_t control_gid; /* and lbd.control.group's members; (gid_t)-1: none */
     uint32_t accepted_this_turn;
 };
 
@@ -149,6 +157,15 @@ void *lbd_buf_get(struct lbd *l);
 void lbd_buf_put(struct lbd *l, void *buf);
 void lbd_node_set_state(struct lbd *l, struct pool_node *n, enum node_state st, const char *reason);
 void lbd_node_release(struct lbd *l, struct pool_node *n);
+/* An operator's change of a node's admin state (who: how the log names the caller). */
+void lbd_node_set_admin(struct lbd *l, struct pool_node *n, enum node_admin a, const char *who);
+/* A draining node's busy sessions ended once pool.drain_deadline has passed. */
+void lbd_node_drain_check(struct lbd *l, struct pool_node *n);
+/* A node added at run time (the control socket): 0, or -errno with err saying why. */
+int lbd_node_add(struct lbd *l, const struct lbd_node_config *nc, char *err, size_t errsize);
+/* Remove a node with no sessions that takes none (drain or disabled first). */
+int lbd_node_remove(struct lbd *l, struct pool_node *n, char *err, size_t errsize);
+struct pool_node *lbd_node_find(struct lbd *l, const char *name);
 /* After lbd became its configured user: keep the kernel relay only if bpf() still
  * answers; -errno when lbd.relay is kernel and it does not. */
 int lbd_krelay_recheck(struct lbd *l);
@@ -178,6 +195,24 @@ size_t session_close_on_addr(struct lbd *l, int af, const void *ip);
 void session_drain_node(struct lbd *l, struct pool_node *n);
 /* pool.drain_deadline passed: the node's sessions still open are ended. */
 void session_drain_deadline(struct lbd *l, struct pool_node *n);
+/* A client session as the control socket lists it. */
+struct session_view {
+    uint64_t id;
+    const char *client, *user, *database, *app;
+    char vip[46];
+    const struct pool_node *node; /* NULL before one is chosen */
+    const char *state; /* startup, idle, idle in transaction, idle in failed transaction,
+                          active, encrypted */
+    uint64_t age_ms, bytes_in, bytes_out;
+    uint32_t backend_pid; /* as the client knows it (BackendKeyData); 0: none yet */
+    bool kill_pending;    /* killed at idle, not idle yet */
+};
+void session_each(struct lbd *l, void (*fn)(void *ctx, const struct session_view *v), void *ctx);
+/* End session id now (57P01; its transaction rolls back) or at its next idle moment.
+ * 0, or -ENOENT when no such client session is open. */
+int session_kill(struct lbd *l, uint64_t id, bool now);
+/* The same for every client session on n; returns how many. */
+size_t session_kill_node(struct lbd *l, struct pool_node *n, bool now);
 /* The kernel relay's watch fired: end the sessions whose peer closed. */
 void session_krelay_events(struct lbd *l);
 /* The node of the session that received BackendKeyData (pid, key), or NULL; node_key
@@ -221,6 +256,10 @@ void vipwatch_stop(struct lbd *l);
 
 /* liveness.c */
 size_t liveness_watchers(struct lbd *l);
+
+/* control.c */
+int control_start(struct lbd *l);
+void control_stop(struct lbd *l);
 
 /* admin.c */
 int admin_start(struct lbd *l);

@@ -16,9 +16,27 @@ const char *node_state_name(enum node_state s)
     return "?";
 }
 
+const char *node_admin_name(enum node_admin a)
+{
+    switch (a) {
+    case NODE_ADMIN_READY:
+        return "ready";
+    case NODE_ADMIN_DRAIN:
+        return "drain";
+    case NODE_ADMIN_DISABLED:
+        return "disabled";
+    }
+    return "?";
+}
+
+bool pool_node_draining(const struct pool_node *n)
+{
+    return n->state == NODE_DRAINING || n->admin == NODE_ADMIN_DRAIN;
+}
+
 bool pool_node_eligible(const struct pool_node *n)
 {
-    return n->state == NODE_UP && !n->removed && n->weight > 0 &&
+    return n->state == NODE_UP && n->admin == NODE_ADMIN_READY && !n->removed && n->weight > 0 &&
            (n->max_sessions == 0 || n->active < n->max_sessions);
 }
 

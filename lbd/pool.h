@@ -20,10 +20,20 @@ extern const char *const pool_balance_names[]; /* NULL-terminated, config choice
 enum node_state { NODE_UP, NODE_DOWN, NODE_DRAINING };
 const char *node_state_name(enum node_state s);
 
+/* What an operator set (the control socket), beside what the checks say: ready takes
+ * new sessions; drain takes none and closes the open ones at their next idle moment
+ * (pool.on_node_drain); disabled takes none and leaves the open ones alone. */
+enum node_admin { NODE_ADMIN_READY, NODE_ADMIN_DRAIN, NODE_ADMIN_DISABLED };
+const char *node_admin_name(enum node_admin a);
+
 struct pool_node {
     char name[64];
     struct sockaddr_storage addr;
     uint32_t weight;       /* 0: never chosen */
+    uint32_t weight_cfg;   /* the file's weight (weight differs: set at run time) */
+    enum node_admin admin;
+    uint64_t admin_since_ms; /* wall clock of the last admin change */
+    bool runtime;            /* added at run time (the control socket), not by the file */
     uint32_t max_sessions; /* 0: unlimited */
     uint16_t check_port;   /* http checks; 0: none configured */
     enum node_state state;
@@ -49,6 +59,8 @@ struct pool {
 
 /* Can this node take a new session now? */
 bool pool_node_eligible(const struct pool_node *n);
+/* Does it drain: its readiness check says so, or an operator? */
+bool pool_node_draining(const struct pool_node *n);
 
 /* Choose a node index for a new session, skipping nodes whose bit is set in tried.
  * rnd is a random 64-bit value (p2c and tie breaks). Returns -1 when none fits. */

@@ -522,6 +522,7 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
     l->sessions = s;
     l->n_sessions++;
     l->stats.sessions_total++;
+    s->id = l->stats.sessions_total;
     /* The client socket came from a listener and has its options (lbd.c tune_listener). */
     if (gone) {
         /* Reset before it was accepted: nobody to answer, and no source to hold to its
@@ -753,16 +754,20 @@ static const uint8_t terminate_msg[5] = {'X', 0, 0, 0, 4};
 
 bool session_drain_if_idle(struct session *s)
 {
-    if (s->node == NULL || s->node->state != NODE_DRAINING ||
-        s->lbd->cfg.on_node_drain != LBD_ON_DRAIN_AT_IDLE || !session_idle_point(s))
+    bool asked = s->kill_at_idle || (s->node && pool_node_draining(s->node) &&
+                                     s->lbd->cfg.on_node_drain == LBD_ON_DRAIN_AT_IDLE);
+    if (s->node == NULL || !asked || !session_idle_point(s))
         return false;
     /* The node's backend ends cleanly (a Terminate, as a client leaving), then the client
      * hears why, as from PostgreSQL. */
     uv_buf_t t = uv_buf_init((char *)terminate_msg, sizeof(terminate_msg));
     (void)uv_try_write((uv_stream_t *)&s->server, &t, 1);
-    s->lbd->stats.drained_at_idle++;
+    if (s->kill_at_idle)
+        s->lbd->stats.killed_at_idle++;
+    else
+        s->lbd->stats.drained_at_idle++;
     session_refuse(s, "57P01", "terminating connection due to administrator command",
-                   "node_draining");
+                   s->kill_at_idle ? "killed_at_idle" : "node_draining");
     return true;
 }
 
@@ -777,6 +782,19 @@ void session_drain_node(struct lbd *l, struct pool_node *n)
     }
 }
 
+/* End a relaying session now: PostgreSQL's words when the node's stream is at a message
+ * boundary (an ErrorResponse inside another message would corrupt it), a plain close
+ * otherwise. The node rolls an open transaction back either way, as after
+ * pg_terminate_backend(). */
+static void session_terminate(struct session *s, const char *reason)
+{
+    if (!s->opaque && s->sstream.hdr_len == 0 && s->sstream.remaining == 0 &&
+        !s->inflight[S2C] && !s->bulk[S2C] && !s->krelay)
+        session_refuse(s, "57P01", "terminating connection due to administrator command", reason);
+    else
+        session_end(s, reason);
+}
+
 void session_drain_deadline(struct lbd *l, struct pool_node *n)
 {
     struct session *s = l->sessions;
@@ -784,18 +802,105 @@ void session_drain_deadline(struct lbd *l, struct pool_node *n)
         struct session *next = s->next;
         if (s->node == n && s->state == SS_RELAY) {
             l->stats.drain_deadline_ended++;
-            /* PostgreSQL's words when the node's stream is at a message boundary (an
-             * ErrorResponse inside another message would corrupt it); a plain close
-             * otherwise. The node rolls the transaction back either way. */
-            if (!s->opaque && s->sstream.hdr_len == 0 && s->sstream.remaining == 0 &&
-                !s->inflight[S2C] && !s->bulk[S2C] && !s->krelay)
-                session_refuse(s, "57P01", "terminating connection due to administrator command",
-                               "node_drain_deadline");
-            else
-                session_end(s, "node_drain_deadline");
+            session_terminate(s, "node_drain_deadline");
         }
         s = next;
     }
+}
+
+/* A client session (not a cancel, not one ending) as the control socket shows it. */
+static bool session_listed(const struct session *s)
+{
+    return s->kind != PGWIRE_FIRST_CANCEL && !s->from_peer && s->state != SS_CLOSING &&
+           s->state != SS_REFUSING;
+}
+
+static const char *session_view_state(const struct session *s)
+{
+    if (s->state != SS_RELAY || !s->ready_seen)
+        return "startup";
+    if (s->opaque)
+        return "encrypted"; /* (TLS: lbd cannot see the messages) */
+    if (s->cframe_lost || s->krelay || s->bulk[C2S] || s->bulk[S2C])
+        return "active";
+    bool waiting = s->cstream.syncs != s->readies || s->cstream.open_batch ||
+                   s->cstream.hdr_len || s->cstream.remaining;
+    if (waiting)
+        return "active";
+    return s->tx_status == 'T'   ? "idle in transaction"
+           : s->tx_status == 'E' ? "idle in failed transaction"
+                                 : "idle";
+}
+
+void session_each(struct lbd *l, void (*fn)(void *ctx, const struct session_view *v), void *ctx)
+{
+    uint64_t now = lbd_wall_ms();
+    static const uint8_t none6[16];
+    for (struct session *s = l->sessions; s; s = s->next) {
+        if (!session_listed(s))
+            continue;
+        struct session_view v = {.id = s->id,
+                                 .client = s->client_addr,
+                                 .user = s->user,
+                                 .database = s->database,
+                                 .app = s->app,
+                                 .node = s->node,
+                                 .state = session_view_state(s),
+                                 .age_ms = now > s->start_wall_ms ? now - s->start_wall_ms : 0,
+                                 .bytes_in = s->bytes[C2S],
+                                 .bytes_out = s->bytes[S2C],
+                                 .backend_pid = s->key.pid,
+                                 .kill_pending = s->kill_at_idle};
+        snprintf(v.vip, sizeof(v.vip), "-");
+        if (s->local_ip4)
+            inet_ntop(AF_INET, &s->local_ip4, v.vip, sizeof(v.vip));
+        else if (memcmp(s->local_ip6, none6, 16) != 0)
+            inet_ntop(AF_INET6, s->local_ip6, v.vip, sizeof(v.vip));
+        fn(ctx, &v);
+    }
+}
+
+/* Kill one session: now, or at its next idle moment (at once when it is idle now, or
+ * has not reached a node yet: nothing of the client's can be lost then). */
+static void session_kill_one(struct session *s, bool now)
+{
+    if (s->state != SS_RELAY) {
+        session_end(s, "killed");
+        return;
+    }
+    if (now) {
+        s->lbd->stats.killed_now++;
+        session_terminate(s, "killed");
+        return;
+    }
+    s->kill_at_idle = true;
+    session_drain_if_idle(s);
+}
+
+int session_kill(struct lbd *l, uint64_t id, bool now)
+{
+    for (struct session *s = l->sessions; s; s = s->next) {
+        if (s->id == id && session_listed(s)) {
+            session_kill_one(s, now);
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+size_t session_kill_node(struct lbd *l, struct pool_node *n, bool now)
+{
+    size_t count = 0;
+    struct session *s = l->sessions;
+    while (s) {
+        struct session *next = s->next;
+        if (s->node == n && session_listed(s)) {
+            session_kill_one(s, now);
+            count++;
+        }
+        s = next;
+    }
+    return count;
 }
 
 /* This read is the client's Terminate, alone, at a clean point: every Query and Sync

@@ -62,6 +62,8 @@ struct session {
     bool src_counted;          /* counted in guard's startup_per_source until the relay */
     bool asked_ssl, asked_gss; /* encryption requests lbd saw (one of each, as PostgreSQL) */
     bool quiet;                /* no session_end line (a peer-listener connection refused) */
+    bool kill_at_idle;         /* an operator asked: 57P01 at its next idle moment */
+    uint64_t id;               /* the control socket's name for it (1, 2, ... per start) */
     uint8_t src[16];           /* the client's address as guard keys it */
     uint64_t deadline_ms;      /* loop time by which the StartupMessage must be in */
     bool krelay;               /* the kernel relays this session (krelay.h) */

@@ -98,6 +98,7 @@ lab_write_config() { # lab_write_config lb1|lb2
         fi
         echo "  admin: 127.0.0.1:8081"
         echo "  liveness_socket: $LAB_DIR/$inst-lbd.sock"
+        echo "  control: {socket: $LAB_DIR/$inst-control.sock}   # pgvipctl -s ..."
         echo "  user: nobody                 # binds as root, then runs unprivileged"
         echo "  timeouts: {connect: 500ms, startup: 5s, drain: 5s, handover: 500ms}"
         echo "  peer: {address: $peer:5433, listen: $me:5433}"

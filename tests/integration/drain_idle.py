@@ -6,73 +6,18 @@ Two sessions on node0 through lbd: A idle, B inside a transaction with a row ins
 node0's readiness check then answers 503 (CockroachDB draining). A must get PostgreSQL's
 FATAL 57P01 and the close at once; B must stay open, commit a second row, get its
 ReadyForQuery and only then the FATAL. A new session must go to the other node."""
-import select
-import socket
-import struct
+import os
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pgsession import Session as _Session, fatal_then_close  # noqa: E402
 
 LB, NODE0, READY0 = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 
 
-class Session:
-    def __init__(self):
-        self.s = socket.create_connection(("127.0.0.1", LB), timeout=5)
-        body = struct.pack("!I", 196608) + b"user\0postgres\0database\0postgres\0\0"
-        self.s.sendall(struct.pack("!I", len(body) + 4) + body)
-        self.buf = b""
-        self.read_until_ready()
-
-    def message(self, timeout=5):
-        deadline = time.time() + timeout
-        while len(self.buf) < 5 or len(self.buf) < 1 + struct.unpack("!I", self.buf[1:5])[0]:
-            left = deadline - time.time()
-            if left <= 0:
-                return None  # nothing within the time
-            r, _, _ = select.select([self.s], [], [], left)
-            if not r:
-                return None
-            chunk = self.s.recv(65536)
-            if not chunk:
-                return b"EOF", b""
-            self.buf += chunk
-        n = struct.unpack("!I", self.buf[1:5])[0]
-        t, msg, self.buf = self.buf[0:1], self.buf[5:1 + n], self.buf[1 + n:]
-        return t, msg
-
-    def read_until_ready(self):
-        msgs = []
-        while True:
-            m = self.message()
-            if m is None or m[0] in (b"EOF",):
-                raise SystemExit("session ended early: %r" % msgs)
-            msgs.append(m)
-            if m[0] == b"Z":
-                return msgs
-
-    def query(self, sql):
-        q = sql.encode() + b"\0"
-        self.s.sendall(b"Q" + struct.pack("!I", len(q) + 4) + q)
-        msgs = self.read_until_ready()
-        for t, msg in msgs:
-            if t == b"E":
-                raise SystemExit("query %r failed: %r" % (sql, msg))
-        rows = [m[6:6 + struct.unpack("!I", m[2:6])[0]].decode() for t, m in msgs if t == b"D"]
-        return rows, msgs[-1][1]  # (first column of each row, the ReadyForQuery status)
-
-
-def fatal_then_close(sess, within, who):
-    m = sess.message(within)
-    if m is None:
-        raise SystemExit("%s: no FATAL within %.1f s of the drain" % (who, within))
-    t, msg = m
-    if t != b"E" or b"C57P01\0" not in msg or b"SFATAL\0" not in msg:
-        raise SystemExit("%s: expected ErrorResponse FATAL 57P01, got %r %r" % (who, t, msg))
-    if b"Mterminating connection due to administrator command\0" not in msg:
-        raise SystemExit("%s: PostgreSQL's words expected: %r" % (who, msg))
-    m = sess.message(2)
-    if m is None or m[0] != b"EOF":
-        raise SystemExit("%s: the connection stayed open after the FATAL: %r" % (who, m))
+def Session():
+    return _Session(LB)
 
 
 def deadline():

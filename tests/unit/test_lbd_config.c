@@ -138,6 +138,15 @@ START_TEST(errors_point_at_the_mistake)
          "    nodes: [{address: 1.1.1.1}]\nvrrp:\n  track: {lbd: {socket: /run/b.sock}}\n",
          "x.yaml:7:25: vrrp.track.lbd.socket: \"/run/b.sock\" is not lbd.liveness_socket "
          "(/run/a.sock)"},
+        {"lbd:\n  listen: 1.2.3.4:5\n  control: {socket: run/ctl.sock}\n  pool:\n"
+         "    nodes: [{address: 1.1.1.1}]\n",
+         "x.yaml:3:21: lbd.control.socket: an absolute path shorter than 108 bytes, or off"},
+        {"lbd:\n  listen: 1.2.3.4:5\n  control: {mode: 0999}\n  pool:\n"
+         "    nodes: [{address: 1.1.1.1}]\n",
+         "x.yaml:3:19: lbd.control.mode: an octal file mode such as 0660"},
+        {"lbd:\n  listen: 1.2.3.4:5\n  control: {operators: no-such-group-here}\n  pool:\n"
+         "    nodes: [{address: 1.1.1.1}]\n",
+         "x.yaml:3:24: lbd.control.operators: no group \"no-such-group-here\" on this host"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char err[1024] = "";
@@ -146,6 +155,29 @@ START_TEST(errors_point_at_the_mistake)
         ck_assert_msg(strstr(err, cases[i].expect) != NULL, "case %zu: got \"%s\", want \"%s\"", i,
                       err, cases[i].expect);
     }
+}
+END_TEST
+
+/* The control socket: on by default at its path, off by "off", the mode read as octal. */
+START_TEST(control_socket)
+{
+    char err[1024];
+    const char *base = "lbd:\n  listen: 1.2.3.4:5\n  pool:\n    nodes: [{address: 1.1.1.1}]\n";
+    ck_assert_int_eq(lbd_config_load_string("c.yaml", base, &cfg, err, sizeof(err)), 0);
+    ck_assert_str_eq(cfg.control_socket, LBD_CONTROL_SOCKET);
+    ck_assert(!cfg.control_socket_set);
+    ck_assert_uint_eq(cfg.control_mode, 0660);
+    char text[512];
+    snprintf(text, sizeof(text), "%s  control: {socket: off}\n", base);
+    ck_assert_int_eq(lbd_config_load_string("c.yaml", text, &cfg, err, sizeof(err)), 0);
+    ck_assert_str_eq(cfg.control_socket, "");
+    snprintf(text, sizeof(text), "%s  control: {socket: /tmp/x.sock, mode: \"0600\", group: root}\n",
+             base);
+    ck_assert_msg(lbd_config_load_string("c.yaml", text, &cfg, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(cfg.control_socket, "/tmp/x.sock");
+    ck_assert(cfg.control_socket_set);
+    ck_assert_uint_eq(cfg.control_mode, 0600);
+    ck_assert_str_eq(cfg.control_group, "root");
 }
 END_TEST
 
@@ -181,6 +213,7 @@ static Suite *suite(void)
     tcase_add_test(tc, defaults);
     tcase_add_test(tc, errors_point_at_the_mistake);
     tcase_add_test(tc, every_error_in_one_run);
+    tcase_add_test(tc, control_socket);
     suite_add_tcase(s, tc);
     return s;
 }

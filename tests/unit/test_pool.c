@@ -70,6 +70,34 @@ START_TEST(down_draining_full_and_tried_are_skipped)
 }
 END_TEST
 
+/* An operator's drain or disable takes a healthy node out of the choice for every
+ * balance; only a drain counts as draining (its sessions close at idle). */
+START_TEST(admin_drain_and_disabled_are_skipped)
+{
+    struct pool p;
+    const uint32_t w[] = {1, 1, 1};
+    for (int b = POOL_ROUNDROBIN; b <= POOL_P2C; b++) {
+        setup_pool(&p, (enum pool_balance)b, w, 3);
+        nodes[0].admin = NODE_ADMIN_DRAIN;
+        nodes[1].admin = NODE_ADMIN_DISABLED;
+        for (int i = 0; i < 20; i++)
+            ck_assert_int_eq(pool_pick(&p, 0, (uint64_t)i * 7919), 2);
+        ck_assert_uint_eq(pool_count_eligible(&p), 1);
+        ck_assert(pool_node_draining(&nodes[0]));
+        ck_assert(!pool_node_draining(&nodes[1]));
+        ck_assert(!pool_node_draining(&nodes[2]));
+        nodes[2].state = NODE_DRAINING;
+        ck_assert(pool_node_draining(&nodes[2]));
+        ck_assert_int_eq(pool_pick(&p, 0, 0), -1);
+        nodes[2].state = NODE_UP;
+        nodes[0].admin = NODE_ADMIN_READY;
+        ck_assert_uint_eq(pool_count_eligible(&p), 2);
+    }
+    ck_assert_str_eq(node_admin_name(NODE_ADMIN_DRAIN), "drain");
+    ck_assert_str_eq(node_admin_name(NODE_ADMIN_DISABLED), "disabled");
+}
+END_TEST
+
 START_TEST(leastconn_takes_the_lightest_per_weight)
 {
     struct pool p;
@@ -123,6 +151,7 @@ static Suite *suite(void)
     tcase_add_test(tc, roundrobin_spreads_evenly);
     tcase_add_test(tc, roundrobin_honours_weights_smoothly);
     tcase_add_test(tc, down_draining_full_and_tried_are_skipped);
+    tcase_add_test(tc, admin_drain_and_disabled_are_skipped);
     tcase_add_test(tc, leastconn_takes_the_lightest_per_weight);
     tcase_add_test(tc, p2c_never_picks_the_heaviest_of_three);
     tcase_add_test(tc, p2c_with_one_node_left);

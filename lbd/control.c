@@ -1,0 +1,452 @@
+/* control.c -- lbd's control socket (lbd.control, common/ctl.h): what pgvipctl asks.
+ *
+ *   nodes [show]                          the pool: health, admin state, weight, sessions
+ *   nodes drain|disable|enable NODE       an operator's state (pool.h enum node_admin)
+ *   nodes weight NODE N                   until the file's own weight for it changes
+ *   nodes add NAME HOST[:PORT] [weight N] [max_sessions N] [check_port N]
+ *   nodes remove NODE                     drained or disabled, no sessions left
+ *   sessions [show] [NODE]                client sessions: who, where, idle or busy
+ *   sessions kill ID|node NODE [now]      57P01 at the next idle moment, or now
+ *   status                                one line on this instance
+ *
+ * Looking needs only a connection (the socket's mode); changes need root, lbd's own
+ * start user, or lbd.control.operators, and each is logged with who asked. Changes last
+ * until the next reload or restart for what the file says otherwise (nodes, their
+ * weights); admin states last until a restart. */
+#include "lbd.h"
+
+#include "parse.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CONTROL_TICK_MS 1000
+
+static void say(struct lbd *l, struct metrics_buf *out, bool json, const char *key,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* A message: text, or {"instance": ..., key: "..."} (key: message or error). */
+static void say(struct lbd *l, struct metrics_buf *out, bool json, const char *key,
+                const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (!json) {
+        metrics_printf(out, "%s: %s\n", l->cfg.instance, msg);
+        return;
+    }
+    metrics_printf(out, "{\"instance\":");
+    metrics_json_str(out, l->cfg.instance);
+    metrics_printf(out, ",\"%s\":", key);
+    metrics_json_str(out, msg);
+    metrics_printf(out, "}\n");
+}
+
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        say(l, out, json, "error", __VA_ARGS__);                                                   \
+        return -1;                                                                                 \
+    } while (0)
+
+static const char *new_sessions_why(const struct pool_node *n)
+{
+    return pool_node_eligible(n)                              ? "yes"
+           : n->admin != NODE_ADMIN_READY                     ? node_admin_name(n->admin)
+           : n->state != NODE_UP                              ? node_state_name(n->state)
+           : n->weight == 0                                   ? "weight 0"
+           : n->max_sessions && n->active >= n->max_sessions ? "full"
+                                                              : "no";
+}
+
+static int nodes_show(struct lbd *l, bool json, struct metrics_buf *out)
+{
+    static const char *const cols[] = {"node",     "address",      "health",   "admin",
+                                       "weight",   "new_sessions", "sessions", "max_sessions",
+                                       "sessions_total", "last_check"};
+    struct ctl_table t;
+    ctl_table_init(&t, cols, sizeof(cols) / sizeof(cols[0]));
+    ctl_table_numeric(&t, 4);
+    ctl_table_numeric(&t, 6);
+    ctl_table_numeric(&t, 7);
+    ctl_table_numeric(&t, 8);
+    for (size_t i = 0; i < l->pool.n; i++) {
+        const struct pool_node *n = l->pool.nodes[i];
+        char a[SOCKADDR_STRLEN];
+        ctl_table_cell(&t, "%s", n->name);
+        ctl_table_cell(&t, "%s", format_sockaddr((const struct sockaddr *)&n->addr, a, sizeof(a)));
+        ctl_table_cell(&t, "%s", node_state_name(n->state));
+        ctl_table_cell(&t, "%s", node_admin_name(n->admin));
+        ctl_table_cell(&t, "%u", n->weight);
+        ctl_table_cell(&t, "%s", new_sessions_why(n));
+        ctl_table_cell(&t, "%u", n->active);
+        ctl_table_cell(&t, "%u", n->max_sessions);
+        ctl_table_cell(&t, "%llu", (unsigned long long)n->sessions_total);
+        ctl_table_cell(&t, "%s", n->last_check);
+    }
+    ctl_table_render(&t, json, out);
+    ctl_table_free(&t);
+    return 0;
+}
+
+struct sessions_ctx {
+    struct ctl_table t;
+    const struct pool_node *only;
+};
+
+static void session_row(void *ctx, const struct session_view *v)
+{
+    struct sessions_ctx *c = ctx;
+    if (c->only && v->node != c->only)
+        return;
+    ctl_table_cell(&c->t, "%llu", (unsigned long long)v->id);
+    ctl_table_cell(&c->t, "%s", v->client);
+    ctl_table_cell(&c->t, "%s", v->vip);
+    ctl_table_cell(&c->t, "%s", v->node ? v->node->name : "-");
+    ctl_table_cell(&c->t, "%s", v->user[0] ? v->user : "-");
+    ctl_table_cell(&c->t, "%s", v->database[0] ? v->database : "-");
+    ctl_table_cell(&c->t, "%s", v->app[0] ? v->app : "-");
+    ctl_table_cell(&c->t, "%s%s", v->state, v->kill_pending ? " (killed at idle)" : "");
+    ctl_table_cell(&c->t, "%.1f", (double)v->age_ms / 1000.0);
+    ctl_table_cell(&c->t, "%llu", (unsigned long long)v->bytes_in);
+    ctl_table_cell(&c->t, "%llu", (unsigned long long)v->bytes_out);
+    if (v->backend_pid)
+        ctl_table_cell(&c->t, "%u", v->backend_pid);
+    else
+        ctl_table_cell(&c->t, "-");
+}
+
+static int sessions_show(struct lbd *l, int argc, char **argv, bool json, struct metrics_buf *out)
+{
+    static const char *const cols[] = {"id",    "client",      "vip",   "node",
+                                       "user",  "database",    "application", "state",
+                                       "age_s", "bytes_to_node", "bytes_to_client",
+                                       "backend_pid"};
+    struct sessions_ctx c = {.only = NULL};
+    if (argc > 0) {
+        c.only = lbd_node_find(l, argv[0]);
+        if (c.only == NULL)
+            FAIL("no node \"%s\"", argv[0]);
+    }
+    ctl_table_init(&c.t, cols, sizeof(cols) / sizeof(cols[0]));
+    static const size_t numeric[] = {0, 8, 9, 10, 11};
+    for (size_t i = 0; i < sizeof(numeric) / sizeof(numeric[0]); i++)
+        ctl_table_numeric(&c.t, numeric[i]);
+    session_each(l, session_row, &c);
+    ctl_table_render(&c.t, json, out);
+    ctl_table_free(&c.t);
+    return 0;
+}
+
+static int parse_u32(const char *s, uint32_t max, uint32_t *v)
+{
+    char *end = NULL;
+    if (s == NULL || s[0] < '0' || s[0] > '9')
+        return -1;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (*end != '\0' || x > max)
+        return -1;
+    *v = (uint32_t)x;
+    return 0;
+}
+
+static int nodes_change(struct lbd *l, const char *by, int argc, char **argv, bool json,
+                        struct metrics_buf *out)
+{
+    const char *verb = argv[0];
+    if (strcmp(verb, "add") == 0) {
+        if (argc < 3 || argc % 2 == 0)
+            FAIL("usage: nodes add NAME HOST[:PORT] [weight N] [max_sessions N] [check_port N]");
+        struct lbd_node_config nc = {.weight = 1};
+        if (strlen(argv[1]) >= sizeof(nc.name) || argv[1][0] == '\0')
+            FAIL("a node name of 1 to %zu bytes", sizeof(nc.name) - 1);
+        snprintf(nc.name, sizeof(nc.name), "%s", argv[1]);
+        /* A literal address: a host name would be resolved here, on the loop (a slow
+         * resolver would stop every session); the file's names are resolved off it. */
+        if (parse_sockaddr(argv[2], 5432, &nc.addr) != 0)
+            FAIL("\"%s\" is not an IP address with an optional port (host names go in the "
+                 "file)",
+                 argv[2]);
+        for (int i = 3; i + 1 < argc; i += 2) {
+            uint32_t v;
+            if (strcmp(argv[i], "weight") == 0 && parse_u32(argv[i + 1], 1000, &v) == 0)
+                nc.weight = v;
+            else if (strcmp(argv[i], "max_sessions") == 0 &&
+                     parse_u32(argv[i + 1], 10000000, &v) == 0)
+                nc.max_sessions = v;
+            else if (strcmp(argv[i], "check_port") == 0 && parse_u32(argv[i + 1], 65535, &v) == 0 &&
+                     v > 0)
+                nc.check_port = v;
+            else
+                FAIL("bad option \"%s %s\" (weight 0-1000, max_sessions, check_port 1-65535)",
+                     argv[i], argv[i + 1]);
+        }
+        char err[200];
+        if (lbd_node_add(l, &nc, err, sizeof(err)) != 0)
+            FAIL("cannot add node %s: %s", nc.name, err);
+        char a[SOCKADDR_STRLEN];
+        log_emit(LOG_WARN, "node_added", "node=%s address=%s weight=%u by=%s", nc.name,
+                 format_sockaddr((struct sockaddr *)&nc.addr, a, sizeof(a)), nc.weight, by);
+        say(l, out, json, "message",
+            "node %s (%s) added; it takes sessions once a check passes. Until the next reload "
+            "or restart: add it to lbd.pool.nodes in %s to keep it",
+            nc.name, a, l->config_path);
+        return 0;
+    }
+    if (argc < 2)
+        FAIL("usage: nodes %s NODE%s", verb, strcmp(verb, "weight") == 0 ? " N" : "");
+    struct pool_node *n = lbd_node_find(l, argv[1]);
+    if (n == NULL)
+        FAIL("no node \"%s\"", argv[1]);
+    if (strcmp(verb, "remove") == 0) {
+        char err[240];
+        if (lbd_node_remove(l, n, err, sizeof(err)) != 0)
+            FAIL("%s", err);
+        log_emit(LOG_WARN, "node_removed", "node=%s sessions=0 by=%s", argv[1], by);
+        say(l, out, json, "message",
+            "node %s removed. Until the next reload or restart: remove it from lbd.pool.nodes "
+            "in %s to keep it out",
+            argv[1], l->config_path);
+        return 0;
+    }
+    if (strcmp(verb, "weight") == 0) {
+        uint32_t w;
+        if (argc != 3 || parse_u32(argv[2], 1000, &w) != 0)
+            FAIL("usage: nodes weight NODE N (0 to 1000)");
+        uint32_t was = n->weight;
+        n->weight = w;
+        log_emit(LOG_INFO, "node_weight", "node=%s from=%u to=%u file=%u by=%s", n->name, was, w,
+                 n->weight_cfg, by);
+        say(l, out, json, "message",
+            "node %s weight %u (was %u; the file says %u, which a reload restores only if it "
+            "changes there)",
+            n->name, w, was, n->weight_cfg);
+        return 0;
+    }
+    enum node_admin a;
+    if (strcmp(verb, "drain") == 0)
+        a = NODE_ADMIN_DRAIN;
+    else if (strcmp(verb, "disable") == 0)
+        a = NODE_ADMIN_DISABLED;
+    else if (strcmp(verb, "enable") == 0)
+        a = NODE_ADMIN_READY;
+    else
+        FAIL("unknown command \"nodes %s\" (try help)", verb);
+    if (argc != 2)
+        FAIL("usage: nodes %s NODE", verb);
+    enum node_admin was = n->admin;
+    lbd_node_set_admin(l, n, a, by);
+    const char *what =
+        a == NODE_ADMIN_READY ? "takes new sessions again when its checks have it up"
+        : a == NODE_ADMIN_DISABLED
+            ? "takes no new sessions; the open ones stay (sessions kill node NODE ends them)"
+        : l->cfg.on_node_drain == LBD_ON_DRAIN_AT_IDLE
+            ? "takes no new sessions; the open ones close at their next idle moment (57P01)"
+            : "takes no new sessions; the open ones stay (pool.on_node_drain: keep)";
+    say(l, out, json, "message", "node %s %s (was %s): %s; %u sessions open", n->name,
+        node_admin_name(a), node_admin_name(was), what, n->active);
+    return 0;
+}
+
+static int sessions_kill(struct lbd *l, const char *by, int argc, char **argv, bool json,
+                         struct metrics_buf *out)
+{
+    bool now = argc > 0 && strcmp(argv[argc - 1], "now") == 0;
+    if (now)
+        argc--;
+    if (argc == 2 && strcmp(argv[0], "node") == 0) {
+        struct pool_node *n = lbd_node_find(l, argv[1]);
+        if (n == NULL)
+            FAIL("no node \"%s\"", argv[1]);
+        size_t k = session_kill_node(l, n, now);
+        log_emit(LOG_WARN, "sessions_killed", "node=%s sessions=%zu when=%s by=%s", n->name, k,
+                 now ? "now" : "at_idle", by);
+        say(l, out, json, "message", "%zu sessions of node %s killed %s", k, n->name,
+            now ? "now" : "at their next idle moment");
+        return 0;
+    }
+    uint64_t id;
+    char *end = NULL;
+    if (argc != 1 || argv[0][0] < '0' || argv[0][0] > '9' ||
+        (id = strtoull(argv[0], &end, 10), *end != '\0'))
+        FAIL("usage: sessions kill ID [now] | sessions kill node NODE [now]");
+    if (session_kill(l, id, now) != 0)
+        FAIL("no client session %llu", (unsigned long long)id);
+    log_emit(LOG_WARN, "sessions_killed", "session=%llu when=%s by=%s", (unsigned long long)id,
+             now ? "now" : "at_idle", by);
+    say(l, out, json, "message", "session %llu killed %s", (unsigned long long)id,
+        now ? "now" : "at its next idle moment");
+    return 0;
+}
+
+static int status_line(struct lbd *l, bool json, struct metrics_buf *out)
+{
+    static const char *const cols[] = {"instance", "version", "uptime_s", "sessions",
+                                       "maxconn",  "nodes",   "nodes_taking_sessions",
+                                       "draining"};
+    struct ctl_table t;
+    ctl_table_init(&t, cols, sizeof(cols) / sizeof(cols[0]));
+    for (size_t i = 2; i <= 6; i++)
+        ctl_table_numeric(&t, i);
+    ctl_table_cell(&t, "%s", l->cfg.instance);
+    ctl_table_cell(&t, "%s", PGVIP_VERSION);
+    ctl_table_cell(&t, "%llu", (unsigned long long)((lbd_wall_ms() - l->started_ms) / 1000));
+    ctl_table_cell(&t, "%u", l->n_sessions);
+    ctl_table_cell(&t, "%u", l->cfg.maxconn);
+    ctl_table_cell(&t, "%zu", l->pool.n);
+    ctl_table_cell(&t, "%zu", pool_count_eligible(&l->pool));
+    ctl_table_cell(&t, "%s", l->draining ? "yes" : "no");
+    ctl_table_render(&t, json, out);
+    ctl_table_free(&t);
+    return 0;
+}
+
+static const char help_text[] =
+    " nodes [show]                         the pool: health, admin state, weight, sessions\n"
+    " nodes drain NODE                     no new sessions; the open ones close at their\n"
+    "                                      next idle moment (57P01), never in a transaction\n"
+    " nodes disable NODE                   no new sessions; the open ones stay\n"
+    " nodes enable NODE                    back to taking sessions (when its checks pass)\n"
+    " nodes weight NODE N                  its share of new sessions (0-1000)\n"
+    " nodes add NAME IP[:PORT] [weight N] [max_sessions N] [check_port N]\n"
+    " nodes remove NODE                    a drained or disabled node without sessions\n"
+    " sessions [show] [NODE]               client sessions: who, where, idle or busy\n"
+    " sessions kill ID [now]               at its next idle moment, or now\n"
+    " sessions kill node NODE [now]        every session of a node\n"
+    " status                               this instance in one line\n"
+    " (--json first: JSON. Changes need root, lbd's start user or lbd.control.operators.)\n";
+
+static bool is_change(int argc, char **argv)
+{
+    if (strcmp(argv[0], "nodes") == 0)
+        return argc > 1 && strcmp(argv[1], "show") != 0 && strcmp(argv[1], "names") != 0;
+    if (strcmp(argv[0], "sessions") == 0)
+        return argc > 1 && strcmp(argv[1], "kill") == 0;
+    return false;
+}
+
+static int handle(void *ctx, const struct ctl_caller *who, int argc, char **argv, bool json,
+                  struct metrics_buf *out)
+{
+    struct lbd *l = ctx;
+    char by[96], cmd[256] = "", q[300];
+    snprintf(by, sizeof(by), "\"%s pid=%d uid=%d\"", who->comm, (int)who->pid, (int)who->uid);
+    for (int i = 0; i < argc; i++)
+        snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), "%s%s", i ? " " : "", argv[i]);
+    bool change = is_change(argc, argv);
+    if (change && !ctl_caller_is(who, l->control_uid, l->control_gid)) {
+        log_emit(LOG_WARN, "control_refused", "command=%s uid=%d pid=%d comm=%s",
+                 log_quote(q, sizeof(q), cmd), (int)who->uid, (int)who->pid, who->comm);
+        FAIL("permission denied: \"%s\" changes lbd; it needs root%s%s%s", cmd,
+             l->control_uid ? ", the user lbd was started as" : "",
+             l->control_gid != (gid_t)-1 ? " or group " : " (or lbd.control.operators)",
+             l->control_gid != (gid_t)-1 ? l->cfg.control_operators : "");
+    }
+    int rc;
+    if (strcmp(argv[0], "help") == 0) {
+        metrics_printf(out, "%s", help_text);
+        rc = 0;
+    } else if (strcmp(argv[0], "status") == 0 && argc == 1) {
+        rc = status_line(l, json, out);
+    } else if (strcmp(argv[0], "nodes") == 0 && (argc == 1 || strcmp(argv[1], "show") == 0)) {
+        rc = argc <= 2 ? nodes_show(l, json, out) : -1;
+        if (rc)
+            FAIL("usage: nodes [show]");
+    } else if (strcmp(argv[0], "nodes") == 0 && strcmp(argv[1], "names") == 0) {
+        for (size_t i = 0; i < l->pool.n; i++) /* (for shell completion) */
+            metrics_printf(out, "%s\n", l->pool.nodes[i]->name);
+        rc = 0;
+    } else if (strcmp(argv[0], "nodes") == 0) {
+        rc = nodes_change(l, by, argc - 1, argv + 1, json, out);
+    } else if (strcmp(argv[0], "sessions") == 0 && (argc == 1 || strcmp(argv[1], "show") == 0)) {
+        rc = argc <= 3 ? sessions_show(l, argc - 2 > 0 ? argc - 2 : 0, argv + 2, json, out) : -1;
+        if (rc && argc > 3)
+            FAIL("usage: sessions [show] [NODE]");
+    } else if (strcmp(argv[0], "sessions") == 0 && strcmp(argv[1], "kill") == 0) {
+        rc = sessions_kill(l, by, argc - 2, argv + 2, json, out);
+    } else if (strcmp(argv[0], "sessions") == 0 && argc == 2) {
+        rc = sessions_show(l, 1, argv + 1, json, out); /* sessions NODE */
+    } else {
+        FAIL("unknown command \"%s\" (try help)", cmd);
+    }
+    if (change)
+        log_emit(LOG_INFO, "control", "command=%s result=%s uid=%d pid=%d comm=%s",
+                 log_quote(q, sizeof(q), cmd), rc == 0 ? "ok" : "error", (int)who->uid,
+                 (int)who->pid, who->comm);
+    return rc;
+}
+
+/* Once a second: a node an operator drains has its busy sessions ended at
+ * pool.drain_deadline even when no check result comes (lbd_node_drain_check). */
+static void on_tick(uv_timer_t *t)
+{
+    struct lbd *l = t->data;
+    for (size_t i = 0; i < l->pool.n; i++)
+        if (l->pool.nodes[i]->admin == NODE_ADMIN_DRAIN)
+            lbd_node_drain_check(l, l->pool.nodes[i]);
+}
+
+int control_start(struct lbd *l)
+{
+    const struct lbd_config *c = &l->cfg;
+    l->control_uid = getuid(); /* (before lbd gives up root) */
+    l->control_gid = (gid_t)-1;
+    gid_t sock_gid = (gid_t)-1;
+    if (c->control_socket[0] == '\0')
+        return 0;
+    const char *names[2] = {c->control_group, c->control_operators};
+    gid_t *gids[2] = {&sock_gid, &l->control_gid};
+    for (int i = 0; i < 2; i++) {
+        if (names[i][0] == '\0')
+            continue;
+        struct group *g = getgrnam(names[i]);
+        if (g == NULL) {
+            fprintf(stderr, "lbd: lbd.control: no group \"%s\"\n", names[i]);
+            return -ENOENT;
+        }
+        *gids[i] = g->gr_gid;
+    }
+    int rc = ctl_start(&l->control, l->loop, c->control_socket, c->control_mode, sock_gid, handle,
+                       l);
+    if (rc != 0) {
+        ctl_stop(&l->control);
+        const char *why = rc == -EADDRINUSE ? "another daemon answers there"
+                          : rc == -EEXIST   ? "a file that is not a socket is there"
+                                            : strerror(-rc);
+        if (c->control_socket_set) {
+            fprintf(stderr, "lbd: cannot open the control socket %s: %s\n", c->control_socket,
+                    why);
+            return rc;
+        }
+        /* The default path: lbd serves without runtime control, and says so. */
+        log_emit(rc == -ENOENT ? LOG_INFO : LOG_WARN, "control_off",
+                 "socket=%s reason=\"%s\" detail=\"set lbd.control.socket to have one\"",
+                 c->control_socket, why);
+        return 0;
+    }
+    uv_timer_init(l->loop, &l->control_timer);
+    l->control_timer.data = l;
+    uv_timer_start(&l->control_timer, on_tick, CONTROL_TICK_MS, CONTROL_TICK_MS);
+    uv_unref((uv_handle_t *)&l->control_timer);
+    l->control_on = true;
+    log_emit(LOG_INFO, "listen", "address=%s role=control mode=%04o group=%s operators=%s",
+             c->control_socket, c->control_mode, c->control_group[0] ? c->control_group : "-",
+             c->control_operators[0] ? c->control_operators : "-");
+    return 0;
+}
+
+void control_stop(struct lbd *l)
+{
+    if (!l->control_on)
+        return;
+    l->control_on = false;
+    ctl_stop(&l->control);
+    uv_close((uv_handle_t *)&l->control_timer, NULL);
+}
