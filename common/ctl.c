@@ -21,9 +21,10 @@ struct ctl_conn {
     struct ctl *c;
     struct ctl_conn *prev, *next;
     struct ctl_caller who;
-    char *resp;
-    int handles;  /* open libuv handles; freed at 0 */
-    bool writing; /* an answer is being written: the next line waits */
+    struct metrics_buf out; /* the answer being made, then written */
+    int handles;            /* open libuv handles (+1 while pending); freed at 0 */
+    bool writing;           /* an answer is being written: the next line waits */
+    bool pending;           /* the handler answers later (CTL_LATER) */
     size_t used;
     char line[CTL_MAX_LINE + 1];
 };
@@ -32,7 +33,7 @@ static void conn_closed(uv_handle_t *h)
 {
     struct ctl_conn *k = h->data;
     if (--k->handles == 0) {
-        free(k->resp);
+        metrics_free(&k->out);
         free(k);
     }
 }
@@ -65,8 +66,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_written(uv_write_t *req, int status)
 {
     struct ctl_conn *k = req->data;
-    free(k->resp);
-    k->resp = NULL;
+    metrics_free(&k->out);
+    metrics_init(&k->out);
     k->writing = false;
     if (status != 0 || uv_is_closing((uv_handle_t *)&k->pipe)) {
         conn_close(k);
@@ -88,11 +89,38 @@ static int split(char *line, char **argv)
     return n;
 }
 
+/* Send what the handler wrote, with the %end line. */
+static void send_answer(struct ctl_conn *k, int rc)
+{
+    struct ctl *c = k->c;
+    struct metrics_buf *out = &k->out;
+    if (rc != 0)
+        c->errors++;
+    if (out->failed) {
+        metrics_free(out);
+        metrics_init(out);
+        metrics_printf(out, "out of memory\n");
+        rc = -1;
+    }
+    if (out->len && out->data[out->len - 1] != '\n')
+        metrics_printf(out, "\n");
+    metrics_printf(out, "%%end %s\n", rc == 0 ? "ok" : "error");
+    if (out->failed) {
+        conn_close(k);
+        return;
+    }
+    k->writing = true;
+    k->wreq.data = k;
+    uv_buf_t b = uv_buf_init(out->data, (unsigned)out->len);
+    if (uv_write(&k->wreq, (uv_stream_t *)&k->pipe, &b, 1, on_written) != 0) {
+        k->writing = false;
+        conn_close(k);
+    }
+}
+
 static void answer(struct ctl_conn *k, char *line)
 {
     struct ctl *c = k->c;
-    struct metrics_buf out;
-    metrics_init(&out);
     char *argv[CTL_MAX_ARGS];
     int argc = split(line, argv), rc = -1;
     bool json = false;
@@ -101,44 +129,44 @@ static void answer(struct ctl_conn *k, char *line)
         memmove(argv, argv + 1, sizeof(char *) * (size_t)(argc - 1));
         argc--;
     }
+    metrics_free(&k->out);
+    metrics_init(&k->out);
+    uv_read_stop((uv_stream_t *)&k->pipe); /* one command at a time */
+    c->commands++;
     if (argc < 0)
-        metrics_printf(&out, "too many words (at most %d)\n", CTL_MAX_ARGS);
+        metrics_printf(&k->out, "too many words (at most %d)\n", CTL_MAX_ARGS);
     else if (argc == 0)
         rc = 0; /* an empty line: an empty answer (a client's keepalive) */
     else
-        rc = c->handler(c->ctx, &k->who, argc, argv, json, &out);
-    c->commands++;
-    if (rc != 0)
-        c->errors++;
-    if (out.failed) {
-        metrics_free(&out);
-        metrics_init(&out);
-        metrics_printf(&out, "out of memory\n");
-        rc = -1;
-    }
-    if (out.len && out.data[out.len - 1] != '\n')
-        metrics_printf(&out, "\n");
-    metrics_printf(&out, "%%end %s\n", rc == 0 ? "ok" : "error");
-    if (out.failed) {
-        metrics_free(&out);
-        conn_close(k);
+        rc = c->handler(c->ctx, k, &k->who, argc, argv, json, &k->out);
+    if (rc == CTL_LATER) {
+        k->pending = true;
+        k->handles++; /* (the connection's memory stays until ctl_answer) */
         return;
     }
-    uv_read_stop((uv_stream_t *)&k->pipe); /* one command at a time */
-    k->resp = out.data; /* (the buffer is the connection's now) */
-    k->writing = true;
-    k->wreq.data = k;
-    uv_buf_t b = uv_buf_init(k->resp, (unsigned)out.len);
-    if (uv_write(&k->wreq, (uv_stream_t *)&k->pipe, &b, 1, on_written) != 0) {
-        k->writing = false;
-        conn_close(k);
+    send_answer(k, rc);
+}
+
+void ctl_answer(struct ctl_conn *k, int rc)
+{
+    if (!k->pending)
+        return;
+    k->pending = false;
+    if (uv_is_closing((uv_handle_t *)&k->pipe)) { /* its client went, or the daemon stops */
+        if (--k->handles == 0) {
+            metrics_free(&k->out);
+            free(k);
+        }
+        return;
     }
+    k->handles--;
+    send_answer(k, rc);
 }
 
 /* Answer the complete lines read, one at a time (the next when this one is written). */
 static void serve_lines(struct ctl_conn *k)
 {
-    if (k->writing || uv_is_closing((uv_handle_t *)&k->pipe))
+    if (k->writing || k->pending || uv_is_closing((uv_handle_t *)&k->pipe))
         return;
     char *nl = memchr(k->line, '\n', k->used);
     if (nl == NULL) {
@@ -222,6 +250,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     k->c = c;
+    metrics_init(&k->out);
     k->pipe.data = k->timer.data = k;
     uv_pipe_init(c->loop, &k->pipe, 0);
     uv_timer_init(c->loop, &k->timer);
@@ -240,7 +269,7 @@ static void on_connection(uv_stream_t *server, int status)
          * shell, not a command half-done). */
         struct ctl_conn *old = NULL;
         for (struct ctl_conn *o = c->conns; o; o = o->next)
-            if (o != k && !o->writing)
+            if (o != k && !o->writing && !o->pending)
                 old = o;
         if (old == NULL) {
             c->rejected++;

@@ -39,12 +39,16 @@ struct ctl_caller {
     char comm[20]; /* its command name (/proc/PID/comm), "?" when gone */
 };
 
-/* One command: argv[0..argc) (the --json flag removed). Writes the answer into out
- * (without the %end line) and returns 0 (ok) or -1 (error). */
-typedef int (*ctl_handler)(void *ctx, const struct ctl_caller *who, int argc, char **argv,
-                           bool json, struct metrics_buf *out);
-
 struct ctl_conn;
+
+/* One command: argv[0..argc) (the --json flag removed). Writes the answer into out
+ * (without the %end line) and returns 0 (ok) or -1 (error); or CTL_LATER, and then calls
+ * ctl_answer(req, rc) once the rest of the answer is in out (out stays valid until
+ * then; the connection waits, even if its client has gone). */
+#define CTL_LATER 1
+typedef int (*ctl_handler)(void *ctx, struct ctl_conn *req, const struct ctl_caller *who,
+                           int argc, char **argv, bool json, struct metrics_buf *out);
+void ctl_answer(struct ctl_conn *req, int rc);
 
 struct ctl {
     uv_pipe_t pipe; /* data = this */

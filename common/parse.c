@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +78,8 @@ int parse_ip(const char *s, struct sockaddr_storage *out)
     return -EINVAL;
 }
 
-int parse_sockaddr(const char *s, int default_port, struct sockaddr_storage *out)
+static int sockaddr_parse(const char *s, int default_port, bool resolve,
+                          struct sockaddr_storage *out)
 {
     char host[256];
     const char *port_s = NULL;
@@ -122,6 +124,8 @@ int parse_sockaddr(const char *s, int default_port, struct sockaddr_storage *out
     if (strcmp(host, "*") == 0)
         snprintf(host, sizeof(host), "0.0.0.0");
     if (parse_ip(host, out) != 0) {
+        if (!resolve)
+            return -ENOENT;
         struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
         struct addrinfo *res = NULL;
         for (const char *p = host; *p; p++)
@@ -139,6 +143,16 @@ int parse_sockaddr(const char *s, int default_port, struct sockaddr_storage *out
     else
         ((struct sockaddr_in6 *)out)->sin6_port = htons((uint16_t)port);
     return 0;
+}
+
+int parse_sockaddr(const char *s, int default_port, struct sockaddr_storage *out)
+{
+    return sockaddr_parse(s, default_port, true, out);
+}
+
+int parse_sockaddr_numeric(const char *s, int default_port, struct sockaddr_storage *out)
+{
+    return sockaddr_parse(s, default_port, false, out);
 }
 
 const char *format_ip(const struct sockaddr *sa, char *buf, size_t size)

@@ -14,6 +14,8 @@ int parse_duration_ms(const char *s, uint64_t *out_ms);
  * A bare "ip" takes default_port when it is non-zero. Returns 0, -EINVAL (bad form),
  * -ERANGE (bad port) or -ENOENT (name does not resolve). */
 int parse_sockaddr(const char *s, int default_port, struct sockaddr_storage *out);
+/* The same without resolving a name (-ENOENT for one): for the event loop. */
+int parse_sockaddr_numeric(const char *s, int default_port, struct sockaddr_storage *out);
 /* Numeric IPv4/IPv6 address without a port. */
 int parse_ip(const char *s, struct sockaddr_storage *out);
 

@@ -72,6 +72,18 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     const char *kl_idle[] = {"when", "at_idle", NULL}, *kl_now[] = {"when", "now", NULL};
     metrics_sample(m, kl_idle, (double)st->killed_at_idle);
     metrics_sample(m, kl_now, (double)st->killed_now);
+    metrics_family(m, "lbd_peer_control_total", METRICS_COUNTER,
+                   "Node commands between the pair (lbd.peer.key_file): sent to the peer (and "
+                   "failed: not told, or it refused), taken from it, refused from it (a bad "
+                   "signature, an old time, a replay).");
+    const char *pc[4][3] = {{"outcome", "sent", NULL},
+                            {"outcome", "send_failed", NULL},
+                            {"outcome", "taken", NULL},
+                            {"outcome", "refused", NULL}};
+    const uint64_t pv[4] = {l->peer_ctl_sent, l->peer_ctl_failed, l->peer_ctl_taken,
+                            l->peer_ctl_refused};
+    for (int i = 0; i < 4; i++)
+        metrics_sample(m, pc[i], (double)pv[i]);
     metrics_family(m, "lbd_control_commands_total", METRICS_COUNTER,
                    "Commands on the control socket, by result.");
     const char *cl_ok[] = {"result", "ok", NULL}, *cl_err[] = {"result", "error", NULL};

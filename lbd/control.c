@@ -16,10 +16,14 @@
 #include "lbd.h"
 
 #include "parse.h"
+#include "sha256.h"
 
 #include <errno.h>
-#include <stdarg.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <stdarg.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,7 +174,7 @@ static int nodes_change(struct lbd *l, const char *by, int argc, char **argv, bo
         snprintf(nc.name, sizeof(nc.name), "%s", argv[1]);
         /* A literal address: a host name would be resolved here, on the loop (a slow
          * resolver would stop every session); the file's names are resolved off it. */
-        if (parse_sockaddr(argv[2], 5432, &nc.addr) != 0)
+        if (parse_sockaddr_numeric(argv[2], 5432, &nc.addr) != 0)
             FAIL("\"%s\" is not an IP address with an optional port (host names go in the "
                  "file)",
                  argv[2]);
@@ -321,7 +325,9 @@ static const char help_text[] =
     " sessions kill ID [now]               at its next idle moment, or now\n"
     " sessions kill node NODE [now]        every session of a node\n"
     " status                               this instance in one line\n"
-    " (--json first: JSON. Changes need root, lbd's start user or lbd.control.operators.)\n";
+    " (--json first: JSON, an object a line per instance. A node command goes to the\n"
+    "  peer lbd too when lbd.peer.key_file is set; --local first: this instance only.\n"
+    "  Changes need root, lbd's start user or lbd.control.operators.)\n";
 
 static bool is_change(int argc, char **argv)
 {
@@ -332,10 +338,18 @@ static bool is_change(int argc, char **argv)
     return false;
 }
 
-static int handle(void *ctx, const struct ctl_caller *who, int argc, char **argv, bool json,
-                  struct metrics_buf *out)
+static int peer_send(struct lbd *l, struct ctl_conn *req, const char *by, int argc, char **argv,
+                     bool json, struct metrics_buf *out);
+
+static int handle(void *ctx, struct ctl_conn *req, const struct ctl_caller *who, int argc,
+                  char **argv, bool json, struct metrics_buf *out)
 {
     struct lbd *l = ctx;
+    bool local = argc > 1 && strcmp(argv[0], "--local") == 0;
+    if (local) { /* this instance only: not sent to the peer */
+        argv++;
+        argc--;
+    }
     char by[96], cmd[256] = "", q[300];
     snprintf(by, sizeof(by), "\"%s pid=%d uid=%d\"", who->comm, (int)who->pid, (int)who->uid);
     for (int i = 0; i < argc; i++)
@@ -365,6 +379,8 @@ static int handle(void *ctx, const struct ctl_caller *who, int argc, char **argv
         rc = 0;
     } else if (strcmp(argv[0], "nodes") == 0) {
         rc = nodes_change(l, by, argc - 1, argv + 1, json, out);
+        if (rc == 0 && !local)
+            rc = peer_send(l, req, by, argc, argv, json, out);
     } else if (strcmp(argv[0], "sessions") == 0 && (argc == 1 || strcmp(argv[1], "show") == 0)) {
         rc = argc <= 3 ? sessions_show(l, argc - 2 > 0 ? argc - 2 : 0, argv + 2, json, out) : -1;
         if (rc && argc > 3)
@@ -377,8 +393,9 @@ static int handle(void *ctx, const struct ctl_caller *who, int argc, char **argv
         FAIL("unknown command \"%s\" (try help)", cmd);
     }
     if (change)
-        log_emit(LOG_INFO, "control", "command=%s result=%s uid=%d pid=%d comm=%s",
-                 log_quote(q, sizeof(q), cmd), rc == 0 ? "ok" : "error", (int)who->uid,
+        log_emit(LOG_INFO, "control", "command=%s%s result=%s uid=%d pid=%d comm=%s",
+                 log_quote(q, sizeof(q), cmd), local ? " local=true" : "",
+                 rc == 0 ? "ok" : rc == CTL_LATER ? "ok_here_peer_asked" : "error", (int)who->uid,
                  (int)who->pid, who->comm);
     return rc;
 }
@@ -393,9 +410,328 @@ static void on_tick(uv_timer_t *t)
             lbd_node_drain_check(l, l->pool.nodes[i]);
 }
 
+/* ---- the pair: node commands sent to, and taken from, the peer lbd ----
+ *
+ * A PGWIRE_CODE_PEER_CONTROL packet on the peer listener (which takes connections from
+ * lbd.peer.address only): after the length and the code,
+ *   u8 version (1), u8 json, u64 wall-clock ms, 16 random bytes, 32 bytes of
+ *   HMAC-SHA256(key, "pgvip-peer-control-1" | the 26 bytes before it | text), text
+ * where text is "who\ncommand". Taken when the MAC is right, the time within
+ * PEER_SKEW_MS of ours and the 16 bytes not seen among the last 256 taken; answered
+ * with a status byte and the answer's text, then closed. */
+#define PEER_VERSION 1
+#define PEER_HEAD 26 /* version, json, time, nonce */
+#define PEER_MAC_AT (8 + PEER_HEAD)
+#define PEER_TEXT_AT (PEER_MAC_AT + SHA256_LEN)
+#define PEER_SKEW_MS 30000
+#define PEER_TIMEOUT_MS 3000
+#define PEER_MAX_TEXT 1024
+static const char peer_label[] = "pgvip-peer-control-1";
+
+static void peer_mac(const struct lbd *l, const uint8_t *head, const char *text, size_t n,
+                     uint8_t *mac)
+{
+    const void *parts[] = {peer_label, head, text};
+    size_t lens[] = {sizeof(peer_label) - 1, PEER_HEAD, n};
+    hmac_sha256(l->peer_key, l->peer_key_len, parts, lens, 3, mac);
+}
+
+int control_read_key(const char *path, uint8_t *key, size_t *len, char *err, size_t errsize)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(err, errsize, "cannot read %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -errno;
+    }
+    if (st.st_mode & S_IROTH) {
+        close(fd);
+        snprintf(err, errsize, "%s can be read by every user: chmod o-r it (the pair's key)", path);
+        return -EPERM;
+    }
+    char buf[512];
+    ssize_t n = read(fd, buf, sizeof(buf));
+    close(fd);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        n--;
+    if (n < 16 || (size_t)n > 128) {
+        snprintf(err, errsize, "%s: the key must be 16 to 128 bytes (head -c 32 /dev/urandom | base64)",
+                 path);
+        return -EINVAL;
+    }
+    memcpy(key, buf, (size_t)n);
+    *len = (size_t)n;
+    return 0;
+}
+
+static size_t peer_answer(uint8_t *ans, size_t size, char status, const char *text, size_t n)
+{
+    if (size < 2)
+        return 0;
+    ans[0] = (uint8_t)status;
+    if (n > size - 1)
+        n = size - 1;
+    memcpy(ans + 1, text, n);
+    return n + 1;
+}
+
+static size_t peer_refuse(struct lbd *l, uint8_t *ans, size_t size, const char *why)
+{
+    unsigned long long held;
+    char msg[200];
+    l->peer_ctl_refused++;
+    if (log_limit_pass(&l->lim_peer_ctl, lbd_wall_ms(), &held))
+        log_emit(LOG_WARN, "peer_control_refused", "reason=\"%s\" held_back=%llu", why, held);
+    int n = snprintf(msg, sizeof(msg), "%s: refused the peer's command: %s\n", l->cfg.instance, why);
+    return peer_answer(ans, size, '1', msg, (size_t)n);
+}
+
+size_t control_peer_request(struct lbd *l, const uint8_t *body, size_t len, uint8_t *ans,
+                            size_t size)
+{
+    const uint8_t *head = body;
+    if (l->peer_key_len == 0)
+        return peer_refuse(l, ans, size, "no lbd.peer.key_file here");
+    if (len < PEER_TEXT_AT - 8 + 2 || len - (PEER_TEXT_AT - 8) > PEER_MAX_TEXT ||
+        head[0] != PEER_VERSION)
+        return peer_refuse(l, ans, size, "not a version 1 command");
+    const char *text = (const char *)body + (PEER_TEXT_AT - 8);
+    size_t tlen = len - (PEER_TEXT_AT - 8);
+    uint8_t mac[SHA256_LEN];
+    peer_mac(l, head, text, tlen, mac);
+    if (ct_memcmp(mac, body + (PEER_MAC_AT - 8), SHA256_LEN) != 0)
+        return peer_refuse(l, ans, size, "bad signature (not the same lbd.peer.key_file?)");
+    uint64_t ts = 0, now = lbd_wall_ms();
+    for (int i = 0; i < 8; i++)
+        ts = ts << 8 | head[2 + i];
+    if (ts + PEER_SKEW_MS < now || ts > now + PEER_SKEW_MS)
+        return peer_refuse(l, ans, size, "its time is more than 30 s from ours (clocks in sync?)");
+    const uint8_t *nonce = head + 10;
+    for (unsigned i = 0; i < 256; i++)
+        if (memcmp(l->peer_nonces[i], nonce, 16) == 0)
+            return peer_refuse(l, ans, size, "taken before (a replay)");
+    memcpy(l->peer_nonces[l->peer_nonce_next++ % 256], nonce, 16);
+    /* "who\ncommand", as words */
+    char line[PEER_MAX_TEXT + 1], by[160];
+    memcpy(line, text, tlen);
+    line[tlen] = '\0';
+    if (memchr(line, '\0', tlen) != NULL)
+        return peer_refuse(l, ans, size, "a NUL in its text");
+    char *nl = strchr(line, '\n');
+    if (nl == NULL)
+        return peer_refuse(l, ans, size, "no command");
+    *nl = '\0';
+    char q[PEER_MAX_TEXT + 8];
+    for (char *c = line; *c; c++) /* (the peer's words, made safe for a log value) */
+        if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+            *c = '_';
+    snprintf(by, sizeof(by), "\"peer %s\"", line);
+    char *argv[CTL_MAX_ARGS];
+    int argc = 0;
+    for (char *w = strtok(nl + 1, " "); w && argc < CTL_MAX_ARGS; w = strtok(NULL, " "))
+        argv[argc++] = w;
+    if (argc < 2 || strcmp(argv[0], "nodes") != 0 || strcmp(argv[1], "show") == 0)
+        return peer_refuse(l, ans, size, "not a node command");
+    l->peer_ctl_taken++;
+    struct metrics_buf out;
+    metrics_init(&out);
+    int rc = nodes_change(l, by, argc - 1, argv + 1, head[1] != 0, &out);
+    log_emit(LOG_INFO, "control", "command=%s result=%s by=%s", log_quote(q, sizeof(q), nl + 1),
+             rc == 0 ? "ok" : "error", by);
+    size_t n = out.failed ? 0 : peer_answer(ans, size, rc == 0 ? '0' : '1', out.data, out.len);
+    metrics_free(&out);
+    return n;
+}
+
+struct peer_op {
+    uv_tcp_t tcp; /* data = this */
+    uv_timer_t timer;
+    uv_connect_t creq;
+    uv_write_t wreq;
+    struct lbd *l;
+    struct ctl_conn *req;
+    struct metrics_buf *out;
+    bool json, finished;
+    int handles;
+    char peer[SOCKADDR_STRLEN];
+    size_t pkt_len, ans_len;
+    uint8_t pkt[PEER_TEXT_AT + PEER_MAX_TEXT];
+    char ans[1024];
+};
+
+static void op_closed(uv_handle_t *h)
+{
+    struct peer_op *op = h->data;
+    if (--op->handles == 0)
+        free(op);
+}
+
+/* The peer's answer (or why there is none) goes after ours; the command's status is the
+ * worse of the two. */
+static void op_finish(struct peer_op *op, const char *failure)
+{
+    if (op->finished)
+        return;
+    op->finished = true;
+    struct lbd *l = op->l;
+    int rc = 0;
+    if (failure == NULL && op->ans_len >= 1) {
+        metrics_printf(op->out, "%.*s", (int)(op->ans_len - 1), op->ans + 1);
+        rc = op->ans[0] == '0' ? 0 : -1;
+    } else {
+        rc = -1;
+        say(l, op->out, op->json, "error", "the peer lbd (%s) was not told: %s", op->peer,
+            failure ? failure : "it closed without an answer");
+    }
+    if (rc != 0)
+        l->peer_ctl_failed++;
+    ctl_answer(op->req, rc);
+    uv_close((uv_handle_t *)&op->tcp, op_closed);
+    uv_close((uv_handle_t *)&op->timer, op_closed);
+}
+
+static void op_timeout(uv_timer_t *t)
+{
+    op_finish(t->data, "no answer within 3 s");
+}
+
+static void op_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct peer_op *op = h->data;
+    *buf = uv_buf_init(op->ans + op->ans_len, (unsigned)(sizeof(op->ans) - op->ans_len));
+}
+
+static void op_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    struct peer_op *op = s->data;
+    if (nread == UV_EOF || (nread < 0 && op->ans_len > 0) || op->ans_len + (size_t)(nread > 0 ? nread : 0) >= sizeof(op->ans)) {
+        if (nread > 0)
+            op->ans_len += (size_t)nread;
+        op_finish(op, NULL);
+        return;
+    }
+    if (nread < 0) {
+        op_finish(op, uv_strerror((int)nread));
+        return;
+    }
+    op->ans_len += (size_t)nread;
+}
+
+static void op_written(uv_write_t *w, int status)
+{
+    struct peer_op *op = w->data;
+    if (status != 0)
+        op_finish(op, uv_strerror(status));
+}
+
+static void op_connected(uv_connect_t *c, int status)
+{
+    struct peer_op *op = c->data;
+    if (op->finished)
+        return;
+    if (status != 0) {
+        op_finish(op, uv_strerror(status));
+        return;
+    }
+    op->wreq.data = op;
+    uv_buf_t b = uv_buf_init((char *)op->pkt, (unsigned)op->pkt_len);
+    if (uv_write(&op->wreq, (uv_stream_t *)&op->tcp, &b, 1, op_written) != 0 ||
+        uv_read_start((uv_stream_t *)&op->tcp, op_alloc, op_read) != 0)
+        op_finish(op, "cannot write");
+}
+
+/* After a node command here: the same command to the peer lbd, its answer after ours. */
+static int peer_send(struct lbd *l, struct ctl_conn *req, const char *by, int argc, char **argv,
+                     bool json, struct metrics_buf *out)
+{
+    char peer[SOCKADDR_STRLEN];
+    if (!l->cfg.has_peer)
+        return 0; /* (a single lbd) */
+    format_sockaddr((struct sockaddr *)&l->cfg.peer, peer, sizeof(peer));
+    if (l->peer_key_len == 0) {
+        say(l, out, json, "note",
+            "the peer lbd (%s) was not told: set lbd.peer.key_file on both instances to send "
+            "node commands to both (or give this one to the other's pgvipctl too)",
+            peer);
+        return 0;
+    }
+    struct peer_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        say(l, out, json, "error", "the peer lbd (%s) was not told: out of memory", peer);
+        return -1;
+    }
+    op->l = l;
+    op->req = req;
+    op->out = out;
+    op->json = json;
+    snprintf(op->peer, sizeof(op->peer), "%s", peer);
+    /* The packet */
+    char text[PEER_MAX_TEXT + 1];
+    int tn = snprintf(text, sizeof(text), "%s %s\n", l->cfg.instance, by); /* (by is quoted) */
+    for (int i = 0; i < argc && tn < (int)sizeof(text); i++)
+        tn += snprintf(text + tn, sizeof(text) - (size_t)tn, "%s%s", i ? " " : "", argv[i]);
+    if (tn >= (int)sizeof(text) - 1)
+        tn = (int)sizeof(text) - 1;
+    uint8_t *p = op->pkt, *head = p + 8;
+    uint32_t total = (uint32_t)(PEER_TEXT_AT + (size_t)tn);
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(total >> (24 - 8 * i));
+        p[4 + i] = (uint8_t)(PGWIRE_CODE_PEER_CONTROL >> (24 - 8 * i));
+    }
+    head[0] = PEER_VERSION;
+    head[1] = json;
+    uint64_t ts = lbd_wall_ms();
+    for (int i = 0; i < 8; i++)
+        head[2 + i] = (uint8_t)(ts >> (56 - 8 * i));
+    if (getrandom(head + 10, 16, 0) != 16) {
+        free(op);
+        say(l, out, json, "error", "the peer lbd (%s) was not told: no random bytes", peer);
+        return -1;
+    }
+    peer_mac(l, head, text, (size_t)tn, p + PEER_MAC_AT);
+    memcpy(p + PEER_TEXT_AT, text, (size_t)tn);
+    op->pkt_len = total;
+    /* From our peer listener's address: the peer takes its peer listener's connections
+     * from there only. */
+    uv_tcp_init(l->loop, &op->tcp);
+    uv_timer_init(l->loop, &op->timer);
+    op->tcp.data = op->timer.data = op->creq.data = op;
+    op->handles = 2;
+    l->peer_ctl_sent++;
+    int rc = 0;
+    if (l->cfg.has_peer_listen) {
+        struct sockaddr_storage src = l->cfg.peer_listen;
+        ((struct sockaddr_in *)&src)->sin_port = 0; /* (the same offset for IPv6) */
+        rc = uv_tcp_bind(&op->tcp, (struct sockaddr *)&src, 0);
+    }
+    if (rc == 0)
+        rc = uv_tcp_connect(&op->creq, &op->tcp, (struct sockaddr *)&l->cfg.peer, op_connected);
+    if (rc != 0) { /* answered now: no ctl_answer for a command not yet pending */
+        l->peer_ctl_failed++;
+        say(l, out, json, "error", "the peer lbd (%s) was not told: %s", peer, uv_strerror(rc));
+        uv_close((uv_handle_t *)&op->tcp, op_closed);
+        uv_close((uv_handle_t *)&op->timer, op_closed);
+        return -1;
+    }
+    uv_timer_start(&op->timer, op_timeout, PEER_TIMEOUT_MS, 0);
+    return CTL_LATER;
+}
+
 int control_start(struct lbd *l)
 {
     const struct lbd_config *c = &l->cfg;
+    if (c->peer_key_file[0]) {
+        char err[300];
+        if (control_read_key(c->peer_key_file, l->peer_key, &l->peer_key_len, err, sizeof(err)) !=
+            0) {
+            fprintf(stderr, "lbd: lbd.peer.key_file: %s\n", err);
+            return -EINVAL;
+        }
+    }
     l->control_uid = getuid(); /* (before lbd gives up root) */
     l->control_gid = (gid_t)-1;
     gid_t sock_gid = (gid_t)-1;

@@ -720,7 +720,7 @@ static void apply_config(struct lbd *l, struct lbd_config *nc)
      * name every log line already carries), name what changed of it, as vrrpd does; take
      * everything else. */
     const struct lbd_config *o = &l->cfg;
-    char restart[200] = "";
+    char restart[240] = "";
     bool admin_changed = nc->admin_enabled != o->admin_enabled ||
                          (o->admin_enabled && !sockaddr_equal((const struct sockaddr *)&nc->admin,
                                                               (const struct sockaddr *)&o->admin));
@@ -735,6 +735,7 @@ static void apply_config(struct lbd *l, struct lbd_config *nc)
         {admin_changed, "admin"},
         {strcmp(nc->liveness_socket, o->liveness_socket) != 0, "liveness_socket"},
         {strcmp(nc->user, o->user) != 0, "user"},
+        {strcmp(nc->peer_key_file, o->peer_key_file) != 0, "peer.key_file"},
         {strcmp(nc->control_socket, o->control_socket) != 0 || nc->control_mode != o->control_mode ||
              strcmp(nc->control_group, o->control_group) != 0 ||
              strcmp(nc->control_operators, o->control_operators) != 0,
@@ -758,6 +759,7 @@ static void apply_config(struct lbd *l, struct lbd_config *nc)
     memcpy(nc->liveness_socket, o->liveness_socket, sizeof(nc->liveness_socket));
     memcpy(nc->user, o->user, sizeof(nc->user));
     memcpy(nc->control_socket, o->control_socket, sizeof(nc->control_socket));
+    memcpy(nc->peer_key_file, o->peer_key_file, sizeof(nc->peer_key_file));
     memcpy(nc->control_group, o->control_group, sizeof(nc->control_group));
     memcpy(nc->control_operators, o->control_operators, sizeof(nc->control_operators));
     nc->control_socket_set = o->control_socket_set;

@@ -134,7 +134,13 @@ struct lbd {
     uv_timer_t control_timer; /* drain deadlines of nodes an operator drains */
     bool control_on;
     uid_t control_uid; /* may change things (beside root): the user lbd started as */
-    gid_t control_gid; /* and lbd.control.group's members; (gid_t)-1: none */
+    gid_t control_gid; /* and lbd.control.operators' members; (gid_t)-1: none */
+    uint8_t peer_key[128]; /* the pair's key (lbd.peer.key_file), read at start */
+    size_t peer_key_len;   /* 0: node commands are not sent to, or taken from, the peer */
+    uint8_t peer_nonces[256][16]; /* the last peer commands taken: a replay is refused */
+    unsigned peer_nonce_next;
+    uint64_t peer_ctl_taken, peer_ctl_refused, peer_ctl_sent, peer_ctl_failed;
+    struct log_limit lim_peer_ctl;
     uint32_t accepted_this_turn;
 };
 
@@ -260,6 +266,13 @@ size_t liveness_watchers(struct lbd *l);
 /* control.c */
 int control_start(struct lbd *l);
 void control_stop(struct lbd *l);
+/* The pair's key from lbd.peer.key_file: 0, or -errno with err saying why. */
+int control_read_key(const char *path, uint8_t *key, size_t *len, char *err, size_t errsize);
+/* A node command the peer lbd signed (the body of a PGWIRE_CODE_PEER_CONTROL packet):
+ * checked, run, and answered into ans (a status byte '0' ok / '1' error, then the text);
+ * returns the answer's length. */
+size_t control_peer_request(struct lbd *l, const uint8_t *body, size_t len, uint8_t *ans,
+                            size_t size);
 
 /* admin.c */
 int admin_start(struct lbd *l);

@@ -232,6 +232,15 @@ static const struct cfg_field peer_fields[] = {
     {"listen", CFG_ADDR, OFF(peer_listen), .default_port = 5433,
      .doc = "Our cancel listener for the peer (takes only CancelRequests, never forwards "
             "them again). Changes on restart only."},
+    {"key_file", CFG_STR, OFF(peer_key_file), sizeof(((struct lbd_config *)0)->peer_key_file),
+     .def_doc = "none",
+     .doc = "A file with the pair's shared secret (the same on both instances, at least 16 "
+            "bytes, not readable by others; e.g. head -c 32 /dev/urandom | base64). With it, a "
+            "node command given to one lbd (pgvipctl nodes drain ...) is also sent to the "
+            "peer over the peer listener, signed (HMAC-SHA256, a timestamp within 30 s, never "
+            "taken twice), and the answer says what each instance did; without it, commands "
+            "act on this instance only. Read at start (before lbd gives up root); changes on "
+            "restart only."},
     {NULL},
 };
 

@@ -57,6 +57,7 @@ struct lbd_config {
     char control_operators[64];          /* a group whose members may change things; "" */
     struct sockaddr_storage peer;        /* the other lbd's cancel listener */
     struct sockaddr_storage peer_listen; /* ours */
+    char peer_key_file[256];             /* the pair's shared key for node commands; "" */
     bool has_peer, has_peer_listen;
 
     uint64_t connect_ms, startup_ms, client_idle_ms, server_idle_ms, drain_ms, handover_ms;

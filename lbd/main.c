@@ -83,6 +83,14 @@ int main(int argc, char **argv)
         cli_print_errors(stderr, "lbd", err);
         return 1;
     }
+    if (cfg.peer_key_file[0]) { /* read at start: --check says now what would fail then */
+        uint8_t key[128];
+        size_t klen;
+        if (control_read_key(cfg.peer_key_file, key, &klen, err, sizeof(err)) != 0) {
+            fprintf(stderr, "lbd: %s: lbd.peer.key_file: %s\n", path, err);
+            return 1;
+        }
+    }
     if (check_only) {
         printf("lbd: %s: configuration ok (instance %s, %zu listen address%s, %zu node%s)\n", path,
                cfg.instance, cfg.n_listen, cfg.n_listen == 1 ? "" : "es", cfg.n_nodes,

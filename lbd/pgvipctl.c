@@ -1,7 +1,7 @@
 /* pgvipctl -- the client of lbd's control socket (lbd/control.c, common/ctl.h).
  *
- *   pgvipctl [-s SOCKET] [--json] COMMAND [ARGS...]   one command
- *   pgvipctl [-s SOCKET] [--json] < FILE              one command per line
+ *   pgvipctl [-s SOCKET] [--json] [--local] COMMAND [ARGS...]   one command
+ *   pgvipctl [-s SOCKET] [--json] [--local] < FILE              one command per line
  *
  * Prints the answer as lbd wrote it (psql-style tables, or JSON with --json) and exits
  * 0 when lbd says ok, 1 when it says error, 2 when lbd cannot be reached. The socket is
@@ -24,8 +24,10 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: pgvipctl [-s SOCKET] [--json] COMMAND [ARGS...]\n"
-            "       pgvipctl [-s SOCKET] [--json] < commands   (one a line)\n"
+            "usage: pgvipctl [-s SOCKET] [--json] [--local] COMMAND [ARGS...]\n"
+            "       pgvipctl [-s SOCKET] [--json] [--local] < commands   (one a line)\n"
+            "--json: JSON (a table as an array of objects; an answer as an object a line per\n"
+            "instance). --local: a node command for this lbd only, not its peer too.\n"
             "Talks to lbd's control socket (lbd.control.socket; -s, $PGVIPCTL_SOCKET or\n"
             "%s). 'pgvipctl help' lists the commands lbd takes.\n"
             "Exit status: 0 done, 1 lbd refused the command, 2 lbd could not be reached.\n",
@@ -130,7 +132,7 @@ static int run(int fd, const char *line)
 int main(int argc, char **argv)
 {
     const char *path = getenv("PGVIPCTL_SOCKET");
-    bool json = false;
+    bool json = false, local = false;
     int i = 1;
     if (path == NULL || path[0] == '\0')
         path = LBD_CONTROL_SOCKET;
@@ -141,6 +143,8 @@ int main(int argc, char **argv)
             path = argv[i] + 9;
         else if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0)
             json = true;
+        else if (strcmp(argv[i], "--local") == 0 || strcmp(argv[i], "-l") == 0)
+            local = true;
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);
             return 0;
@@ -152,7 +156,8 @@ int main(int argc, char **argv)
     char line[4096];
     size_t len = 0;
     if (i < argc) {
-        len = (size_t)snprintf(line, sizeof(line), "%s", json ? "--json" : "");
+        len = (size_t)snprintf(line, sizeof(line), "%s%s%s", json ? "--json" : "",
+                               json && local ? " " : "", local ? "--local" : "");
         for (; i < argc && len < sizeof(line); i++) {
             if (strpbrk(argv[i], " \t\n\r") || argv[i][0] == '\0') {
                 fprintf(stderr, "pgvipctl: \"%s\": no spaces or empty words in a command\n",
@@ -185,7 +190,7 @@ int main(int argc, char **argv)
         in[strcspn(in, "\r\n")] = '\0';
         if (in[0] == '\0' || in[0] == '#')
             continue;
-        snprintf(line, sizeof(line), "%s%s", json ? "--json " : "", in);
+        snprintf(line, sizeof(line), "%s%s%s", json ? "--json " : "", local ? "--local " : "", in);
         int rc = run(fd, line);
         if (rc > worst)
             worst = rc;

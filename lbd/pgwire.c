@@ -21,8 +21,9 @@ static void put_u32(uint8_t *p, uint32_t v)
 
 const char *pgwire_first_kind_name(enum pgwire_first_kind k)
 {
-    static const char *const names[] = {"incomplete", "ssl", "gssenc", "cancel", "startup", "bad"};
-    return k <= PGWIRE_FIRST_BAD ? names[k] : "?";
+    static const char *const names[] = {"incomplete", "ssl",    "gssenc",      "cancel",
+                                        "startup",    "bad",    "peer_control"};
+    return k <= PGWIRE_FIRST_PEER_CONTROL ? names[k] : "?";
 }
 
 /* A first packet PostgreSQL closes on without a byte (it logs reason). */
@@ -113,6 +114,8 @@ enum pgwire_first_kind pgwire_first_parse(const uint8_t *buf, size_t len, struct
     if (code == PGWIRE_CODE_SSL || code == PGWIRE_CODE_GSSENC)
         /* Whatever its length: PostgreSQL answers it and reads the next packet. */
         return out->kind = code == PGWIRE_CODE_SSL ? PGWIRE_FIRST_SSL : PGWIRE_FIRST_GSSENC;
+    if (code == PGWIRE_CODE_PEER_CONTROL)
+        return out->kind = PGWIRE_FIRST_PEER_CONTROL;
     if (code == PGWIRE_CODE_CANCEL || code == PGWIRE_CODE_CANCEL_FWD) {
         out->forwarded = code == PGWIRE_CODE_CANCEL_FWD;
         if (plen < 16) /* PostgreSQL reads a key of zeroes and closes, having done nothing */

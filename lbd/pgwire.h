@@ -17,6 +17,10 @@
  * use). Only the peer listener takes it, and never forwards it again; a client listener
  * refuses it, so a peer.address pointed at a client port cannot make a loop. */
 #define PGWIRE_CODE_CANCEL_FWD 80877201u
+/* lbd's own: a node command from the peer lbd's control socket (1234.5778), signed with
+ * the pair's key (lbd.peer.key_file; control.c). Only the peer listener takes it; a
+ * client listener answers it as PostgreSQL answers an unknown protocol. */
+#define PGWIRE_CODE_PEER_CONTROL 80877202u
 /* Protocol 3.2 (PostgreSQL 18) secret keys are 4 to 256 bytes; 3.0's are 4. */
 #define PGWIRE_MAX_CANCEL_KEY 256
 #define PGWIRE_PROTO_MAJOR(v) ((v) >> 16)
@@ -28,6 +32,7 @@ enum pgwire_first_kind {
     PGWIRE_FIRST_CANCEL,     /* CancelRequest */
     PGWIRE_FIRST_STARTUP,    /* StartupMessage, protocol 3.x */
     PGWIRE_FIRST_BAD,        /* not a valid first packet: reason says why */
+    PGWIRE_FIRST_PEER_CONTROL, /* PGWIRE_CODE_PEER_CONTROL: len bytes, the body from 8 */
 };
 
 struct pgwire_first {

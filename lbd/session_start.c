@@ -312,6 +312,21 @@ static void classify(struct session *s)
         session_refuse_raw(s, answer, n, msg, "bad_packet");
         return;
     }
+    case PGWIRE_FIRST_PEER_CONTROL: {
+        s->kind = PGWIRE_FIRST_PEER_CONTROL;
+        if (!s->from_peer || s->srv != SRV_NONE) {
+            /* On a client port, what PostgreSQL says to a protocol it does not know. */
+            l->stats.refused_bad_packet++;
+            session_refuse(s, "0A000",
+                           "unsupported frontend protocol 1234.5778: server supports 3.0 to 3.0",
+                           "bad_packet");
+            return;
+        }
+        uint8_t answer[REFUSAL_MSG_MAX];
+        size_t n = control_peer_request(l, s->first + 8, f.len - 8, answer, sizeof(answer));
+        session_refuse_raw(s, answer, n, "", "peer_control");
+        return;
+    }
     case PGWIRE_FIRST_CANCEL:
         s->kind = PGWIRE_FIRST_CANCEL;
         s->pending_sqlstate = NULL; /* a cancel is served even when sessions are not */

@@ -794,6 +794,7 @@ def main():
         "lbd.liveness_socket": restart_only("lbd.liveness_socket", SOCK + "2", "liveness_socket"),
         "lbd.user": restart_only("lbd.user", "nobody", "user"),
         "lbd.peer.listen": restart_only("lbd.peer.listen", "127.0.0.1:%d" % (BASE + 8), "peer.listen"),
+        "lbd.peer.key_file": restart_only("lbd.peer.key_file", WORK + "/peer.key", "peer.key_file"),
         "lbd.control.socket": restart_only("lbd.control.socket", WORK + "/ctl2.sock", "control"),
         "lbd.control.mode": restart_only("lbd.control.mode", "0600", "control"),
         "lbd.control.group": restart_only("lbd.control.group", "postgres", "control"),

@@ -78,6 +78,14 @@ START_TEST(fixed_requests)
     ck_assert_int_eq(pgwire_first_parse(b, 16, &f), PGWIRE_FIRST_CANCEL);
     ck_assert_int_eq(f.forwarded, 1);
     ck_assert_uint_eq(f.cancel_key, 0xdeadbeef);
+    /* The peer lbd's signed node command (control.c checks the body): its own kind,
+     * whole only at its length. */
+    put32(b, 16);
+    put32(b + 4, PGWIRE_CODE_PEER_CONTROL);
+    ck_assert_int_eq(pgwire_first_parse(b, 12, &f), PGWIRE_FIRST_INCOMPLETE);
+    ck_assert_int_eq(pgwire_first_parse(b, 16, &f), PGWIRE_FIRST_PEER_CONTROL);
+    ck_assert_uint_eq(f.len, 16);
+    ck_assert_str_eq(pgwire_first_kind_name(f.kind), "peer_control");
 }
 END_TEST
 
