@@ -360,6 +360,8 @@ void session_arm_idle(struct session *s)
         uint64_t w = due > now ? due - now : 0;
         wait = w < wait ? w : wait;
     }
+    if (s->drain_grace_due > now && s->drain_grace_due - now < wait)
+        wait = s->drain_grace_due - now;
     if (wait == UINT64_MAX)
         uv_timer_stop(&s->timer);
     else
@@ -398,6 +400,8 @@ void session_on_timer(uv_timer_t *t)
             break;
         if (s->krelay)
             session_krelay_refresh_idle(s, now);
+        if (s->drain_grace_due && now >= s->drain_grace_due && session_drain_if_idle(s))
+            break;
         if (l->cfg.client_idle_ms && now - s->last_active_ms[C2S] >= l->cfg.client_idle_ms) {
             l->stats.idle_timeouts++;
             session_end(s, "client_idle_timeout");
@@ -758,6 +762,21 @@ bool session_drain_if_idle(struct session *s)
                                      s->lbd->cfg.on_node_drain == LBD_ON_DRAIN_AT_IDLE);
     if (s->node == NULL || !asked || !session_idle_point(s))
         return false;
+    /* A session that has asked nothing since its startup: its client has just connected
+     * and is about to send its first request, which a close now would fail (seen in
+     * the docker drill: a new session every 100 ms, each drained before its SELECT).
+     * It gets DRAIN_FRESH_GRACE_MS; still idle then, it goes. (A pool's warm connection
+     * that never asks anything costs that second, no more.) */
+    if (s->readies == 0 && !s->kill_at_idle) {
+        uint64_t now = uv_now(s->lbd->loop);
+        if (s->drain_grace_due == 0) {
+            s->drain_grace_due = now + DRAIN_FRESH_GRACE_MS;
+            session_arm_idle(s);
+            return false;
+        }
+        if (now < s->drain_grace_due)
+            return false;
+    }
     /* The node's backend ends cleanly (a Terminate, as a client leaving), then the client
      * hears why, as from PostgreSQL. */
     uv_buf_t t = uv_buf_init((char *)terminate_msg, sizeof(terminate_msg));

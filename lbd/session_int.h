@@ -32,6 +32,10 @@ enum { C2S = 0, S2C = 1 };
  * Starting and ending a splice costs about 15 system calls. */
 #define BULK_AFTER (256 * 1024)
 
+/* A session of a draining node that has sent no request since its startup is spared this
+ * long at its idle moment (session_drain_if_idle): its client has just connected. */
+#define DRAIN_FRESH_GRACE_MS 1000
+
 /* A refusal: the ErrorResponse, then a lingering close (see on_refusal_written). */
 #define REFUSAL_MSG_MAX 512
 #define REFUSAL_DISCARD_MAX (64 * 1024)
@@ -63,6 +67,7 @@ struct session {
     bool asked_ssl, asked_gss; /* encryption requests lbd saw (one of each, as PostgreSQL) */
     bool quiet;                /* no session_end line (a peer-listener connection refused) */
     bool kill_at_idle;         /* an operator asked: 57P01 at its next idle moment */
+    uint64_t drain_grace_due;  /* loop time a drained session that asked nothing yet goes */
     uint64_t id;               /* the control socket's name for it (1, 2, ... per start) */
     uint8_t src[16];           /* the client's address as guard keys it */
     uint64_t deadline_ms;      /* loop time by which the StartupMessage must be in */

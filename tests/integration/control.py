@@ -144,5 +144,30 @@ def main():
     ctl("nodes", "enable", "node1")
     print("disable: the open session on node1 went on; new sessions went to node0")
 
+    # 5. A session that has asked nothing yet when its node drains (its client has just
+    # connected): spared a second, so its first request is answered, then closed; one
+    # that stays idle goes after that second.
+    def fresh_on_node0(tag):
+        for i in range(6):
+            s = Session(LB, app="%s-%d" % (tag, i))
+            if session_row("%s-%d" % (tag, i))["node"] == "node0":
+                return s
+        raise SystemExit("no fresh session on node0")
+    asks, waits = fresh_on_node0("fresh-asks"), fresh_on_node0("fresh-waits")
+    t0 = time.time()
+    ctl("nodes", "drain", "node0")
+    if asks.message(0.4) is not None:
+        raise SystemExit("a session that had asked nothing yet was closed at once")
+    if asks.query("select 7")[0] != ["7"]:
+        raise SystemExit("the fresh session's first query did not come back")
+    fatal_then_close(asks, 2, "fresh session after its first query")
+    fatal_then_close(waits, 2, "fresh session that stays idle")
+    took = time.time() - t0
+    if not 0.8 <= took <= 2.5:
+        raise SystemExit("the idle fresh session went after %.2f s, not after its 1 s" % took)
+    ctl("nodes", "enable", "node0")
+    print("drain of a just-connected session: its first query answered, then 57P01; one "
+          "that stayed idle closed after %.1f s" % took)
+
 
 main()

@@ -11,6 +11,8 @@
 #   start lb2 VIP-B back on lb2
 #   HUP       both daemons of both instances reload; nothing dropped (pgbench's
 #             long-lived sessions and the new-session probes)
+#   pgvipctl  docker exec lbN pgvipctl nodes drain pg1 on both: pg1 empties, nothing
+#             fails; enable
 #   down      no container or network left (the images stay cached)
 # A workload runs on both VIPs from the client container throughout: a new session
 # every 100 ms on each (tests/tools/pgprobe.c). Starts the engine if it is not running
@@ -217,6 +219,24 @@ done
 [ "$(holders $VIP_A)" = lb1 ] && [ "$(holders $VIP_B)" = lb2 ] || fail "a VIP moved on reload"
 tx=$(cat "$WORK"/pgbench-*.log | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' | awk "{s += \$1} END {print s + 0}")
 pass "docker kill -s HUP lb1 lb2: both daemons of both reloaded; pgbench's 4 sessions kept going ($tx transactions)"
+
+# --- pgvipctl in the containers: pg1 drained on both instances under the probes ----
+t_drain=$(now_ms)
+for c in lb1 lb2; do
+    out=$(docker exec "$c" pgvipctl nodes drain pg1) || fail "docker exec $c pgvipctl nodes drain pg1: $out"
+done
+sleep 2
+for c in lb1 lb2; do
+    docker exec "$c" pgvipctl --json nodes | grep -q '"node":"pg1",[^}]*"admin":"drain","weight":1,"new_sessions":"drain"' ||
+        fail "$c does not show pg1 drained: $(docker exec "$c" pgvipctl nodes)"
+    left=$(docker exec "$c" pgvipctl --json sessions pg1 | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))')
+    [ "$left" = 0 ] || fail "$c: $left sessions still on pg1 2 s after its drain"
+    docker exec "$c" pgvipctl nodes enable pg1 >/dev/null || fail "docker exec $c pgvipctl nodes enable pg1"
+done
+sleep 1
+drain_failed=$(($(count fail a "$t_drain" "$(now_ms)") + $(count fail b "$t_drain" "$(now_ms)")))
+[ "$drain_failed" = 0 ] || fail "new sessions failed while pg1 drained: $(fails a "$t_drain" "$(now_ms)")"
+pass "docker exec lbN pgvipctl nodes drain pg1 on both: no session left on pg1 after 2 s, none failed; enabled again"
 t_end=$(now_ms)
 sleep 3.5 # the last attempts end (3 s deadline)
 for n in a b; do docker exec client sh -c "kill -TERM \$(cat /tmp/probe-$n.pid)" 2>/dev/null || true; done
