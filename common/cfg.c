@@ -281,8 +281,8 @@ int cfg_field_apply(struct cfg_doc *d, yaml_node_t *n, const char *path, const s
     void *dst = (char *)base + f->off;
     if (f->type == CFG_IGNORE)
         return 0;
-    if (f->type == CFG_CUSTOM)
-        return f->custom(d, n, path, base);
+    if (f->type == CFG_CUSTOM) /* (at its offset: a section held in a struct of its own) */
+        return f->custom(d, n, path, dst);
     if (f->type == CFG_SECTION)
         return cfg_map_apply(d, n, path, f->sub, base);
     const char *s = cfg_scalar(n);

@@ -175,6 +175,7 @@ void cfg_describe(FILE *out, const struct cfg_field *fields, const void *default
             wrap(out, doc, 6);
         }
         if (f->sub)
-            cfg_describe(out, f->sub, f->list ? f->sub_defaults : defaults, path, roff);
+            cfg_describe(out, f->sub, f->list ? f->sub_defaults : (const char *)defaults + f->off,
+                         path, roff);
     }
 }

@@ -361,7 +361,7 @@ static int handle(void *ctx, struct ctl_conn *req, const struct ctl_caller *who,
         FAIL("permission denied: \"%s\" changes lbd; it needs root%s%s%s", cmd,
              l->control_uid ? ", the user lbd was started as" : "",
              l->control_gid != (gid_t)-1 ? " or group " : " (or lbd.control.operators)",
-             l->control_gid != (gid_t)-1 ? l->cfg.control_operators : "");
+             l->control_gid != (gid_t)-1 ? l->cfg.control.operators : "");
     }
     int rc;
     if (strcmp(argv[0], "help") == 0) {
@@ -732,49 +732,14 @@ int control_start(struct lbd *l)
             return -EINVAL;
         }
     }
-    l->control_uid = getuid(); /* (before lbd gives up root) */
-    l->control_gid = (gid_t)-1;
-    gid_t sock_gid = (gid_t)-1;
-    if (c->control_socket[0] == '\0')
-        return 0;
-    const char *names[2] = {c->control_group, c->control_operators};
-    gid_t *gids[2] = {&sock_gid, &l->control_gid};
-    for (int i = 0; i < 2; i++) {
-        if (names[i][0] == '\0')
-            continue;
-        struct group *g = getgrnam(names[i]);
-        if (g == NULL) {
-            fprintf(stderr, "lbd: lbd.control: no group \"%s\"\n", names[i]);
-            return -ENOENT;
-        }
-        *gids[i] = g->gr_gid;
-    }
-    int rc = ctl_start(&l->control, l->loop, c->control_socket, c->control_mode, sock_gid, handle,
-                       l);
-    if (rc != 0) {
-        ctl_stop(&l->control);
-        const char *why = rc == -EADDRINUSE ? "another daemon answers there"
-                          : rc == -EEXIST   ? "a file that is not a socket is there"
-                                            : strerror(-rc);
-        if (c->control_socket_set) {
-            fprintf(stderr, "lbd: cannot open the control socket %s: %s\n", c->control_socket,
-                    why);
-            return rc;
-        }
-        /* The default path: lbd serves without runtime control, and says so. */
-        log_emit(rc == -ENOENT ? LOG_INFO : LOG_WARN, "control_off",
-                 "socket=%s reason=\"%s\" detail=\"set lbd.control.socket to have one\"",
-                 c->control_socket, why);
-        return 0;
-    }
+    int rc = ctl_config_open(&l->control, l->loop, &c->control, "lbd", handle, l,
+                             &l->control_uid, &l->control_gid, &l->control_on);
+    if (rc != 0 || !l->control_on)
+        return rc;
     uv_timer_init(l->loop, &l->control_timer);
     l->control_timer.data = l;
     uv_timer_start(&l->control_timer, on_tick, CONTROL_TICK_MS, CONTROL_TICK_MS);
     uv_unref((uv_handle_t *)&l->control_timer);
-    l->control_on = true;
-    log_emit(LOG_INFO, "listen", "address=%s role=control mode=%04o group=%s operators=%s",
-             c->control_socket, c->control_mode, c->control_group[0] ? c->control_group : "-",
-             c->control_operators[0] ? c->control_operators : "-");
     return 0;
 }
 

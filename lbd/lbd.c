@@ -736,10 +736,7 @@ static void apply_config(struct lbd *l, struct lbd_config *nc)
         {strcmp(nc->liveness_socket, o->liveness_socket) != 0, "liveness_socket"},
         {strcmp(nc->user, o->user) != 0, "user"},
         {strcmp(nc->peer_key_file, o->peer_key_file) != 0, "peer.key_file"},
-        {strcmp(nc->control_socket, o->control_socket) != 0 || nc->control_mode != o->control_mode ||
-             strcmp(nc->control_group, o->control_group) != 0 ||
-             strcmp(nc->control_operators, o->control_operators) != 0,
-         "control"},
+        {!ctl_config_equal(&nc->control, &o->control), "control"},
     };
     for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
         if (kept[i].changed)
@@ -758,12 +755,8 @@ static void apply_config(struct lbd *l, struct lbd_config *nc)
     nc->admin_enabled = o->admin_enabled;
     memcpy(nc->liveness_socket, o->liveness_socket, sizeof(nc->liveness_socket));
     memcpy(nc->user, o->user, sizeof(nc->user));
-    memcpy(nc->control_socket, o->control_socket, sizeof(nc->control_socket));
     memcpy(nc->peer_key_file, o->peer_key_file, sizeof(nc->peer_key_file));
-    memcpy(nc->control_group, o->control_group, sizeof(nc->control_group));
-    memcpy(nc->control_operators, o->control_operators, sizeof(nc->control_operators));
-    nc->control_socket_set = o->control_socket_set;
-    nc->control_mode = o->control_mode;
+    nc->control = o->control;
     bool check_changed = nc->check_type != o->check_type;
     unsigned added = 0, removed = 0;
     if (check_changed)

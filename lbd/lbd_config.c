@@ -6,7 +6,6 @@
 #include "parse.h"
 
 #include <errno.h>
-#include <grp.h>
 #include <ifaddrs.h>
 #include <stdlib.h>
 #include <netinet/in.h>
@@ -253,61 +252,6 @@ static int parse_peer(struct cfg_doc *d, yaml_node_t *n, const char *path, void 
     return rc;
 }
 
-static int parse_control_socket(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
-{
-    struct lbd_config *c = base;
-    const char *v = cfg_scalar(n);
-    if (v == NULL)
-        return cfg_error(d, n, path, "expected a path, or off");
-    c->control_socket_set = true;
-    if (strcmp(v, "off") == 0 || v[0] == '\0') {
-        c->control_socket[0] = '\0';
-        return 0;
-    }
-    if (v[0] != '/' || strlen(v) >= sizeof(c->control_socket))
-        return cfg_error(d, n, path, "an absolute path shorter than %zu bytes, or off",
-                         sizeof(c->control_socket));
-    snprintf(c->control_socket, sizeof(c->control_socket), "%s", v);
-    return 0;
-}
-
-static int parse_mode(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
-{
-    struct lbd_config *c = base;
-    const char *v = cfg_scalar(n);
-    char *end = NULL;
-    unsigned long m = v ? strtoul(v, &end, 8) : 0;
-    if (v == NULL || v[0] == '\0' || *end != '\0' || m > 0777 || v[0] == '-')
-        return cfg_error(d, n, path, "an octal file mode such as 0660");
-    c->control_mode = (uint32_t)m;
-    return 0;
-}
-
-static const struct cfg_field control_fields[] = {
-    {"socket", CFG_CUSTOM, 0, .custom = parse_control_socket,
-     .type_doc = "path, or off", .def_doc = LBD_CONTROL_SOCKET,
-     .doc = "The control socket pgvipctl talks to (nodes: drain, disable, enable, weight, add, "
-            "remove; sessions: show, kill). Created before lbd gives up root; a stale socket "
-            "is replaced. With the default, lbd runs without one (and says so) when its "
-            "directory is missing or another lbd answers there; a path set here must work. "
-            "Changes on restart only."},
-    {"mode", CFG_CUSTOM, 0, .custom = parse_mode, .type_doc = "octal file mode",
-     .def_doc = "0660",
-     .doc = "The socket's mode: who can connect, and so look (nodes, sessions: client "
-            "addresses, users, databases). Changes on restart only."},
-    {"group", CFG_STR, OFF(control_group), sizeof(((struct lbd_config *)0)->control_group),
-     .def_doc = "none (root's)",
-     .doc = "The socket's group (with mode 0660, its members may connect and look). Changes "
-            "on restart only."},
-    {"operators", CFG_STR, OFF(control_operators),
-     sizeof(((struct lbd_config *)0)->control_operators), .def_doc = "none",
-     .doc = "A group whose members (primary or supplementary group) may change things: "
-            "drain, disable, enable, weight, add, remove, kill. Root may always; so may the "
-            "user lbd was started as, when that was not root. Every change is logged with "
-            "who asked (pid, uid, command). Changes on restart only."},
-    {NULL},
-};
-
 static const struct cfg_field lbd_fields[] = {
     {"listen", CFG_CUSTOM, 0, .custom = parse_listen, .required = true,
      .type_doc = "address or list of up to 8 addresses host:port (port 5432 when omitted)",
@@ -353,8 +297,10 @@ static const struct cfg_field lbd_fields[] = {
             "VIP, node, backend pid, user, database, times and bytes. Off on a busy "
             "instance, the counters and histograms still count every session; sessions that "
             "end in an error are logged either way (warn)."},
-    {"control", CFG_SECTION, .sub = control_fields,
-     .doc = "The control socket: runtime control without editing files (pgvipctl(8))."},
+    CTL_CONFIG_FIELD("control", OFF(control),
+                     "lbd's control socket for pgvipctl: nodes (drain, disable, enable, weight, "
+                     "add, remove), sessions (show, kill). Default socket "
+                     LBD_CONTROL_SOCKET "."),
     {"timeouts", CFG_SECTION, .sub = timeout_fields, .doc = "Deadlines."},
     {"limits", CFG_SECTION, .sub = limit_fields,
      .doc = "Bounds on what clients that have not logged in can cost (docs/abuse-model.md)."},
@@ -405,8 +351,7 @@ void lbd_config_set_defaults(struct lbd_config *c)
     c->maxconn = 10000;
     c->relay = LBD_RELAY_USER; /* kernel: see its doc (a kernel fallback bug) */
     c->close_on_vip_loss = true;
-    snprintf(c->control_socket, sizeof(c->control_socket), "%s", LBD_CONTROL_SOCKET);
-    c->control_mode = 0660;
+    ctl_config_defaults(&c->control, LBD_CONTROL_SOCKET);
     c->log_sessions = true;
     c->log_level = LOG_INFO;
     c->connect_ms = 2000;
@@ -530,14 +475,6 @@ static int validate(struct cfg_doc *d, struct lbd_config *c)
 {
     yaml_node_t *root = cfg_doc_root(d);
     yaml_node_t *lbd = cfg_map_get(d, root, "lbd");
-    int grc = 0; /* (recorded; the checks below go on) */
-    yaml_node_t *ctl = cfg_map_get(d, lbd, "control");
-    if (c->control_group[0] && getgrnam(c->control_group) == NULL)
-        grc = cfg_error(d, cfg_map_get(d, ctl, "group"), "lbd.control.group",
-                        "no group \"%s\" on this host", c->control_group);
-    if (c->control_operators[0] && getgrnam(c->control_operators) == NULL)
-        grc = cfg_error(d, cfg_map_get(d, ctl, "operators"), "lbd.control.operators",
-                        "no group \"%s\" on this host", c->control_operators);
     if (c->check_timeout_ms > c->check_interval_ms)
         return cfg_error(d, cfg_map_get(d, cfg_map_get(d, lbd, "pool"), "health"),
                          "lbd.pool.health", "timeout (%llums) must not exceed interval (%llums)",
@@ -565,8 +502,7 @@ static int validate(struct cfg_doc *d, struct lbd_config *c)
                              "the peer lbd's cancel listener (its peer.listen): not on a port "
                              "the pair listens on for clients, and not our own peer.listen");
     }
-    int rc = validate_pair(d, c, lbd);
-    return rc ? rc : grc;
+    return validate_pair(d, c, lbd);
 }
 
 static int finish(struct cfg_doc *d, int rc, struct lbd_config *cfg, char *err, size_t errsize)

@@ -4,6 +4,8 @@
 #ifndef LBD_CONFIG_H
 #define LBD_CONFIG_H
 
+#include "ctl_config.h"
+#include "ctl_paths.h"
 #include "pool.h"
 
 #include <stdbool.h>
@@ -13,7 +15,6 @@
 #include <sys/socket.h>
 
 #define LBD_MAX_LISTEN 8
-#define LBD_CONTROL_SOCKET "/run/pgvip/lbd-control.sock"
 
 enum lbd_check_type { LBD_CHECK_TCP, LBD_CHECK_PG, LBD_CHECK_HTTP, LBD_CHECK_NONE };
 enum lbd_on_down { LBD_ON_DOWN_KEEP, LBD_ON_DOWN_CUT };
@@ -50,11 +51,7 @@ struct lbd_config {
     bool log_sessions;                   /* a session_end line for each session ending well */
     char vrrpd_state_file[256];          /* vrrp.state_file, shown on the status page; "" = none */
     char user[64];                       /* started as root: become this user after binding */
-    char control_socket[108];            /* the control socket (ctl.h); "" = off */
-    bool control_socket_set;             /* named in the file (else the default, if it can be) */
-    uint32_t control_mode;               /* its file mode */
-    char control_group[64];              /* its group (members may look); "" = root's */
-    char control_operators[64];          /* a group whose members may change things; "" */
+    struct ctl_config control;           /* the control socket (pgvipctl) */
     struct sockaddr_storage peer;        /* the other lbd's cancel listener */
     struct sockaddr_storage peer_listen; /* ours */
     char peer_key_file[256];             /* the pair's shared key for node commands; "" */

@@ -6,7 +6,7 @@
  * Prints the answer as lbd wrote it (psql-style tables, or JSON with --json) and exits
  * 0 when lbd says ok, 1 when it says error, 2 when lbd cannot be reached. The socket is
  * -s, else $PGVIPCTL_SOCKET, else lbd's default (LBD_CONTROL_SOCKET). */
-#include "lbd_config.h"
+#include "ctl_paths.h"
 
 #include <errno.h>
 #include <poll.h>

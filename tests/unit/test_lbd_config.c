@@ -164,20 +164,20 @@ START_TEST(control_socket)
     char err[1024];
     const char *base = "lbd:\n  listen: 1.2.3.4:5\n  pool:\n    nodes: [{address: 1.1.1.1}]\n";
     ck_assert_int_eq(lbd_config_load_string("c.yaml", base, &cfg, err, sizeof(err)), 0);
-    ck_assert_str_eq(cfg.control_socket, LBD_CONTROL_SOCKET);
-    ck_assert(!cfg.control_socket_set);
-    ck_assert_uint_eq(cfg.control_mode, 0660);
+    ck_assert_str_eq(cfg.control.socket, LBD_CONTROL_SOCKET);
+    ck_assert(!cfg.control.socket_set);
+    ck_assert_uint_eq(cfg.control.mode, 0660);
     char text[512];
     snprintf(text, sizeof(text), "%s  control: {socket: off}\n", base);
     ck_assert_int_eq(lbd_config_load_string("c.yaml", text, &cfg, err, sizeof(err)), 0);
-    ck_assert_str_eq(cfg.control_socket, "");
+    ck_assert_str_eq(cfg.control.socket, "");
     snprintf(text, sizeof(text), "%s  control: {socket: /tmp/x.sock, mode: \"0600\", group: root}\n",
              base);
     ck_assert_msg(lbd_config_load_string("c.yaml", text, &cfg, err, sizeof(err)) == 0, "%s", err);
-    ck_assert_str_eq(cfg.control_socket, "/tmp/x.sock");
-    ck_assert(cfg.control_socket_set);
-    ck_assert_uint_eq(cfg.control_mode, 0600);
-    ck_assert_str_eq(cfg.control_group, "root");
+    ck_assert_str_eq(cfg.control.socket, "/tmp/x.sock");
+    ck_assert(cfg.control.socket_set);
+    ck_assert_uint_eq(cfg.control.mode, 0600);
+    ck_assert_str_eq(cfg.control.group, "root");
 }
 END_TEST
 
