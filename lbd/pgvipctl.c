@@ -24,14 +24,16 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: pgvipctl [-s SOCKET] [--json] [--local] COMMAND [ARGS...]\n"
-            "       pgvipctl [-s SOCKET] [--json] [--local] < commands   (one a line)\n"
+            "usage: pgvipctl [-s SOCKET] [-S SOCKET] [--json] [--local] COMMAND [ARGS...]\n"
+            "       pgvipctl [-s SOCKET] [--json] [--local] < commands   (one a line, lbd's)\n"
             "--json: JSON (a table as an array of objects; an answer as an object a line per\n"
             "instance). --local: a node command for this lbd only, not its peer too.\n"
             "Talks to lbd's control socket (lbd.control.socket; -s, $PGVIPCTL_SOCKET or\n"
-            "%s). 'pgvipctl help' lists the commands lbd takes.\n"
-            "Exit status: 0 done, 1 lbd refused the command, 2 lbd could not be reached.\n",
-            LBD_CONTROL_SOCKET);
+            "%s), and for 'vrrp ...' commands to vrrpd's (vrrp.control.socket;\n"
+            "-S, $PGVIPCTL_VRRPD_SOCKET or %s). 'pgvipctl help' and 'pgvipctl vrrp help'\n"
+            "list the commands.\n"
+            "Exit status: 0 done, 1 the daemon refused the command, 2 it could not be reached.\n",
+            LBD_CONTROL_SOCKET, VRRPD_CONTROL_SOCKET);
 }
 
 static int64_t now_ms(void)
@@ -41,7 +43,7 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int connect_to(const char *path)
+static int connect_to(const char *path, const char *daemon)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof(sun.sun_path)) {
@@ -52,10 +54,10 @@ static int connect_to(const char *path)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
         int e = errno;
-        fprintf(stderr, "pgvipctl: cannot connect to lbd at %s: %s%s\n", path, strerror(e),
-                e == ENOENT       ? " (is lbd running, with lbd.control.socket there?)"
-                : e == EACCES     ? " (lbd.control.mode and .group decide who may connect)"
-                : e == ECONNREFUSED ? " (a stale socket: lbd is not running)"
+        fprintf(stderr, "pgvipctl: cannot connect to %s at %s: %s%s\n", daemon, path, strerror(e),
+                e == ENOENT         ? " (is it running, with its control socket there?)"
+                : e == EACCES       ? " (control.mode and control.group decide who may connect)"
+                : e == ECONNREFUSED ? " (a stale socket: the daemon is not running)"
                                     : "");
         if (fd >= 0)
             close(fd);
@@ -131,14 +133,18 @@ static int run(int fd, const char *line)
 
 int main(int argc, char **argv)
 {
-    const char *path = getenv("PGVIPCTL_SOCKET");
+    const char *path = getenv("PGVIPCTL_SOCKET"), *vpath = getenv("PGVIPCTL_VRRPD_SOCKET");
     bool json = false, local = false;
     int i = 1;
     if (path == NULL || path[0] == '\0')
         path = LBD_CONTROL_SOCKET;
+    if (vpath == NULL || vpath[0] == '\0')
+        vpath = VRRPD_CONTROL_SOCKET;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "-s") == 0 && i + 1 < argc)
             path = argv[++i];
+        else if (strcmp(argv[i], "-S") == 0 && i + 1 < argc)
+            vpath = argv[++i];
         else if (strncmp(argv[i], "--socket=", 9) == 0)
             path = argv[i] + 9;
         else if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0)
@@ -155,6 +161,7 @@ int main(int argc, char **argv)
     }
     char line[4096];
     size_t len = 0;
+    int first = i;
     if (i < argc) {
         len = (size_t)snprintf(line, sizeof(line), "%s%s%s", json ? "--json" : "",
                                json && local ? " " : "", local ? "--local" : "");
@@ -171,7 +178,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "pgvipctl: the command is too long\n");
             return 2;
         }
-        int fd = connect_to(path);
+        /* vrrp commands are vrrpd's; the rest lbd's */
+        bool vrrp = strcmp(argv[first], "vrrp") == 0;
+        int fd = connect_to(vrrp ? vpath : path, vrrp ? "vrrpd" : "lbd");
         if (fd < 0)
             return 2;
         int rc = run(fd, line);
@@ -182,7 +191,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    int fd = connect_to(path), worst = 0;
+    int fd = connect_to(path, "lbd"), worst = 0;
     if (fd < 0)
         return 2;
     char in[4000];

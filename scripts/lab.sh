@@ -114,6 +114,7 @@ lab_write_config() { # lab_write_config lb1|lb2
         echo "  interface: eth0"
         echo "  state_file: $LAB_DIR/$inst-vrrpd.json"
         echo "  admin: 127.0.0.1:8082          # vrrpd's /metrics and /status"
+        echo "  control: {socket: $LAB_DIR/$inst-vrrpd-control.sock}   # pgvipctl -S ... vrrp"
         echo "  transitions_file: $LAB_DIR/$inst-transitions.log"
         [ "${LAB_REALTIME:-0}" = 1 ] && echo "  realtime: true"
         [ -n "${LAB_SILENT_HOLD:-}" ] && echo "  silent_master_hold: $LAB_SILENT_HOLD"

@@ -85,8 +85,14 @@ __attribute__((format(printf, 6, 7))) static void set_state(struct vrrp_fsm *f, 
         f->master_priority = f->priority;
         break;
     case VRRP_BACKUP:
-        if (from == VRRP_MASTER || holding)
+        if (from == VRRP_MASTER && graceful) {
+            /* An operator's resignation (vrrp_fsm_resign): priority 0 so a backup takes
+             * over after Skew_Time, and the VIPs kept until it is heard, as at shutdown. */
+            out->actions |= VRRP_ACT_SEND_ADV_ZERO;
+            f->handover_due_ms = now + vrrp_fsm_master_down_ms(f);
+        } else if (from == VRRP_MASTER || holding) {
             out->actions |= VRRP_ACT_DEL_VIPS;
+        }
         f->down_due_ms = now + vrrp_fsm_master_down_ms(f);
         break;
     case VRRP_INIT:
@@ -448,6 +454,13 @@ void vrrp_fsm_reconfigure(struct vrrp_fsm *f, uint64_t now, const struct vrrp_fs
     } else if (f->master_ip == 0) {
         f->master_adv_cs = cfg->adv_cs; /* 6.4.1: ours until a master tells us its own */
     }
+}
+
+void vrrp_fsm_resign(struct vrrp_fsm *f, uint64_t now, const char *why, struct vrrp_out *out)
+{
+    out_reset(out);
+    if (f->state == VRRP_MASTER)
+        set_state(f, now, VRRP_BACKUP, true, out, "%s", why);
 }
 
 void vrrp_fsm_shutdown(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out)

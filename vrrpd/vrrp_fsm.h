@@ -128,6 +128,12 @@ void vrrp_fsm_set_priority(struct vrrp_fsm *f, uint64_t now, uint8_t priority,
  * new configured priority and what is tracked. */
 void vrrp_fsm_reconfigure(struct vrrp_fsm *f, uint64_t now, const struct vrrp_fsm_config *cfg,
                           struct vrrp_out *out);
+/* An operator's planned move (vrrpd's addition): a MASTER resigns with a priority-0
+ * advert and becomes BACKUP, keeping its VIPs until the new master is heard (plus one
+ * interval) or the master down interval passes (make-before-break, as at shutdown). If
+ * no other router takes over, its down timer makes it master again. Only a MASTER
+ * resigns; the caller lowers the priority first if it must not take the group back. */
+void vrrp_fsm_resign(struct vrrp_fsm *f, uint64_t now, const char *why, struct vrrp_out *out);
 /* Shutdown event: resign with priority 0 if master, go to INIT, keeping the VIPs until
  * the new master is heard (make-before-break). Done when vrrp_fsm_next_due() is 0. */
 void vrrp_fsm_shutdown(struct vrrp_fsm *f, uint64_t now, struct vrrp_out *out);

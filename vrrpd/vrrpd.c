@@ -512,7 +512,7 @@ void vrrpd_reevaluate(struct vrrpd *d, const char *what)
         struct vrrp_out o;
         vrrp_fsm_set_fault(&g->fsm, vrrpd_now_ms(), fault, graceful, fault ? why : what, &o);
         vrrpd_apply(g, &o);
-        int prio = (int)g->cfg.priority;
+        int prio = g->prio_override ? (int)g->prio_override : (int)g->cfg.priority;
         if (d->cfg.track_lbd[0] && d->cfg.track_lbd_action == VRRPD_TRACK_WEIGHT && !d->lbd_ok)
             prio -= (int)d->cfg.track_lbd_weight;
         if (prio < 1)
@@ -731,6 +731,7 @@ static void close_all(struct vrrpd *d)
     d->rx_polling = false;
     uv_close((uv_handle_t *)&d->status_timer, NULL);
     httpd_stop(&d->admin);
+    vrrpd_control_stop(d);
     peerwatch_stop(&d->watch);
     uv_close((uv_handle_t *)&d->sig_term, NULL);
     uv_close((uv_handle_t *)&d->sig_int, NULL);
@@ -872,6 +873,8 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path, const struct
                 format_sockaddr((struct sockaddr *)&cfg->admin, a, sizeof(a)), uv_strerror(rc));
         return rc;
     }
+    if ((rc = vrrpd_control_start(d)) != 0)
+        return rc;
     if (cfg->peer_watch_port) {
         char pa[16];
         rc = peerwatch_start(&d->watch, loop, d->primary, cfg->peer_watch_port, d->cfg.peers,

@@ -4,6 +4,7 @@
 #define VRRPD_VRRPD_H
 
 #include "garp.h"
+#include "ctl.h"
 #include "httpd.h"
 #include "metrics.h"
 #include "peerwatch.h"
@@ -44,6 +45,7 @@ struct vrrpd_group {
     uv_timer_t garp_timer; /* repeats of the gratuitous ARP */
     uint32_t garp_left;
     bool vips_held;
+    uint8_t prio_override; /* an operator's priority (pgvipctl vrrp resign|priority); 0: none */
     uint32_t watched_master; /* fsm.master_ip when the peer watch last synced */
     uint64_t tx_adverts, tx_errors, rx_adverts, garps_sent, garp_errors, last_rx_ms;
     /* Adverts this master sent late: its timer ran more than half an interval after it
@@ -78,6 +80,10 @@ struct vrrpd {
     struct peerwatch watch; /* when cfg.peer_watch_port */
     char config_path[256];  /* read again on SIGHUP */
     struct reload_state reload;
+    struct ctl control; /* pgvipctl vrrp ... (vrrpd_control.c) */
+    bool control_on;
+    uid_t control_uid;
+    gid_t control_gid;
 };
 
 int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path, const struct vrrpd_config *cfg);
@@ -89,6 +95,9 @@ int vrrpd_join_group(struct vrrpd *d);
 
 /* vrrpd_status.c: the admin endpoint's handler (httpd.h). */
 void vrrpd_admin_handle(void *ctx, const char *path, const char *query, struct httpd_reply *r);
+/* vrrpd_control.c: the control socket (vrrp.control) */
+int vrrpd_control_start(struct vrrpd *d);
+void vrrpd_control_stop(struct vrrpd *d);
 /* vrrpd_reload.c: SIGHUP (reload the file, apply what can change live). */
 void vrrpd_reload(struct vrrpd *d);
 /* vrrpd.c, for vrrpd_status.c and vrrpd_reload.c: monotonic and wall clocks in ms; a

@@ -281,6 +281,9 @@ static const struct cfg_field vrrp_fields[] = {
     {"admin", CFG_CUSTOM, 0, .custom = parse_admin,
      .type_doc = "address host:port (port 8082 when omitted), or off", .def_doc = "127.0.0.1:8082",
      .doc = "The read-only admin endpoint: /metrics (Prometheus), /status (JSON), /health."},
+    CTL_CONFIG_FIELD("control", OFF(control),
+                     "vrrpd's control socket for pgvipctl: vrrp show, resign, priority, restore, "
+                     "giveback. Default socket " VRRPD_CONTROL_SOCKET "."),
     {"transitions_file", CFG_STR, OFF(transitions_file), SZ(transitions_file),
      .doc = "Append one line per state transition here (time, group, from, to, reason)."},
     {"notify", CFG_STR, OFF(notify), SZ(notify),
@@ -335,6 +338,7 @@ void vrrpd_config_set_defaults(struct vrrpd_config *c)
     snprintf(c->instance, sizeof(c->instance), "vrrpd");
     parse_sockaddr("127.0.0.1:8082", 0, &c->admin);
     c->admin_enabled = true;
+    ctl_config_defaults(&c->control, VRRPD_CONTROL_SOCKET);
     c->log_level = LOG_INFO;
     c->garp_repeat = 3;
     c->garp_interval_ms = 100;

@@ -2,6 +2,8 @@
 #ifndef VRRPD_CONFIG_H
 #define VRRPD_CONFIG_H
 
+#include "ctl_config.h"
+#include "ctl_paths.h"
 #include "vrrp_packet.h"
 
 #include <net/if.h>
@@ -45,6 +47,7 @@ struct vrrpd_config {
     char state_file[256];
     struct sockaddr_storage admin; /* /metrics and /status over HTTP */
     bool admin_enabled;
+    struct ctl_config control; /* pgvipctl vrrp ... */
     char transitions_file[256];
     char notify[256];
     uint32_t garp_repeat;

@@ -120,6 +120,8 @@ static void reload_config(struct vrrpd *d)
         note(restart, sizeof(restart), "what is tracked");
     if (nc.realtime != d->cfg.realtime)
         note(restart, sizeof(restart), "realtime");
+    if (!ctl_config_equal(&nc.control, &d->cfg.control))
+        note(restart, sizeof(restart), "control");
     for (size_t j = 0; j < nc.n_groups; j++) {
         bool running = false;
         for (size_t i = 0; i < d->n_groups; i++)

@@ -236,7 +236,9 @@ done
 sleep 1
 drain_failed=$(($(count fail a "$t_drain" "$(now_ms)") + $(count fail b "$t_drain" "$(now_ms)")))
 [ "$drain_failed" = 0 ] || fail "new sessions failed while pg1 drained: $(fails a "$t_drain" "$(now_ms)")"
-pass "docker exec lbN pgvipctl nodes drain pg1 on both: no session left on pg1 after 2 s, none failed; enabled again"
+docker exec lb1 pgvipctl vrrp | grep -Eq '^ +51 \| MASTER .*\| this instance' ||
+    fail "docker exec lb1 pgvipctl vrrp: $(docker exec lb1 pgvipctl vrrp 2>&1)"
+pass "docker exec lbN pgvipctl nodes drain pg1 on both: no session left on pg1 after 2 s, none failed; enabled again; pgvipctl vrrp shows lb1 master of 51"
 t_end=$(now_ms)
 sleep 3.5 # the last attempts end (3 s deadline)
 for n in a b; do docker exec client sh -c "kill -TERM \$(cat /tmp/probe-$n.pid)" 2>/dev/null || true; done

@@ -111,6 +111,39 @@ START_TEST(start_yield_alone_claims_after_the_yield_and_says_so)
 }
 END_TEST
 
+/* pgvipctl vrrp resign: a master hands its group over make-before-break and follows
+ * the new master; a backup has nothing to resign. */
+START_TEST(resign_hands_over_make_before_break)
+{
+    make(150, true, 0);
+    vrrp_fsm_start(&f, 1000, false, &o);
+    run_until(5000);
+    ck_assert_int_eq(f.state, VRRP_MASTER);
+    vrrp_fsm_set_priority(&f, 2000, 1, &o); /* (the caller's: do not take it back) */
+    vrrp_fsm_resign(&f, 2000, "resigned by an operator", &o);
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+    ck_assert(o.actions & VRRP_ACT_TRANSITION);
+    ck_assert(o.actions & VRRP_ACT_SEND_ADV_ZERO);
+    ck_assert(!(o.actions & VRRP_ACT_DEL_VIPS)); /* kept until the new master speaks */
+    ck_assert(!o.takeover);
+    ck_assert_str_eq(o.reason, "resigned by an operator");
+    ck_assert_uint_ne(f.handover_due_ms, 0);
+    struct vrrp_adv a = adv(100, 10);
+    vrrp_fsm_recv(&f, 2030, &a, PEER_LOW, &o); /* the peer took over after its skew */
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+    vrrp_fsm_timer(&f, vrrp_fsm_next_due(&f), &o); /* one interval later: released */
+    ck_assert(o.actions & VRRP_ACT_HANDOVER_DONE);
+    ck_assert(o.actions & VRRP_ACT_DEL_VIPS);
+    ck_assert_uint_eq(f.handover_due_ms, 0);
+    vrrp_fsm_recv(&f, 2130, &a, PEER_LOW, &o); /* followed, not preempted (priority 1) */
+    run_until(2200);
+    ck_assert_int_eq(f.state, VRRP_BACKUP);
+    ck_assert_uint_eq(f.master_ip, PEER_LOW);
+    vrrp_fsm_resign(&f, 2200, "again", &o); /* a backup: nothing */
+    ck_assert_uint_eq(o.actions, 0);
+}
+END_TEST
+
 START_TEST(backup_follows_master_and_reports_its_silence)
 {
     make(100, false, 0);
@@ -706,6 +739,7 @@ static Suite *suite(void)
     tcase_add_test(tc, start_backup_then_master_after_master_down_interval);
     tcase_add_test(tc, start_yield_lets_the_peer_claim_its_group_first);
     tcase_add_test(tc, start_yield_alone_claims_after_the_yield_and_says_so);
+    tcase_add_test(tc, resign_hands_over_make_before_break);
     tcase_add_test(tc, backup_follows_master_and_reports_its_silence);
     tcase_add_test(tc, backup_learns_the_masters_interval);
     tcase_add_test(tc, stall_grace_waits_one_interval_once_per_silence);

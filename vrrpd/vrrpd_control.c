@@ -1,0 +1,250 @@
+/* vrrpd_control.c -- vrrpd's control socket (vrrp.control, common/ctl.h): what
+ * `pgvipctl vrrp ...` asks.
+ *
+ *   vrrp [show]               the groups: state, priorities, master, last advert, VIPs
+ *   vrrp resign VRID|all      hand the group to the peer now and stay backup: priority 1
+ *                             until `vrrp restore` (make-before-break, as at shutdown)
+ *   vrrp priority VRID N      an operator's priority (1-254) until `vrrp restore`
+ *   vrrp restore VRID|all     the priority of the file again (preemption may take the
+ *                             group back after its delay)
+ *   vrrp giveback             resign the groups this instance holds but does not prefer
+ *                             (their priority is below its best): the pair's active-active
+ *                             layout again after a failover, without preemption
+ *
+ * Looking needs a connection; changes need root, vrrpd's start user or
+ * vrrp.control.operators, and each is logged with who asked. An operator's priority
+ * lasts until `vrrp restore` or a restart (a reload keeps it). */
+#include "vrrpd.h"
+
+#include "log.h"
+#include "parse.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void say(struct vrrpd *d, struct metrics_buf *out, bool json, const char *key,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void say(struct vrrpd *d, struct metrics_buf *out, bool json, const char *key,
+                const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (!json) {
+        metrics_printf(out, "%s: %s\n", d->cfg.instance, msg);
+        return;
+    }
+    metrics_printf(out, "{\"instance\":");
+    metrics_json_str(out, d->cfg.instance);
+    metrics_printf(out, ",\"%s\":", key);
+    metrics_json_str(out, msg);
+    metrics_printf(out, "}\n");
+}
+
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        say(d, out, json, "error", __VA_ARGS__);                                                   \
+        return -1;                                                                                 \
+    } while (0)
+
+/* The priority this instance has in the groups it prefers (start_yield uses the same). */
+static uint32_t best_priority(const struct vrrpd *d)
+{
+    uint32_t best = 0;
+    for (size_t i = 0; i < d->n_groups; i++)
+        best = d->groups[i].cfg.priority > best ? d->groups[i].cfg.priority : best;
+    return best;
+}
+
+static int show(struct vrrpd *d, bool json, struct metrics_buf *out)
+{
+    static const char *const cols[] = {"vrid",    "state",          "priority", "file_priority",
+                                       "set_by",  "preferred",      "master",   "last_advert_ms",
+                                       "preempt", "vips"};
+    struct ctl_table t;
+    ctl_table_init(&t, cols, sizeof(cols) / sizeof(cols[0]));
+    ctl_table_numeric(&t, 0);
+    ctl_table_numeric(&t, 2);
+    ctl_table_numeric(&t, 3);
+    ctl_table_numeric(&t, 7);
+    uint64_t now = vrrpd_now_ms(), best = best_priority(d);
+    for (size_t i = 0; i < d->n_groups; i++) {
+        const struct vrrpd_group *g = &d->groups[i];
+        char ip[16], vips[512];
+        vrrpd_vip_list(g, vips, sizeof(vips));
+        ctl_table_cell(&t, "%u", g->cfg.vrid);
+        ctl_table_cell(&t, "%s", vrrp_state_names[g->fsm.state]);
+        ctl_table_cell(&t, "%u", g->fsm.priority);
+        ctl_table_cell(&t, "%u", g->cfg.priority);
+        ctl_table_cell(&t, "%s", g->prio_override ? "operator" : "file");
+        ctl_table_cell(&t, "%s", g->cfg.priority >= best ? "yes" : "no");
+        ctl_table_cell(&t, "%s",
+                       g->fsm.state == VRRP_MASTER ? "this instance"
+                       : g->fsm.master_ip          ? format_ip4(g->fsm.master_ip, ip, sizeof(ip))
+                                                   : "-");
+        if (g->fsm.state == VRRP_BACKUP && g->last_rx_ms)
+            ctl_table_cell(&t, "%llu", (unsigned long long)(now - g->last_rx_ms));
+        else
+            ctl_table_cell(&t, "-");
+        ctl_table_cell(&t, "%s", g->cfg.preempt ? "yes" : "no");
+        ctl_table_cell(&t, "%s", vips);
+    }
+    ctl_table_render(&t, json, out);
+    ctl_table_free(&t);
+    return 0;
+}
+
+/* The groups a command names: one VRID, or all. */
+static int pick(struct vrrpd *d, const char *arg, bool *sel)
+{
+    memset(sel, 0, sizeof(bool) * d->n_groups);
+    bool all = strcmp(arg, "all") == 0;
+    char *end = NULL;
+    unsigned long v = all ? 0 : strtoul(arg, &end, 10);
+    int n = 0;
+    for (size_t i = 0; i < d->n_groups; i++) {
+        if (all || (end && *end == '\0' && v == d->groups[i].cfg.vrid)) {
+            sel[i] = true;
+            n++;
+        }
+    }
+    return n;
+}
+
+static void resign(struct vrrpd_group *g, const char *why)
+{
+    struct vrrp_out o;
+    vrrp_fsm_resign(&g->fsm, vrrpd_now_ms(), why, &o);
+    vrrpd_apply(g, &o);
+}
+
+static int change(struct vrrpd *d, const char *by, int argc, char **argv, bool json,
+                  struct metrics_buf *out)
+{
+    const char *verb = argv[0];
+    bool sel[VRRPD_MAX_GROUPS];
+    char why[200];
+    if (strcmp(verb, "giveback") == 0) {
+        uint32_t best = best_priority(d);
+        int n = 0;
+        for (size_t i = 0; i < d->n_groups; i++) {
+            struct vrrpd_group *g = &d->groups[i];
+            if (g->fsm.state != VRRP_MASTER || g->cfg.priority >= best)
+                continue;
+            snprintf(why, sizeof(why), "given back to the instance that prefers it, by %s", by);
+            resign(g, why);
+            say(d, out, json, "message", "vrid %u: resigned (priority %u, below this instance's %u)",
+                g->cfg.vrid, g->cfg.priority, best);
+            n++;
+        }
+        if (n == 0)
+            say(d, out, json, "message", "holds no group it does not prefer: nothing to give back");
+        vrrpd_write_state(d);
+        return 0;
+    }
+    if (argc < 2)
+        FAIL("usage: vrrp %s VRID|all%s", verb, strcmp(verb, "priority") == 0 ? " N" : "");
+    if (pick(d, argv[1], sel) == 0)
+        FAIL("no group \"%s\" (vrrp show lists them)", argv[1]);
+    if (strcmp(verb, "priority") == 0) {
+        char *end = NULL;
+        unsigned long p = argc == 3 ? strtoul(argv[2], &end, 10) : 0;
+        if (argc != 3 || *end != '\0' || p < 1 || p > 254)
+            FAIL("usage: vrrp priority VRID|all N (1 to 254)");
+        for (size_t i = 0; i < d->n_groups; i++)
+            if (sel[i])
+                d->groups[i].prio_override = (uint8_t)p;
+        snprintf(why, sizeof(why), "priority %lu set by %s", p, by);
+        vrrpd_reevaluate(d, why);
+        for (size_t i = 0; i < d->n_groups; i++)
+            if (sel[i])
+                say(d, out, json, "message",
+                    "vrid %u: priority %u (the file says %u) until vrrp restore; %s",
+                    d->groups[i].cfg.vrid, d->groups[i].fsm.priority, d->groups[i].cfg.priority,
+                    vrrp_state_names[d->groups[i].fsm.state]);
+        return 0;
+    }
+    if (strcmp(verb, "resign") == 0 || strcmp(verb, "restore") == 0) {
+        bool res = strcmp(verb, "resign") == 0;
+        for (size_t i = 0; i < d->n_groups; i++) {
+            if (!sel[i])
+                continue;
+            struct vrrpd_group *g = &d->groups[i];
+            bool was_master = g->fsm.state == VRRP_MASTER;
+            g->prio_override = res ? 1 : 0;
+            if (res && was_master) {
+                snprintf(why, sizeof(why), "resigned by %s", by);
+                resign(g, why);
+            }
+            say(d, out, json, "message", "vrid %u: %s", g->cfg.vrid,
+                !res           ? "the file's priority again (a preempting group takes the VIPs "
+                                 "back after its delay)"
+                : was_master   ? "resigned: the peer takes over now (VIPs kept here until it "
+                                 "speaks); priority 1 until vrrp restore"
+                               : "not master; priority 1 until vrrp restore");
+        }
+        snprintf(why, sizeof(why), "%s by %s", res ? "resign" : "restore", by);
+        vrrpd_reevaluate(d, why);
+        return 0;
+    }
+    FAIL("unknown command \"vrrp %s\" (try help)", verb);
+}
+
+static const char help_text[] =
+    " vrrp [show]                 the groups: state, priorities, master, last advert, VIPs\n"
+    " vrrp resign VRID|all        hand the group to the peer now; priority 1 until restore\n"
+    " vrrp priority VRID|all N    an operator's priority (1-254) until restore\n"
+    " vrrp restore VRID|all       the file's priority again\n"
+    " vrrp giveback               resign the groups held here that the peer prefers\n"
+    " (--json first: JSON. Changes need root, vrrpd's start user or vrrp.control.operators.)\n";
+
+static int handle(void *ctx, struct ctl_conn *req, const struct ctl_caller *who, int argc,
+                  char **argv, bool json, struct metrics_buf *out)
+{
+    (void)req;
+    struct vrrpd *d = ctx;
+    char by[96], cmd[256] = "", q[300];
+    snprintf(by, sizeof(by), "\"%s pid=%d uid=%d\"", who->comm, (int)who->pid, (int)who->uid);
+    for (int i = 0; i < argc; i++)
+        snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), "%s%s", i ? " " : "", argv[i]);
+    if (strcmp(argv[0], "help") == 0 || (argc > 1 && strcmp(argv[1], "help") == 0)) {
+        metrics_printf(out, "%s", help_text);
+        return 0;
+    }
+    if (strcmp(argv[0], "vrrp") != 0)
+        FAIL("unknown command \"%s\": vrrpd takes vrrp ... (try help)", cmd);
+    if (argc == 1 || strcmp(argv[1], "show") == 0)
+        return show(d, json, out);
+    if (!ctl_caller_is(who, d->control_uid, d->control_gid)) {
+        log_emit(LOG_WARN, "control_refused", "command=%s uid=%d pid=%d comm=%s",
+                 log_quote(q, sizeof(q), cmd), (int)who->uid, (int)who->pid, who->comm);
+        FAIL("permission denied: \"%s\" changes vrrpd; it needs root%s", cmd,
+             d->control_gid != (gid_t)-1 ? " or group operators" : " (or vrrp.control.operators)");
+    }
+    if (d->stopping)
+        FAIL("vrrpd is stopping");
+    int rc = change(d, by, argc - 1, argv + 1, json, out);
+    log_emit(LOG_INFO, "control", "command=%s result=%s uid=%d pid=%d comm=%s",
+             log_quote(q, sizeof(q), cmd), rc == 0 ? "ok" : "error", (int)who->uid, (int)who->pid,
+             who->comm);
+    return rc;
+}
+
+int vrrpd_control_start(struct vrrpd *d)
+{
+    return ctl_config_open(&d->control, d->loop, &d->cfg.control, "vrrpd", handle, d,
+                           &d->control_uid, &d->control_gid, &d->control_on);
+}
+
+void vrrpd_control_stop(struct vrrpd *d)
+{
+    if (!d->control_on)
+        return;
+    d->control_on = false;
+    ctl_stop(&d->control);
+}
