@@ -385,6 +385,7 @@ static int listener_open(struct lbd *l, const struct sockaddr_storage *addr, boo
     ls->addr = *addr;
     ls->peer = peer;
     ls->twin_fd = peer ? -1 : twin_open(addr);
+    ls->paused_fd = -1;
     ls->tcp.data = ls;
     uv_tcp_init(l->loop, &ls->tcp);
     int rc = uv_tcp_open(&ls->tcp, fd);
@@ -431,12 +432,26 @@ static int twin_open(const struct sockaddr_storage *addr)
  * listener has queued is accepted, and the real listener closes. A client's TCP then
  * retransmits its SYN a second later, by when the VIP has moved. An RST would fail the
  * attempt; a session set up here now would be cut when the VIP moves. */
+static void quiet_forget(struct lbd_listener *ls);
+
 static void listeners_quiesce(struct lbd *l)
 {
     struct lbd_listener **pp = &l->listeners;
+    uv_timer_stop(&l->quiet_timer);
     while (*pp) {
         struct lbd_listener *ls = *pp;
         uv_os_fd_t fd;
+        if (ls->quiet) { /* paused for a handover: its twin drops already */
+            quiet_forget(ls);
+            l->quiesced_fds[l->n_quiesced++] = ls->twin_fd;
+            ls->twin_fd = -1;
+            *pp = ls->next;
+            if (ls->closing)
+                ls->orphan = true; /* on_paused_closed frees it */
+            else
+                free(ls);
+            continue;
+        }
         if (ls->peer || ls->twin_fd < 0 || listen(ls->twin_fd, 64) != 0 ||
             uv_fileno((uv_handle_t *)&ls->tcp, &fd) != 0) {
             pp = &ls->next;
@@ -456,6 +471,101 @@ static void listeners_quiesce(struct lbd *l)
     }
 }
 
+/* A VIP's listener paused for a handover (lbd_quiesce_address): its quiesce twin
+ * listens, with the drop-all filter root attached at start, and the listener itself stops
+ * listening (shutdown(SHUT_RD) of a listening socket; its bound port stays, so listen()
+ * resumes it), held on a descriptor of its own while libuv lets go of its handle. Nothing
+ * here needs a privilege, so lbd running as its user can do it. */
+static void quiet_resume(struct lbd *l, struct lbd_listener *ls)
+{
+    char a[SOCKADDR_STRLEN];
+    format_sockaddr((struct sockaddr *)&ls->addr, a, sizeof(a));
+    int rc = listen(ls->paused_fd, 4096) == 0 ? 0 : -errno;
+    if (rc == 0) {
+        ls->tcp.data = ls;
+        uv_tcp_init(l->loop, &ls->tcp);
+        rc = uv_tcp_open(&ls->tcp, ls->paused_fd);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)&ls->tcp, 4096, on_connection);
+    }
+    shutdown(ls->twin_fd, SHUT_RD); /* the twin stops dropping: bound, not listening */
+    ls->paused_fd = -1;
+    ls->quiet = false;
+    if (rc != 0)
+        log_emit(LOG_ERROR, "quiesce_resume_failed", "address=%s error=\"%s\"", a, uv_strerror(rc));
+    else
+        log_emit(LOG_INFO, "quiesce_end", "address=%s", a);
+}
+
+static void on_quiet_end(uv_timer_t *t)
+{
+    struct lbd *l = t->data;
+    for (struct lbd_listener *ls = l->listeners; ls; ls = ls->next) {
+        if (ls->quiet && !ls->closing)
+            quiet_resume(l, ls);
+        else if (ls->quiet)
+            ls->resume_due = true;
+    }
+}
+
+static void on_paused_closed(uv_handle_t *h)
+{
+    struct lbd_listener *ls = h->data;
+    if (ls->orphan) { /* stopped meanwhile: no longer listed */
+        free(ls);
+        return;
+    }
+    ls->closing = false;
+    if (ls->quiet && ls->resume_due)
+        quiet_resume(ls->lbd, ls); /* the quiet ended before libuv let go */
+}
+
+void lbd_quiesce_address(struct lbd *l, const struct sockaddr_storage *ip, uint64_t ms)
+{
+    for (struct lbd_listener *ls = l->listeners; ls; ls = ls->next) {
+        uv_os_fd_t fd;
+        if (ls->peer || ls->quiet || ls->twin_fd < 0 ||
+            !sockaddr_ip_equal((const struct sockaddr *)&ls->addr, (const struct sockaddr *)ip) ||
+            uv_fileno((uv_handle_t *)&ls->tcp, &fd) != 0)
+            continue;
+        char a[SOCKADDR_STRLEN];
+        format_sockaddr((struct sockaddr *)&ls->addr, a, sizeof(a));
+        int keep = dup(fd);
+        if (keep < 0 || listen(ls->twin_fd, 64) != 0) {
+            log_emit(LOG_WARN, "quiesce_failed", "address=%s error=\"%s\"", a, strerror(errno));
+            if (keep >= 0)
+                close(keep);
+            continue;
+        }
+        /* What completed its handshake already is served here. */
+        if (ls->deferred) {
+            ls->deferred = false;
+            session_accept(ls);
+        }
+        int c;
+        while ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+            session_adopt(l, c);
+        ls->quiet = true;
+        ls->closing = true;
+        ls->resume_due = false;
+        ls->paused_fd = keep;
+        uv_close((uv_handle_t *)&ls->tcp, on_paused_closed);
+        shutdown(keep, SHUT_RD); /* stops listening; the port stays bound */
+        log_emit(LOG_INFO, "quiesce", "address=%s ms=%llu reason=\"vrrpd hands the VIP over: new "
+                 "connections wait for the new holder\"",
+                 a, (unsigned long long)ms);
+    }
+    uv_timer_start(&l->quiet_timer, on_quiet_end, ms, 0);
+}
+
+/* A listener paused at shutdown or stop: its twin drops (or closes), its socket closes. */
+static void quiet_forget(struct lbd_listener *ls)
+{
+    if (ls->paused_fd >= 0)
+        close(ls->paused_fd);
+    ls->paused_fd = -1;
+}
+
 static void listeners_close(struct lbd *l)
 {
     struct lbd_listener *ls = l->listeners;
@@ -463,7 +573,15 @@ static void listeners_close(struct lbd *l)
         struct lbd_listener *next = ls->next;
         if (ls->twin_fd >= 0)
             close(ls->twin_fd);
-        uv_close((uv_handle_t *)&ls->tcp, (uv_close_cb)free);
+        if (ls->quiet) { /* paused: its handle is closed (or closing) already */
+            quiet_forget(ls);
+            if (ls->closing)
+                ls->orphan = true;
+            else
+                free(ls);
+        } else {
+            uv_close((uv_handle_t *)&ls->tcp, (uv_close_cb)free);
+        }
         ls = next;
     }
     l->listeners = NULL;
@@ -493,6 +611,7 @@ static void finish(struct lbd *l)
     uv_close((uv_handle_t *)&l->accept_turn, NULL);
     uv_timer_stop(&l->reload_timer);
     uv_close((uv_handle_t *)&l->reload_timer, NULL);
+    uv_close((uv_handle_t *)&l->quiet_timer, NULL);
     l->stopped = true; /* (a reload still on the thread pool is dropped when it ends) */
     uv_close((uv_handle_t *)&l->sig_term, NULL);
     uv_close((uv_handle_t *)&l->sig_int, NULL);
@@ -892,6 +1011,8 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
     l->drain_timer.data = l;
     uv_timer_init(loop, &l->reload_timer);
     l->reload_timer.data = l;
+    uv_timer_init(loop, &l->quiet_timer);
+    l->quiet_timer.data = l;
     uv_prepare_init(loop, &l->accept_turn);
     l->accept_turn.data = l;
     uv_prepare_start(&l->accept_turn, accept_resume); /* (runs each turn; costs no wakeup) */

@@ -34,6 +34,11 @@ struct lbd_listener {
     bool peer;     /* the cancel-peer listener: only CancelRequests, never forwarded again */
     int twin_fd;   /* bound (SO_REUSEPORT) with a drop-all filter, not listening; -1: none */
     bool deferred; /* a connection waits in libuv for the next loop turn (LBD_MAXACCEPT) */
+    bool quiet;    /* paused for a handover: the twin drops new connections (lbd.c) */
+    bool closing;  /* paused, and libuv has not let go of tcp yet */
+    bool resume_due; /* the pause ended while closing: resume when libuv lets go */
+    int paused_fd;   /* the listener's socket while paused; -1: not paused */
+    bool orphan;     /* removed while closing: freed by the close callback */
     struct lbd_listener *next;
 };
 
@@ -130,6 +135,7 @@ struct lbd {
     bool reload_again;        /* SIGHUP came meanwhile: read the file again after it */
     bool stopped;             /* finish() ran */
     uv_timer_t reload_timer;  /* says so when a reload takes long */
+    uv_timer_t quiet_timer;   /* ends lbd_quiesce_address */
     struct ctl control;       /* the control socket (control.c) */
     uv_timer_t control_timer; /* drain deadlines of nodes an operator drains */
     bool control_on;
@@ -175,6 +181,11 @@ struct pool_node *lbd_node_find(struct lbd *l, const char *name);
 /* After lbd became its configured user: keep the kernel relay only if bpf() still
  * answers; -errno when lbd.relay is kernel and it does not. */
 int lbd_krelay_recheck(struct lbd *l);
+/* vrrpd hands the VIP ip over (pgvipctl vrrp resign): for ms, new connections to the
+ * listeners on ip are dropped (a socket filter on the listener), so their SYN is retried
+ * and reaches the new holder instead of opening a session here that the takeover would
+ * cut. Open sessions are not touched. */
+void lbd_quiesce_address(struct lbd *l, const struct sockaddr_storage *ip, uint64_t ms);
 /* Called by session.c when the last session ends while draining. */
 void lbd_session_gone(struct lbd *l);
 /* TCP_NODELAY and keepalive on a socket that exists (idle = keepalive, then 3 probes

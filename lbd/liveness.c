@@ -3,12 +3,15 @@
  * A unix stream socket (lbd.liveness_socket). vrrpd connects and holds the connection
  * open: when lbd dies, the kernel closes it and vrrpd sees EOF at once, with no polling
  * interval. vrrpd also writes "ping\n" now and then; lbd answers each line with
- * "lbd ok up=N draining=0|1\n", so a hung lbd shows as a missing answer. */
+ * "lbd ok up=N draining=0|1\n", so a hung lbd shows as a missing answer. Before a planned
+ * resignation vrrpd writes "quiesce ADDRESS MS\n": new connections to that VIP are
+ * dropped for MS (their SYN is retried, and reaches the new holder). */
 #include "lbd.h"
 
 #include "fault.h"
 #include "listener.h"
 #include "log.h"
+#include "parse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,8 +89,21 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     char *nl;
     while ((nl = memchr(c->line, '\n', c->len)) != NULL) {
         size_t used = (size_t)(nl - c->line) + 1;
+        char cmd[64];
+        memcpy(cmd, c->line, used - 1);
+        cmd[used - 1] = '\0';
         memmove(c->line, c->line + used, c->len - used);
         c->len -= used;
+        char addr[48];
+        unsigned long long ms;
+        struct sockaddr_storage ip;
+        if (sscanf(cmd, "quiesce %47s %llu", addr, &ms) == 2) {
+            /* vrrpd resigns a group: new connections to its VIPs wait for the new holder
+             * (lbd_quiesce_address). Not a ping: no answer. */
+            if (parse_ip(addr, &ip) == 0 && ms <= 60000)
+                lbd_quiesce_address(c->lbd, &ip, ms);
+            continue;
+        }
         if (c->writing)
             continue; /* answer is on its way; one answer covers several pings */
         struct lbd *l = c->lbd;

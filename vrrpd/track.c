@@ -132,6 +132,14 @@ static void on_timer(uv_timer_t *h)
     schedule(t, t->interval_ms);
 }
 
+int track_send(struct track *t, const char *line)
+{
+    if (!t->connected || t->closing)
+        return -1;
+    uv_buf_t b = uv_buf_init((char *)line, (unsigned)strlen(line));
+    return uv_try_write((uv_stream_t *)&t->pipe, &b, 1) == (int)b.len ? 0 : -1;
+}
+
 static void schedule(struct track *t, uint64_t ms)
 {
     if (!t->closing)

@@ -36,5 +36,8 @@ struct track {
 int track_start(struct track *t, uv_loop_t *loop, const char *path, uint64_t interval_ms,
                 uint64_t timeout_ms, track_cb cb, void *arg);
 void track_stop(struct track *t);
+/* Tell lbd something on the channel (a line ending in \n, short): 0, or -1 when it is
+ * not connected or the line did not go. */
+int track_send(struct track *t, const char *line);
 
 #endif

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "parse.h"
 
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,9 +117,32 @@ static int pick(struct vrrpd *d, const char *arg, bool *sel)
     return n;
 }
 
+/* Before a planned resignation: ask the local lbd to drop new connections to the
+ * group's VIPs until the handover ends (lbd_quiesce_address), so a client's SYN waits
+ * for the new holder instead of opening a session here that the takeover would cut. */
+static void quiesce_vips(struct vrrpd_group *g)
+{
+    struct vrrpd *d = g->d;
+    if (!d->cfg.track_lbd[0] || g->fsm.state != VRRP_MASTER)
+        return;
+    uint64_t ms = vrrp_fsm_master_down_ms(&g->fsm) + g->cfg.interval_ms;
+    char line[96], ip[INET6_ADDRSTRLEN];
+    for (size_t i = 0; i < g->cfg.n_vips; i++) {
+        snprintf(line, sizeof(line), "quiesce %s %llu\n", format_ip4(g->cfg.vips[i], ip, sizeof(ip)),
+                 (unsigned long long)ms);
+        track_send(&d->track, line);
+    }
+    for (size_t i = 0; i < g->cfg.n_vips6; i++) {
+        inet_ntop(AF_INET6, &g->cfg.vips6[i], ip, sizeof(ip));
+        snprintf(line, sizeof(line), "quiesce %s %llu\n", ip, (unsigned long long)ms);
+        track_send(&d->track, line);
+    }
+}
+
 static void resign(struct vrrpd_group *g, const char *why)
 {
     struct vrrp_out o;
+    quiesce_vips(g);
     vrrp_fsm_resign(&g->fsm, vrrpd_now_ms(), why, &o);
     vrrpd_apply(g, &o);
 }
