@@ -338,6 +338,36 @@ void ctl_stop(struct ctl *c)
     unlink(c->path); /* (fails once privileges are dropped: the next start replaces it) */
 }
 
+void ctl_say(struct metrics_buf *out, bool json, const char *instance, const char *key,
+             const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (!json) {
+        metrics_printf(out, "%s: %s\n", instance, msg);
+        return;
+    }
+    metrics_printf(out, "{\"instance\":");
+    metrics_json_str(out, instance);
+    metrics_printf(out, ",\"%s\":", key);
+    metrics_json_str(out, msg);
+    metrics_printf(out, "}\n");
+}
+
+void ctl_describe(const struct ctl_caller *who, int argc, char **argv, char *by, size_t bysize,
+                  char *cmd, size_t cmdsize)
+{
+    snprintf(by, bysize, "\"%s pid=%d uid=%d\"", who->comm, (int)who->pid, (int)who->uid);
+    cmd[0] = '\0';
+    for (int i = 0; i < argc; i++) {
+        size_t used = strlen(cmd);
+        snprintf(cmd + used, cmdsize - used, "%s%s", i ? " " : "", argv[i]);
+    }
+}
+
 bool ctl_caller_is(const struct ctl_caller *who, uid_t uid, gid_t gid)
 {
     if (who->uid == 0 || who->uid == uid)

@@ -46,8 +46,8 @@ struct ctl_conn;
  * ctl_answer(req, rc) once the rest of the answer is in out (out stays valid until
  * then; the connection waits, even if its client has gone). */
 #define CTL_LATER 1
-typedef int (*ctl_handler)(void *ctx, struct ctl_conn *req, const struct ctl_caller *who,
-                           int argc, char **argv, bool json, struct metrics_buf *out);
+typedef int (*ctl_handler)(void *ctx, struct ctl_conn *req, const struct ctl_caller *who, int argc,
+                           char **argv, bool json, struct metrics_buf *out);
 void ctl_answer(struct ctl_conn *req, int rc);
 
 struct ctl {
@@ -70,6 +70,14 @@ int ctl_start(struct ctl *c, uv_loop_t *loop, const char *path, unsigned mode, g
 /* Stop listening, close every connection and remove the socket. Safe twice. */
 void ctl_stop(struct ctl *c);
 
+/* A one-line answer: "INSTANCE: text", or {"instance": ..., key: "text"} with json. */
+void ctl_say(struct metrics_buf *out, bool json, const char *instance, const char *key,
+             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The caller as the logs name it ("\"pgvipctl pid=42 uid=0\"", quoted) and the command's
+ * words joined by spaces. */
+void ctl_describe(const struct ctl_caller *who, int argc, char **argv, char *by, size_t bysize,
+                  char *cmd, size_t cmdsize);
+
 /* Whether the caller is root, has uid, or is in group gid (primary or supplementary;
  * gid (gid_t)-1: no group). */
 bool ctl_caller_is(const struct ctl_caller *who, uid_t uid, gid_t gid);
@@ -85,7 +93,8 @@ struct ctl_table {
 };
 void ctl_table_init(struct ctl_table *t, const char *const *cols, size_t ncols);
 /* The next cell (row by row); printf-like. */
-void ctl_table_cell(struct ctl_table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ctl_table_cell(struct ctl_table *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Mark column i as numeric (before rendering). */
 void ctl_table_numeric(struct ctl_table *t, size_t i);
 void ctl_table_render(struct ctl_table *t, bool json, struct metrics_buf *out);

@@ -63,8 +63,7 @@ const struct cfg_field ctl_config_fields[] = {
             "a stale socket is replaced. With the default, the daemon runs without one (and "
             "says so) when its directory is missing or another daemon answers there; a path "
             "set here must work. Changes on restart only."},
-    {"mode", CFG_CUSTOM, 0, .custom = parse_mode, .type_doc = "octal file mode",
-     .def_doc = "0660",
+    {"mode", CFG_CUSTOM, 0, .custom = parse_mode, .type_doc = "octal file mode", .def_doc = "0660",
      .doc = "The socket's mode: who can connect, and so look. Changes on restart only."},
     {"group", CFG_STR, COFF(group), sizeof(((struct ctl_config *)0)->group),
      .def_doc = "none (root's)",

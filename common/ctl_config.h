@@ -27,9 +27,11 @@ bool ctl_config_equal(const struct ctl_config *a, const struct ctl_config *b);
  * exist. */
 int ctl_config_parse(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base);
 extern const struct cfg_field ctl_config_fields[];
-#define CTL_CONFIG_FIELD(key, offset, what)                                                    \
-    {key, CFG_CUSTOM, offset, .custom = ctl_config_parse, .type_doc = "section",               \
-     .sub = ctl_config_fields, .doc = what}
+#define CTL_CONFIG_FIELD(key, offset, what)                                                        \
+    {                                                                                              \
+        key, CFG_CUSTOM, offset, .custom = ctl_config_parse, .type_doc = "section",                \
+                                 .sub = ctl_config_fields, .doc = what                             \
+    }
 
 /* Open the socket the section names, for daemon ("lbd", "vrrpd"). Who may change things
  * afterwards: root, the user the daemon was started as (*owner_uid) and the operators'

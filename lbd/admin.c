@@ -223,7 +223,8 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     for (size_t i = 0; i < l->pool.n; i++) {
         const struct pool_node *n = l->pool.nodes[i];
         for (int a = NODE_ADMIN_READY; a <= NODE_ADMIN_DISABLED; a++) {
-            const char *al[] = {"node", n->name, "state", node_admin_name((enum node_admin)a), NULL};
+            const char *al[] = {"node", n->name, "state", node_admin_name((enum node_admin)a),
+                                NULL};
             metrics_sample(m, al, n->admin == (enum node_admin)a);
         }
     }
@@ -282,7 +283,9 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
     const struct lbd_stats *st = &l->stats;
     metrics_printf(m, "{\"daemon\":\"lbd\",\"instance\":");
     metrics_json_str(m, l->cfg.instance);
-    metrics_printf(m, ",\"now\":\"%s\"", log_format_ts(lbd_wall_ms(), ts, sizeof(ts)));
+    uint64_t now_ms = lbd_wall_ms();
+    metrics_printf(m, ",\"now\":\"%s\",\"now_ms\":%llu", log_format_ts(now_ms, ts, sizeof(ts)),
+                   (unsigned long long)now_ms);
     metrics_printf(m, ",\"started\":\"%s\"", log_format_ts(l->started_ms, ts, sizeof(ts)));
     metrics_printf(m, ",\"config_loaded\":\"%s\"",
                    log_format_ts(l->config_loaded_ms, ts, sizeof(ts)));
@@ -341,10 +344,10 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
                        (unsigned long long)n->state_changes, n->parked);
         /* Whether a new session may go there, and if not, why (an "up" node with weight 0
          * takes none: the page must not show it as serving). */
-        const char *why = pool_node_eligible(n)            ? "yes"
-                          : n->admin != NODE_ADMIN_READY    ? node_admin_name(n->admin)
-                          : n->state != NODE_UP ? node_state_name(n->state)
-                          : n->weight == 0      ? "weight 0"
+        const char *why = pool_node_eligible(n)          ? "yes"
+                          : n->admin != NODE_ADMIN_READY ? node_admin_name(n->admin)
+                          : n->state != NODE_UP          ? node_state_name(n->state)
+                          : n->weight == 0               ? "weight 0"
                           : n->max_sessions && n->active >= n->max_sessions ? "full"
                                                                             : "no";
         metrics_printf(m, ",\"new_sessions\":\"%s\",\"admin\":\"%s\",\"weight_file\":%u", why,
@@ -420,7 +423,13 @@ static void render_vrrpd(struct lbd *l, struct metrics_buf *m)
     }
     metrics_printf(m, "{\"alive\":%s,\"why\":", why[0] ? "false" : "true");
     metrics_json_str(m, why);
-    metrics_printf(m, ",\"age_ms\":%lld,\"watching\":%zu,\"state\":", age, liveness_watchers(l));
+    metrics_printf(m, ",\"age_ms\":%lld,\"watching\":%zu,\"adverts_wall_ms\":{", age,
+                   liveness_watchers(l));
+    for (int v = 0, n = 0; v < 256; v++)
+        if (l->vrrp_advert_ms[v])
+            metrics_printf(m, "%s\"%d\":%llu", n++ ? "," : "", v,
+                           (unsigned long long)l->vrrp_advert_ms[v]);
+    metrics_printf(m, "},\"state\":");
     if (len > 0 && text != NULL)
         metrics_printf(m, "%s", text);
     else

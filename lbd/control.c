@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <stdarg.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -31,28 +30,8 @@
 
 #define CONTROL_TICK_MS 1000
 
-static void say(struct lbd *l, struct metrics_buf *out, bool json, const char *key,
-                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-/* A message: text, or {"instance": ..., key: "..."} (key: message or error). */
-static void say(struct lbd *l, struct metrics_buf *out, bool json, const char *key,
-                const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (!json) {
-        metrics_printf(out, "%s: %s\n", l->cfg.instance, msg);
-        return;
-    }
-    metrics_printf(out, "{\"instance\":");
-    metrics_json_str(out, l->cfg.instance);
-    metrics_printf(out, ",\"%s\":", key);
-    metrics_json_str(out, msg);
-    metrics_printf(out, "}\n");
-}
+/* A message: text, or {"instance": ..., key: "..."} (key: message, note or error). */
+#define say(l, out, json, key, ...) ctl_say(out, json, (l)->cfg.instance, key, __VA_ARGS__)
 
 #define FAIL(...)                                                                                  \
     do {                                                                                           \
@@ -62,18 +41,18 @@ static void say(struct lbd *l, struct metrics_buf *out, bool json, const char *k
 
 static const char *new_sessions_why(const struct pool_node *n)
 {
-    return pool_node_eligible(n)                              ? "yes"
-           : n->admin != NODE_ADMIN_READY                     ? node_admin_name(n->admin)
-           : n->state != NODE_UP                              ? node_state_name(n->state)
-           : n->weight == 0                                   ? "weight 0"
+    return pool_node_eligible(n)                             ? "yes"
+           : n->admin != NODE_ADMIN_READY                    ? node_admin_name(n->admin)
+           : n->state != NODE_UP                             ? node_state_name(n->state)
+           : n->weight == 0                                  ? "weight 0"
            : n->max_sessions && n->active >= n->max_sessions ? "full"
-                                                              : "no";
+                                                             : "no";
 }
 
 static int nodes_show(struct lbd *l, bool json, struct metrics_buf *out)
 {
-    static const char *const cols[] = {"node",     "address",      "health",   "admin",
-                                       "weight",   "new_sessions", "sessions", "max_sessions",
+    static const char *const cols[] = {"node",           "address",      "health",   "admin",
+                                       "weight",         "new_sessions", "sessions", "max_sessions",
                                        "sessions_total", "last_check"};
     struct ctl_table t;
     ctl_table_init(&t, cols, sizeof(cols) / sizeof(cols[0]));
@@ -129,9 +108,17 @@ static void session_row(void *ctx, const struct session_view *v)
 
 static int sessions_show(struct lbd *l, int argc, char **argv, bool json, struct metrics_buf *out)
 {
-    static const char *const cols[] = {"id",    "client",      "vip",   "node",
-                                       "user",  "database",    "application", "state",
-                                       "age_s", "bytes_to_node", "bytes_to_client",
+    static const char *const cols[] = {"id",
+                                       "client",
+                                       "vip",
+                                       "node",
+                                       "user",
+                                       "database",
+                                       "application",
+                                       "state",
+                                       "age_s",
+                                       "bytes_to_node",
+                                       "bytes_to_client",
                                        "backend_pid"};
     struct sessions_ctx c = {.only = NULL};
     if (argc > 0) {
@@ -234,7 +221,7 @@ static int nodes_change(struct lbd *l, const char *by, int argc, char **argv, bo
             n->name, w, was, n->weight_cfg);
         return 0;
     }
-    enum node_admin a;
+    enum node_admin a = NODE_ADMIN_READY;
     if (strcmp(verb, "drain") == 0)
         a = NODE_ADMIN_DRAIN;
     else if (strcmp(verb, "disable") == 0)
@@ -292,9 +279,9 @@ static int sessions_kill(struct lbd *l, const char *by, int argc, char **argv, b
 
 static int status_line(struct lbd *l, bool json, struct metrics_buf *out)
 {
-    static const char *const cols[] = {"instance", "version", "uptime_s", "sessions",
-                                       "maxconn",  "nodes",   "nodes_taking_sessions",
-                                       "draining"};
+    static const char *const cols[] = {
+        "instance", "version", "uptime_s", "sessions", "maxconn", "nodes", "nodes_taking_sessions",
+        "draining"};
     struct ctl_table t;
     ctl_table_init(&t, cols, sizeof(cols) / sizeof(cols[0]));
     for (size_t i = 2; i <= 6; i++)
@@ -350,10 +337,8 @@ static int handle(void *ctx, struct ctl_conn *req, const struct ctl_caller *who,
         argv++;
         argc--;
     }
-    char by[96], cmd[256] = "", q[300];
-    snprintf(by, sizeof(by), "\"%s pid=%d uid=%d\"", who->comm, (int)who->pid, (int)who->uid);
-    for (int i = 0; i < argc; i++)
-        snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), "%s%s", i ? " " : "", argv[i]);
+    char by[96], cmd[256], q[300];
+    ctl_describe(who, argc, argv, by, sizeof(by), cmd, sizeof(cmd));
     bool change = is_change(argc, argv);
     if (change && !ctl_caller_is(who, l->control_uid, l->control_gid)) {
         log_emit(LOG_WARN, "control_refused", "command=%s uid=%d pid=%d comm=%s",
@@ -395,8 +380,10 @@ static int handle(void *ctx, struct ctl_conn *req, const struct ctl_caller *who,
     if (change)
         log_emit(LOG_INFO, "control", "command=%s%s result=%s uid=%d pid=%d comm=%s",
                  log_quote(q, sizeof(q), cmd), local ? " local=true" : "",
-                 rc == 0 ? "ok" : rc == CTL_LATER ? "ok_here_peer_asked" : "error", (int)who->uid,
-                 (int)who->pid, who->comm);
+                 rc == 0           ? "ok"
+                 : rc == CTL_LATER ? "ok_here_peer_asked"
+                                   : "error",
+                 (int)who->uid, (int)who->pid, who->comm);
     return rc;
 }
 
@@ -457,8 +444,8 @@ int control_read_key(const char *path, uint8_t *key, size_t *len, char *err, siz
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
         n--;
     if (n < 16 || (size_t)n > 128) {
-        snprintf(err, errsize, "%s: the key must be 16 to 128 bytes (head -c 32 /dev/urandom | base64)",
-                 path);
+        snprintf(err, errsize,
+                 "%s: the key must be 16 to 128 bytes (head -c 32 /dev/urandom | base64)", path);
         return -EINVAL;
     }
     memcpy(key, buf, (size_t)n);
@@ -484,7 +471,8 @@ static size_t peer_refuse(struct lbd *l, uint8_t *ans, size_t size, const char *
     l->peer_ctl_refused++;
     if (log_limit_pass(&l->lim_peer_ctl, lbd_wall_ms(), &held))
         log_emit(LOG_WARN, "peer_control_refused", "reason=\"%s\" held_back=%llu", why, held);
-    int n = snprintf(msg, sizeof(msg), "%s: refused the peer's command: %s\n", l->cfg.instance, why);
+    int n =
+        snprintf(msg, sizeof(msg), "%s: refused the peer's command: %s\n", l->cfg.instance, why);
     return peer_answer(ans, size, '1', msg, (size_t)n);
 }
 
@@ -608,7 +596,8 @@ static void op_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
     struct peer_op *op = s->data;
-    if (nread == UV_EOF || (nread < 0 && op->ans_len > 0) || op->ans_len + (size_t)(nread > 0 ? nread : 0) >= sizeof(op->ans)) {
+    if (nread == UV_EOF || (nread < 0 && op->ans_len > 0) ||
+        op->ans_len + (size_t)(nread > 0 ? nread : 0) >= sizeof(op->ans)) {
         if (nread > 0)
             op->ans_len += (size_t)nread;
         op_finish(op, NULL);
@@ -732,8 +721,8 @@ int control_start(struct lbd *l)
             return -EINVAL;
         }
     }
-    int rc = ctl_config_open(&l->control, l->loop, &c->control, "lbd", handle, l,
-                             &l->control_uid, &l->control_gid, &l->control_on);
+    int rc = ctl_config_open(&l->control, l->loop, &c->control, "lbd", handle, l, &l->control_uid,
+                             &l->control_gid, &l->control_on);
     if (rc != 0 || !l->control_on)
         return rc;
     uv_timer_init(l->loop, &l->control_timer);

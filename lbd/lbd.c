@@ -197,8 +197,9 @@ void lbd_node_set_admin(struct lbd *l, struct pool_node *n, enum node_admin a, c
     if (n->admin == a)
         return;
     log_emit(a == NODE_ADMIN_READY ? LOG_INFO : LOG_WARN, "node_admin",
-             "node=%s from=%s to=%s by=%s health=%s sessions=%u", n->name, node_admin_name(n->admin),
-             node_admin_name(a), who, node_state_name(n->state), n->active);
+             "node=%s from=%s to=%s by=%s health=%s sessions=%u", n->name,
+             node_admin_name(n->admin), node_admin_name(a), who, node_state_name(n->state),
+             n->active);
     n->admin = a;
     n->admin_since_ms = lbd_wall_ms();
     if (a != NODE_ADMIN_READY)
@@ -551,7 +552,8 @@ void lbd_quiesce_address(struct lbd *l, const struct sockaddr_storage *ip, uint6
         ls->paused_fd = keep;
         uv_close((uv_handle_t *)&ls->tcp, on_paused_closed);
         shutdown(keep, SHUT_RD); /* stops listening; the port stays bound */
-        log_emit(LOG_INFO, "quiesce", "address=%s ms=%llu reason=\"vrrpd hands the VIP over: new "
+        log_emit(LOG_INFO, "quiesce",
+                 "address=%s ms=%llu reason=\"vrrpd hands the VIP over: new "
                  "connections wait for the new holder\"",
                  a, (unsigned long long)ms);
     }

@@ -31,11 +31,11 @@ struct lbd_listener {
     uv_tcp_t tcp; /* data = this */
     struct lbd *lbd;
     struct sockaddr_storage addr;
-    bool peer;     /* the cancel-peer listener: only CancelRequests, never forwarded again */
-    int twin_fd;   /* bound (SO_REUSEPORT) with a drop-all filter, not listening; -1: none */
-    bool deferred; /* a connection waits in libuv for the next loop turn (LBD_MAXACCEPT) */
-    bool quiet;    /* paused for a handover: the twin drops new connections (lbd.c) */
-    bool closing;  /* paused, and libuv has not let go of tcp yet */
+    bool peer;       /* the cancel-peer listener: only CancelRequests, never forwarded again */
+    int twin_fd;     /* bound (SO_REUSEPORT) with a drop-all filter, not listening; -1: none */
+    bool deferred;   /* a connection waits in libuv for the next loop turn (LBD_MAXACCEPT) */
+    bool quiet;      /* paused for a handover: the twin drops new connections (lbd.c) */
+    bool closing;    /* paused, and libuv has not let go of tcp yet */
     bool resume_due; /* the pause ended while closing: resume when libuv lets go */
     int paused_fd;   /* the listener's socket while paused; -1: not paused */
     bool orphan;     /* removed while closing: freed by the close callback */
@@ -130,19 +130,20 @@ struct lbd {
     uint32_t n_bulk;    /* directions being spliced (4 descriptors each) */
     uint64_t fd_limit;  /* RLIMIT_NOFILE's soft limit once raised; 0: unknown */
     struct log_limit lim_cancel, lim_peer, lim_local, lim_accept, lim_busy, lim_check;
-    uv_prepare_t accept_turn; /* resumes deferred listeners at the next turn */
-    void *reload_job;         /* a reload being read on the thread pool (lbd.c) */
-    bool reload_again;        /* SIGHUP came meanwhile: read the file again after it */
-    bool stopped;             /* finish() ran */
-    uv_timer_t reload_timer;  /* says so when a reload takes long */
-    uv_timer_t quiet_timer;   /* ends lbd_quiesce_address */
-    struct ctl control;       /* the control socket (control.c) */
-    uv_timer_t control_timer; /* drain deadlines of nodes an operator drains */
+    uv_prepare_t accept_turn;     /* resumes deferred listeners at the next turn */
+    void *reload_job;             /* a reload being read on the thread pool (lbd.c) */
+    bool reload_again;            /* SIGHUP came meanwhile: read the file again after it */
+    bool stopped;                 /* finish() ran */
+    uv_timer_t reload_timer;      /* says so when a reload takes long */
+    uv_timer_t quiet_timer;       /* ends lbd_quiesce_address */
+    uint64_t vrrp_advert_ms[256]; /* per VRID, when vrrpd last heard its master (liveness.c) */
+    struct ctl control;           /* the control socket (control.c) */
+    uv_timer_t control_timer;     /* drain deadlines of nodes an operator drains */
     bool control_on;
-    uid_t control_uid; /* may change things (beside root): the user lbd started as */
-    gid_t control_gid; /* and lbd.control.operators' members; (gid_t)-1: none */
-    uint8_t peer_key[128]; /* the pair's key (lbd.peer.key_file), read at start */
-    size_t peer_key_len;   /* 0: node commands are not sent to, or taken from, the peer */
+    uid_t control_uid;            /* may change things (beside root): the user lbd started as */
+    gid_t control_gid;            /* and lbd.control.operators' members; (gid_t)-1: none */
+    uint8_t peer_key[128];        /* the pair's key (lbd.peer.key_file), read at start */
+    size_t peer_key_len;          /* 0: node commands are not sent to, or taken from, the peer */
     uint8_t peer_nonces[256][16]; /* the last peer commands taken: a replay is refused */
     unsigned peer_nonce_next;
     uint64_t peer_ctl_taken, peer_ctl_refused, peer_ctl_sent, peer_ctl_failed;
@@ -218,8 +219,8 @@ struct session_view {
     const char *client, *user, *database, *app;
     char vip[46];
     const struct pool_node *node; /* NULL before one is chosen */
-    const char *state; /* startup, idle, idle in transaction, idle in failed transaction,
-                          active, encrypted */
+    const char *state;            /* startup, idle, idle in transaction, idle in failed transaction,
+                                     active, encrypted */
     uint64_t age_ms, bytes_in, bytes_out;
     uint32_t backend_pid; /* as the client knows it (BackendKeyData); 0: none yet */
     bool kill_pending;    /* killed at idle, not idle yet */

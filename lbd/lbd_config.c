@@ -299,8 +299,7 @@ static const struct cfg_field lbd_fields[] = {
             "end in an error are logged either way (warn)."},
     CTL_CONFIG_FIELD("control", OFF(control),
                      "lbd's control socket for pgvipctl: nodes (drain, disable, enable, weight, "
-                     "add, remove), sessions (show, kill). Default socket "
-                     LBD_CONTROL_SOCKET "."),
+                     "add, remove), sessions (show, kill). Default socket " LBD_CONTROL_SOCKET "."),
     {"timeouts", CFG_SECTION, .sub = timeout_fields, .doc = "Deadlines."},
     {"limits", CFG_SECTION, .sub = limit_fields,
      .doc = "Bounds on what clients that have not logged in can cost (docs/abuse-model.md)."},

@@ -5,7 +5,9 @@
  * interval. vrrpd also writes "ping\n" now and then; lbd answers each line with
  * "lbd ok up=N draining=0|1\n", so a hung lbd shows as a missing answer. Before a planned
  * resignation vrrpd writes "quiesce ADDRESS MS\n": new connections to that VIP are
- * dropped for MS (their SYN is retried, and reaches the new holder). */
+ * dropped for MS (their SYN is retried, and reaches the new holder). For each advert it
+ * hears it writes "advert VRID WALL_MS\n", so the status page's "last advert" is its age
+ * when the page asks. Neither is answered. */
 #include "lbd.h"
 
 #include "fault.h"
@@ -97,6 +99,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         char addr[48];
         unsigned long long ms;
         struct sockaddr_storage ip;
+        unsigned vrid;
+        if (sscanf(cmd, "advert %u %llu", &vrid, &ms) == 2) {
+            /* vrrpd heard group vrid's master at wall time ms (for the status page). */
+            if (vrid < 256)
+                c->lbd->vrrp_advert_ms[vrid] = ms;
+            continue;
+        }
         if (sscanf(cmd, "quiesce %47s %llu", addr, &ms) == 2) {
             /* vrrpd resigns a group: new connections to its VIPs wait for the new holder
              * (lbd_quiesce_address). Not a ping: no answer. */

@@ -171,8 +171,8 @@ int main(int argc, char **argv)
                         argv[i]);
                 return 2;
             }
-            len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s", len ? " " : "",
-                                    argv[i]);
+            len +=
+                (size_t)snprintf(line + len, sizeof(line) - len, "%s%s", len ? " " : "", argv[i]);
         }
         if (len >= sizeof(line)) {
             fprintf(stderr, "pgvipctl: the command is too long\n");

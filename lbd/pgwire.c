@@ -21,8 +21,8 @@ static void put_u32(uint8_t *p, uint32_t v)
 
 const char *pgwire_first_kind_name(enum pgwire_first_kind k)
 {
-    static const char *const names[] = {"incomplete", "ssl",    "gssenc",      "cancel",
-                                        "startup",    "bad",    "peer_control"};
+    static const char *const names[] = {"incomplete", "ssl", "gssenc",      "cancel",
+                                        "startup",    "bad", "peer_control"};
     return k <= PGWIRE_FIRST_PEER_CONTROL ? names[k] : "?";
 }
 

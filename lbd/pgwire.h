@@ -26,12 +26,12 @@
 #define PGWIRE_PROTO_MAJOR(v) ((v) >> 16)
 
 enum pgwire_first_kind {
-    PGWIRE_FIRST_INCOMPLETE, /* need more bytes */
-    PGWIRE_FIRST_SSL,        /* SSLRequest */
-    PGWIRE_FIRST_GSSENC,     /* GSSENCRequest */
-    PGWIRE_FIRST_CANCEL,     /* CancelRequest */
-    PGWIRE_FIRST_STARTUP,    /* StartupMessage, protocol 3.x */
-    PGWIRE_FIRST_BAD,        /* not a valid first packet: reason says why */
+    PGWIRE_FIRST_INCOMPLETE,   /* need more bytes */
+    PGWIRE_FIRST_SSL,          /* SSLRequest */
+    PGWIRE_FIRST_GSSENC,       /* GSSENCRequest */
+    PGWIRE_FIRST_CANCEL,       /* CancelRequest */
+    PGWIRE_FIRST_STARTUP,      /* StartupMessage, protocol 3.x */
+    PGWIRE_FIRST_BAD,          /* not a valid first packet: reason says why */
     PGWIRE_FIRST_PEER_CONTROL, /* PGWIRE_CODE_PEER_CONTROL: len bytes, the body from 8 */
 };
 

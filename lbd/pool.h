@@ -29,13 +29,13 @@ const char *node_admin_name(enum node_admin a);
 struct pool_node {
     char name[64];
     struct sockaddr_storage addr;
-    uint32_t weight;       /* 0: never chosen */
-    uint32_t weight_cfg;   /* the file's weight (weight differs: set at run time) */
+    uint32_t weight;     /* 0: never chosen */
+    uint32_t weight_cfg; /* the file's weight (weight differs: set at run time) */
     enum node_admin admin;
     uint64_t admin_since_ms; /* wall clock of the last admin change */
     bool runtime;            /* added at run time (the control socket), not by the file */
-    uint32_t max_sessions; /* 0: unlimited */
-    uint16_t check_port;   /* http checks; 0: none configured */
+    uint32_t max_sessions;   /* 0: unlimited */
+    uint16_t check_port;     /* http checks; 0: none configured */
     enum node_state state;
     struct health_state health;
     uint32_t active;    /* sessions now */

@@ -807,8 +807,8 @@ void session_drain_node(struct lbd *l, struct pool_node *n)
  * pg_terminate_backend(). */
 static void session_terminate(struct session *s, const char *reason)
 {
-    if (!s->opaque && s->sstream.hdr_len == 0 && s->sstream.remaining == 0 &&
-        !s->inflight[S2C] && !s->bulk[S2C] && !s->krelay)
+    if (!s->opaque && s->sstream.hdr_len == 0 && s->sstream.remaining == 0 && !s->inflight[S2C] &&
+        !s->bulk[S2C] && !s->krelay)
         session_refuse(s, "57P01", "terminating connection due to administrator command", reason);
     else
         session_end(s, reason);
@@ -842,8 +842,8 @@ static const char *session_view_state(const struct session *s)
         return "encrypted"; /* (TLS: lbd cannot see the messages) */
     if (s->cframe_lost || s->krelay || s->bulk[C2S] || s->bulk[S2C])
         return "active";
-    bool waiting = s->cstream.syncs != s->readies || s->cstream.open_batch ||
-                   s->cstream.hdr_len || s->cstream.remaining;
+    bool waiting = s->cstream.syncs != s->readies || s->cstream.open_batch || s->cstream.hdr_len ||
+                   s->cstream.remaining;
     if (waiting)
         return "active";
     return s->tx_status == 'T'   ? "idle in transaction"

@@ -472,6 +472,14 @@ static void handle_packet(struct vrrpd *d, const uint8_t *pkt, size_t len)
     }
     g->rx_adverts++;
     g->last_rx_ms = vrrpd_now_ms();
+    if (d->cfg.track_lbd[0]) {
+        /* lbd's status page shows the last advert's age as of its request: the state file
+         * is a snapshot up to 500 ms old. */
+        char line[48];
+        snprintf(line, sizeof(line), "advert %u %llu\n", g->cfg.vrid,
+                 (unsigned long long)vrrpd_wall_ms());
+        track_send(&d->track, line);
+    }
     peerwatch_heard(&d->watch, src, uv_now(d->loop));
     struct vrrp_out o;
     vrrp_fsm_recv(&g->fsm, vrrpd_now_ms(), &a, src, &o);

@@ -45,7 +45,7 @@ struct vrrpd_group {
     uv_timer_t garp_timer; /* repeats of the gratuitous ARP */
     uint32_t garp_left;
     bool vips_held;
-    uint8_t prio_override; /* an operator's priority (pgvipctl vrrp resign|priority); 0: none */
+    uint8_t prio_override;   /* an operator's priority (pgvipctl vrrp resign|priority); 0: none */
     uint32_t watched_master; /* fsm.master_ip when the peer watch last synced */
     uint64_t tx_adverts, tx_errors, rx_adverts, garps_sent, garp_errors, last_rx_ms;
     /* Adverts this master sent late: its timer ran more than half an interval after it

@@ -20,32 +20,12 @@
 #include "parse.h"
 
 #include <arpa/inet.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void say(struct vrrpd *d, struct metrics_buf *out, bool json, const char *key,
-                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void say(struct vrrpd *d, struct metrics_buf *out, bool json, const char *key,
-                const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (!json) {
-        metrics_printf(out, "%s: %s\n", d->cfg.instance, msg);
-        return;
-    }
-    metrics_printf(out, "{\"instance\":");
-    metrics_json_str(out, d->cfg.instance);
-    metrics_printf(out, ",\"%s\":", key);
-    metrics_json_str(out, msg);
-    metrics_printf(out, "}\n");
-}
+/* A message: text, or {"instance": ..., key: "..."} (key: message, note or error). */
+#define say(d, out, json, key, ...) ctl_say(out, json, (d)->cfg.instance, key, __VA_ARGS__)
 
 #define FAIL(...)                                                                                  \
     do {                                                                                           \
@@ -64,8 +44,8 @@ static uint32_t best_priority(const struct vrrpd *d)
 
 static int show(struct vrrpd *d, bool json, struct metrics_buf *out)
 {
-    static const char *const cols[] = {"vrid",    "state",          "priority", "file_priority",
-                                       "set_by",  "preferred",      "master",   "last_advert_ms",
+    static const char *const cols[] = {"vrid",    "state",     "priority", "file_priority",
+                                       "set_by",  "preferred", "master",   "last_advert_ms",
                                        "preempt", "vips"};
     struct ctl_table t;
     ctl_table_init(&t, cols, sizeof(cols) / sizeof(cols[0]));
@@ -128,8 +108,8 @@ static void quiesce_vips(struct vrrpd_group *g)
     uint64_t ms = vrrp_fsm_master_down_ms(&g->fsm) + g->cfg.interval_ms;
     char line[96], ip[INET6_ADDRSTRLEN];
     for (size_t i = 0; i < g->cfg.n_vips; i++) {
-        snprintf(line, sizeof(line), "quiesce %s %llu\n", format_ip4(g->cfg.vips[i], ip, sizeof(ip)),
-                 (unsigned long long)ms);
+        snprintf(line, sizeof(line), "quiesce %s %llu\n",
+                 format_ip4(g->cfg.vips[i], ip, sizeof(ip)), (unsigned long long)ms);
         track_send(&d->track, line);
     }
     for (size_t i = 0; i < g->cfg.n_vips6; i++) {
@@ -162,8 +142,9 @@ static int change(struct vrrpd *d, const char *by, int argc, char **argv, bool j
                 continue;
             snprintf(why, sizeof(why), "given back to the instance that prefers it, by %s", by);
             resign(g, why);
-            say(d, out, json, "message", "vrid %u: resigned (priority %u, below this instance's %u)",
-                g->cfg.vrid, g->cfg.priority, best);
+            say(d, out, json, "message",
+                "vrid %u: resigned (priority %u, below this instance's %u)", g->cfg.vrid,
+                g->cfg.priority, best);
             n++;
         }
         if (n == 0)
@@ -206,11 +187,11 @@ static int change(struct vrrpd *d, const char *by, int argc, char **argv, bool j
                 resign(g, why);
             }
             say(d, out, json, "message", "vrid %u: %s", g->cfg.vrid,
-                !res           ? "the file's priority again (a preempting group takes the VIPs "
-                                 "back after its delay)"
-                : was_master   ? "resigned: the peer takes over now (VIPs kept here until it "
-                                 "speaks); priority 1 until vrrp restore"
-                               : "not master; priority 1 until vrrp restore");
+                !res         ? "the file's priority again (a preempting group takes the VIPs "
+                               "back after its delay)"
+                : was_master ? "resigned: the peer takes over now (VIPs kept here until it "
+                               "speaks); priority 1 until vrrp restore"
+                             : "not master; priority 1 until vrrp restore");
         }
         snprintf(why, sizeof(why), "%s by %s", res ? "resign" : "restore", by);
         vrrpd_reevaluate(d, why);
@@ -232,10 +213,8 @@ static int handle(void *ctx, struct ctl_conn *req, const struct ctl_caller *who,
 {
     (void)req;
     struct vrrpd *d = ctx;
-    char by[96], cmd[256] = "", q[300];
-    snprintf(by, sizeof(by), "\"%s pid=%d uid=%d\"", who->comm, (int)who->pid, (int)who->uid);
-    for (int i = 0; i < argc; i++)
-        snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), "%s%s", i ? " " : "", argv[i]);
+    char by[96], cmd[256], q[300];
+    ctl_describe(who, argc, argv, by, sizeof(by), cmd, sizeof(cmd));
     if (strcmp(argv[0], "help") == 0 || (argc > 1 && strcmp(argv[1], "help") == 0)) {
         metrics_printf(out, "%s", help_text);
         return 0;

@@ -55,6 +55,7 @@ void vrrpd_render_state(struct vrrpd *d, struct metrics_buf *m)
                            : "false");
         metrics_printf(m, ",\"last_advert_ms_ago\":%lld",
                        g->last_rx_ms ? (long long)(now - g->last_rx_ms) : -1LL);
+        metrics_printf(m, ",\"operator_priority\":%u", g->prio_override);
         metrics_printf(m,
                        ",\"master_down_ms\":%llu,\"adverts_sent\":%llu,\"adverts_received\":%llu",
                        (unsigned long long)vrrp_fsm_master_down_ms(&g->fsm),

@@ -39,6 +39,7 @@ wait_holder $VIP_A "$S" 3 >/dev/null || fail "VIP-A did not move to $S"
 pass "killed $M; $S holds both VIPs"
 
 URL="http://127.0.0.1:$PAGE_PORT/"
+CTL=$(dirname "$LBD")/pgvipctl
 SPID=$(cat "$LAB_DIR/$S-lbd.pid")
 VPID=$(cat "$LAB_DIR/$S-vrrpd.pid")
 row='document.querySelector("#vrrp tbody tr[data-vrid=\"VRID\"]")'
@@ -89,6 +90,14 @@ python3 "$(dirname "$0")/../tools/browse.py" "$URL" --timeout 8 \
 && document.querySelectorAll('#nodes tr[data-new-sessions=yes]').length == 2" \
     --run "cp $WORK/good.yaml $LAB_DIR/$S.yaml && kill -HUP $SPID" \
     --expect "node2 serving again=document.querySelector('#nodes tr[data-node=node2]').dataset.newSessions == 'yes'" \
+    --run "$CTL -s $LAB_DIR/$S-control.sock nodes drain node1" \
+    --expect "a node drained with pgvipctl is shown draining=document.querySelector('#nodes tr[data-node=node1]').dataset.newSessions == 'drain' \
+&& document.querySelector('#nodes tr[data-node=node1]').innerText.includes('no new sessions: drain')" \
+    --run "$CTL -s $LAB_DIR/$S-control.sock nodes enable node1" \
+    --expect "node1 serving again=document.querySelector('#nodes tr[data-node=node1]').dataset.newSessions == 'yes'" \
+    --run "$CTL -S $LAB_DIR/$S-vrrpd-control.sock vrrp priority 51 200" \
+    --expect "an operator's priority is shown with who set it=$(text '#vrrp tbody' '200 / ') && $(text '#vrrp tbody' 'an operator')" \
+    --run "$CTL -S $LAB_DIR/$S-vrrpd-control.sock vrrp restore 51" \
     --text "$WORK/page.txt" >"$WORK/browse.log" 2>&1 || {
     cat "$WORK/browse.log"
     fail "the page did not show what it should (above)"

@@ -171,8 +171,8 @@ START_TEST(control_socket)
     snprintf(text, sizeof(text), "%s  control: {socket: off}\n", base);
     ck_assert_int_eq(lbd_config_load_string("c.yaml", text, &cfg, err, sizeof(err)), 0);
     ck_assert_str_eq(cfg.control.socket, "");
-    snprintf(text, sizeof(text), "%s  control: {socket: /tmp/x.sock, mode: \"0600\", group: root}\n",
-             base);
+    snprintf(text, sizeof(text),
+             "%s  control: {socket: /tmp/x.sock, mode: \"0600\", group: root}\n", base);
     ck_assert_msg(lbd_config_load_string("c.yaml", text, &cfg, err, sizeof(err)) == 0, "%s", err);
     ck_assert_str_eq(cfg.control.socket, "/tmp/x.sock");
     ck_assert(cfg.control.socket_set);
