@@ -13,6 +13,15 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 /* Set the daemon name and instance that prefix every line. Safe to call again. */
 void log_setup(const char *daemon, const char *instance);
 void log_set_level(enum log_level min);
+/* Where the lines go besides log_file: stderr as logfmt; the systemd journal, natively
+ * (PRIORITY from the level, SYSLOG_IDENTIFIER the daemon, and every logfmt field as a
+ * PGVIP_* field, so `journalctl PGVIP_EVENT=transition PGVIP_VRID=51` finds them); or
+ * syslog(3) with the level's priority. auto: the journal when stderr is connected to
+ * it (systemd sets JOURNAL_STREAM), else stderr. A line the journal does not take goes
+ * to stderr. */
+enum log_target { LOG_TARGET_AUTO, LOG_TARGET_STDERR, LOG_TARGET_JOURNAL, LOG_TARGET_SYSLOG };
+extern const char *const log_target_names[]; /* NULL-terminated, config choices */
+void log_set_target(enum log_target t);
 /* Also append every line to path ("" or NULL: stderr only). Returns 0 or -errno. */
 int log_open_file(const char *path);
 void log_close_file(void);

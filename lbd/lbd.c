@@ -898,6 +898,7 @@ static void apply_config(struct lbd *l, struct lbd_config *nc)
     for (struct lbd_listener *ls = l->listeners; ls; ls = ls->next)
         tune_listener(l, ls);
     log_set_level((enum log_level)l->cfg.log_level);
+    log_set_target((enum log_target)l->cfg.log_target);
     log_open_file(l->cfg.log_file);
     reload_succeeded(&l->reload);
     l->config_loaded_ms = lbd_wall_ms();

@@ -276,6 +276,11 @@ static const struct cfg_field lbd_fields[] = {
             "and /status say which, and why). Changes on restart only."},
     {"log_level", CFG_ENUM, OFF(log_level), .choices = level_names,
      .doc = "Least severe level logged (logfmt lines on stderr)."},
+    {"log_target", CFG_ENUM, OFF(log_target), .choices = log_target_names,
+     .doc = "Where the log lines go: stderr (logfmt); journal (systemd's journal, natively: "
+            "the level as PRIORITY and every field as PGVIP_*, e.g. journalctl "
+            "PGVIP_EVENT=node_state PGVIP_NODE=pg2); syslog; auto: the journal when stderr "
+            "is connected to it (under systemd), else stderr."},
     {"log_file", CFG_STR, OFF(log_file), sizeof(((struct lbd_config *)0)->log_file),
      .doc = "Also append the log lines to this file."},
     {"liveness_socket", CFG_STR, OFF(liveness_socket),

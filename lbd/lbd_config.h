@@ -45,6 +45,7 @@ struct lbd_config {
     uint32_t maxconn;
     int relay; /* enum lbd_relay */
     int log_level;
+    int log_target; /* enum log_target */
     char log_file[256];
     char liveness_socket[108];           /* unix socket vrrpd watches; "" = none */
     bool close_on_vip_loss;              /* close a VIP's sessions when the VIP leaves this host */

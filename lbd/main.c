@@ -100,6 +100,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     log_setup("lbd", cfg.instance);
     log_set_level((enum log_level)cfg.log_level);
+    log_set_target((enum log_target)cfg.log_target);
     if (log_open_file(cfg.log_file) != 0)
         fprintf(stderr, "lbd: cannot open log file %s\n", cfg.log_file);
     raise_fd_limit(&cfg);

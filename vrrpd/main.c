@@ -108,6 +108,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     log_setup("vrrpd", cfg.instance);
     log_set_level((enum log_level)cfg.log_level);
+    log_set_target((enum log_target)cfg.log_target);
     if (log_open_file(cfg.log_file) != 0)
         fprintf(stderr, "vrrpd: cannot open log file %s\n", cfg.log_file);
     static struct vrrpd d;

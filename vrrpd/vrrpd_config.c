@@ -273,6 +273,11 @@ static const struct cfg_field vrrp_fields[] = {
             "else."},
     {"log_level", CFG_ENUM, OFF(log_level), .choices = level_names,
      .doc = "Least severe level logged (logfmt lines on stderr)."},
+    {"log_target", CFG_ENUM, OFF(log_target), .choices = log_target_names,
+     .doc = "Where the log lines go: stderr (logfmt); journal (systemd's journal, natively: "
+            "the level as PRIORITY and every field as PGVIP_*, e.g. journalctl "
+            "PGVIP_EVENT=transition PGVIP_VRID=51); syslog; auto: the journal when stderr is "
+            "connected to it (under systemd), else stderr."},
     {"log_file", CFG_STR, OFF(log_file), SZ(log_file),
      .doc = "Also append the log lines to this file."},
     {"state_file", CFG_STR, OFF(state_file), SZ(state_file),

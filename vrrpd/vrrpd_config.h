@@ -43,6 +43,7 @@ struct vrrpd_config {
     uint32_t peers[VRRPD_MAX_PEERS]; /* unicast instead of multicast when set */
     size_t n_peers;
     int log_level;
+    int log_target; /* enum log_target */
     char log_file[256];
     char state_file[256];
     struct sockaddr_storage admin; /* /metrics and /status over HTTP */

@@ -134,6 +134,8 @@ static void reload_config(struct vrrpd *d)
     /* The live part. */
     d->cfg.log_level = nc.log_level;
     log_set_level((enum log_level)nc.log_level);
+    d->cfg.log_target = nc.log_target;
+    log_set_target((enum log_target)nc.log_target);
     memcpy(d->cfg.notify, nc.notify, sizeof(d->cfg.notify));
     d->cfg.garp_repeat = nc.garp_repeat;
     d->cfg.garp_interval_ms = nc.garp_interval_ms;

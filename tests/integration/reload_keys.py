@@ -306,6 +306,17 @@ def c_log_level():
     assert "event=session_end" not in log_text()[mark:], "info lines logged at log_level warn"
 
 
+def c_log_target():
+    # syslog: the lines leave stderr (no syslog daemon need be running: they are dropped).
+    mark = reload(with_key("lbd.log_target", "syslog"))
+    port_of_session()
+    time.sleep(0.3)
+    assert "event=session_end" not in log_text()[mark:], "a line on stderr with log_target: syslog"
+    mark = reload(BASE_CONFIG)
+    port_of_session()
+    wait("a session line on stderr again", lambda: "event=session_end" in log_text()[mark:], 2)
+
+
 def c_log_sessions():
     mark = reload(with_key("lbd.log_sessions", False))
     port_of_session()
@@ -803,6 +814,7 @@ def main():
         "lbd.log_level": c_log_level,
         "lbd.log_file": c_log_file,
         "lbd.log_sessions": c_log_sessions,
+        "lbd.log_target": c_log_target,
         "lbd.keepalive": c_keepalive,
         "lbd.close_on_vip_loss": c_close_on_vip_loss,
         "lbd.timeouts.connect": c_timeout_connect,
