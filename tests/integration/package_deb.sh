@@ -22,16 +22,31 @@ contents=$(dpkg-deb -c "$deb" | awk '{print $NF}')
 for f in ./usr/sbin/lbd ./usr/sbin/vrrpd ./usr/lib/systemd/system/pgvip-lbd.service \
     ./usr/lib/systemd/system/pgvip-vrrpd.service ./usr/share/man/man8/lbd.8.gz \
     ./usr/share/man/man8/vrrpd.8.gz ./usr/share/doc/pgvip/README.md \
-    ./usr/share/doc/pgvip/examples/instance.yaml ./usr/share/doc/pgvip/examples/prometheus/alerts.yml; do
+    ./usr/share/doc/pgvip/examples/instance.yaml ./usr/share/doc/pgvip/examples/prometheus/alerts.yml \
+    ./usr/sbin/pgvipctl ./usr/share/bash-completion/completions/pgvipctl ./etc/pgvip/instance.yaml.example; do
     grep -qx "$f" <<<"$contents" || fail "the package lacks $f"
 done
 depends=$(dpkg-deb -f "$deb" Depends)
 for lib in libuv1 libnl-3-200 libnl-route-3-200 libyaml-0-2; do
     grep -q "$lib" <<<"$depends" || fail "Depends lacks $lib: $depends"
 done
-pass "the package holds both daemons, units, man pages, example config and docs; Depends: $depends"
+dpkg-deb -e "$deb" "$WORK/control"
+[ "$(cat "$WORK/control/conffiles")" = /etc/pgvip/instance.yaml.example ] ||
+    fail "conffiles: $(cat "$WORK/control/conffiles" 2>&1)"
+grep -q adduser <<<"$depends" || fail "Depends lacks adduser (postinst uses it): $depends"
+pass "the package holds both daemons, pgvipctl and its completion, units, man pages, /etc/pgvip's example (a conffile), docs; Depends: $depends"
 
+had_user=$(getent passwd pgvip || true)
 dpkg -i "$deb" >"$WORK/dpkg.log" 2>&1 || { cat "$WORK/dpkg.log"; fail "dpkg -i"; }
+u=$(getent passwd pgvip) || fail "the package did not create the system user pgvip"
+IFS=: read -r _ _ uid gid _ home shell <<<"$u"
+[ "$uid" -lt 1000 ] && [ "$shell" = /usr/sbin/nologin ] && [ "$(getent group pgvip | cut -d: -f3)" = "$gid" ] ||
+    fail "pgvip is not a system user with its group and no login: $u"
+if [ -z "$had_user" ]; then
+    deluser_on_exit() { deluser --quiet --system pgvip >/dev/null 2>&1 || true; }
+    CLEANUP_HOOKS+=(deluser_on_exit)
+fi
+dpkg -i "$deb" >>"$WORK/dpkg.log" 2>&1 || fail "dpkg -i again (an upgrade with the user there)"
 EX=/usr/share/doc/pgvip/examples/instance.yaml
 /usr/sbin/lbd --check -c $EX || fail "installed lbd rejects the installed example config"
 /usr/sbin/vrrpd --check -c $EX || fail "installed vrrpd rejects the installed example config"
