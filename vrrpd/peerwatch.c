@@ -66,6 +66,51 @@ static void on_link_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
         *buf = uv_buf_init(k->sink, sizeof(k->sink));
 }
 
+/* Take the first line of what a peer sends after the hello: "name INSTANCE". Returns
+ * true when it completed one now. */
+static bool take_name_line(char *line, size_t *len, bool *done, char *name, size_t namesize,
+                           const char *data, size_t n)
+{
+    if (*done)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (data[i] == '\n' || *len + 1 >= 48) {
+            line[*len] = '\0';
+            *done = true;
+            if (strncmp(line, "name ", 5) != 0)
+                return false;
+            size_t o = 0;
+            for (const char *p = line + 5; *p && o + 1 < namesize; p++)
+                if (*p > ' ' && *p < 0x7f && *p != '"' && *p != '\\')
+                    name[o++] = *p;
+            name[o] = '\0';
+            return true;
+        }
+        line[(*len)++] = data[i];
+    }
+    return false;
+}
+
+static void say_name(struct peerwatch *pw, uv_stream_t *s, char *buf, size_t size)
+{
+    if (pw->name[0] == '\0')
+        return;
+    int n = snprintf(buf, size, "name %s\n", pw->name);
+    uv_buf_t b = uv_buf_init(buf, (unsigned)n);
+    (void)uv_try_write(s, &b, 1); /* (a few bytes on a fresh connection) */
+}
+
+const char *peerwatch_name_of(const struct peerwatch *pw, uint32_t ip)
+{
+    for (size_t i = 0; i < PEERWATCH_MAX_LINKS; i++)
+        if (pw->links[i].ip == ip && pw->links[i].armed && pw->links[i].name[0])
+            return pw->links[i].name;
+    for (size_t i = 0; i < PEERWATCH_MAX_CONNS + PEERWATCH_SPARE; i++)
+        if (pw->conns[i].open && pw->conns[i].ip == ip && pw->conns[i].name[0])
+            return pw->conns[i].name;
+    return NULL;
+}
+
 static void on_link_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct peerwatch_link *k = s->data;
@@ -89,7 +134,12 @@ static void on_link_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         return;
     }
-    if (k->armed || (size_t)nread > sizeof(k->hello) - k->hello_len)
+    if (k->armed) { /* the master's name line, then nothing */
+        take_name_line(k->line, &k->line_len, &k->line_done, k->name, sizeof(k->name), buf->base,
+                       (size_t)nread);
+        return;
+    }
+    if ((size_t)nread > sizeof(k->hello) - k->hello_len)
         return;
     k->hello_len += (size_t)nread;
     if (k->hello_len < hl)
@@ -106,6 +156,11 @@ static void on_link_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     k->hello_len = sizeof(k->hello); /* the rest goes to the sink */
     k->armed = true;
     k->backoff_ms = 0;
+    k->line_len = 0;
+    k->line_done = false;
+    k->name[0] = '\0';
+    char said[48];
+    say_name(pw, s, said, sizeof(said)); /* the master answers with its own */
     log_emit(LOG_INFO, "peer_watch_up", "peer=%s port=%u", format_ip4(k->ip, ip, sizeof(ip)),
              pw->port);
 }
@@ -292,9 +347,15 @@ static void on_conn_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
 
 static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-    (void)buf;
-    if (nread < 0) /* the watcher left (it took over, or ended); data is ignored */
-        conn_close(s->data);
+    struct peerwatch_conn *c = s->data;
+    if (nread < 0) { /* the watcher left (it took over, or ended) */
+        conn_close(c);
+        return;
+    }
+    /* Its name line gets ours back; the probes after it are not looked at. */
+    if (take_name_line(c->line, &c->line_len, &c->line_done, c->name, sizeof(c->name), buf->base,
+                       (size_t)nread))
+        say_name(c->pw, s, c->reply, sizeof(c->reply));
 }
 
 static void on_hello_written(uv_write_t *req, int status)
@@ -399,6 +460,9 @@ static void on_connection(uv_stream_t *server, int status)
     c->open = true;
     c->closing = false;
     c->ip = 0;
+    c->line_len = 0;
+    c->line_done = false;
+    c->name[0] = '\0';
     c->tcp.data = c;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);

@@ -33,6 +33,9 @@
 #define PEERWATCH_HEARD 8      /* addresses whose VRRP adverts we heard, remembered */
 #define PEERWATCH_HEARD_MS (10 * 60 * 1000)
 #define PEERWATCH_HELLO "pgvip-vrrpd watch 1\n"
+/* After the hello, each side may name itself: the backup writes "name INSTANCE\n" and
+ * the master answers with its own. A vrrpd that does not (an older one) reads it as the
+ * bytes it ignores, and is never sent a name it would not expect. */
 
 /* ip (host order) is the master whose vrrpd ended; why says how, in words. */
 typedef void (*peerwatch_gone_cb)(void *arg, uint32_t ip, const char *why);
@@ -50,7 +53,11 @@ struct peerwatch_link { /* we watch a master */
     uint64_t backoff_ms;
     char hello[32];
     size_t hello_len;
-    char sink[64]; /* after the hello, whatever comes is not looked at */
+    char sink[64]; /* after the hello: the master's name line, then nothing looked at */
+    char line[48]; /* its first line, "name INSTANCE\n" */
+    size_t line_len;
+    bool line_done;
+    char name[32]; /* the master's instance name, "" until it says */
 };
 
 struct peerwatch_conn { /* a backup watches us */
@@ -61,6 +68,11 @@ struct peerwatch_conn { /* a backup watches us */
     uint64_t since_ms; /* accepted at (loop time) */
     uv_write_t wreq;
     char sink[64];
+    char line[48]; /* the backup's first line, "name INSTANCE\n"; then only probes */
+    size_t line_len;
+    bool line_done;
+    char name[32]; /* the backup's instance name, "" until it says */
+    char reply[48];
 };
 
 struct peerwatch {
@@ -80,6 +92,7 @@ struct peerwatch {
     peerwatch_gone_cb gone;
     void *arg;
     uint64_t accepted, refused, evicted, gone_total, probes;
+    char name[32]; /* this instance's name, told to the peers over the link */
     uint64_t last_refused_log_ms;
 };
 
@@ -111,5 +124,8 @@ uint64_t peerwatch_acked_at(const struct peerwatch *pw, uint32_t ip, uint64_t no
  * stranger. */
 void peerwatch_heard(struct peerwatch *pw, uint32_t ip, uint64_t now);
 void peerwatch_stop(struct peerwatch *pw);
+/* The instance name the peer at ip told over the link (as master or as backup); NULL
+ * when none. */
+const char *peerwatch_name_of(const struct peerwatch *pw, uint32_t ip);
 
 #endif

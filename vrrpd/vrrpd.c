@@ -887,6 +887,7 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path, const struct
         char pa[16];
         rc = peerwatch_start(&d->watch, loop, d->primary, cfg->peer_watch_port, d->cfg.peers,
                              d->cfg.n_peers, on_peer_gone, d);
+        snprintf(d->watch.name, sizeof(d->watch.name), "%s", cfg->instance);
         if (rc != 0) /* the link is a speed-up: VRRP works without it */
             log_emit(LOG_WARN, "peer_watch_unavailable",
                      "address=%s port=%u error=\"%s\" detail=\"peers fall back to the master "

@@ -64,10 +64,16 @@ static int show(struct vrrpd *d, bool json, struct metrics_buf *out)
         ctl_table_cell(&t, "%u", g->cfg.priority);
         ctl_table_cell(&t, "%s", g->prio_override ? "operator" : "file");
         ctl_table_cell(&t, "%s", g->cfg.priority >= best ? "yes" : "no");
-        ctl_table_cell(&t, "%s",
-                       g->fsm.state == VRRP_MASTER ? "this instance"
-                       : g->fsm.master_ip          ? format_ip4(g->fsm.master_ip, ip, sizeof(ip))
-                                                   : "-");
+        const char *mname = g->fsm.master_ip && g->fsm.state == VRRP_BACKUP
+                                ? peerwatch_name_of(&d->watch, g->fsm.master_ip)
+                                : NULL;
+        if (g->fsm.state == VRRP_MASTER)
+            ctl_table_cell(&t, "this instance");
+        else if (g->fsm.master_ip)
+            ctl_table_cell(&t, "%s%s%s%s", mname ? mname : "", mname ? " (" : "",
+                           format_ip4(g->fsm.master_ip, ip, sizeof(ip)), mname ? ")" : "");
+        else
+            ctl_table_cell(&t, "-");
         if (g->fsm.state == VRRP_BACKUP && g->last_rx_ms)
             ctl_table_cell(&t, "%llu", (unsigned long long)(now - g->last_rx_ms));
         else

@@ -33,6 +33,19 @@ void vrrpd_render_state(struct vrrpd *d, struct metrics_buf *m)
         metrics_json_str(m, d->lbd_why);
         metrics_printf(m, "}");
     }
+    /* The backups that watch this vrrpd over the peer watch link, by name when they told
+     * it: the peer instance's side of the groups this one is master of. */
+    metrics_printf(m, ",\"watchers\":[");
+    for (size_t i = 0, n = 0; i < PEERWATCH_MAX_CONNS + PEERWATCH_SPARE; i++) {
+        const struct peerwatch_conn *c = &d->watch.conns[i];
+        if (!c->open || c->closing || c->ip == 0)
+            continue;
+        metrics_printf(m, "%s{\"address\":\"%s\",\"name\":", n++ ? "," : "",
+                       format_ip4(c->ip, ip, sizeof(ip)));
+        metrics_json_str(m, c->name);
+        metrics_printf(m, "}");
+    }
+    metrics_printf(m, "]");
     metrics_printf(m, ",\"reloads\":%llu", (unsigned long long)d->reload.reloads);
     reload_json(m, &d->reload);
     metrics_printf(m, ",\"mode\":\"%s\",\"groups\":[", d->cfg.n_peers ? "unicast" : "multicast");
@@ -48,6 +61,11 @@ void vrrpd_render_state(struct vrrpd *d, struct metrics_buf *m)
                        g->cfg.preempt ? "true" : "false", vips, g->vips_held ? "true" : "false");
         metrics_printf(m, ",\"master\":\"%s\"",
                        g->fsm.master_ip ? format_ip4(g->fsm.master_ip, ip, sizeof(ip)) : "");
+        const char *mname = g->fsm.state == VRRP_BACKUP && g->fsm.master_ip
+                                ? peerwatch_name_of(&d->watch, g->fsm.master_ip)
+                                : NULL;
+        metrics_printf(m, ",\"master_name\":");
+        metrics_json_str(m, mname ? mname : "");
         metrics_printf(m, ",\"master_watched\":%s",
                        d->cfg.peer_watch_port && g->fsm.state == VRRP_BACKUP &&
                                peerwatch_is_armed(&d->watch, g->fsm.master_ip)

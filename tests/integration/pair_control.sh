@@ -14,10 +14,13 @@ CTL=$(dirname "$LBD")/pgvipctl
 lab_up >/dev/null || fail "lab did not come up"
 [ "$(lab_holders $VIP_A) $(lab_holders $VIP_B)" = "lb1 lb2" ] || fail "start: VIP-A on $(lab_holders $VIP_A), VIP-B on $(lab_holders $VIP_B)"
 vctl() { local inst=$1; shift; "$CTL" -S "$LAB_DIR/$inst-vrrpd-control.sock" "$@"; }
+# Each names itself to the other over the peer watch link once it is armed.
+wait_watched lb1 52 5 || fail "lb1 does not watch lb2's vrrpd"
+wait_watched lb2 51 5 || fail "lb2 does not watch lb1's vrrpd"
 
 out=$(vctl lb1 vrrp) || fail "pgvipctl vrrp: $out"
 grep -Eq '^ +51 \| MASTER +\| +150 \| +150 \| file +\| yes +\| this instance' <<<"$out" &&
-    grep -Eq '^ +52 \| BACKUP +\| +100 \| +100 \| file +\| no +\| 10\.' <<<"$out" || fail "vrrp show on lb1:
+    grep -Eq "^ +52 \| BACKUP +\| +100 \| +100 \| file +\| no +\| lb2 \($(lab_ip lb2)\)" <<<"$out" || fail "vrrp show on lb1:
 $out"
 json=$(vctl lb2 --json vrrp show)
 python3 -c '
@@ -31,7 +34,9 @@ out=$(runuser -u nobody -- "$CTL" -S "$LAB_DIR/lb1-vrrpd-control.sock" vrrp 2>&1
 rc=$?
 set -e
 [ $rc = 2 ] || fail "nobody reached vrrpd's control socket: exit $rc: $out"
-pass "vrrp show: state, priorities, who set them, the preferred groups, the master, the last advert; not for nobody"
+wait_for 5 "lb1's state naming its watcher lb2" grep -q "\"watchers\":\[{\"address\":\"$(lab_ip lb2)\",\"name\":\"lb2\"}\]" "$LAB_DIR/lb1-vrrpd.json"
+grep -q '"vrid":52,[^]]*"master_name":"lb2"' "$LAB_DIR/lb1-vrrpd.json" || fail "lb1's state does not name its master of 52: $(cat "$LAB_DIR/lb1-vrrpd.json")"
+pass "vrrp show: state, priorities, who set them, the preferred groups, the master by name, the last advert; the peers name each other over the peer watch link; not for nobody"
 
 # The status page's "last advert" of a backup, measured when the page asks: vrrpd tells
 # its lbd of each advert over the liveness channel, and /status gives now_ms beside it.

@@ -34,6 +34,18 @@ S=$(other "$M")
 [ -n "$M" ] || fail "no master for VRID 51"
 PAGE_PORT=$([ "$S" = lb1 ] && echo "$BASE" || echo $((BASE + 1)))
 wait_watched "$S" 51 5 || fail "$S does not watch $M's vrrpd over the peer watch link"
+# Before the kill: each page names the peer instance and its side of each group.
+B=$(lab_master_of 52)
+if [ "$B" = "$S" ]; then
+    SPAGE=$([ "$S" = lb1 ] && echo "$BASE" || echo $((BASE + 1)))
+    python3 "$(dirname "$0")/../tools/browse.py" "http://127.0.0.1:$SPAGE/" --timeout 8 \
+        --expect "the master of 51 named=document.querySelector('#vrrp tbody tr[data-vrid=\"51\"]').innerText.includes('$M ($(lab_ip "$M"))')" \
+        --expect "the peer as backup of 52=document.querySelector('#vrrp tbody tr[data-vrid=\"52\"]').innerText.includes('backup: $M ($(lab_ip "$M"))')" \
+        >"$WORK/browse-peer.log" 2>&1 || { cat "$WORK/browse-peer.log"; fail "$S's page does not name its peer $M"; }
+    pass "$S's page names the peer: $M master of 51, $M the backup watching 52"
+else
+    log "both groups on $M: the page's peer names are checked where each instance holds one (active-active start)"
+fi
 lab_kill "$M"
 wait_holder $VIP_A "$S" 3 >/dev/null || fail "VIP-A did not move to $S"
 pass "killed $M; $S holds both VIPs"
