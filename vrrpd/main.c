@@ -101,6 +101,16 @@ int main(int argc, char **argv)
                     "vrrpd: %s: warning: this host has no interface %s; vrrpd will not start "
                     "here with this file\n",
                     path, cfg.interface);
+        /* 255 is RFC 5798's address owner: it takes the group at once and never yields it
+         * to a live peer, and two instances at 255 are two masters for good. vrrpd adds
+         * the VIPs itself, so it is never their owner. */
+        for (size_t i = 0; i < cfg.n_groups; i++)
+            if (cfg.groups[i].priority == 255)
+                fprintf(stderr,
+                        "vrrpd: %s: warning: vrrp.groups[%zu] (vrid %u): priority 255 is for "
+                        "the owner of the addresses; this instance would never yield the group "
+                        "to a live peer, and a peer at 255 too makes two masters: use 1-254\n",
+                        path, i, cfg.groups[i].vrid);
         return 0;
     }
     if (mode == 's')

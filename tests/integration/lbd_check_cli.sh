@@ -138,3 +138,8 @@ out=$("$VRRPD" --check -c "$WORK/no_iface.yaml" 2>&1) || fail "vrrpd --check ref
 [[ $out == *"warning: this host has no interface pgvip-nosuch0; vrrpd will not start here"* ]] ||
     fail "vrrpd --check does not warn of the missing interface: $out"
 pass "vrrpd --check warns of an interface this host lacks: $(tail -1 <<<"$out")"
+sed 's/priority: 150/priority: 255/' "$WORK/pair_ok.yaml" >"$WORK/owner.yaml"
+out=$("$VRRPD" --check -c "$WORK/owner.yaml" 2>&1) || fail "vrrpd --check refused priority 255: $out"
+[[ $out == *"warning: vrrp.groups[0] (vrid 51): priority 255 is for the owner of the addresses"* ]] ||
+    fail "vrrpd --check does not warn of priority 255: $out"
+pass "vrrpd --check warns of priority 255 (address owner: two masters if the peer says 255 too)"
