@@ -7,7 +7,7 @@ PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libuv1-dev libnl-3-dev libnl-route-3-dev libyaml-dev check libpq-dev
       postgresql postgresql-client iproute2 iputils-ping curl procps
       haproxy keepalived tshark docker.io docker-compose debootstrap systemd chromium socat prometheus
-      man-db dpkg-dev cppcheck clang-format)
+      man-db dpkg-dev cppcheck clang-format lintian)
 
 missing=()
 for p in "${PKGS[@]}"; do
