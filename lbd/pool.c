@@ -29,11 +29,6 @@ const char *node_admin_name(enum node_admin a)
     return "?";
 }
 
-bool pool_node_draining(const struct pool_node *n)
-{
-    return n->state == NODE_DRAINING || n->admin == NODE_ADMIN_DRAIN;
-}
-
 bool pool_node_eligible(const struct pool_node *n)
 {
     return n->state == NODE_UP && n->admin == NODE_ADMIN_READY && !n->removed && n->weight > 0 &&

@@ -59,8 +59,12 @@ struct pool {
 
 /* Can this node take a new session now? */
 bool pool_node_eligible(const struct pool_node *n);
-/* Does it drain: its readiness check says so, or an operator? */
-bool pool_node_draining(const struct pool_node *n);
+/* Does it drain: its readiness check says so, or an operator? (Inline: the relay asks
+ * at each of a node's reads.) */
+static inline bool pool_node_draining(const struct pool_node *n)
+{
+    return n->state == NODE_DRAINING || n->admin == NODE_ADMIN_DRAIN;
+}
 
 /* Choose a node index for a new session, skipping nodes whose bit is set in tried.
  * rnd is a random 64-bit value (p2c and tie breaks). Returns -1 when none fits. */
