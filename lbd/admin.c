@@ -27,6 +27,80 @@ static void node_labels(const struct pool_node *n, const char **labels)
     labels[2] = NULL;
 }
 
+/* The per-node families with one value each, in node_value's order. */
+enum node_metric {
+    NM_UP,
+    NM_ELIGIBLE,
+    NM_WEIGHT,
+    NM_DRAINING,
+    NM_STATE_CHANGES,
+    NM_REUSE_IDLE,
+    NM_SESSIONS,
+    NM_SESSIONS_TOTAL,
+    NM_CONNECT_FAILURES,
+    NM_CHECK_FAILURES,
+    NM_CHECK_LATENCY,
+};
+static const struct {
+    const char *name;
+    enum metrics_type type;
+    const char *help;
+} node_families[] = {
+    [NM_UP] = {"lbd_node_up", METRICS_GAUGE,
+               "1 when the node's health checks have it up (whether it takes new sessions too: "
+               "lbd_node_eligible)."},
+    [NM_ELIGIBLE] = {"lbd_node_eligible", METRICS_GAUGE,
+                     "1 when the node takes new sessions: up, admin state ready, weight above 0, "
+                     "below max_sessions."},
+    [NM_WEIGHT] = {"lbd_node_weight", METRICS_GAUGE,
+                   "The node's weight (0: never chosen for a new session)."},
+    [NM_DRAINING] = {"lbd_node_draining", METRICS_GAUGE,
+                     "1 when the node drains: its readiness check says so, or an operator "
+                     "(pgvipctl nodes drain)."},
+    [NM_STATE_CHANGES] = {"lbd_node_state_changes_total", METRICS_COUNTER,
+                          "Node state changes (up, down, draining); a fast rise means flapping."},
+    [NM_REUSE_IDLE] = {"lbd_node_reuse_idle", METRICS_GAUGE,
+                       "Node connections kept for reuse on the node now."},
+    [NM_SESSIONS] = {"lbd_node_sessions", METRICS_GAUGE, "Sessions on the node now."},
+    [NM_SESSIONS_TOTAL] = {"lbd_node_sessions_total", METRICS_COUNTER,
+                           "Sessions sent to the node."},
+    [NM_CONNECT_FAILURES] = {"lbd_node_connect_failures_total", METRICS_COUNTER,
+                             "Failed connects to the node."},
+    [NM_CHECK_FAILURES] = {"lbd_node_check_failures_total", METRICS_COUNTER,
+                           "Failed health checks."},
+    [NM_CHECK_LATENCY] = {"lbd_node_check_latency_seconds", METRICS_GAUGE,
+                          "Duration of the last health check."},
+};
+
+static double node_value(const struct pool_node *n, enum node_metric k)
+{
+    switch (k) {
+    case NM_UP:
+        return n->state == NODE_UP;
+    case NM_ELIGIBLE:
+        return pool_node_eligible(n);
+    case NM_WEIGHT:
+        return n->weight;
+    case NM_DRAINING:
+        return pool_node_draining(n);
+    case NM_STATE_CHANGES:
+        return (double)n->state_changes;
+    case NM_REUSE_IDLE:
+        return n->parked;
+    case NM_SESSIONS:
+        return n->active;
+    case NM_SESSIONS_TOTAL:
+        return (double)n->sessions_total;
+    case NM_CONNECT_FAILURES:
+        return (double)n->connect_failures;
+    case NM_CHECK_FAILURES:
+        return (double)n->checks_failed;
+    case NM_CHECK_LATENCY:
+        return (double)n->last_check_latency_us / 1e6;
+    }
+    return 0;
+}
+
 void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
 {
     const struct lbd_stats *st = &l->stats;
@@ -191,32 +265,12 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     metrics_family(m, "lbd_start_time_seconds", METRICS_GAUGE, "Start time, Unix seconds.");
     metrics_sample(m, NULL, (double)l->started_ms / 1000.0);
 
-    metrics_family(m, "lbd_node_up", METRICS_GAUGE,
-                   "1 when the node's health checks have it up (whether it takes new sessions "
-                   "too: lbd_node_eligible).");
-    for (size_t i = 0; i < l->pool.n; i++) {
-        node_labels(l->pool.nodes[i], lab);
-        metrics_sample(m, lab, l->pool.nodes[i]->state == NODE_UP);
-    }
-    metrics_family(m, "lbd_node_eligible", METRICS_GAUGE,
-                   "1 when the node takes new sessions: up, admin state ready, weight above 0, "
-                   "below max_sessions.");
-    for (size_t i = 0; i < l->pool.n; i++) {
-        node_labels(l->pool.nodes[i], lab);
-        metrics_sample(m, lab, pool_node_eligible(l->pool.nodes[i]));
-    }
-    metrics_family(m, "lbd_node_weight", METRICS_GAUGE,
-                   "The node's weight (0: never chosen for a new session).");
-    for (size_t i = 0; i < l->pool.n; i++) {
-        node_labels(l->pool.nodes[i], lab);
-        metrics_sample(m, lab, l->pool.nodes[i]->weight);
-    }
-    metrics_family(m, "lbd_node_draining", METRICS_GAUGE,
-                   "1 when the node drains: its readiness check says so, or an operator "
-                   "(pgvipctl nodes drain).");
-    for (size_t i = 0; i < l->pool.n; i++) {
-        node_labels(l->pool.nodes[i], lab);
-        metrics_sample(m, lab, pool_node_draining(l->pool.nodes[i]));
+    for (size_t k = 0; k < sizeof(node_families) / sizeof(node_families[0]); k++) {
+        metrics_family(m, node_families[k].name, node_families[k].type, node_families[k].help);
+        for (size_t i = 0; i < l->pool.n; i++) {
+            node_labels(l->pool.nodes[i], lab);
+            metrics_sample(m, lab, node_value(l->pool.nodes[i], (enum node_metric)k));
+        }
     }
     metrics_family(m, "lbd_node_admin", METRICS_GAUGE,
                    "1 for the node's admin state (ready, drain, disabled; pgvipctl).");
@@ -227,45 +281,6 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
                                 NULL};
             metrics_sample(m, al, n->admin == (enum node_admin)a);
         }
-    }
-    metrics_family(m, "lbd_node_state_changes_total", METRICS_COUNTER,
-                   "Node state changes (up, down, draining); a fast rise means flapping.");
-    for (size_t i = 0; i < l->pool.n; i++) {
-        node_labels(l->pool.nodes[i], lab);
-        metrics_sample(m, lab, (double)l->pool.nodes[i]->state_changes);
-    }
-    metrics_family(m, "lbd_node_reuse_idle", METRICS_GAUGE,
-                   "Node connections kept for reuse on the node now.");
-    for (size_t i = 0; i < l->pool.n; i++) {
-        node_labels(l->pool.nodes[i], lab);
-        metrics_sample(m, lab, l->pool.nodes[i]->parked);
-    }
-    metrics_family(m, "lbd_node_sessions", METRICS_GAUGE, "Sessions on the node now.");
-    for (size_t i = 0; i < l->pool.n; i++) {
-        node_labels(l->pool.nodes[i], lab);
-        metrics_sample(m, lab, l->pool.nodes[i]->active);
-    }
-    metrics_family(m, "lbd_node_sessions_total", METRICS_COUNTER, "Sessions sent to the node.");
-    for (size_t i = 0; i < l->pool.n; i++) {
-        node_labels(l->pool.nodes[i], lab);
-        metrics_sample(m, lab, (double)l->pool.nodes[i]->sessions_total);
-    }
-    metrics_family(m, "lbd_node_connect_failures_total", METRICS_COUNTER,
-                   "Failed connects to the node.");
-    for (size_t i = 0; i < l->pool.n; i++) {
-        node_labels(l->pool.nodes[i], lab);
-        metrics_sample(m, lab, (double)l->pool.nodes[i]->connect_failures);
-    }
-    metrics_family(m, "lbd_node_check_failures_total", METRICS_COUNTER, "Failed health checks.");
-    for (size_t i = 0; i < l->pool.n; i++) {
-        node_labels(l->pool.nodes[i], lab);
-        metrics_sample(m, lab, (double)l->pool.nodes[i]->checks_failed);
-    }
-    metrics_family(m, "lbd_node_check_latency_seconds", METRICS_GAUGE,
-                   "Duration of the last health check.");
-    for (size_t i = 0; i < l->pool.n; i++) {
-        node_labels(l->pool.nodes[i], lab);
-        metrics_sample(m, lab, (double)l->pool.nodes[i]->last_check_latency_us / 1e6);
     }
     metrics_family(m, "lbd_node_bytes_total", METRICS_COUNTER, "Bytes relayed, per node.");
     for (size_t i = 0; i < l->pool.n; i++) {
