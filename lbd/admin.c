@@ -199,33 +199,6 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     const char *d1[] = {"direction", "to_node", NULL}, *d2[] = {"direction", "to_client", NULL};
     metrics_sample(m, d1, (double)st->bytes_in);
     metrics_sample(m, d2, (double)st->bytes_out);
-    metrics_family(m, "lbd_kernel_relay_enabled", METRICS_GAUGE,
-                   "1 when established sessions are relayed by the kernel (lbd.relay).");
-    metrics_sample(m, NULL, krelay_is_open(&l->krelay));
-    metrics_family(m, "lbd_kernel_relay_sessions", METRICS_GAUGE,
-                   "Sessions the kernel relays now (their bytes are counted when they end).");
-    metrics_sample(m, NULL, l->n_krelay);
-    metrics_family(m, "lbd_kernel_relay_handoffs_total", METRICS_COUNTER,
-                   "Sessions handed to the kernel relay after their startup.");
-    metrics_sample(m, NULL, (double)st->krelay_handoffs);
-    metrics_family(m, "lbd_kernel_relay_refused_total", METRICS_COUNTER,
-                   "Handoffs the kernel refused; lbd relayed those sessions itself.");
-    metrics_sample(m, NULL, (double)st->krelay_join_failed);
-    metrics_family(m, "lbd_kernel_relay_fallbacks_total", METRICS_COUNTER,
-                   "Directions lbd took back from the kernel because their receiver fell "
-                   "a window (1 MiB) behind: back-pressure from there on.");
-    metrics_sample(m, NULL, (double)st->krelay_demoted);
-    metrics_family(m, "lbd_kernel_relay_returns_total", METRICS_COUNTER,
-                   "Directions handed back to the kernel after a fallback, once quiet for a "
-                   "second.");
-    metrics_sample(m, NULL, (double)st->krelay_returned);
-    metrics_family(m, "lbd_kernel_relay_return_misses_total", METRICS_COUNTER,
-                   "Returns to the kernel not taken: a segment arrived between lbd's look "
-                   "and its request, so lbd relays on and offers again later.");
-    metrics_sample(m, NULL, (double)st->krelay_return_missed);
-    metrics_family(m, "lbd_kernel_relay_flush_waits_total", METRICS_COUNTER,
-                   "Session ends that waited for the kernel to send what preceded a close.");
-    metrics_sample(m, NULL, (double)st->krelay_flush_waits);
     metrics_family(m, "lbd_splice_transfers_total", METRICS_COUNTER,
                    "Bulk transfers (256 KiB one way with nothing the other way) relayed "
                    "with splice(2), without copying through lbd.");
@@ -308,12 +281,6 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
     metrics_printf(m, ",\"draining\":%s,\"healthy\":%s", l->draining ? "true" : "false",
                    (!l->draining && pool_count_eligible(&l->pool) > 0) ? "true" : "false");
     metrics_printf(m, ",\"balance\":\"%s\"", pool_balance_names[l->pool.balance]);
-    metrics_printf(m, ",\"relay\":\"%s\",\"kernel_relay_sessions\":%u",
-                   krelay_is_open(&l->krelay) ? "kernel" : "user", l->n_krelay);
-    if (l->krelay_why[0]) {
-        metrics_printf(m, ",\"relay_why\":");
-        metrics_json_str(m, l->krelay_why);
-    }
     metrics_printf(m,
                    ",\"sessions\":%u,\"maxconn\":%u,\"sessions_total\":%llu,"
                    "\"sessions_relayed\":%llu,\"bytes_to_node\":%llu,\"bytes_to_client\":%llu",

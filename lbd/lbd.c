@@ -594,8 +594,6 @@ static void listeners_close(struct lbd *l)
 
 /* ---- shutdown ---- */
 
-static void krelay_stop(struct lbd *l);
-
 static void finish(struct lbd *l)
 {
     log_emit(LOG_INFO, "stop", "sessions_total=%llu", (unsigned long long)l->stats.sessions_total);
@@ -604,7 +602,6 @@ static void finish(struct lbd *l)
     control_stop(l);
     liveness_stop(l);
     vipwatch_stop(l);
-    krelay_stop(l);
     for (size_t i = 0; i < l->pool.n; i++)
         node_drop(l, l->pool.nodes[i]);
     l->pool.n = 0;
@@ -917,67 +914,6 @@ static void on_signal(uv_signal_t *h, int signum)
         shutdown_start(l, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-/* ---- the kernel relay ---- */
-
-static void on_krelay_event(uv_poll_t *p, int status, int events)
-{
-    (void)status;
-    (void)events;
-    session_krelay_events(p->data);
-}
-
-/* Open the kernel relay as cfg.relay asks; 0, or -errno when it was required. */
-static int krelay_start(struct lbd *l)
-{
-    l->krelay.prog_fd = l->krelay.dest_fd = l->krelay.attach_fd = l->krelay.epoll_fd = -1;
-    if (l->cfg.relay == LBD_RELAY_USER) {
-        snprintf(l->krelay_why, sizeof(l->krelay_why), "lbd.relay is user");
-        return 0;
-    }
-    uint64_t max = 2 * (uint64_t)l->cfg.maxconn + 64;
-    int rc = krelay_open(&l->krelay, max > (1u << 21) ? 1u << 21 : (uint32_t)max, l->krelay_why,
-                         sizeof(l->krelay_why));
-    if (rc != 0) {
-        if (l->cfg.relay == LBD_RELAY_KERNEL) {
-            fprintf(stderr, "lbd: lbd.relay is kernel, but %s\n", l->krelay_why);
-            return rc;
-        }
-        return 0;
-    }
-    l->krelay_why[0] = '\0';
-    uv_poll_init(l->loop, &l->krelay_poll, l->krelay.epoll_fd);
-    l->krelay_poll.data = l;
-    uv_poll_start(&l->krelay_poll, UV_READABLE, on_krelay_event);
-    return 0;
-}
-
-static void krelay_stop(struct lbd *l)
-{
-    if (!krelay_is_open(&l->krelay))
-        return;
-    uv_close((uv_handle_t *)&l->krelay_poll, NULL);
-    krelay_close(&l->krelay);
-}
-
-int lbd_krelay_recheck(struct lbd *l)
-{
-    if (!krelay_is_open(&l->krelay))
-        return 0;
-    int rc = krelay_probe(&l->krelay);
-    if (rc == 0)
-        return 0;
-    snprintf(l->krelay_why, sizeof(l->krelay_why),
-             "after becoming user %s, bpf() is refused (%s): kernels before 6.5 with "
-             "kernel.unprivileged_bpf_disabled refuse it to unprivileged processes; run lbd "
-             "without lbd.user, or set lbd.relay: user",
-             l->cfg.user, strerror(-rc));
-    krelay_stop(l);
-    char why[240];
-    log_emit(l->cfg.relay == LBD_RELAY_KERNEL ? LOG_ERROR : LOG_WARN, "relay",
-             "relay=user relay_why=%s", log_quote(why, sizeof(why), l->krelay_why));
-    return l->cfg.relay == LBD_RELAY_KERNEL ? rc : 0;
-}
-
 /* ---- start ---- */
 
 int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd_config *cfg)
@@ -1027,7 +963,7 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
     uv_signal_start(&l->sig_int, on_signal, SIGINT);
     uv_signal_start(&l->sig_hup, on_signal, SIGHUP);
 
-    int rc = krelay_start(l);
+    int rc = 0;
     for (size_t i = 0; i < cfg->n_listen && rc == 0; i++)
         rc = listener_open(l, &cfg->listen[i], false);
     if (rc == 0 && cfg->has_peer_listen)
@@ -1052,13 +988,9 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
     }
     for (size_t i = 0; i < l->pool.n; i++)
         check_start(l, l->pool.nodes[i]);
-    char why[240] = "";
-    if (l->krelay_why[0])
-        log_quote(why, sizeof(why), l->krelay_why);
-    log_emit(LOG_INFO, "start", "version=%s nodes=%zu balance=%s maxconn=%u check=%s relay=%s%s%s",
+    log_emit(LOG_INFO, "start", "version=%s nodes=%zu balance=%s maxconn=%u check=%s",
              PGVIP_VERSION, l->pool.n, pool_balance_names[l->pool.balance], cfg->maxconn,
-             lbd_check_type_names[cfg->check_type], krelay_is_open(&l->krelay) ? "kernel" : "user",
-             why[0] ? " relay_why=" : "", why);
+             lbd_check_type_names[cfg->check_type]);
     return 0;
 }
 

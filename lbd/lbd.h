@@ -8,7 +8,6 @@
 #include "guard.h"
 #include "httpd.h"
 #include "keymap.h"
-#include "krelay.h"
 #include "lbd_config.h"
 #include "log.h"
 #include "metrics.h"
@@ -63,20 +62,14 @@ struct lbd_stats {
     uint64_t accept_failed;  /* connections accepted and closed at once (lbd out of memory) */
     uint64_t
         checks_skipped_local; /* health checks lbd could not start itself: not the node's fault */
-    uint64_t bytes_in, bytes_out;  /* client -> node, node -> client */
-    uint64_t krelay_handoffs;      /* sessions handed to the kernel relay */
-    uint64_t krelay_join_failed;   /* handovers the kernel refused (relayed here instead) */
-    uint64_t krelay_flush_waits;   /* ends that waited for the kernel to send the rest */
-    uint64_t krelay_demoted;       /* directions taken back: their receiver fell behind */
-    uint64_t krelay_returned;      /* directions given back to the kernel, quiet again */
-    uint64_t krelay_return_missed; /* returns asked for that a segment came between */
-    uint64_t bulk_started;         /* bulk transfers spliced (bulk.h) */
-    uint64_t bulk_failed;          /* splices refused (out of descriptors): copied instead */
-    uint64_t bulk_bytes;           /* bytes spliced, either way */
-    uint64_t reuse_parked;         /* node connections parked for reuse (reuse.c) */
-    uint64_t reuse_taken;          /* sessions served by a parked connection */
-    uint64_t reuse_reset_failed;   /* parked connections whose reset did not go through */
-    uint64_t reuse_expired;        /* parked connections closed after pool.reuse.idle */
+    uint64_t bytes_in, bytes_out; /* client -> node, node -> client */
+    uint64_t bulk_started;        /* bulk transfers spliced (bulk.h) */
+    uint64_t bulk_failed;         /* splices refused (out of descriptors): copied instead */
+    uint64_t bulk_bytes;          /* bytes spliced, either way */
+    uint64_t reuse_parked;        /* node connections parked for reuse (reuse.c) */
+    uint64_t reuse_taken;         /* sessions served by a parked connection */
+    uint64_t reuse_reset_failed;  /* parked connections whose reset did not go through */
+    uint64_t reuse_expired;       /* parked connections closed after pool.reuse.idle */
 };
 
 struct session;    /* session.c */
@@ -110,10 +103,6 @@ struct lbd {
     size_t history_n;                 /* samples taken; the ring holds the last LBD_HISTORY */
     uint64_t history_prev[3];         /* counters at the previous sample */
     void *liveness;                   /* liveness.c */
-    struct krelay krelay;             /* the kernel relay; closed (fds -1) when relaying here */
-    uv_poll_t krelay_poll;            /* its end-of-session watch */
-    char krelay_why[200];             /* why the kernel relay is off, for the log and /status */
-    uint32_t n_krelay;                /* sessions the kernel relays now */
     uv_poll_t vipwatch;               /* netlink: IPv4 addresses removed (vipwatch.c) */
     int vipwatch_fd;                  /* -1: not watching */
     int quiesced_fds[LBD_MAX_LISTEN]; /* listening twins that drop SYNs during a handover */
@@ -179,9 +168,6 @@ int lbd_node_add(struct lbd *l, const struct lbd_node_config *nc, char *err, siz
 /* Remove a node with no sessions that takes none (drain or disabled first). */
 int lbd_node_remove(struct lbd *l, struct pool_node *n, char *err, size_t errsize);
 struct pool_node *lbd_node_find(struct lbd *l, const char *name);
-/* After lbd became its configured user: keep the kernel relay only if bpf() still
- * answers; -errno when lbd.relay is kernel and it does not. */
-int lbd_krelay_recheck(struct lbd *l);
 /* vrrpd hands the VIP ip over (pgvipctl vrrp resign): for ms, new connections to the
  * listeners on ip are dropped (a socket filter on the listener), so their SYN is retried
  * and reaches the new holder instead of opening a session here that the takeover would
@@ -199,7 +185,7 @@ void lbd_tune_socket(struct lbd *l, uv_tcp_t *t);
 void lbd_node_result(struct lbd *l, struct pool_node *n, bool ok, bool draining,
                      const char *reason);
 
-/* session.c, session_kernel.c (the kernel relay's watch) */
+/* session.c */
 void session_accept(struct lbd_listener *ls);
 /* Take over a connection accepted outside libuv (the quiesce drains a listener). */
 void session_adopt(struct lbd *l, int fd);
@@ -231,8 +217,6 @@ void session_each(struct lbd *l, void (*fn)(void *ctx, const struct session_view
 int session_kill(struct lbd *l, uint64_t id, bool now);
 /* The same for every client session on n; returns how many. */
 size_t session_kill_node(struct lbd *l, struct pool_node *n, bool now);
-/* The kernel relay's watch fired: end the sessions whose peer closed. */
-void session_krelay_events(struct lbd *l);
 /* The node of the session that received BackendKeyData (pid, key), or NULL; node_key
  * gets the key to send that node (the node's own, when lbd gave the client another). */
 struct pool_node *session_node_for_key(struct lbd *l, uint32_t pid, uint32_t key,

@@ -14,7 +14,7 @@
 
 const char *const lbd_check_type_names[] = {"tcp", "pg", "http", "none", NULL};
 const char *const lbd_cancel_unknown_names[] = {"all", "one", "drop", NULL};
-const char *const lbd_relay_names[] = {"auto", "kernel", "user", NULL};
+const char *const lbd_relay_names[] = {"auto", "user", NULL};
 static const char *const on_down_names[] = {"keep", "cut", NULL};
 static const char *const on_drain_names[] = {"close_at_idle", "keep", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
@@ -264,16 +264,11 @@ static const struct cfg_field lbd_fields[] = {
     {"maxconn", CFG_UINT, OFF(maxconn), .min = 1, .max = 1000000,
      .doc = "Client sessions at most; beyond it a client gets ErrorResponse 53300."},
     {"relay", CFG_ENUM, OFF(relay), .choices = lbd_relay_names,
-     .doc = "Who moves an established session's bytes. user: lbd reads and writes every "
-            "message (the default). kernel (experimental): after the startup exchange (or "
-            "the TLS answer) lbd hands both sockets to a BPF sk_skb program that sends each "
-            "segment on the other socket, so lbd is not woken per message; a direction "
-            "whose receiver falls 1 MiB behind (a slow client, a bulk transfer) is taken "
-            "back by lbd, so back-pressure holds as with user. On Linux 6.18 that fallback "
-            "now and then gives lbd one segment twice (about 1 fallback in 100: a broken "
-            "or duplicated result), so it is not the default. Needs CAP_BPF and "
-            "CAP_NET_ADMIN at start. auto: kernel when available, else user (the start line "
-            "and /status say which, and why). Changes on restart only."},
+     .doc = "Who moves an established session's bytes: lbd, in user space, with both values "
+            "(it copies messages through one buffer per direction and splices bulk "
+            "transfers). The experimental kernel relay (relay: kernel) was removed: it could "
+            "duplicate a segment when a direction fell back to lbd (docs/kernel-relay.md). "
+            "Changes on restart only."},
     {"log_level", CFG_ENUM, OFF(log_level), .choices = level_names,
      .doc = "Least severe level logged (logfmt lines on stderr)."},
     {"log_target", CFG_ENUM, OFF(log_target), .choices = log_target_names,
@@ -353,7 +348,7 @@ void lbd_config_set_defaults(struct lbd_config *c)
     parse_sockaddr("127.0.0.1:8081", 0, &c->admin);
     c->admin_enabled = true;
     c->maxconn = 10000;
-    c->relay = LBD_RELAY_USER; /* kernel: see its doc (a kernel fallback bug) */
+    c->relay = LBD_RELAY_USER;
     c->close_on_vip_loss = true;
     ctl_config_defaults(&c->control, LBD_CONTROL_SOCKET);
     c->log_sessions = true;

@@ -21,8 +21,9 @@ enum lbd_on_down { LBD_ON_DOWN_KEEP, LBD_ON_DOWN_CUT };
 enum lbd_on_drain { LBD_ON_DRAIN_AT_IDLE, LBD_ON_DRAIN_KEEP };
 /* What to do with a CancelRequest whose key no session here (or on the peer) holds. */
 enum lbd_cancel_unknown { LBD_CANCEL_ALL, LBD_CANCEL_ONE, LBD_CANCEL_DROP };
-/* Who relays established sessions (krelay.h). */
-enum lbd_relay { LBD_RELAY_AUTO, LBD_RELAY_KERNEL, LBD_RELAY_USER };
+/* Who relays established sessions: lbd, in user space (both values; the kernel relay was
+ * removed, docs/kernel-relay.md). Kept so that existing files still load. */
+enum lbd_relay { LBD_RELAY_AUTO, LBD_RELAY_USER };
 
 extern const char *const lbd_check_type_names[];
 extern const char *const lbd_cancel_unknown_names[];

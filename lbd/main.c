@@ -117,8 +117,6 @@ int main(int argc, char **argv)
     }
     if (cfg.user[0])
         log_emit(LOG_INFO, "privileges", "user=%s uid=%d", cfg.user, (int)getuid());
-    if (cfg.user[0] && lbd_krelay_recheck(&l) != 0)
-        return 1;
     sdnotify("READY=1\nSTATUS=serving");
     uv_run(loop, UV_RUN_DEFAULT);
     lbd_free(&l);

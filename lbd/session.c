@@ -3,8 +3,8 @@
  * back-pressure, refusals with an ErrorResponse, and the one log line when it ends.
  *
  * Neighbours: session_start.c takes a session from its first packet to the relay
- * (classification, the node's connect and startup answer); session_kernel.c moves an
- * established session's bytes without copying them (the kernel relay, splicing);
+ * (classification, the node's connect and startup answer); session_kernel.c splices
+ * the bulk transfers of an established session;
  * session_int.h is what the three share. pgwire.c parses, pool.c chooses, cancel.c
  * routes CancelRequests, reuse.c keeps node connections, lbd.c owns the listeners and
  * the node states. */
@@ -38,14 +38,9 @@ void session_buf_release(struct session *s, const uv_buf_t *buf)
 void session_free(struct session *s)
 {
     struct lbd *l = s->lbd;
-    /* Notes the program wrote for this session before its sockets closed are in the
-     * ring now (the program runs under the socket lock close() takes): read them
-     * before the tag they carry points at freed memory. */
-    if (s->krelay && krelay_is_open(&l->krelay)) /* (closed: lbd is stopping) */
-        session_krelay_drain_notes(l, s);
     for (int d = 0; d < 2; d++) {
-        if (s->inflight[d])
-            lbd_buf_put(l, s->inflight[d]);
+        if (s->relay[d].copy.inflight)
+            lbd_buf_put(l, s->relay[d].copy.inflight);
         if (s->parked[d])
             lbd_buf_put(l, s->parked[d]);
     }
@@ -108,15 +103,15 @@ static void log_session(struct session *s)
     log_emit(s->detail[0] ? LOG_WARN : LOG_INFO, "session_end",
              "client=%s vip=%s node=%s backend_pid=%s retries=%d kind=%s user=%s database=%s "
              "app=%s start=%s connect_ms=%.3f duration_ms=%.3f bytes_in=%llu bytes_out=%llu "
-             "tx=%c relay=%s end=%s%s%s%s",
+             "tx=%c end=%s%s%s%s",
              s->client_addr, vip, s->node ? s->node->name : "-", pid, retries,
              s->tls ? "tls" : pgwire_first_kind_name((enum pgwire_first_kind)s->kind),
              log_quote(user, sizeof(user), s->user[0] ? s->user : "-"),
              log_quote(db, sizeof(db), s->database[0] ? s->database : "-"),
              log_quote(app, sizeof(app), s->app[0] ? s->app : "-"), ts, connect_ms,
              (double)(now - s->t_accept_ns) / 1e6, (unsigned long long)s->bytes[C2S],
-             (unsigned long long)s->bytes[S2C], s->tx_status ? s->tx_status : '-',
-             s->krelay ? "kernel" : "user", s->end_reason, s->detail[0] ? " error=" : "",
+             (unsigned long long)s->bytes[S2C], s->tx_status ? s->tx_status : '-', s->end_reason,
+             s->detail[0] ? " error=" : "",
              s->detail[0] ? log_quote(detail, sizeof(detail), s->detail) : "",
              !l->cfg.reuse_max_idle ? ""
              : s->reused ? (s->parked_out ? " server=reused parked=1" : " server=reused parked=0")
@@ -131,12 +126,9 @@ void session_end(struct session *s, const char *reason)
     s->state = SS_CLOSING;
     if (reason)
         s->end_reason = reason;
-    if (s->krelay) {
-        session_krelay_account(s);
-        krelay_forget(&l->krelay, s->kcookie);
-    }
     for (int d = 0; d < 2; d++)
-        session_bulk_end(s, d);
+        if (s->relay[d].ops)
+            s->relay[d].ops->stop(s, d);
     log_session(s);
     session_startup_over(s);
     keymap_remove(&l->keys, &s->key);
@@ -289,7 +281,7 @@ void session_refuse_raw(struct session *s, const uint8_t *answer, size_t n, cons
     }
     memcpy(s->refusal->msg, answer, n);
     uv_buf_t b = uv_buf_init((char *)s->refusal->msg, (unsigned)n);
-    if (uv_write(&s->wreq[S2C], (uv_stream_t *)&s->client, &b, 1, on_refusal_written))
+    if (uv_write(&s->refusal->write, (uv_stream_t *)&s->client, &b, 1, on_refusal_written))
         session_end(s, NULL);
 }
 
@@ -392,14 +384,6 @@ void session_on_timer(uv_timer_t *t)
         session_end(s, "node_timeout");
         break;
     case SS_RELAY:
-        if (s->kflush) {
-            session_krelay_flush_check(s);
-            break;
-        }
-        if ((s->kdemote[C2S] == 1 || s->kdemote[S2C] == 1) && session_krelay_demote_check(s))
-            break;
-        if (s->krelay)
-            session_krelay_refresh_idle(s, now);
         if (s->drain_grace_due && now >= s->drain_grace_due && session_drain_if_idle(s))
             break;
         if (l->cfg.client_idle_ms && now - s->last_active_ms[C2S] >= l->cfg.client_idle_ms) {
@@ -603,7 +587,7 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
 /* ---- reading: one callback per socket, whatever the session's state ----
  *
  * A socket stays in libuv's read mode from its first read to the session's end (the
- * relay's back-pressure and the kernel relay aside): a read stopped and started again
+ * relay's back-pressure and splicing aside): a read stopped and started again
  * costs two epoll_ctl calls at the next poll, and a session's startup did that five
  * times (10 of its 49 system calls). So each socket has one callback that hands a read
  * to what the session's state expects; a read in a state that expects nothing from
@@ -632,7 +616,7 @@ static void client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (s->state == SS_FIRST)
         session_first_read(stream, nread, buf);
     else if (s->state == SS_RELAY)
-        session_relay_read(stream, nread, buf);
+        s->relay[C2S].ops->data_arrived(s, C2S, nread, buf);
     else
         park(s, 0, stream, nread, buf);
 }
@@ -645,7 +629,7 @@ static void server_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     else if (s->state == SS_STARTUP_WAIT)
         session_startup_reply_read(stream, nread, buf);
     else if (s->state == SS_RELAY)
-        session_relay_read(stream, nread, buf);
+        s->relay[S2C].ops->data_arrived(s, S2C, nread, buf);
     else
         park(s, 1, stream, nread, buf);
 }
@@ -665,7 +649,7 @@ static void read_side(struct session *s, int side)
         /* (Not when that read ended or refused the session, parked again, or left a
          * write in flight: the relay reads on once it is written.) */
         if (n < 0 || s->parked_n[side] || s->state == SS_CLOSING || s->state == SS_REFUSING ||
-            (s->state == SS_RELAY && s->inflight[side]))
+            (s->state == SS_RELAY && !s->relay[side].ops->at_rest(s, side)))
             return;
     }
     uv_read_start(stream, session_on_alloc, cb);
@@ -698,9 +682,57 @@ void session_on_backend_event(void *ctx, const struct pgwire_event *ev)
     }
 }
 
+uv_tcp_t *session_sender(struct session *s, int d)
+{
+    return d == C2S ? &s->client : &s->server;
+}
+
+int session_fd(uv_tcp_t *t)
+{
+    uv_os_fd_t fd;
+    return uv_fileno((uv_handle_t *)t, &fd) == 0 ? fd : -1;
+}
+
+static bool relay_at_rest(const struct session *s, int d)
+{
+    return s->relay[d].ops->at_rest(s, d);
+}
+
+/* Give direction d to relay ops (its current one lets go once the new one has it). */
+static bool relay_use(struct session *s, int d, const struct relay_ops *ops)
+{
+    const struct relay_ops *old = s->relay[d].ops;
+    s->relay[d].ops = ops; /* (set first: a start may hand on a read at once) */
+    if (ops->start(s, d) != 0) {
+        s->relay[d].ops = old;
+        return false;
+    }
+    if (old)
+        old->stop(s, d);
+    if (!ops->sees_bytes) {
+        /* Unseen bytes: the stream is no longer framed, so neither a reuse nor an idle
+         * moment can be known for the rest of the session. */
+        s->reusable = false;
+        if (d == C2S) {
+            s->cframe_lost = true;
+        } else {
+            s->opaque = true;
+            s->tx_status = 0;
+        }
+    }
+    return true;
+}
+
+void session_relay_begin(struct session *s)
+{
+    s->relay[C2S].ops = s->relay[S2C].ops = &relay_copy;
+    for (int d = 0; d < 2 && s->state == SS_RELAY; d++) /* (a parked read may end it) */
+        (void)relay_copy.start(s, d);
+}
+
 /* n bytes of direction d went through lbd (copied or spliced): the session's, the
  * node's and lbd's byte counts, and both sides are active. */
-void session_count_relayed(struct session *s, int d, uint64_t n)
+void session_relay_moved(struct session *s, int d, uint64_t n)
 {
     struct lbd *l = s->lbd;
     s->bytes[d] += n;
@@ -714,28 +746,44 @@ void session_count_relayed(struct session *s, int d, uint64_t n)
     s->last_active_ms[C2S] = s->last_active_ms[S2C] = uv_now(l->loop);
 }
 
-static void on_relay_written(uv_write_t *req, int status)
+void session_relay_failed(struct session *s, int d, bool eof, bool in_error)
 {
-    struct session *s = req->handle->data;
-    int dir = req == &s->wreq[C2S] ? C2S : S2C;
-    lbd_buf_put(s->lbd, s->inflight[dir]);
-    s->inflight[dir] = NULL;
+    if (eof)
+        session_end(s, d == C2S ? "client_closed" : "node_closed");
+    else if (in_error == (d == C2S))
+        session_end(s, "client_error");
+    else
+        session_end(s, "node_error");
+}
+
+void session_relay_quiet(struct session *s, int d)
+{
+    s->relay[d].run = 0;
+    if (!relay_use(s, d, &relay_copy))
+        session_end(s, d == C2S ? "client_error" : "node_error");
+}
+
+/* Direction d read BULK_AFTER bytes with the other direction silent, all written: splice
+ * it from here on, until it is quiet (true). Only once the startup is over: a spliced
+ * node stream is not parsed, so the transaction state is unknown from then on. */
+static bool relay_maybe_splice(struct session *s, int d)
+{
+    if (s->relay[d].run < BULK_AFTER || !s->relay[d].ops->sees_bytes ||
+        !(s->ready_seen || s->opaque))
+        return false;
+    if (relay_use(s, d, &relay_splice))
+        return true;
+    s->relay[d].run = 0; /* (refused: try again after another BULK_AFTER bytes) */
+    return false;
+}
+
+bool session_relay_at_rest(struct session *s, int d)
+{
     if (s->state != SS_RELAY)
-        return;
-    if (status < 0) {
-        session_end(s, dir == C2S ? "node_error" : "client_error");
-        return;
-    }
-    if (dir == S2C && session_drain_if_idle(s))
-        return;
-    uv_stream_t *from = (uv_stream_t *)(dir == C2S ? &s->client : &s->server);
-    if (s->run[dir] >= BULK_AFTER && session_bulk_begin(s, dir))
-        return;
-    uv_read_start(from, session_on_alloc, session_relay_read);
-    if (session_krelay_may_hand_off(s))
-        session_krelay_handoff(s);
-    if (s->krelay)
-        session_krelay_try_return(s, dir);
+        return false;
+    if (d == S2C && session_drain_if_idle(s))
+        return false;
+    return !relay_maybe_splice(s, d);
 }
 
 /* An idle moment: the node's last message was ReadyForQuery outside a transaction,
@@ -748,9 +796,7 @@ static bool session_idle_point(const struct session *s)
     return s->state == SS_RELAY && !s->opaque && !s->cframe_lost && s->ready_seen &&
            s->tx_status == 'I' && s->cstream.syncs == s->readies && !s->cstream.open_batch &&
            s->cstream.hdr_len == 0 && s->cstream.remaining == 0 && s->sstream.hdr_len == 0 &&
-           s->sstream.remaining == 0 && !s->inflight[C2S] && !s->inflight[S2C] &&
-           !s->server.write_queue_size && !s->client.write_queue_size && !s->bulk[C2S] &&
-           !s->bulk[S2C] && !s->krelay;
+           s->sstream.remaining == 0 && relay_at_rest(s, C2S) && relay_at_rest(s, S2C);
 }
 
 /* The frontend's Terminate message. */
@@ -807,8 +853,7 @@ void session_drain_node(struct lbd *l, struct pool_node *n)
  * pg_terminate_backend(). */
 static void session_terminate(struct session *s, const char *reason)
 {
-    if (!s->opaque && s->sstream.hdr_len == 0 && s->sstream.remaining == 0 && !s->inflight[S2C] &&
-        !s->bulk[S2C] && !s->krelay)
+    if (!s->opaque && s->sstream.hdr_len == 0 && s->sstream.remaining == 0 && relay_at_rest(s, S2C))
         session_refuse(s, "57P01", "terminating connection due to administrator command", reason);
     else
         session_end(s, reason);
@@ -840,7 +885,7 @@ static const char *session_view_state(const struct session *s)
         return "startup";
     if (s->opaque)
         return "encrypted"; /* (TLS: lbd cannot see the messages) */
-    if (s->cframe_lost || s->krelay || s->bulk[C2S] || s->bulk[S2C])
+    if (s->cframe_lost || !s->relay[C2S].ops->sees_bytes || !s->relay[S2C].ops->sees_bytes)
         return "active";
     bool waiting = s->cstream.syncs != s->readies || s->cstream.open_batch || s->cstream.hdr_len ||
                    s->cstream.remaining;
@@ -926,13 +971,12 @@ size_t session_kill_node(struct lbd *l, struct pool_node *n, bool now)
  * answered by its ReadyForQuery, no extended-protocol batch open, no transaction, the
  * node's stream at a message boundary and nothing in flight either way. Anything else
  * (and a bad frame) makes the session not reusable. */
-static bool client_left_cleanly(struct session *s, const uv_buf_t *buf, ssize_t nread)
+static bool client_left_cleanly(struct session *s, const uint8_t *data, size_t n)
 {
-    return !s->cframe_lost && nread == 5 && memcmp(buf->base, terminate_msg, 5) == 0 &&
+    return !s->cframe_lost && n == 5 && memcmp(data, terminate_msg, 5) == 0 &&
            s->cstream.terminated && !s->cstream.open_batch && s->cstream.syncs == s->readies &&
-           s->tx_status == 'I' && s->sstream.hdr_len == 0 && !s->inflight[C2S] &&
-           !s->inflight[S2C] && !s->server.write_queue_size && !s->krelay && !s->bulk[C2S] &&
-           !s->bulk[S2C] && reuse_can_park(s->lbd, s->node);
+           s->tx_status == 'I' && s->sstream.hdr_len == 0 && relay_at_rest(s, C2S) &&
+           relay_at_rest(s, S2C) && reuse_can_park(s->lbd, s->node);
 }
 
 /* The client left cleanly: its node connection goes to reuse.c (a descriptor of its own:
@@ -950,94 +994,28 @@ static void park_node_connection(struct session *s)
         s->parked_out = true;
 }
 
-void session_relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+bool session_relay_observe(struct session *s, int d, const uint8_t *data, size_t n)
 {
-    struct session *s = stream->data;
-    int dir = stream == (uv_stream_t *)&s->client ? C2S : S2C;
-    if (nread <= 0) {
-        session_buf_release(s, buf);
-        if (nread == UV_EOF && s->krelay && s->state == SS_RELAY) {
-            /* A direction lbd took back from the kernel: the other one may still have
-             * bytes on their way through the kernel (or this one, just returned to it). */
-            uv_read_stop(stream);
-            session_krelay_closed(s, dir, true);
-            return;
-        }
-        if (nread < 0) {
-            if (dir == C2S)
-                session_end(s, nread == UV_EOF ? "client_closed" : "client_error");
-            else
-                session_end(s, nread == UV_EOF ? "node_closed" : "node_error");
-        }
-        return;
-    }
-    if (s->state != SS_RELAY) {
-        session_buf_release(s, buf);
-        return;
-    }
+    if (s->state != SS_RELAY)
+        return false;
     /* The client's messages are framed (not parsed) so lbd knows when every request has
      * its answer: a reusable connection, a session a drain may close. */
-    if (dir == C2S && !s->cframe_lost &&
-        pgwire_front_feed(&s->cstream, (const uint8_t *)buf->base, (size_t)nread) != 0) {
+    if (d == C2S && !s->cframe_lost && pgwire_front_feed(&s->cstream, data, n) != 0) {
         s->cframe_lost = true;
         s->reusable = false;
     }
-    if (dir == C2S && s->reusable && client_left_cleanly(s, buf, nread)) {
-        session_count_relayed(s, C2S, (uint64_t)nread);
-        session_buf_release(s, buf);
+    if (d == C2S && s->reusable && client_left_cleanly(s, data, n)) {
+        session_relay_moved(s, C2S, n);
         park_node_connection(s);
         session_end(s, "client_closed");
-        return;
+        return false;
     }
-    if (dir == S2C && !s->opaque &&
-        pgwire_stream_feed(&s->sstream, (uint8_t *)buf->base, (size_t)nread,
-                           session_on_backend_event, s) != 0) {
+    if (d == S2C && !s->opaque &&
+        pgwire_stream_feed(&s->sstream, data, n, session_on_backend_event, s) != 0) {
         s->opaque = true;
         log_emit(LOG_WARN, "protocol_error",
                  "client=%s node=%s detail=\"node sent a bad message length; relaying as is\"",
                  s->client_addr, s->node->name);
     }
-    session_count_relayed(s, dir, (uint64_t)nread);
-    if (s->krelay) {
-        s->kread[dir] += (uint64_t)nread;
-    }
-    if (dir == C2S && s->relay_reads < KRELAY_AFTER)
-        s->relay_reads++;
-    if (s->run[dir] < BULK_AFTER)
-        s->run[dir] += (uint32_t)nread;
-    s->run[!dir] = 0;
-    uv_stream_t *to = (uv_stream_t *)(dir == C2S ? &s->server : &s->client);
-    uv_buf_t b = uv_buf_init(buf->base, (unsigned)nread);
-    int w = uv_try_write(to, &b, 1);
-    if (w == nread) {
-        session_buf_release(s, buf);
-        if (dir == S2C && session_drain_if_idle(s))
-            return;
-        if (s->run[dir] >= BULK_AFTER && session_bulk_begin(s, dir))
-            return;
-        /* A full buffer means more is waiting (a bulk transfer): no handoff attempt,
-         * which would only find the receive queue non-empty, two ioctls later. */
-        if ((size_t)nread < LBD_BUF_SIZE) {
-            if (session_krelay_may_hand_off(s))
-                session_krelay_handoff(s);
-            if (s->krelay)
-                session_krelay_try_return(s, dir);
-        }
-        return;
-    }
-    if (w < 0 && w != UV_EAGAIN) {
-        session_buf_release(s, buf);
-        session_end(s, dir == C2S ? "node_error" : "client_error");
-        return;
-    }
-    if (w > 0) {
-        b.base += w;
-        b.len -= (size_t)w;
-    }
-    /* The receiver is slower than the sender: hold this one buffer and stop reading
-     * the sender until it is written. Memory per direction stays at one buffer. */
-    s->inflight[dir] = buf->base;
-    uv_read_stop(stream);
-    if (uv_write(&s->wreq[dir], to, &b, 1, on_relay_written) != 0)
-        session_end(s, dir == C2S ? "node_error" : "client_error");
+    return true;
 }

@@ -1,14 +1,15 @@
 /* session_int.h -- what the three files of a session share, private to them:
- * session.c (its life, the user-space relay, the end), session_start.c (the first
- * packet to the relay) and session_kernel.c (the kernel relay and bulk splicing).
+ * session.c (its life, its state, what it understands of the relayed stream, the end),
+ * session_start.c (the first packet to the relay) and the relays (relay.h:
+ * relay_copy.c, relay_splice.c).
  * lbd.h has the session API the rest of lbd uses. */
 #ifndef LBD_SESSION_INT_H
 #define LBD_SESSION_INT_H
 
 #include "lbd.h"
 
-#include "bulk.h"
 #include "parse.h"
+#include "relay.h"
 
 enum session_state {
     SS_FIRST,        /* reading the client's first packet (or the next one after an 'N') */
@@ -19,13 +20,6 @@ enum session_state {
     SS_REFUSING,     /* writing an ErrorResponse, then closing */
     SS_CLOSING,      /* handles closing; freed by the last close callback */
 };
-
-enum { C2S = 0, S2C = 1 };
-
-/* Client messages lbd relays itself before a session goes to the kernel: a handoff and
- * its undoing cost about 25 system calls, more than a few queries relayed here, so a
- * session that ends after one transaction (pgbench -C, a health probe) never pays them. */
-#define KRELAY_AFTER 4
 
 /* Bytes read in one direction with nothing read the other way meanwhile, after which
  * that direction is spliced (bulk.h): a COPY or a big result, not a conversation.
@@ -40,6 +34,7 @@ enum { C2S = 0, S2C = 1 };
 #define REFUSAL_MSG_MAX 512
 #define REFUSAL_DISCARD_MAX (64 * 1024)
 struct refusal {
+    uv_write_t write;
     uv_shutdown_t shutdown;
     uint32_t discarded;
     uint8_t msg[REFUSAL_MSG_MAX];
@@ -51,7 +46,6 @@ struct session {
     uv_tcp_t server;
     uv_timer_t timer; /* startup, connect, negotiation or idle deadline */
     uv_connect_t connect_req;
-    uv_write_t wreq[2]; /* one write in flight per direction at most */
     uv_write_t first_wreq;
     struct lbd *lbd;
     struct session *prev, *next; /* on lbd->sessions */
@@ -71,15 +65,11 @@ struct session {
     uint64_t id;               /* the control socket's name for it (1, 2, ... per start) */
     uint8_t src[16];           /* the client's address as guard keys it */
     uint64_t deadline_ms;      /* loop time by which the StartupMessage must be in */
-    bool krelay;               /* the kernel relays this session (krelay.h) */
-    bool krelay_tried;
-    uint8_t kflush; /* 1 + the direction whose sender closed, while its rest is sent */
     char tx_status;
-    bool cframe_lost; /* the client's stream is no longer framed (spliced, kernel relay) */
+    bool cframe_lost; /* the client's stream is no longer framed (spliced) */
     uint64_t tried;   /* node indexes already tried */
     uint8_t *first;   /* first-packet bytes until forwarded */
     uint32_t first_len, first_cap;
-    void *inflight[2];       /* buffers being written, returned by the write callback */
     struct refusal *refusal; /* ErrorResponse being written, then the lingering close */
     uint8_t *first_sending;  /* first bytes the kernel did not take at once */
     uint8_t *reply;          /* the node's first answer to a StartupMessage, being judged */
@@ -92,25 +82,11 @@ struct session {
     /* Loop time of the last data from or to each side: [C2S] the client, [S2C] the node
      * (a client receiving a long result, or only notifications, is not idle). */
     uint64_t last_active_ms[2];
-    uint64_t kflush_written, kflush_progress_ms; /* see session_krelay_flush_check */
-    /* Kernel relay, per direction d (its sender is the client for C2S): */
-    uint64_t kcookie[2];    /* the sockets' cookies, client then server */
-    uint64_t kacked0[2];    /* bytes d's receiving socket had acked at the handoff */
-    uint64_t kwritten0[2];  /* bytes written into d's receiving socket at the handoff */
-    uint64_t kread[2];      /* bytes lbd read from d's sender since the handoff */
-    uint64_t kdemote_ms[2]; /* loop time d was taken back from the kernel */
-    /* 0: the kernel relays d; 1: d waits for the kernel to send its rest; 2: lbd relays
-     * d; 3: lbd has asked the kernel to take d again (krelay_return) and reads nothing
-     * from d's sender until the program's note says whether it did. */
-    uint8_t kdemote[2];
-    uint8_t relay_reads;  /* client reads since the relay began, up to KRELAY_AFTER */
-    uint8_t kdemote_wait; /* ms until the next look at a direction being taken back */
-    uint32_t run[2];      /* bytes read in d since the other direction read any */
+    struct relay_dir relay[2]; /* per direction, once relaying (relay.h) */
     /* A read that came while its socket had nothing to say (see park): its buffer and
      * nread, [0] the client's, [1] the node's; nread 0 when none. */
     char *parked[2];
     ssize_t parked_n[2];
-    struct bulk *bulk[2]; /* a bulk transfer spliced in direction d (bulk.h) */
     uint64_t bytes[2];
     const char *end_reason;
     char detail[96];
@@ -149,8 +125,8 @@ void session_arm_startup(struct session *s);
 /* The session leaves its startup (relays, or ends): its source's count goes down. */
 void session_startup_over(struct session *s);
 void session_on_timer(uv_timer_t *t);
-void session_relay_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-void session_count_relayed(struct session *s, int d, uint64_t n);
+/* The startup is over: both directions relay (relay_copy first; relay.h). */
+void session_relay_begin(struct session *s);
 void session_on_backend_event(void *ctx, const struct pgwire_event *ev);
 void session_node_unuse(struct session *s);
 void session_refuse(struct session *s, const char *sqlstate, const char *msg, const char *reason);
@@ -160,32 +136,12 @@ void session_refuse_raw(struct session *s, const uint8_t *answer, size_t n, cons
                         const char *reason);
 void session_refuse_after_negotiation(struct session *s, const char *sqlstate, const char *msg,
                                       const char *reason);
+/* Read a side (0 the client, 1 the node) for the current state: first a read that was
+ * parked, then the socket. */
 void session_read_client(struct session *s);
 void session_read_server(struct session *s);
-
-/* session_kernel.c */
+/* The socket's descriptor, or -1. */
 int session_fd(uv_tcp_t *t);
-uv_tcp_t *session_sender(struct session *s, int d);
-uint64_t session_tag(struct session *s, int dir);
-struct session *session_from_tag(uint64_t tag, int *dir);
-void session_unwatch(struct session *s, uv_tcp_t *t);
-void session_relay_resume(struct session *s);
-bool session_bulk_begin(struct session *s, int d);
-void session_bulk_end(struct session *s, int d);
-void session_krelay_handoff(struct session *s);
-/* Whether session_krelay_handoff could do anything: checked in the relay's read path so
- * that, with the kernel relay off or already tried, no call leaves session.c per read. */
-static inline bool session_krelay_may_hand_off(const struct session *s)
-{
-    return !s->krelay && !s->krelay_tried && krelay_is_open(&s->lbd->krelay);
-}
-void session_krelay_try_return(struct session *s, int d);
-void session_krelay_flush_check(struct session *s);
-bool session_krelay_demote_check(struct session *s);
-void session_krelay_refresh_idle(struct session *s, uint64_t now);
-void session_krelay_closed(struct session *s, int dir, bool hangup);
-void session_krelay_drain_notes(struct lbd *l, struct session *ending);
-void session_krelay_account(struct session *s);
 
 /* session_start.c */
 void session_first_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);

@@ -70,11 +70,7 @@ static void start_relay(struct session *s)
     session_startup_over(s);
     s->state = SS_RELAY;
     session_arm_idle(s);
-    session_read_client(s);
-    if (s->state == SS_RELAY) /* (what was parked may have ended it) */
-        session_read_server(s);
-    if (s->state == SS_RELAY)
-        session_krelay_handoff(s);
+    session_relay_begin(s);
 }
 
 /* Forward the buffered first bytes to the connected node and move on. A

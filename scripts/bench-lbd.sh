@@ -8,7 +8,7 @@
 #
 #   sudo bash scripts/bench-lbd.sh [ROUNDS=3] [SECONDS=10]
 # Settings: CLIENTS ("8 64"), MODES ("prepared simple connect"), COPY_ROWS (2000000),
-# BUILD_DIR (build), LBD_RELAY (lbd.relay: user, kernel or auto; lbd's default when unset).
+# BUILD_DIR (build).
 # The -C mode runs a fourth arm: a second lbd with pool.reuse (max_idle REUSE_IDLE, 64),
 # which serves a new session from a kept node connection instead of a new backend.
 set -euo pipefail
@@ -61,7 +61,6 @@ lbd:
   listen: 127.0.0.1:$LB
   admin: off
   maxconn: 8000
-${LBD_RELAY:+  relay: $LBD_RELAY}
   pool:
     balance: roundrobin
     health: {type: tcp, interval: 2s, timeout: 1s}
@@ -101,11 +100,10 @@ HA_PID=$!
 PIDS+=($HA_PID)
 sleep 1
 
-RELAY=$(grep -o 'relay=[a-z]*' "$WORK/lbd.log" | head -1 | cut -d= -f2)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 sys_ticks() { awk '{ print $15 }' "/proc/$1/stat"; } # (of which in the kernel)
-# Busy time of the whole machine (user, nice, system, irq, softirq): with the kernel
-# relay the proxying runs in softirq and kworkers, not in lbd's own CPU time.
+# Busy time of the whole machine (user, nice, system, irq, softirq): part of any proxy's
+# work runs in softirq and kworkers, not in its own CPU time.
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 TICK=$(getconf CLK_TCK)
 switches() { awk '/ctxt_switches/ { n += $2 } END { print n }' "/proc/$1/status"; }
@@ -249,7 +247,7 @@ round_ratios() {
              END { printf "%.2f-%.2fx", lo, hi }'
 }
 {
-    echo "pgbench -S, ${SECS}s x $ROUNDS alternated rounds (direct, lbd, HAProxy), 3 PostgreSQL 15 nodes on loopback, $(nproc) cores, lbd relay=$RELAY. Medians (per round: the lowest and highest lbd/HAProxy ratio of one round's adjacent runs); latency p99 from a 5% sample of transactions; CPU = the proxy's user+system seconds per 100k transactions; machine CPU = the whole machine's busy seconds per 100k transactions (database, client and proxy: the fair view when the kernel relays, since its work is in softirq and kworkers, not in lbd); proxy share = machine CPU minus direct's, what the hop costs wherever it runs; kernel % = the share of the proxy's own CPU time spent in the kernel (system time: TCP, wake-ups, context switches), the part no user-space code can shave; PostgreSQL CPU = the three servers' own user+system seconds per 100k transactions (what the hop adds to the database's own work: waking a proxy instead of the client, and the longer round trip)."
+    echo "pgbench -S, ${SECS}s x $ROUNDS alternated rounds (direct, lbd, HAProxy), 3 PostgreSQL 15 nodes on loopback, $(nproc) cores. Medians (per round: the lowest and highest lbd/HAProxy ratio of one round's adjacent runs); latency p99 from a 5% sample of transactions; CPU = the proxy's user+system seconds per 100k transactions; machine CPU = the whole machine's busy seconds per 100k transactions (database, client and proxy: the fair view, since part of any proxy's work is in softirq and kworkers); proxy share = machine CPU minus direct's, what the hop costs wherever it runs; kernel % = the share of the proxy's own CPU time spent in the kernel (system time: TCP, wake-ups, context switches), the part no user-space code can shave; PostgreSQL CPU = the three servers' own user+system seconds per 100k transactions (what the hop adds to the database's own work: waking a proxy instead of the client, and the longer round trip)."
     echo
     echo "| mode | clients | direct TPS | lbd TPS | HAProxy TPS | lbd/HAProxy | per round | lbd/direct | lat avg ms lbd / HAProxy | lat p99 ms lbd / HAProxy | CPU s/100k tx lbd / HAProxy | CPU ratio | machine CPU s/100k tx direct / lbd / HAProxy | proxy share s/100k tx lbd / HAProxy | share ratio | syscalls/tx lbd / HAProxy | switches/tx lbd / HAProxy | kernel % of CPU lbd / HAProxy | PostgreSQL CPU s/100k tx direct / lbd / HAProxy |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -299,6 +297,5 @@ round_ratios() {
     done
     [ "$COPY_ROWS" -gt 0 ] && echo "copy_s $(printf '%s' "${C[lbd]}" | median) $(printf '%s' "${C[haproxy]}" | median) $(printf '%s' "${C[direct]}" | median)"
     echo "idle_kib $LBD_IDLE $HA_IDLE -"
-    echo "relay $RELAY"
 } >"${OUT%.md}.tsv"
 echo "written: $OUT"

@@ -26,13 +26,8 @@ report() { # report DIR: chart.png and summary.md from the parts' tables
     cat "$DIR"/*.tsv >"$DIR/all.tsv"
     awk '$1 ~ /^tps_/ { sub(/^tps_/, "", $1); gsub(/_/, " ", $1); sub(/connect/, "-C", $1); printf "\"%s\" %.3f\n", $1, $2 / $3 }' \
         "$DIR/all.tsv" >"$DIR/higher.dat"
-    # CPU per transaction: the proxy process's own; for a run of the kernel relay, the
-    # proxy's share of the machine's (mcpu_: lbd, HAProxy, direct), machine minus
-    # direct, since that relay's work is in softirq and kworkers, not in lbd's own CPU
-    # time. (The share is a difference of two large, noisy figures: with -C it moved
-    # from -20x to 4x run to run, so it is not used where the own time tells the truth.)
+    # CPU per transaction: the proxy process's own.
     local cpu=cpu_
-    grep -q '^relay kernel' "$DIR/all.tsv" && grep -q '^mcpu_' "$DIR/all.tsv" && cpu=mcpu_
     awk -v cpu="$cpu" 'index($1, cpu) == 1 { sub("^" cpu, "", $1); gsub(/_/, " ", $1); sub(/connect/, "-C", $1)
              if (cpu == "mcpu_") printf "\"proxy CPU/tx %s\" %.3f\n", $1, ($3 - $4 > 0 ? ($2 - $4) / ($3 - $4) : 0)
              else printf "\"proxy CPU/tx %s\" %.3f\n", $1, $2 / $3 }

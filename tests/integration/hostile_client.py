@@ -24,9 +24,8 @@ usage: hostile_client.py PORT MODE [ARGS]
   ordered ROWS SECS N   N times in one session (after 4 short queries): ask for ROWS
                         numbered rows of 500 bytes, read nothing for SECS, then read
                         it all at once and check every row comes once and in order;
-                        wait 1.2 s (a quiet second, when lbd would offer a taken-back
-                        direction to the kernel again, were KRELAY_RETURN on) and
-                        check 5 short queries; print "ordered ok N", or what was wrong
+                        wait 1.2 s (a quiet second: a spliced direction goes back to
+                        copying) and check 5 short queries; print "ordered ok N", or what was wrong
                         and its shape (rows twice or never, the first jump)
   oversized N           a first packet claiming 1 MB, then N bytes of it: the refusal
                         must arrive whole, not be lost to a reset; print its SQLSTATE
@@ -141,8 +140,7 @@ elif mode == "slowread":
         if tail == b"Z\0\0\0\x05I": break
     print("read %d bytes" % total, flush=True)
     if len(sys.argv) > 6:
-        # lbd offers a taken-back direction to the kernel after a second with it (the
-        # last fallback may have come near the end of the result).
+        # A quiet spell: a spliced direction goes back to lbd's copying relay.
         time.sleep(1.2)
         for i in range(5):
             query_value(s, "select %d" % i)

@@ -97,6 +97,9 @@ START_TEST(errors_point_at_the_mistake)
          "1.1.1.1}]\n",
          "x.yaml:4:14: lbd.pool.balance: \"random\" is not a valid choice; expected one of: "
          "roundrobin, leastconn, p2c"},
+        /* The kernel relay was removed (docs/kernel-relay.md): said where, not ignored. */
+        {"lbd:\n  listen: 1.2.3.4:5\n  relay: kernel\n  pool:\n    nodes: [{address: 1.1.1.1}]\n",
+         "x.yaml:3:10: lbd.relay: \"kernel\" is not a valid choice; expected one of: auto, user"},
         {"lbd:\n  listen: 1.2.3.4:5\n  pool:\n    health: {interval: 1s, timeout: 2s}\n"
          "    nodes: [{address: 1.1.1.1}]\n",
          "lbd.pool.health: timeout (2000ms) must not exceed interval (1000ms)"},
