@@ -73,6 +73,47 @@ void session_node_unuse(struct session *s)
     }
 }
 
+/* ---- the state ---- */
+
+static const char *const state_names[] = {"first", "connecting", "negotiate", "startup_wait",
+                                          "relay", "refusing",   "closing"};
+
+void session_set_state(struct session *s, enum session_state st)
+{
+    const struct lbd_config *c = &s->lbd->cfg;
+    enum session_state old = s->state;
+    s->state = st;
+    log_emit(LOG_DEBUG, "session_state", "id=%llu client=%s from=%s to=%s",
+             (unsigned long long)s->id, s->client_addr, state_names[old], state_names[st]);
+    switch (st) {
+    case SS_FIRST:
+        session_arm_startup(s);
+        session_read_client(s);
+        break;
+    case SS_CONNECTING:
+        uv_timer_start(&s->timer, session_on_timer, c->connect_ms, 0);
+        break;
+    case SS_NEGOTIATE:
+        uv_timer_start(&s->timer, session_on_timer, c->connect_ms + c->startup_ms, 0);
+        session_read_server(s);
+        break;
+    case SS_STARTUP_WAIT:
+        uv_timer_start(&s->timer, session_on_timer, c->startup_ms, 0);
+        session_read_server(s);
+        break;
+    case SS_RELAY:
+        session_arm_idle(s);
+        session_relay_begin(s);
+        break;
+    case SS_REFUSING:
+        uv_timer_start(&s->timer, session_on_timer, 1000, 0);
+        break;
+    case SS_CLOSING:
+        uv_timer_stop(&s->timer);
+        break;
+    }
+}
+
 /* ---- the log line and the end of a session ---- */
 
 static void log_session(struct session *s)
@@ -123,7 +164,7 @@ void session_end(struct session *s, const char *reason)
     struct lbd *l = s->lbd;
     if (s->state == SS_CLOSING)
         return;
-    s->state = SS_CLOSING;
+    session_set_state(s, SS_CLOSING);
     if (reason)
         s->end_reason = reason;
     for (int d = 0; d < 2; d++)
@@ -140,7 +181,6 @@ void session_end(struct session *s, const char *reason)
     if (s->next)
         s->next->prev = s->prev;
     l->n_sessions--;
-    uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->timer, on_closed);
     uv_close((uv_handle_t *)&s->client, on_closed);
     if (s->srv == SRV_OPEN) {
@@ -267,13 +307,12 @@ void session_refuse_raw(struct session *s, const uint8_t *answer, size_t n, cons
     snprintf(s->detail, sizeof(s->detail), "%s", why);
     uv_read_stop((uv_stream_t *)&s->client);
     close_server(s);
-    s->state = SS_REFUSING;
+    session_set_state(s, SS_REFUSING);
     s->refusal = calloc(1, sizeof(*s->refusal));
     if (s->refusal == NULL || n > REFUSAL_MSG_MAX) {
         session_end(s, NULL);
         return;
     }
-    uv_timer_start(&s->timer, session_on_timer, 1000, 0);
     if (n == 0) { /* nothing to say: the FIN, then the lingering close */
         if (uv_shutdown(&s->refusal->shutdown, (uv_stream_t *)&s->client, on_refusal_shutdown))
             session_end(s, NULL);
@@ -318,9 +357,7 @@ void session_refuse_after_negotiation(struct session *s, const char *sqlstate, c
         return;
     }
     s->first_len = 0;
-    s->state = SS_FIRST;
-    session_arm_startup(s);
-    session_read_client(s);
+    session_set_state(s, SS_FIRST);
 }
 
 /* ---- timers ---- */
@@ -567,8 +604,7 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
                       : "sorry, too many clients already (lbd is out of file descriptors)");
         if (l->cfg.startup_ms > 1000)
             s->deadline_ms = uv_now(l->loop) + 1000;
-        session_arm_startup(s);
-        session_read_client(s);
+        session_set_state(s, SS_FIRST);
         return;
     }
     if (l->n_sessions > l->cfg.maxconn) {
@@ -580,8 +616,7 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
         snprintf(s->pending_msg, sizeof(s->pending_msg),
                  "sorry, too many clients already (lbd maxconn)");
     }
-    session_arm_startup(s);
-    session_read_client(s);
+    session_set_state(s, SS_FIRST);
 }
 
 /* ---- reading: one callback per socket, whatever the session's state ----

@@ -113,6 +113,14 @@ struct session {
 };
 
 /* session.c */
+/* The only writer of s->state (one door, as vrrp_fsm.c is vrrpd's): logs old -> new at
+ * debug, arms the new state's deadline (FIRST: the startup deadline from accept;
+ * CONNECTING: connect; NEGOTIATE: connect + startup; STARTUP_WAIT: startup; RELAY: the
+ * idle timeouts; REFUSING: 1 s; CLOSING: none) and reads the sides the state reads
+ * (FIRST: the client; NEGOTIATE, STARTUP_WAIT: the node; RELAY: both, through their
+ * relays). A read parked meanwhile is handed on at once, so the session may have moved
+ * on again when this returns. */
+void session_set_state(struct session *s, enum session_state st);
 void session_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 void session_buf_release(struct session *s, const uv_buf_t *buf);
 void session_free(struct session *s);

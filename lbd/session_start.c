@@ -68,9 +68,7 @@ static int send_now(struct session *s, uv_stream_t *to, const uint8_t *data, siz
 static void start_relay(struct session *s)
 {
     session_startup_over(s);
-    s->state = SS_RELAY;
-    session_arm_idle(s);
-    session_relay_begin(s);
+    session_set_state(s, SS_RELAY);
 }
 
 /* Forward the buffered first bytes to the connected node and move on. A
@@ -89,15 +87,11 @@ static void forward_first(struct session *s)
     if (s->kind == PGWIRE_FIRST_SSL || s->kind == PGWIRE_FIRST_GSSENC) {
         /* The request stays buffered until the node answers: another node can take it
          * if this one closes first. */
-        s->state = SS_NEGOTIATE;
-        uv_timer_start(&s->timer, session_on_timer, l->cfg.connect_ms + l->cfg.startup_ms, 0);
-        session_read_server(s);
+        session_set_state(s, SS_NEGOTIATE);
         return;
     }
-    s->state = SS_STARTUP_WAIT;
     s->reply_len = 0;
-    uv_timer_start(&s->timer, session_on_timer, l->cfg.startup_ms, 0);
-    session_read_server(s);
+    session_set_state(s, SS_STARTUP_WAIT);
 }
 
 /* Refusals a node gives before a session exists, after which another node may do. */
@@ -153,8 +147,8 @@ static void retry_elsewhere(struct session *s, const char *health_reason)
     s->reply_len = 0;
     uv_read_stop((uv_stream_t *)&s->server);
     session_node_unuse(s);
-    uv_timer_stop(&s->timer);
-    s->state = SS_CONNECTING;
+    session_set_state(s, SS_CONNECTING);
+    uv_timer_stop(&s->timer); /* (none while the node's handle closes for the retry) */
     s->srv = SRV_CLOSING;
     uv_close((uv_handle_t *)&s->server, on_server_closed_retry);
 }
@@ -286,9 +280,7 @@ static void answer_no_tls(struct session *s)
         session_end(s, "client_error");
         return;
     }
-    s->state = SS_FIRST;
-    session_arm_startup(s);
-    session_read_client(s);
+    session_set_state(s, SS_FIRST);
 }
 
 static void classify(struct session *s)
@@ -468,9 +460,7 @@ void session_negotiate_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *
     }
     if (answer == 'N' && nread == 1) {
         /* Plaintext follows: read the client's next packet (a StartupMessage). */
-        s->state = SS_FIRST;
-        session_arm_startup(s);
-        session_read_client(s);
+        session_set_state(s, SS_FIRST);
         return;
     }
     /* 'S'/'G': encrypted end to end from here; 'E': the node's error, then it closes. */
@@ -616,7 +606,7 @@ void session_connect_node(struct session *s)
     n->refs++;
     n->active++;
     s->node_active = true;
-    s->state = SS_CONNECTING;
+    session_set_state(s, SS_CONNECTING);
     struct reuse_grant g;
     if (s->reuse_ok && reuse_take(l, n, s->first, s->first_len, &g) == 0) {
         adopt_parked(s, &g);
@@ -630,7 +620,6 @@ void session_connect_node(struct session *s)
     s->srv = SRV_OPEN;
     lbd_tune_socket(l, &s->server);
     s->connect_req.data = s;
-    uv_timer_start(&s->timer, session_on_timer, l->cfg.connect_ms, 0);
     int rc =
         uv_tcp_connect(&s->connect_req, &s->server, (const struct sockaddr *)&n->addr, on_connect);
     if (rc != 0)
