@@ -1,6 +1,8 @@
 /* sha256.c -- see sha256.h. */
 #include "sha256.h"
 
+#include "bytes.h"
+
 #include <string.h>
 
 static const uint32_t K[64] = {
@@ -22,8 +24,7 @@ static void block(struct sha256 *c, const uint8_t *p)
 {
     uint32_t w[64], s[8];
     for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+        w[i] = be32_get(p + 4 * i);
     for (int i = 16; i < 64; i++) {
         uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
         uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
@@ -76,15 +77,10 @@ void sha256_final(struct sha256 *c, uint8_t out[SHA256_LEN])
     sha256_update(c, &pad, 1);
     while (c->used != 56)
         sha256_update(c, &zero, 1);
-    for (int i = 0; i < 8; i++)
-        len[i] = (uint8_t)(bits >> (56 - 8 * i));
+    be64_put(len, bits);
     sha256_update(c, len, 8);
-    for (int i = 0; i < 8; i++) {
-        out[4 * i] = (uint8_t)(c->h[i] >> 24);
-        out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
-        out[4 * i + 2] = (uint8_t)(c->h[i] >> 8);
-        out[4 * i + 3] = (uint8_t)c->h[i];
-    }
+    for (int i = 0; i < 8; i++)
+        be32_put(out + 4 * i, c->h[i]);
 }
 
 void hmac_sha256(const uint8_t *key, size_t key_len, const void *const *part, const size_t *len,

@@ -19,6 +19,8 @@
  * is reset, never closed with a FIN. */
 #include "lbd.h"
 
+#include "bytes.h"
+
 #include "log.h"
 #include "parse.h"
 
@@ -256,9 +258,7 @@ static void cancel_unknown(struct lbd *l, const struct cancel_key *k, const char
 void cancel_route(struct lbd *l, uint32_t pid, const uint8_t *key, size_t key_len, bool from_peer,
                   const uint8_t *src, const char *client)
 {
-    struct cancel_key k = {
-        pid, (uint32_t)key[0] << 24 | (uint32_t)key[1] << 16 | (uint32_t)key[2] << 8 | key[3], key,
-        (uint16_t)key_len};
+    struct cancel_key k = {pid, be32_get(key), key, (uint16_t)key_len};
     enum guard_verdict v = lbd_fd_room(l, 1) ? guard_cancel_admit(&l->guard, from_peer ? NULL : src,
                                                                   pid, k.key, 1, uv_now(l->loop))
                                              : GUARD_INFLIGHT;
@@ -272,8 +272,8 @@ void cancel_route(struct lbd *l, uint32_t pid, const uint8_t *key, size_t key_le
     if (n != NULL) {
         /* The node's own key: the client's as sent, or (a reused connection's) the node's
          * 4 bytes that lbd kept. */
-        uint8_t nk[4] = {(uint8_t)(node_key >> 24), (uint8_t)(node_key >> 16),
-                         (uint8_t)(node_key >> 8), (uint8_t)node_key};
+        uint8_t nk[4];
+        be32_put(nk, node_key);
         struct cancel_key to_node =
             node_key == k.key ? k : (struct cancel_key){pid, node_key, nk, 4};
         l->stats.cancel_routed++;

@@ -15,6 +15,8 @@
  * weights); admin states last until a restart. */
 #include "lbd.h"
 
+#include "bytes.h"
+
 #include "parse.h"
 #include "sha256.h"
 
@@ -491,9 +493,7 @@ size_t control_peer_request(struct lbd *l, const uint8_t *body, size_t len, uint
     peer_mac(l, head, text, tlen, mac);
     if (ct_memcmp(mac, body + (PEER_MAC_AT - 8), SHA256_LEN) != 0)
         return peer_refuse(l, ans, size, "bad signature (not the same lbd.peer.key_file?)");
-    uint64_t ts = 0, now = lbd_wall_ms();
-    for (int i = 0; i < 8; i++)
-        ts = ts << 8 | head[2 + i];
+    uint64_t ts = be64_get(head + 2), now = lbd_wall_ms();
     if (ts + PEER_SKEW_MS < now || ts > now + PEER_SKEW_MS)
         return peer_refuse(l, ans, size, "its time is more than 30 s from ours (clocks in sync?)");
     const uint8_t *nonce = head + 10;
@@ -673,9 +673,7 @@ static int peer_send(struct lbd *l, struct ctl_conn *req, const char *by, int ar
     }
     head[0] = PEER_VERSION;
     head[1] = json;
-    uint64_t ts = lbd_wall_ms();
-    for (int i = 0; i < 8; i++)
-        head[2 + i] = (uint8_t)(ts >> (56 - 8 * i));
+    be64_put(head + 2, lbd_wall_ms());
     if (getrandom(head + 10, 16, 0) != 16) {
         free(op);
         say(l, out, json, "error", "the peer lbd (%s) was not told: no random bytes", peer);

@@ -3,20 +3,25 @@
  * 55.7 (message formats). */
 #include "pgwire.h"
 
+#include "bytes.h"
+
 #include <stdio.h>
 #include <string.h>
 
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
+#define get_u32 be32_get
+#define put_u32 be32_put
 
-static void put_u32(uint8_t *p, uint32_t v)
+enum pgwire_frame pgwire_frame(const uint8_t *buf, size_t avail, struct pgwire_msg *m)
 {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
+    if (avail < 5)
+        return PGWIRE_FRAME_SHORT;
+    m->type = buf[0];
+    m->len = get_u32(buf + 1);
+    if (m->len < 4 || m->len > PGWIRE_MAX_MESSAGE)
+        return PGWIRE_FRAME_BAD;
+    m->body = buf + 5;
+    m->size = 1 + (size_t)m->len;
+    return avail >= m->size ? PGWIRE_FRAME_WHOLE : PGWIRE_FRAME_PARTIAL;
 }
 
 const char *pgwire_first_kind_name(enum pgwire_first_kind k)
@@ -255,17 +260,17 @@ int pgwire_stream_feed(struct pgwire_stream *s, const uint8_t *buf, size_t len, 
                        void *ctx)
 {
     size_t i = 0;
+    struct pgwire_msg m;
     while (i < len) {
         /* Whole messages of kinds nothing is decoded from, hopped over in place: a COPY
          * or a big result is millions of small DataRow/CopyData messages. */
-        while (s->hdr_len == 0 && len - i >= 5) {
-            uint8_t t = buf[i];
-            uint32_t mlen = get_u32(buf + i + 1);
-            if (mlen < 4 || mlen > 0x7fffffffu)
+        while (s->hdr_len == 0) {
+            enum pgwire_frame f = pgwire_frame(buf + i, len - i, &m);
+            if (f == PGWIRE_FRAME_BAD)
                 return -1;
-            if (t == 'K' || t == 'Z' || t == 'S' || (size_t)mlen >= len - i)
+            if (f != PGWIRE_FRAME_WHOLE || m.type == 'K' || m.type == 'Z' || m.type == 'S')
                 break;
-            i += 1 + (size_t)mlen;
+            i += m.size;
             s->messages++;
         }
         if (i >= len)
@@ -279,10 +284,9 @@ int pgwire_stream_feed(struct pgwire_stream *s, const uint8_t *buf, size_t len, 
             i += take;
             if (s->hdr_len < 5)
                 return 0;
-            uint32_t mlen = get_u32(s->hdr + 1);
-            if (mlen < 4 || mlen > 0x7fffffffu)
+            if (pgwire_frame(s->hdr, 5, &m) == PGWIRE_FRAME_BAD)
                 return -1;
-            s->remaining = mlen - 4;
+            s->remaining = m.len - 4;
             s->body_len = 0;
             if (s->remaining == 0) {
                 stream_message_done(s, fn, ctx);
@@ -310,40 +314,39 @@ enum pgwire_reply_kind pgwire_reply_parse(const uint8_t *buf, size_t len, struct
     memset(out, 0, sizeof(*out));
     size_t i = 0;
     int keys = 0;
-    while (i + 5 <= len) {
-        uint8_t type = buf[i];
-        uint32_t mlen = get_u32(buf + i + 1);
-        if (mlen < 4 || mlen > PGWIRE_REPLY_MAX || i + 1 + (size_t)mlen > PGWIRE_REPLY_MAX)
+    struct pgwire_msg m;
+    enum pgwire_frame f;
+    while ((f = pgwire_frame(buf + i, len - i, &m)) != PGWIRE_FRAME_SHORT) {
+        if (f == PGWIRE_FRAME_BAD || i + m.size > PGWIRE_REPLY_MAX)
             return PGWIRE_REPLY_OTHER;
-        if (i == 0 && (type != 'R' || mlen != 8))
+        if (i == 0 && (m.type != 'R' || m.len != 8))
             return PGWIRE_REPLY_OTHER; /* not AuthenticationOk first: a challenge, an error */
-        if (i + 1 + (size_t)mlen > len)
+        if (f == PGWIRE_FRAME_PARTIAL)
             return PGWIRE_REPLY_INCOMPLETE;
-        const uint8_t *body = buf + i + 5;
-        switch (type) {
+        switch (m.type) {
         case 'R':
-            if (i != 0 || get_u32(body) != 0)
+            if (i != 0 || get_u32(m.body) != 0)
                 return PGWIRE_REPLY_OTHER;
             break;
         case 'S': /* ParameterStatus */
         case 'N': /* NoticeResponse */
             break;
         case 'K': /* BackendKeyData: 4-byte key in protocol 3.0 */
-            if (mlen != 12 || keys++)
+            if (m.len != 12 || keys++)
                 return PGWIRE_REPLY_OTHER;
             out->key_off = i;
-            out->pid = get_u32(body);
-            out->key = get_u32(body + 4);
+            out->pid = get_u32(m.body);
+            out->key = get_u32(m.body + 4);
             break;
         case 'Z':
-            if (mlen != 5 || body[0] != 'I' || keys != 1)
+            if (m.len != 5 || m.body[0] != 'I' || keys != 1)
                 return PGWIRE_REPLY_OTHER;
-            out->len = i + 6;
+            out->len = i + m.size;
             return PGWIRE_REPLY_TRUSTED;
         default: /* an ErrorResponse, NegotiateProtocolVersion, ... */
             return PGWIRE_REPLY_OTHER;
         }
-        i += 1 + (size_t)mlen;
+        i += m.size;
     }
     if (len > 0 && buf[0] != 'R')
         return PGWIRE_REPLY_OTHER;
@@ -353,14 +356,14 @@ enum pgwire_reply_kind pgwire_reply_parse(const uint8_t *buf, size_t len, struct
 size_t pgwire_reply_params(const uint8_t *buf, const struct pgwire_reply *r, uint8_t *out)
 {
     size_t n = 0;
-    for (size_t i = 0; i < r->len;) { /* (well-formed up to r->len: pgwire_reply_parse) */
-        size_t mlen = get_u32(buf + i + 1);
-        if (buf[i] == 'S') {
+    struct pgwire_msg m;
+    /* (well-formed up to r->len: pgwire_reply_parse said so) */
+    for (size_t i = 0; pgwire_frame(buf + i, r->len - i, &m) == PGWIRE_FRAME_WHOLE; i += m.size) {
+        if (m.type == 'S') {
             if (out)
-                memcpy(out + n, buf + i, 1 + mlen);
-            n += 1 + mlen;
+                memcpy(out + n, buf + i, m.size);
+            n += m.size;
         }
-        i += 1 + mlen;
     }
     return n;
 }
@@ -397,24 +400,21 @@ size_t pgwire_trusted_build(uint8_t *buf, size_t size, const uint8_t *params, si
 int pgwire_reset_answer(const uint8_t *buf, size_t len)
 {
     size_t i = 0;
-    while (i + 5 <= len) {
-        uint32_t mlen = get_u32(buf + i + 1);
-        if (mlen < 4)
-            return -1;
-        if (i + 1 + (size_t)mlen > len)
-            return 0;
-        switch (buf[i]) {
+    struct pgwire_msg m;
+    enum pgwire_frame f;
+    while ((f = pgwire_frame(buf + i, len - i, &m)) == PGWIRE_FRAME_WHOLE) {
+        switch (m.type) {
         case 'C': /* CommandComplete */
         case 'N': /* NoticeResponse */
             break;
         case 'Z':
-            return mlen == 5 && buf[i + 5] == 'I' && i + 6 == len ? 1 : -1;
+            return m.len == 5 && m.body[0] == 'I' && i + m.size == len ? 1 : -1;
         default:
             return -1;
         }
-        i += 1 + (size_t)mlen;
+        i += m.size;
     }
-    return 0;
+    return f == PGWIRE_FRAME_BAD ? -1 : 0;
 }
 
 /* A whole frontend message of type t went by (55.7: Q Query, F FunctionCall, S Sync each
@@ -446,10 +446,10 @@ int pgwire_front_feed(struct pgwire_front *f, const uint8_t *buf, size_t len)
             i += take;
             if (f->hdr_len < 5)
                 return 0;
-            uint32_t mlen = get_u32(f->hdr + 1);
-            if (mlen < 4 || mlen > 0x7fffffffu || f->hdr[0] == 0)
+            struct pgwire_msg m;
+            if (pgwire_frame(f->hdr, 5, &m) == PGWIRE_FRAME_BAD || m.type == 0)
                 return -1;
-            f->remaining = mlen - 4;
+            f->remaining = m.len - 4;
         }
         size_t take = f->remaining < len - i ? f->remaining : len - i;
         i += take;
@@ -483,24 +483,19 @@ enum pgwire_check_kind pgwire_check_parse(const uint8_t *buf, size_t len, struct
     memset(out, 0, sizeof(*out));
     size_t i = 0;
     int auth_ok = 0;
-    while (i + 5 <= len) {
-        uint8_t type = buf[i];
-        uint32_t mlen = get_u32(buf + i + 1);
-        if (mlen < 4 || mlen > 1u << 20)
-            return out->kind = PGWIRE_CHECK_BAD;
-        if (i + 1 + mlen > len)
-            break;
-        const uint8_t *body = buf + i + 5, *end = buf + i + 1 + mlen;
-        switch (type) {
+    struct pgwire_msg m;
+    enum pgwire_frame f;
+    while ((f = pgwire_frame(buf + i, len - i, &m)) == PGWIRE_FRAME_WHOLE) {
+        switch (m.type) {
         case 'R':
-            if (mlen < 8)
+            if (m.len < 8)
                 return out->kind = PGWIRE_CHECK_BAD;
-            if (get_u32(body) != 0)
+            if (get_u32(m.body) != 0)
                 return out->kind = PGWIRE_CHECK_ALIVE;
             auth_ok = 1;
             break;
         case 'E':
-            parse_error_fields(body, end, out);
+            parse_error_fields(m.body, buf + i + m.size, out);
             return out->kind = PGWIRE_CHECK_ERROR;
         case 'Z':
             if (!auth_ok)
@@ -510,15 +505,15 @@ enum pgwire_check_kind pgwire_check_parse(const uint8_t *buf, size_t len, struct
         case 'K':
         case 'N':
         case 'v':
-            if (!auth_ok && type != 'v' && type != 'N')
+            if (!auth_ok && m.type != 'v' && m.type != 'N')
                 return out->kind = PGWIRE_CHECK_BAD;
             break;
         default:
             return out->kind = PGWIRE_CHECK_BAD;
         }
-        i += 1 + mlen;
+        i += m.size;
     }
-    if (len > 0 && strchr("REZSKNv", buf[0]) == NULL)
+    if (f == PGWIRE_FRAME_BAD || (len > 0 && strchr("REZSKNv", buf[0]) == NULL))
         return out->kind = PGWIRE_CHECK_BAD;
     return out->kind = PGWIRE_CHECK_INCOMPLETE;
 }

@@ -25,6 +25,25 @@
 #define PGWIRE_MAX_CANCEL_KEY 256
 #define PGWIRE_PROTO_MAJOR(v) ((v) >> 16)
 
+/* One reader frames every PostgreSQL message lbd looks at (a type byte, then a length word
+ * that counts itself: 55.7), with one limit, as PgBouncer's get_header() does: each
+ * walker below is a loop over it. */
+#define PGWIRE_MAX_MESSAGE 0x3fffffffu /* PostgreSQL's MaxAllocSize: no server sends more */
+enum pgwire_frame {
+    PGWIRE_FRAME_SHORT,   /* fewer than 5 bytes: not yet a header */
+    PGWIRE_FRAME_PARTIAL, /* a good header; the body is not all there */
+    PGWIRE_FRAME_WHOLE,   /* the whole message is there */
+    PGWIRE_FRAME_BAD,     /* a length word below 4 or above PGWIRE_MAX_MESSAGE */
+};
+struct pgwire_msg {
+    uint8_t type;
+    uint32_t len;        /* the length word: 4 + the body's bytes */
+    const uint8_t *body; /* buf + 5 */
+    size_t size;         /* the whole message's bytes: 1 + len */
+};
+/* Frame the message at buf (avail bytes there). m is filled from PARTIAL on. */
+enum pgwire_frame pgwire_frame(const uint8_t *buf, size_t avail, struct pgwire_msg *m);
+
 enum pgwire_first_kind {
     PGWIRE_FIRST_INCOMPLETE,   /* need more bytes */
     PGWIRE_FIRST_SSL,          /* SSLRequest */

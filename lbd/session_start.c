@@ -95,6 +95,10 @@ static void forward_first(struct session *s)
 }
 
 /* Refusals a node gives before a session exists, after which another node may do. */
+/* The longest ErrorResponse to a StartupMessage lbd holds to judge it (a refusal is a few
+ * hundred bytes); a longer one goes to the client as it comes. */
+#define STARTUP_ERROR_MAX 8192
+
 static bool startup_refusal_retryable(const char *sqlstate)
 {
     return strcmp(sqlstate, "57P03") == 0     /* cannot_connect_now: starting/stopping */
@@ -222,18 +226,20 @@ void session_startup_reply_read(uv_stream_t *stream, ssize_t nread, const uv_buf
             break;
         }
     }
-    if (s->reply_len < 5)
+    /* An ErrorResponse first may be a refusal another node can make good: wait for it
+     * whole (up to STARTUP_ERROR_MAX bytes held). Anything else goes to the client. */
+    struct pgwire_msg m;
+    enum pgwire_frame f = pgwire_frame(s->reply, s->reply_len, &m);
+    if (f == PGWIRE_FRAME_SHORT)
         return;
-    uint32_t mlen = (uint32_t)s->reply[1] << 24 | (uint32_t)s->reply[2] << 16 |
-                    (uint32_t)s->reply[3] << 8 | s->reply[4];
-    if (s->reply[0] != 'E' || mlen > 8192 || mlen < 4) {
+    if (f == PGWIRE_FRAME_BAD || m.type != 'E' || m.size > STARTUP_ERROR_MAX) {
         pass_reply(s);
         return;
     }
-    if (s->reply_len < 1 + mlen)
+    if (f == PGWIRE_FRAME_PARTIAL)
         return; /* wait for the whole ErrorResponse */
     struct pgwire_check c;
-    pgwire_check_parse(s->reply, 1 + mlen, &c);
+    pgwire_check_parse(s->reply, m.size, &c);
     if (!startup_refusal_retryable(c.sqlstate) || s->attempts > l->cfg.retries) {
         pass_reply(s);
         return;

@@ -1,6 +1,7 @@
 /* garp.c -- gratuitous ARP and unsolicited neighbor advertisements (see garp.h). */
 #include "garp.h"
 
+#include "bytes.h"
 #include "csum.h"
 
 #include <arpa/inet.h>
@@ -108,8 +109,7 @@ size_t garp_na_build(uint8_t *frame, size_t size, const uint8_t mac[6], const ui
     frame[13] = 0xdd;
     /* IPv6: from the VIP to ff02::1, hop limit 255 (RFC 4861 7.1.2) */
     ip[0] = 0x60;
-    ip[4] = (uint8_t)(plen >> 8);
-    ip[5] = (uint8_t)plen;
+    be16_put(ip + 4, plen);
     ip[6] = 58; /* ICMPv6 */
     ip[7] = 255;
     memcpy(ip + 8, ip6, 16);
@@ -124,8 +124,7 @@ size_t garp_na_build(uint8_t *frame, size_t size, const uint8_t mac[6], const ui
     memcpy(icmp + 26, mac, 6);
     /* Checksum over the pseudo-header (RFC 8200 8.1) and the message. */
     uint16_t ck = csum_fold(csum_add(icmp, plen, csum_add(ip + 8, 32, 0) + plen + 58));
-    icmp[2] = (uint8_t)(ck >> 8);
-    icmp[3] = (uint8_t)ck;
+    be16_put(icmp + 2, ck);
     return GARP_NA_LEN;
 }
 

@@ -8,6 +8,7 @@
  *                                               RFC 5798 section 5.1 */
 #include "vrrp_packet.h"
 
+#include "bytes.h"
 #include "csum.h"
 
 #include <stdio.h>
@@ -21,13 +22,12 @@ const char *const vrrp_parse_result_names[] = {
 uint16_t vrrp_checksum(uint32_t src, uint32_t dst, const uint8_t *msg, size_t len)
 {
     /* The IPv4 pseudo-header (RFC 5798 5.2.8), four bytes a line as RFC 768 draws it. */
-    /* clang-format off */
-    uint8_t pseudo[12] = {
-        (uint8_t)(src >> 24), (uint8_t)(src >> 16), (uint8_t)(src >> 8), (uint8_t)src,
-        (uint8_t)(dst >> 24), (uint8_t)(dst >> 16), (uint8_t)(dst >> 8), (uint8_t)dst,
-        0, VRRP_PROTO, (uint8_t)(len >> 8), (uint8_t)len,
-    };
-    /* clang-format on */
+    uint8_t pseudo[12];
+    be32_put(pseudo, src);
+    be32_put(pseudo + 4, dst);
+    pseudo[8] = 0;
+    pseudo[9] = VRRP_PROTO;
+    be16_put(pseudo + 10, (uint16_t)len);
     return csum_fold(csum_add(msg, len, csum_add(pseudo, sizeof(pseudo), 0)));
 }
 
@@ -45,21 +45,10 @@ size_t vrrp_packet_build(uint8_t *buf, size_t size, const struct vrrp_adv *adv, 
     buf[5] = (uint8_t)adv->max_adv_cs;
     buf[6] = buf[7] = 0;
     for (uint8_t i = 0; i < adv->naddrs; i++) {
-        uint8_t *p = buf + VRRP_HDR_LEN + 4 * i;
-        p[0] = (uint8_t)(adv->addrs[i] >> 24);
-        p[1] = (uint8_t)(adv->addrs[i] >> 16);
-        p[2] = (uint8_t)(adv->addrs[i] >> 8);
-        p[3] = (uint8_t)adv->addrs[i];
+        be32_put(buf + VRRP_HDR_LEN + 4 * i, adv->addrs[i]);
     }
-    uint16_t ck = vrrp_checksum(src, dst, buf, len);
-    buf[6] = (uint8_t)(ck >> 8);
-    buf[7] = (uint8_t)ck;
+    be16_put(buf + 6, vrrp_checksum(src, dst, buf, len));
     return len;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 #include <stdarg.h>
@@ -84,7 +73,7 @@ enum vrrp_parse_result vrrp_packet_parse(const uint8_t *pkt, size_t len, struct 
         return reject(VRRP_ERR_TRUNCATED, errmsg, errsize, "not an IPv4 datagram (%u bytes)",
                       (unsigned)len);
     size_t ihl = (size_t)(pkt[0] & 0x0f) * 4;
-    size_t total = (size_t)pkt[2] << 8 | pkt[3];
+    size_t total = be16_get(pkt + 2);
     if (ihl < 20 || ihl > len)
         return reject(VRRP_ERR_TRUNCATED, errmsg, errsize, "bad IP header length %u",
                       (unsigned)ihl);
@@ -92,8 +81,8 @@ enum vrrp_parse_result vrrp_packet_parse(const uint8_t *pkt, size_t len, struct 
         total = len; /* raw sockets may report the length in host order on old kernels */
     if (pkt[9] != VRRP_PROTO)
         return reject(VRRP_ERR_NOT_VRRP, errmsg, errsize, "IP protocol %u, not 112", pkt[9]);
-    *src = get32(pkt + 12);
-    *dst = get32(pkt + 16);
+    *src = be32_get(pkt + 12);
+    *dst = be32_get(pkt + 16);
     /* 7.1: the TTL must be 255, proving the sender is on this segment. */
     if (pkt[8] != 255)
         return reject(VRRP_ERR_TTL, errmsg, errsize, "TTL %u, not 255", pkt[8]);
@@ -116,7 +105,7 @@ enum vrrp_parse_result vrrp_packet_parse(const uint8_t *pkt, size_t len, struct 
                       (unsigned)mlen, count);
     if (vrrp_checksum(*src, *dst, m, mlen) != 0)
         return reject(VRRP_ERR_CHECKSUM, errmsg, errsize, "checksum 0x%04x does not add up",
-                      (unsigned)m[6] << 8 | m[7]);
+                      (unsigned)be16_get(m + 6));
     out->vrid = m[1];
     out->priority = m[2];
     out->naddrs = (uint8_t)count;
@@ -124,7 +113,7 @@ enum vrrp_parse_result vrrp_packet_parse(const uint8_t *pkt, size_t len, struct 
     if (out->max_adv_cs == 0)
         return reject(VRRP_ERR_INTERVAL, errmsg, errsize, "Max Adver Int of 0");
     for (unsigned i = 0; i < count; i++)
-        out->addrs[i] = get32(m + VRRP_HDR_LEN + 4 * i);
+        out->addrs[i] = be32_get(m + VRRP_HDR_LEN + 4 * i);
     if (errmsg && errsize)
         errmsg[0] = '\0';
     return VRRP_OK;

@@ -1,6 +1,8 @@
 /* fuzz_pgwire_stream.c -- the relay's framing of a node's message stream, and of a
  * client's (the reuse tracker), fed in chunks whose sizes come from the input: the same
- * bytes in any chunking give the same events and counts (lbd/pgwire.c). */
+ * bytes in any chunking give the same events and counts, and the same messages as the
+ * one framing reader (pgwire_frame) walking them whole; the buffered walkers built on
+ * that reader (a startup answer, a reset's answer) stay inside the input (lbd/pgwire.c). */
 #include "pgwire.h"
 
 #include <stdlib.h>
@@ -41,6 +43,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ra != rb ||
         (ra == 0 && (a.keys != b.keys || a.ready != b.ready || a.pid != b.pid || a.key != b.key ||
                      a.params != b.params || whole.messages != parts.messages)))
+        abort();
+    /* The reader's own walk: whole messages up to the first that is not. */
+    uint64_t n = 0;
+    size_t at = 0;
+    struct pgwire_msg m;
+    enum pgwire_frame f;
+    while ((f = pgwire_frame(data + at, size - at, &m)) == PGWIRE_FRAME_WHOLE) {
+        if (m.size < 5 || m.size > size - at || m.body != data + at + 5)
+            abort();
+        at += m.size;
+        n++;
+    }
+    if ((f == PGWIRE_FRAME_BAD) != (ra != 0) || (ra == 0 && whole.messages != n))
+        abort();
+    struct pgwire_reply r;
+    if (pgwire_reply_parse(data, size, &r) == PGWIRE_REPLY_TRUSTED &&
+        (r.len > size || r.key_off + 13 > r.len || pgwire_reply_params(data, &r, NULL) > r.len))
+        abort();
+    int reset = pgwire_reset_answer(data, size);
+    if (reset < -1 || reset > 1)
         abort();
     struct pgwire_front fw = {0}, fp = {0};
     int fa = pgwire_front_feed(&fw, data, size), fb = 0;

@@ -527,6 +527,40 @@ START_TEST(stream_rejects_bad_length)
 }
 END_TEST
 
+/* The one framing reader: every walker's answer to a length word comes from here. */
+START_TEST(frame_reader_bounds)
+{
+    uint8_t b[16] = {'Z'};
+    struct pgwire_msg m;
+    for (size_t n = 0; n < 5; n++)
+        ck_assert_int_eq(pgwire_frame(b, n, &m), PGWIRE_FRAME_SHORT);
+    put32(b + 1, 5);
+    b[5] = 'I';
+    ck_assert_int_eq(pgwire_frame(b, 5, &m), PGWIRE_FRAME_PARTIAL);
+    ck_assert_uint_eq(m.size, 6);
+    ck_assert_int_eq(pgwire_frame(b, 6, &m), PGWIRE_FRAME_WHOLE);
+    ck_assert_int_eq(m.type, 'Z');
+    ck_assert_uint_eq(m.len, 5);
+    ck_assert_ptr_eq(m.body, b + 5);
+    ck_assert_int_eq(pgwire_frame(b, sizeof(b), &m), PGWIRE_FRAME_WHOLE); /* more after it */
+    put32(b + 1, 4); /* an empty body */
+    ck_assert_int_eq(pgwire_frame(b, 5, &m), PGWIRE_FRAME_WHOLE);
+    put32(b + 1, 3); /* shorter than its own length word */
+    ck_assert_int_eq(pgwire_frame(b, 16, &m), PGWIRE_FRAME_BAD);
+    put32(b + 1, PGWIRE_MAX_MESSAGE);
+    ck_assert_int_eq(pgwire_frame(b, 16, &m), PGWIRE_FRAME_PARTIAL);
+    put32(b + 1, PGWIRE_MAX_MESSAGE + 1);
+    ck_assert_int_eq(pgwire_frame(b, 16, &m), PGWIRE_FRAME_BAD);
+    /* The stream and the client's framing refuse the same length word. */
+    struct pgwire_stream s = {0};
+    struct pgwire_front f = {0};
+    struct events e = {0};
+    ck_assert_int_eq(pgwire_stream_feed(&s, b, 5, on_event, &e), -1);
+    ck_assert_int_eq(pgwire_front_feed(&f, b, 5), -1);
+    ck_assert_int_eq(pgwire_reset_answer(b, 5), -1);
+}
+END_TEST
+
 START_TEST(check_answers)
 {
     uint8_t b[64];
@@ -567,6 +601,7 @@ static Suite *suite(void)
     tcase_add_test(ts, stream_split_anywhere_gives_the_same);
     tcase_add_test(ts, stream_rejects_bad_length_after_good_messages);
     tcase_add_test(ts, check_answers);
+    tcase_add_test(ts, frame_reader_bounds);
     tcase_add_test(ts, reply_trusted_whole_and_every_prefix_incomplete);
     tcase_add_test(ts, reply_other_for_challenges_errors_and_oddities);
     tcase_add_test(ts, trusted_build_round_trips_with_params_and_new_key);
