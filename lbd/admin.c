@@ -240,15 +240,15 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
 
     for (size_t k = 0; k < sizeof(node_families) / sizeof(node_families[0]); k++) {
         metrics_family(m, node_families[k].name, node_families[k].type, node_families[k].help);
-        for (size_t i = 0; i < l->pool.n; i++) {
-            node_labels(l->pool.nodes[i], lab);
-            metrics_sample(m, lab, node_value(l->pool.nodes[i], (enum node_metric)k));
+        for (size_t i = 0; i < l->nodes.pool.n; i++) {
+            node_labels(l->nodes.pool.nodes[i], lab);
+            metrics_sample(m, lab, node_value(l->nodes.pool.nodes[i], (enum node_metric)k));
         }
     }
     metrics_family(m, "lbd_node_admin", METRICS_GAUGE,
                    "1 for the node's admin state (ready, drain, disabled; pgvipctl).");
-    for (size_t i = 0; i < l->pool.n; i++) {
-        const struct pool_node *n = l->pool.nodes[i];
+    for (size_t i = 0; i < l->nodes.pool.n; i++) {
+        const struct pool_node *n = l->nodes.pool.nodes[i];
         for (int a = NODE_ADMIN_READY; a <= NODE_ADMIN_DISABLED; a++) {
             const char *al[] = {"node", n->name, "state", node_admin_name((enum node_admin)a),
                                 NULL};
@@ -256,8 +256,8 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
         }
     }
     metrics_family(m, "lbd_node_bytes_total", METRICS_COUNTER, "Bytes relayed, per node.");
-    for (size_t i = 0; i < l->pool.n; i++) {
-        struct pool_node *n = l->pool.nodes[i];
+    for (size_t i = 0; i < l->nodes.pool.n; i++) {
+        struct pool_node *n = l->nodes.pool.nodes[i];
         const char *a[] = {"node", n->name, "direction", "to_node", NULL};
         const char *b[] = {"node", n->name, "direction", "to_client", NULL};
         metrics_sample(m, a, (double)n->bytes_in);
@@ -279,8 +279,8 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
                    log_format_ts(l->config_loaded_ms, ts, sizeof(ts)));
     reload_json(m, &l->reload);
     metrics_printf(m, ",\"draining\":%s,\"healthy\":%s", l->draining ? "true" : "false",
-                   (!l->draining && pool_count_eligible(&l->pool) > 0) ? "true" : "false");
-    metrics_printf(m, ",\"balance\":\"%s\"", pool_balance_names[l->pool.balance]);
+                   (!l->draining && pool_count_eligible(&l->nodes.pool) > 0) ? "true" : "false");
+    metrics_printf(m, ",\"balance\":\"%s\"", pool_balance_names[l->nodes.pool.balance]);
     metrics_printf(m,
                    ",\"sessions\":%u,\"maxconn\":%u,\"sessions_total\":%llu,"
                    "\"sessions_relayed\":%llu,\"bytes_to_node\":%llu,\"bytes_to_client\":%llu",
@@ -309,8 +309,8 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
                    (unsigned long long)st->reuse_reset_failed,
                    (unsigned long long)st->reuse_expired);
     metrics_printf(m, ",\"nodes\":[");
-    for (size_t i = 0; i < l->pool.n; i++) {
-        struct pool_node *n = l->pool.nodes[i];
+    for (size_t i = 0; i < l->nodes.pool.n; i++) {
+        struct pool_node *n = l->nodes.pool.nodes[i];
         metrics_printf(m, "%s{\"name\":", i ? "," : "");
         metrics_json_str(m, n->name);
         metrics_printf(m, ",\"address\":\"%s\",\"state\":\"%s\",\"since\":\"%s\"",
@@ -431,8 +431,8 @@ static uint64_t refused_total(const struct lbd_stats *st)
 static uint64_t node_connect_failures(const struct lbd *l)
 {
     uint64_t sum = 0;
-    for (size_t i = 0; i < l->pool.n; i++)
-        sum += l->pool.nodes[i]->connect_failures;
+    for (size_t i = 0; i < l->nodes.pool.n; i++)
+        sum += l->nodes.pool.nodes[i]->connect_failures;
     return sum;
 }
 
@@ -485,7 +485,7 @@ static void handle(void *ctx, const char *path, const char *query, struct httpd_
     (void)query;
     struct lbd *l = ctx;
     if (strcmp(path, "/health") == 0) {
-        size_t up = pool_count_eligible(&l->pool);
+        size_t up = pool_count_eligible(&l->nodes.pool);
         if (l->draining)
             httpd_text(r, 503, "draining\n");
         else if (up == 0)

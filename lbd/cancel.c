@@ -205,7 +205,7 @@ static void cancel_unknown(struct lbd *l, const struct cancel_key *k, const char
                            bool admitted)
 {
     uint32_t pid = k->pid;
-    size_t sent = 0, up = pool_count_eligible(&l->pool);
+    size_t sent = 0, up = pool_count_eligible(&l->nodes.pool);
     switch (l->cfg.cancel_unknown) {
     case LBD_CANCEL_ALL:
         if (up == 0)
@@ -217,8 +217,8 @@ static void cancel_unknown(struct lbd *l, const struct cancel_key *k, const char
             log_dropped(l, client, pid, "inflight");
             return;
         }
-        for (size_t i = 0; i < l->pool.n && sent < up; i++) {
-            struct pool_node *n = l->pool.nodes[i];
+        for (size_t i = 0; i < l->nodes.pool.n && sent < up; i++) {
+            struct pool_node *n = l->nodes.pool.nodes[i];
             if (pool_node_eligible(n)) {
                 fwd_start(l, &n->addr, k, false, client);
                 sent++;
@@ -231,7 +231,7 @@ static void cancel_unknown(struct lbd *l, const struct cancel_key *k, const char
                  up);
         return;
     case LBD_CANCEL_ONE: {
-        int idx = pool_pick(&l->pool, 0, lbd_random(l));
+        int idx = pool_pick(&l->nodes.pool, 0, lbd_random(l));
         if (idx < 0)
             break;
         if (!room_for(l, 1, admitted)) {
@@ -239,10 +239,10 @@ static void cancel_unknown(struct lbd *l, const struct cancel_key *k, const char
             log_dropped(l, client, pid, "inflight");
             return;
         }
-        fwd_start(l, &l->pool.nodes[idx]->addr, k, false, client);
+        fwd_start(l, &l->nodes.pool.nodes[idx]->addr, k, false, client);
         l->stats.cancel_one++;
         log_emit(LOG_INFO, "cancel", "client=%s pid=%u outcome=one node=%s", client, pid,
-                 l->pool.nodes[idx]->name);
+                 l->nodes.pool.nodes[idx]->name);
         return;
     }
     case LBD_CANCEL_DROP:

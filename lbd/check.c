@@ -7,7 +7,7 @@
  *         ReadyForQuery it sends Terminate (haproxy #70 logs an error per check).
  *   http: CockroachDB's GET /health?ready=1 on its HTTP port: 200 up, 503 draining.
  *
- * Results go through lbd_node_result() (rise/fall damping in health.c). */
+ * Results go through node_result() (node.h) (rise/fall damping in health.c). */
 #include "lbd.h"
 
 #include "log.h"
@@ -43,10 +43,8 @@ static void check_closed(uv_handle_t *h)
     if (--c->handles > 0)
         return;
     struct pool_node *n = c->node;
-    struct lbd *l = c->lbd;
     free(c);
-    n->refs--; /* (check_stop's) */
-    lbd_node_release(l, n);
+    node_unref(n);
 }
 
 static void schedule(struct check *c, uint64_t delay)
@@ -86,7 +84,7 @@ static void probe_closed(uv_handle_t *h)
     snprintf(n->last_check, sizeof(n->last_check), "%s", c->reason);
     if (!c->ok)
         n->checks_failed++;
-    lbd_node_result(c->lbd, n, c->ok, c->draining, c->reason);
+    node_result(&c->lbd->nodes, n, c->ok, c->draining, c->reason);
     schedule(c, c->lbd->cfg.check_interval_ms);
 }
 
@@ -297,7 +295,7 @@ void check_stop(struct lbd *l, struct pool_node *n)
     /* The node is free for a new check at once (a reload that changes the check type
      * starts one now); this one holds a reference until its handles are closed. */
     n->check = NULL;
-    n->refs++;
+    node_ref(n);
     uv_timer_stop(&c->timer);
     if (c->tcp_open && !uv_is_closing((uv_handle_t *)&c->tcp))
         uv_close((uv_handle_t *)&c->tcp, check_closed);

@@ -62,8 +62,8 @@ static int nodes_show(struct lbd *l, bool json, struct metrics_buf *out)
     ctl_table_numeric(&t, 6);
     ctl_table_numeric(&t, 7);
     ctl_table_numeric(&t, 8);
-    for (size_t i = 0; i < l->pool.n; i++) {
-        const struct pool_node *n = l->pool.nodes[i];
+    for (size_t i = 0; i < l->nodes.pool.n; i++) {
+        const struct pool_node *n = l->nodes.pool.nodes[i];
         char a[SOCKADDR_STRLEN];
         ctl_table_cell(&t, "%s", n->name);
         ctl_table_cell(&t, "%s", format_sockaddr((const struct sockaddr *)&n->addr, a, sizeof(a)));
@@ -124,7 +124,7 @@ static int sessions_show(struct lbd *l, int argc, char **argv, bool json, struct
                                        "backend_pid"};
     struct sessions_ctx c = {.only = NULL};
     if (argc > 0) {
-        c.only = lbd_node_find(l, argv[0]);
+        c.only = node_find(&l->nodes, argv[0]);
         if (c.only == NULL)
             FAIL("no node \"%s\"", argv[0]);
     }
@@ -182,7 +182,7 @@ static int nodes_change(struct lbd *l, const char *by, int argc, char **argv, bo
                      argv[i], argv[i + 1]);
         }
         char err[200];
-        if (lbd_node_add(l, &nc, err, sizeof(err)) != 0)
+        if (node_add(&l->nodes, &nc, err, sizeof(err)) != 0)
             FAIL("cannot add node %s: %s", nc.name, err);
         char a[SOCKADDR_STRLEN];
         log_emit(LOG_WARN, "node_added", "node=%s address=%s weight=%u by=%s", nc.name,
@@ -195,12 +195,12 @@ static int nodes_change(struct lbd *l, const char *by, int argc, char **argv, bo
     }
     if (argc < 2)
         FAIL("usage: nodes %s NODE%s", verb, strcmp(verb, "weight") == 0 ? " N" : "");
-    struct pool_node *n = lbd_node_find(l, argv[1]);
+    struct pool_node *n = node_find(&l->nodes, argv[1]);
     if (n == NULL)
         FAIL("no node \"%s\"", argv[1]);
     if (strcmp(verb, "remove") == 0) {
         char err[240];
-        if (lbd_node_remove(l, n, err, sizeof(err)) != 0)
+        if (node_remove(&l->nodes, n, err, sizeof(err)) != 0)
             FAIL("%s", err);
         log_emit(LOG_WARN, "node_removed", "node=%s sessions=0 by=%s", argv[1], by);
         say(l, out, json, "message",
@@ -235,7 +235,7 @@ static int nodes_change(struct lbd *l, const char *by, int argc, char **argv, bo
     if (argc != 2)
         FAIL("usage: nodes %s NODE", verb);
     enum node_admin was = n->admin;
-    lbd_node_set_admin(l, n, a, by);
+    node_set_admin(&l->nodes, n, a, by);
     const char *what =
         a == NODE_ADMIN_READY ? "takes new sessions again when its checks have it up"
         : a == NODE_ADMIN_DISABLED
@@ -255,7 +255,7 @@ static int sessions_kill(struct lbd *l, const char *by, int argc, char **argv, b
     if (now)
         argc--;
     if (argc == 2 && strcmp(argv[0], "node") == 0) {
-        struct pool_node *n = lbd_node_find(l, argv[1]);
+        struct pool_node *n = node_find(&l->nodes, argv[1]);
         if (n == NULL)
             FAIL("no node \"%s\"", argv[1]);
         size_t k = session_kill_node(l, n, now);
@@ -293,8 +293,8 @@ static int status_line(struct lbd *l, bool json, struct metrics_buf *out)
     ctl_table_cell(&t, "%llu", (unsigned long long)((lbd_wall_ms() - l->started_ms) / 1000));
     ctl_table_cell(&t, "%u", l->n_sessions);
     ctl_table_cell(&t, "%u", l->cfg.maxconn);
-    ctl_table_cell(&t, "%zu", l->pool.n);
-    ctl_table_cell(&t, "%zu", pool_count_eligible(&l->pool));
+    ctl_table_cell(&t, "%zu", l->nodes.pool.n);
+    ctl_table_cell(&t, "%zu", pool_count_eligible(&l->nodes.pool));
     ctl_table_cell(&t, "%s", l->draining ? "yes" : "no");
     ctl_table_render(&t, json, out);
     ctl_table_free(&t);
@@ -361,8 +361,8 @@ static int handle(void *ctx, struct ctl_conn *req, const struct ctl_caller *who,
         if (rc)
             FAIL("usage: nodes [show]");
     } else if (strcmp(argv[0], "nodes") == 0 && strcmp(argv[1], "names") == 0) {
-        for (size_t i = 0; i < l->pool.n; i++) /* (for shell completion) */
-            metrics_printf(out, "%s\n", l->pool.nodes[i]->name);
+        for (size_t i = 0; i < l->nodes.pool.n; i++) /* (for shell completion) */
+            metrics_printf(out, "%s\n", l->nodes.pool.nodes[i]->name);
         rc = 0;
     } else if (strcmp(argv[0], "nodes") == 0) {
         rc = nodes_change(l, by, argc - 1, argv + 1, json, out);
@@ -390,13 +390,13 @@ static int handle(void *ctx, struct ctl_conn *req, const struct ctl_caller *who,
 }
 
 /* Once a second: a node an operator drains has its busy sessions ended at
- * pool.drain_deadline even when no check result comes (lbd_node_drain_check). */
+ * pool.drain_deadline even when no check result comes (node_drain_check). */
 static void on_tick(uv_timer_t *t)
 {
     struct lbd *l = t->data;
-    for (size_t i = 0; i < l->pool.n; i++)
-        if (l->pool.nodes[i]->admin == NODE_ADMIN_DRAIN)
-            lbd_node_drain_check(l, l->pool.nodes[i]);
+    for (size_t i = 0; i < l->nodes.pool.n; i++)
+        if (l->nodes.pool.nodes[i]->admin == NODE_ADMIN_DRAIN)
+            node_drain_check(&l->nodes, l->nodes.pool.nodes[i]);
 }
 
 /* ---- the pair: node commands sent to, and taken from, the peer lbd ----

@@ -66,7 +66,7 @@ bool lbd_fd_room(const struct lbd *l, uint64_t need)
      * and log files, the admin's clients (32 at most). A small limit keeps an eighth. */
     uint64_t base = l->fd_limit >= 512 ? 64 : 8 + l->fd_limit / 8;
     uint64_t held = base + 2ull * l->n_sessions + 4ull * l->n_bulk + l->n_parked +
-                    l->guard.inflight + l->pool.n;
+                    l->guard.inflight + l->nodes.pool.n;
     return held + need <= l->fd_limit;
 }
 
@@ -131,172 +131,58 @@ static void tune_listener(struct lbd *l, struct lbd_listener *ls)
         tune_fd(l, ls->twin_fd);
 }
 
-/* ---- nodes ---- */
+/* ---- what a node's change means for the rest of lbd (node.h's hooks) ---- */
 
-void lbd_node_set_state(struct lbd *l, struct pool_node *n, enum node_state st, const char *reason)
+static void on_node_state(void *ctx, struct pool_node *n)
 {
-    if (n->state == st)
-        return;
-    char r[200];
-    log_emit(st == NODE_UP ? LOG_INFO : LOG_WARN, "node_state",
-             "node=%s from=%s to=%s reason=%s sessions=%u", n->name, node_state_name(n->state),
-             node_state_name(st), log_quote(r, sizeof(r), reason), n->active);
-    n->state = st;
-    n->state_since_ms = lbd_wall_ms();
-    n->state_changes++;
-    if (st != NODE_UP)
+    struct lbd *l = ctx;
+    if (n->state != NODE_UP)
         reuse_close_node(l, n, "node_down");
-    if (st != NODE_UP && l->cfg.on_node_down == LBD_ON_DOWN_CUT)
+    if (n->state != NODE_UP && l->cfg.on_node_down == LBD_ON_DOWN_CUT)
         session_cut_node(l, n, "node_down");
-    else if (st == NODE_DRAINING)
+    else if (n->state == NODE_DRAINING)
         session_drain_node(l, n);
 }
 
-void lbd_node_result(struct lbd *l, struct pool_node *n, bool ok, bool draining, const char *reason)
+static void on_node_admin(void *ctx, struct pool_node *n)
 {
-    if (n->removed)
-        return;
-    if (draining && n->state == NODE_UP) {
-        /* An explicit "not ready" (CockroachDB drain) is not a lost packet: act at once. */
-        n->health.up = false;
-        n->health.ok_run = 0;
-        n->health.fail_run = n->health.fall;
-        lbd_node_set_state(l, n, NODE_DRAINING, reason);
-        return;
-    }
-    enum health_change ch = health_feed(&n->health, ok);
-    char why[200];
-    if (ch == HEALTH_WENT_DOWN) {
-        if (n->health.fail_run < n->health.fall)
-            snprintf(why, sizeof(why), "%s (first check since start)", reason);
-        else
-            snprintf(why, sizeof(why), "%s (%u failed in a row)", reason, n->health.fail_run);
-        lbd_node_set_state(l, n, draining ? NODE_DRAINING : NODE_DOWN, why);
-    } else if (ch == HEALTH_WENT_UP) {
-        snprintf(why, sizeof(why), "%s (%u passed in a row)", reason, n->health.ok_run);
-        lbd_node_set_state(l, n, NODE_UP, why);
-    } else if (!n->health.up && !ok) {
-        lbd_node_set_state(l, n, draining ? NODE_DRAINING : NODE_DOWN, reason);
-    }
-    lbd_node_drain_check(l, n);
-}
-
-void lbd_node_drain_check(struct lbd *l, struct pool_node *n)
-{
-    if (!pool_node_draining(n) || l->cfg.drain_deadline_ms == 0 || n->active == 0)
-        return;
-    uint64_t since = n->state == NODE_DRAINING ? n->state_since_ms : UINT64_MAX;
-    if (n->admin == NODE_ADMIN_DRAIN && n->admin_since_ms < since)
-        since = n->admin_since_ms;
-    if (lbd_wall_ms() - since >= l->cfg.drain_deadline_ms)
-        session_drain_deadline(l, n);
-}
-
-void lbd_node_set_admin(struct lbd *l, struct pool_node *n, enum node_admin a, const char *who)
-{
-    if (n->admin == a)
-        return;
-    log_emit(a == NODE_ADMIN_READY ? LOG_INFO : LOG_WARN, "node_admin",
-             "node=%s from=%s to=%s by=%s health=%s sessions=%u", n->name,
-             node_admin_name(n->admin), node_admin_name(a), who, node_state_name(n->state),
-             n->active);
-    n->admin = a;
-    n->admin_since_ms = lbd_wall_ms();
-    if (a != NODE_ADMIN_READY)
+    struct lbd *l = ctx;
+    if (n->admin != NODE_ADMIN_READY)
         reuse_close_node(l, n, "node_admin");
-    if (a == NODE_ADMIN_DRAIN)
+    if (n->admin == NODE_ADMIN_DRAIN)
         session_drain_node(l, n); /* (the busy ones at their next idle moment) */
 }
 
-struct pool_node *lbd_node_find(struct lbd *l, const char *name)
+static void on_node_drain_due(void *ctx, struct pool_node *n)
 {
-    for (size_t i = 0; i < l->pool.n; i++)
-        if (strcmp(l->pool.nodes[i]->name, name) == 0)
-            return l->pool.nodes[i];
-    return NULL;
+    session_drain_deadline(ctx, n);
 }
 
-void lbd_node_release(struct lbd *l, struct pool_node *n)
+static void on_node_added(void *ctx, struct pool_node *n)
 {
-    if (n->removed && n->refs == 0 && n->check == NULL)
-        free(n);
+    check_start(ctx, n);
 }
 
-static struct pool_node *node_new(struct lbd *l, const struct lbd_node_config *nc)
+static void on_node_dropped(void *ctx, struct pool_node *n)
 {
-    struct pool_node *n = calloc(1, sizeof(*n));
-    if (n == NULL)
-        return NULL;
-    snprintf(n->name, sizeof(n->name), "%s", nc->name);
-    n->addr = nc->addr;
-    n->weight = n->weight_cfg = nc->weight;
-    n->max_sessions = nc->max_sessions;
-    n->check_port = (uint16_t)nc->check_port;
-    n->state = NODE_UP;
-    n->state_since_ms = lbd_wall_ms();
-    health_init(&n->health, l->cfg.rise, l->cfg.fall);
-    snprintf(n->last_check, sizeof(n->last_check), "not checked yet");
-    return n;
+    reuse_close_node(ctx, n, "node_removed");
+    check_stop(ctx, n);
 }
 
-static void node_drop(struct lbd *l, struct pool_node *n)
+/* The nodes' settings from the configuration, at start and after a reload. */
+static void nodes_configure(struct lbd *l)
 {
-    n->removed = true;
-    reuse_close_node(l, n, "node_removed");
-    check_stop(l, n);
-    lbd_node_release(l, n);
-}
-
-int lbd_node_add(struct lbd *l, const struct lbd_node_config *nc, char *err, size_t errsize)
-{
-    if (l->pool.n >= POOL_MAX_NODES) {
-        snprintf(err, errsize, "the pool has %d nodes, the most it takes", POOL_MAX_NODES);
-        return -ENOSPC;
-    }
-    for (size_t i = 0; i < l->pool.n; i++) {
-        const struct pool_node *o = l->pool.nodes[i];
-        if (strcmp(o->name, nc->name) == 0 ||
-            sockaddr_equal((const struct sockaddr *)&o->addr, (const struct sockaddr *)&nc->addr)) {
-            snprintf(err, errsize, "node \"%s\" already has that %s", o->name,
-                     strcmp(o->name, nc->name) == 0 ? "name" : "address");
-            return -EEXIST;
-        }
-    }
-    struct pool_node *n = node_new(l, nc);
-    if (n == NULL) {
-        snprintf(err, errsize, "out of memory");
-        return -ENOMEM;
-    }
-    n->runtime = true;
-    /* Not chosen before its first check says it is up (a node that was never seen is
-     * not assumed healthy, unlike the file's nodes at start, which must serve at once). */
-    if (l->cfg.check_type != LBD_CHECK_NONE) {
-        n->state = NODE_DOWN;
-        n->health.up = false;
-        n->health.ok_run = n->health.rise - 1; /* (its first good check brings it up) */
-        snprintf(n->last_check, sizeof(n->last_check), "added; waiting for its first check");
-    }
-    l->pool.nodes[l->pool.n++] = n;
-    check_start(l, n);
-    return 0;
-}
-
-int lbd_node_remove(struct lbd *l, struct pool_node *n, char *err, size_t errsize)
-{
-    if (n->admin == NODE_ADMIN_READY || n->active > 0) {
-        snprintf(err, errsize,
-                 "node \"%s\" %s: drain or disable it first and wait for its sessions to end "
-                 "(or kill them)",
-                 n->name, n->admin == NODE_ADMIN_READY ? "takes new sessions" : "has sessions");
-        return -EBUSY;
-    }
-    size_t j = 0;
-    for (size_t i = 0; i < l->pool.n; i++)
-        if (l->pool.nodes[i] != n)
-            l->pool.nodes[j++] = l->pool.nodes[i];
-    l->pool.n = j;
-    node_drop(l, n);
-    return 0;
+    struct nodes *ns = &l->nodes;
+    ns->rise = l->cfg.rise;
+    ns->fall = l->cfg.fall;
+    ns->drain_deadline_ms = l->cfg.drain_deadline_ms;
+    ns->checked = l->cfg.check_type != LBD_CHECK_NONE;
+    ns->ctx = l;
+    ns->on_state = on_node_state;
+    ns->on_admin = on_node_admin;
+    ns->on_drain_due = on_node_drain_due;
+    ns->on_added = on_node_added;
+    ns->on_dropped = on_node_dropped;
 }
 
 /* ---- listeners ---- */
@@ -602,9 +488,9 @@ static void finish(struct lbd *l)
     control_stop(l);
     liveness_stop(l);
     vipwatch_stop(l);
-    for (size_t i = 0; i < l->pool.n; i++)
-        node_drop(l, l->pool.nodes[i]);
-    l->pool.n = 0;
+    for (size_t i = 0; i < l->nodes.pool.n; i++)
+        node_drop(&l->nodes, l->nodes.pool.nodes[i]);
+    l->nodes.pool.n = 0;
     uv_timer_stop(&l->drain_timer);
     uv_close((uv_handle_t *)&l->drain_timer, NULL);
     uv_close((uv_handle_t *)&l->accept_turn, NULL);
@@ -708,8 +594,8 @@ static void apply_nodes(struct lbd *l, const struct lbd_config *nc, unsigned *ad
     for (size_t i = 0; i < nc->n_nodes; i++) {
         const struct lbd_node_config *c = &nc->nodes[i];
         struct pool_node *n = NULL;
-        for (size_t j = 0; j < l->pool.n; j++) {
-            struct pool_node *o = l->pool.nodes[j];
+        for (size_t j = 0; j < l->nodes.pool.n; j++) {
+            struct pool_node *o = l->nodes.pool.nodes[j];
             if (!kept[j] && strcmp(o->name, c->name) == 0 &&
                 sockaddr_equal((struct sockaddr *)&o->addr, (const struct sockaddr *)&c->addr)) {
                 n = o;
@@ -727,22 +613,22 @@ static void apply_nodes(struct lbd *l, const struct lbd_config *nc, unsigned *ad
             n->check_port = (uint16_t)c->check_port;
             health_retune(&n->health, nc->rise, nc->fall);
         } else {
-            n = node_new(l, c);
+            n = node_new(&l->nodes, c);
             if (n == NULL)
                 continue;
             (*added)++;
         }
         fresh.nodes[fresh.n++] = n;
     }
-    for (size_t j = 0; j < l->pool.n; j++) {
+    for (size_t j = 0; j < l->nodes.pool.n; j++) {
         if (!kept[j]) {
             (*removed)++;
-            log_emit(LOG_INFO, "node_removed", "node=%s sessions=%u", l->pool.nodes[j]->name,
-                     l->pool.nodes[j]->active);
-            node_drop(l, l->pool.nodes[j]);
+            log_emit(LOG_INFO, "node_removed", "node=%s sessions=%u", l->nodes.pool.nodes[j]->name,
+                     l->nodes.pool.nodes[j]->active);
+            node_drop(&l->nodes, l->nodes.pool.nodes[j]);
         }
     }
-    l->pool = fresh;
+    l->nodes.pool = fresh;
 }
 
 static void apply_config(struct lbd *l, struct lbd_config *nc);
@@ -878,19 +764,20 @@ static void apply_config(struct lbd *l, struct lbd_config *nc)
     bool check_changed = nc->check_type != o->check_type;
     unsigned added = 0, removed = 0;
     if (check_changed)
-        for (size_t i = 0; i < l->pool.n; i++)
-            check_stop(l, l->pool.nodes[i]);
+        for (size_t i = 0; i < l->nodes.pool.n; i++)
+            check_stop(l, l->nodes.pool.nodes[i]);
     l->cfg = *nc;
+    nodes_configure(l);
     guard_limits_from(&l->cfg, &l->guard.lim);
     /* Kept node connections were opened under the old settings (a node's address, the
      * reuse limits): they are cheap to open again. */
     reuse_close_node(l, NULL, "reload");
     apply_nodes(l, nc, &added, &removed);
-    for (size_t i = 0; i < l->pool.n; i++) {
-        if (l->pool.nodes[i]->check == NULL)
-            check_start(l, l->pool.nodes[i]);
-        if (pool_node_draining(l->pool.nodes[i])) /* (pool.on_node_drain may be new) */
-            session_drain_node(l, l->pool.nodes[i]);
+    for (size_t i = 0; i < l->nodes.pool.n; i++) {
+        if (l->nodes.pool.nodes[i]->check == NULL)
+            check_start(l, l->nodes.pool.nodes[i]);
+        if (pool_node_draining(l->nodes.pool.nodes[i])) /* (pool.on_node_drain may be new) */
+            session_drain_node(l, l->nodes.pool.nodes[i]);
     }
     for (struct lbd_listener *ls = l->listeners; ls; ls = ls->next)
         tune_listener(l, ls);
@@ -899,8 +786,8 @@ static void apply_config(struct lbd *l, struct lbd_config *nc)
     log_open_file(l->cfg.log_file);
     reload_succeeded(&l->reload);
     l->config_loaded_ms = lbd_wall_ms();
-    log_emit(LOG_INFO, "reload", "nodes=%zu added=%u removed=%u balance=%s", l->pool.n, added,
-             removed, pool_balance_names[l->pool.balance]);
+    log_emit(LOG_INFO, "reload", "nodes=%zu added=%u removed=%u balance=%s", l->nodes.pool.n, added,
+             removed, pool_balance_names[l->nodes.pool.balance]);
 }
 
 /* ---- signals ---- */
@@ -939,12 +826,13 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
     l->started_ms = l->config_loaded_ms = lbd_wall_ms();
     if (keymap_init(&l->keys) != 0)
         return -ENOMEM;
-    l->pool.balance = (enum pool_balance)cfg->balance;
+    nodes_configure(l);
+    l->nodes.pool.balance = (enum pool_balance)cfg->balance;
     for (size_t i = 0; i < cfg->n_nodes; i++) {
-        struct pool_node *n = node_new(l, &cfg->nodes[i]);
+        struct pool_node *n = node_new(&l->nodes, &cfg->nodes[i]);
         if (n == NULL)
             return -ENOMEM;
-        l->pool.nodes[l->pool.n++] = n;
+        l->nodes.pool.nodes[l->nodes.pool.n++] = n;
     }
     uv_timer_init(loop, &l->drain_timer);
     l->drain_timer.data = l;
@@ -986,11 +874,11 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
         finish(l);
         return rc;
     }
-    for (size_t i = 0; i < l->pool.n; i++)
-        check_start(l, l->pool.nodes[i]);
+    for (size_t i = 0; i < l->nodes.pool.n; i++)
+        check_start(l, l->nodes.pool.nodes[i]);
     log_emit(LOG_INFO, "start", "version=%s nodes=%zu balance=%s maxconn=%u check=%s",
-             PGVIP_VERSION, l->pool.n, pool_balance_names[l->pool.balance], cfg->maxconn,
-             lbd_check_type_names[cfg->check_type]);
+             PGVIP_VERSION, l->nodes.pool.n, pool_balance_names[l->nodes.pool.balance],
+             cfg->maxconn, lbd_check_type_names[cfg->check_type]);
     return 0;
 }
 

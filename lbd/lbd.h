@@ -11,6 +11,7 @@
 #include "lbd_config.h"
 #include "log.h"
 #include "metrics.h"
+#include "node.h"
 #include "pgwire.h"
 #include "pool.h"
 #include "reload.h"
@@ -87,7 +88,7 @@ struct lbd {
     uv_loop_t *loop;
     char config_path[512];
     struct lbd_config cfg;
-    struct pool pool;
+    struct nodes nodes; /* the pool and its nodes' life (node.h) */
     struct keymap keys;
     struct lbd_listener *listeners;
     struct session *sessions; /* doubly linked list of live sessions */
@@ -152,22 +153,10 @@ bool lbd_error_is_local(int err);
 /* 32 bits from the kernel's CSPRNG (getrandom), for secret keys a client sees. */
 uint32_t lbd_secret_key(void);
 
-/* lbd.c */
-uint64_t lbd_wall_ms(void);
+/* lbd.c (lbd_wall_ms: node.h) */
 uint64_t lbd_random(struct lbd *l);
 void *lbd_buf_get(struct lbd *l);
 void lbd_buf_put(struct lbd *l, void *buf);
-void lbd_node_set_state(struct lbd *l, struct pool_node *n, enum node_state st, const char *reason);
-void lbd_node_release(struct lbd *l, struct pool_node *n);
-/* An operator's change of a node's admin state (who: how the log names the caller). */
-void lbd_node_set_admin(struct lbd *l, struct pool_node *n, enum node_admin a, const char *who);
-/* A draining node's busy sessions ended once pool.drain_deadline has passed. */
-void lbd_node_drain_check(struct lbd *l, struct pool_node *n);
-/* A node added at run time (the control socket): 0, or -errno with err saying why. */
-int lbd_node_add(struct lbd *l, const struct lbd_node_config *nc, char *err, size_t errsize);
-/* Remove a node with no sessions that takes none (drain or disabled first). */
-int lbd_node_remove(struct lbd *l, struct pool_node *n, char *err, size_t errsize);
-struct pool_node *lbd_node_find(struct lbd *l, const char *name);
 /* vrrpd hands the VIP ip over (pgvipctl vrrp resign): for ms, new connections to the
  * listeners on ip are dropped (a socket filter on the listener), so their SYN is retried
  * and reaches the new holder instead of opening a session here that the takeover would
@@ -180,11 +169,6 @@ void lbd_session_gone(struct lbd *l);
  * and count, and on a handle without a socket yet it defers its options so ours were
  * lost (node connections probed every 1 s x 10 instead). */
 void lbd_tune_socket(struct lbd *l, uv_tcp_t *t);
-/* Feed one health observation (a check, or a failed connect) into a node's rise/fall
- * state; draining marks an explicit "not ready" answer (HTTP 503). */
-void lbd_node_result(struct lbd *l, struct pool_node *n, bool ok, bool draining,
-                     const char *reason);
-
 /* session.c */
 void session_accept(struct lbd_listener *ls);
 /* Take over a connection accepted outside libuv (the quiesce drains a listener). */

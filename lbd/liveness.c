@@ -117,7 +117,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             continue; /* answer is on its way; one answer covers several pings */
         struct lbd *l = c->lbd;
         int n = snprintf(c->reply, sizeof(c->reply), "lbd ok up=%zu draining=%d\n",
-                         pool_count_eligible(&l->pool), l->draining ? 1 : 0);
+                         pool_count_eligible(&l->nodes.pool), l->draining ? 1 : 0);
         uv_buf_t b = uv_buf_init(c->reply, (unsigned)n);
         c->wreq.data = c;
         if (uv_write(&c->wreq, s, &b, 1, on_written) == 0)
@@ -185,7 +185,7 @@ int liveness_push(struct lbd *l)
         if (w == NULL)
             continue;
         int len = snprintf(w->text, sizeof(w->text), "lbd ok up=%zu draining=%d\n",
-                           pool_count_eligible(&l->pool), l->draining ? 1 : 0);
+                           pool_count_eligible(&l->nodes.pool), l->draining ? 1 : 0);
         uv_buf_t b = uv_buf_init(w->text, (unsigned)len);
         if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, pushed) == 0)
             n++;

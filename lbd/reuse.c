@@ -61,9 +61,7 @@ static void on_handle_closed(uv_handle_t *h)
     struct lbd_parked *p = h->data;
     if (--p->handles > 0)
         return;
-    struct lbd *l = p->lbd;
-    p->node->refs--;
-    lbd_node_release(l, p->node);
+    node_unref(p->node);
     free(p->startup);
     free(p->params);
     free(p);
@@ -171,7 +169,7 @@ int reuse_park(struct lbd *l, struct pool_node *n, int fd, uint8_t *startup, uin
     }
     p->lbd = l;
     p->node = n;
-    n->refs++;
+    node_ref(n);
     p->startup = startup;
     p->startup_len = startup_len;
     p->params = params;

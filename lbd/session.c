@@ -52,8 +52,7 @@ void session_free(struct session *s)
     free(s->startup);
     free(s->params);
     if (s->node) {
-        s->node->refs--;
-        lbd_node_release(l, s->node);
+        node_unref(s->node);
     }
     free(s);
 }

@@ -145,7 +145,7 @@ static void on_server_closed_retry(uv_handle_t *h);
 static void retry_elsewhere(struct session *s, const char *health_reason)
 {
     if (health_reason)
-        lbd_node_result(s->lbd, s->node, false, false, health_reason);
+        node_result(&s->lbd->nodes, s->node, false, false, health_reason);
     free(s->reply);
     s->reply = NULL;
     s->reply_len = 0;
@@ -263,8 +263,8 @@ static bool reuse_no_tls(struct lbd *l)
     size_t eligible = 0;
     if (!l->cfg.reuse_max_idle)
         return false;
-    for (size_t i = 0; i < l->pool.n; i++) {
-        const struct pool_node *n = l->pool.nodes[i];
+    for (size_t i = 0; i < l->nodes.pool.n; i++) {
+        const struct pool_node *n = l->nodes.pool.nodes[i];
         if (!pool_node_eligible(n))
             continue;
         if (n->tls_no_ms == 0 || now - n->tls_no_ms > TLS_NO_FRESH_MS)
@@ -528,7 +528,7 @@ void session_connect_failed(struct session *s, int status)
     log_emit(LOG_WARN, "session_connect_failed", "client=%s node=%s attempt=%u error=\"%s\"",
              s->client_addr, n->name, s->attempts, uv_strerror(status));
     session_node_unuse(s);
-    lbd_node_result(l, n, false, false, reason);
+    node_result(&l->nodes, n, false, false, reason);
     uv_timer_stop(&s->timer);
     s->srv = SRV_CLOSING;
     uv_close((uv_handle_t *)&s->server, on_server_closed_retry);
@@ -588,7 +588,7 @@ static void adopt_parked(struct session *s, struct reuse_grant *g)
 void session_connect_node(struct session *s)
 {
     struct lbd *l = s->lbd;
-    int idx = pool_pick(&l->pool, s->tried, lbd_random(l));
+    int idx = pool_pick(&l->nodes.pool, s->tried, lbd_random(l));
     if (idx < 0) {
         if (s->attempts == 0) {
             l->stats.refused_no_node++;
@@ -601,15 +601,14 @@ void session_connect_node(struct session *s)
         }
         return;
     }
-    struct pool_node *n = l->pool.nodes[idx];
+    struct pool_node *n = l->nodes.pool.nodes[idx];
     s->tried |= 1ULL << idx;
     s->attempts++;
     if (s->node) {
-        s->node->refs--;
-        lbd_node_release(l, s->node);
+        node_unref(s->node);
     }
     s->node = n;
-    n->refs++;
+    node_ref(n);
     n->active++;
     s->node_active = true;
     session_set_state(s, SS_CONNECTING);
