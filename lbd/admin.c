@@ -5,6 +5,8 @@
  *   GET /status   JSON: the proxy, its counters, every node, this instance's vrrpd (from
  *                 its state file, marked dead when stale) and a per-second history */
 #include "lbd.h"
+#include "liveness.h"
+#include "admin.h"
 
 #include "httpd.h"
 #include "log.h"

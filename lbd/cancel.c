@@ -18,6 +18,8 @@
  * node's side and lbd's ephemeral ports are not used up; one that the node leaves open
  * is reset, never closed with a FIN. */
 #include "lbd.h"
+#include "session.h"
+#include "cancel.h"
 
 #include "bytes.h"
 

@@ -9,6 +9,7 @@
  *
  * Results go through node_result() (node.h) (rise/fall damping in health.c). */
 #include "lbd.h"
+#include "check.h"
 
 #include "log.h"
 #include "parse.h"

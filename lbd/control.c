@@ -14,6 +14,8 @@
  * until the next reload or restart for what the file says otherwise (nodes, their
  * weights); admin states last until a restart. */
 #include "lbd.h"
+#include "session.h"
+#include "control.h"
 
 #include "bytes.h"
 

@@ -2,6 +2,13 @@
  * does not hold yet), node states, SIGHUP reload without dropping sessions, SIGTERM
  * drain, and the small shared helpers (buffers, clock, random). */
 #include "lbd.h"
+#include "session.h"
+#include "reuse.h"
+#include "check.h"
+#include "vipwatch.h"
+#include "liveness.h"
+#include "control.h"
+#include "admin.h"
 
 #include "log.h"
 #include "parse.h"
@@ -19,10 +26,6 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
-
-int liveness_start(struct lbd *l);
-void liveness_stop(struct lbd *l);
-int liveness_push(struct lbd *l);
 
 uint64_t lbd_wall_ms(void)
 {
@@ -358,7 +361,7 @@ static void listeners_quiesce(struct lbd *l)
     }
 }
 
-/* A VIP's listener paused for a handover (lbd_quiesce_address): its quiesce twin
+/* A VIP's listener paused for a handover (quiesce_address): its quiesce twin
  * listens, with the drop-all filter root attached at start, and the listener itself stops
  * listening (shutdown(SHUT_RD) of a listening socket; its bound port stays, so listen()
  * resumes it), held on a descriptor of its own while libuv lets go of its handle. Nothing
@@ -407,7 +410,7 @@ static void on_paused_closed(uv_handle_t *h)
         quiet_resume(ls->lbd, ls); /* the quiet ended before libuv let go */
 }
 
-void lbd_quiesce_address(struct lbd *l, const struct sockaddr_storage *ip, uint64_t ms)
+static void quiesce_address(struct lbd *l, const struct sockaddr_storage *ip, uint64_t ms)
 {
     for (struct lbd_listener *ls = l->listeners; ls; ls = ls->next) {
         uv_os_fd_t fd;
@@ -503,7 +506,7 @@ static void finish(struct lbd *l)
     uv_close((uv_handle_t *)&l->sig_hup, NULL);
 }
 
-void lbd_session_gone(struct lbd *l)
+static void sessions_gone(struct lbd *l)
 {
     /* During the handover window the listeners still accept: not done yet. */
     if (l->draining && l->n_sessions == 0 && l->listeners == NULL && l->n_quiesced == 0 &&
@@ -516,7 +519,7 @@ static void on_drain_timeout(uv_timer_t *t)
     struct lbd *l = t->data;
     log_emit(LOG_WARN, "drain_timeout", "sessions=%u", l->n_sessions);
     session_close_all(l, "shutdown");
-    lbd_session_gone(l);
+    sessions_gone(l);
 }
 
 static void drain_sessions(struct lbd *l)
@@ -826,6 +829,8 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
     l->started_ms = l->config_loaded_ms = lbd_wall_ms();
     if (keymap_init(&l->keys) != 0)
         return -ENOMEM;
+    l->on_sessions_gone = sessions_gone;
+    l->on_quiesce = quiesce_address;
     nodes_configure(l);
     l->nodes.pool.balance = (enum pool_balance)cfg->balance;
     for (size_t i = 0; i < cfg->n_nodes; i++) {

@@ -139,6 +139,14 @@ struct lbd {
     uint64_t peer_ctl_taken, peer_ctl_refused, peer_ctl_sent, peer_ctl_failed;
     struct log_limit lim_peer_ctl;
     uint32_t accepted_this_turn;
+    /* Hooks lbd.c registers, so that the modules below it call nothing in lbd.c: */
+    /* The last session ended while draining (session.c). */
+    void (*on_sessions_gone)(struct lbd *l);
+    /* vrrpd hands the VIP ip over (pgvipctl vrrp resign; liveness.c): for ms, new
+     * connections to the listeners on ip are dropped (a socket filter on the listener),
+     * so their SYN is retried and reaches the new holder instead of opening a session
+     * here that the takeover would cut. Open sessions are not touched. */
+    void (*on_quiesce)(struct lbd *l, const struct sockaddr_storage *ip, uint64_t ms);
 };
 
 /* Descriptors lbd may still open (estimated from what it holds: 2 a session, 4 a spliced
@@ -157,107 +165,9 @@ uint32_t lbd_secret_key(void);
 uint64_t lbd_random(struct lbd *l);
 void *lbd_buf_get(struct lbd *l);
 void lbd_buf_put(struct lbd *l, void *buf);
-/* vrrpd hands the VIP ip over (pgvipctl vrrp resign): for ms, new connections to the
- * listeners on ip are dropped (a socket filter on the listener), so their SYN is retried
- * and reaches the new holder instead of opening a session here that the takeover would
- * cut. Open sessions are not touched. */
-void lbd_quiesce_address(struct lbd *l, const struct sockaddr_storage *ip, uint64_t ms);
-/* Called by session.c when the last session ends while draining. */
-void lbd_session_gone(struct lbd *l);
 /* TCP_NODELAY and keepalive on a socket that exists (idle = keepalive, then 3 probes
  * at most 10 s apart), set directly: libuv's uv_tcp_keepalive() sets its own interval
  * and count, and on a handle without a socket yet it defers its options so ours were
  * lost (node connections probed every 1 s x 10 instead). */
 void lbd_tune_socket(struct lbd *l, uv_tcp_t *t);
-/* session.c */
-void session_accept(struct lbd_listener *ls);
-/* Take over a connection accepted outside libuv (the quiesce drains a listener). */
-void session_adopt(struct lbd *l, int fd);
-void session_close_all(struct lbd *l, const char *reason);
-void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason);
-/* Close the sessions whose client connected to ip (AF_INET: 4 bytes, AF_INET6: 16, in
- * network order); returns how many. */
-size_t session_close_on_addr(struct lbd *l, int af, const void *ip);
-/* A node starts to drain: its sessions idle now are closed (the rest at their next idle
- * moment, pool.on_node_drain). */
-void session_drain_node(struct lbd *l, struct pool_node *n);
-/* pool.drain_deadline passed: the node's sessions still open are ended. */
-void session_drain_deadline(struct lbd *l, struct pool_node *n);
-/* A client session as the control socket lists it. */
-struct session_view {
-    uint64_t id;
-    const char *client, *user, *database, *app;
-    char vip[46];
-    const struct pool_node *node; /* NULL before one is chosen */
-    const char *state;            /* startup, idle, idle in transaction, idle in failed transaction,
-                                     active, encrypted */
-    uint64_t age_ms, bytes_in, bytes_out;
-    uint32_t backend_pid; /* as the client knows it (BackendKeyData); 0: none yet */
-    bool kill_pending;    /* killed at idle, not idle yet */
-};
-void session_each(struct lbd *l, void (*fn)(void *ctx, const struct session_view *v), void *ctx);
-/* End session id now (57P01; its transaction rolls back) or at its next idle moment.
- * 0, or -ENOENT when no such client session is open. */
-int session_kill(struct lbd *l, uint64_t id, bool now);
-/* The same for every client session on n; returns how many. */
-size_t session_kill_node(struct lbd *l, struct pool_node *n, bool now);
-/* The node of the session that received BackendKeyData (pid, key), or NULL; node_key
- * gets the key to send that node (the node's own, when lbd gave the client another). */
-struct pool_node *session_node_for_key(struct lbd *l, uint32_t pid, uint32_t key,
-                                       uint32_t *node_key);
-
-/* cancel.c */
-/* A CancelRequest from a client (src: its guard_source_key) or, from_peer, one the peer
- * lbd forwarded. Bounded by lbd.limits (guard.h); never forwarded twice. */
-void cancel_route(struct lbd *l, uint32_t pid, const uint8_t *key, size_t key_len, bool from_peer,
-                  const uint8_t *src, const char *client);
-
-/* reuse.c: node connections kept for the next client with the same StartupMessage */
-struct reuse_grant {
-    int fd;          /* the node connection, now the caller's */
-    uint8_t *params; /* the node's ParameterStatus messages, now the caller's */
-    uint32_t params_len;
-    uint32_t pid, key; /* the node's BackendKeyData */
-};
-/* May a connection to n be parked now (reuse on, node up, below pool.reuse.max_idle)? */
-bool reuse_can_park(const struct lbd *l, const struct pool_node *n);
-/* Park the node connection fd (a descriptor of its own) opened with startup; takes
- * fd, startup and params in every case. Returns 0 or a negative errno. */
-int reuse_park(struct lbd *l, struct pool_node *n, int fd, uint8_t *startup, uint32_t startup_len,
-               uint8_t *params, uint32_t params_len, uint32_t pid, uint32_t key);
-/* A reset, idle connection to n opened with this StartupMessage: 0 and g filled, or
- * -ENOENT. */
-int reuse_take(struct lbd *l, struct pool_node *n, const uint8_t *startup, uint32_t len,
-               struct reuse_grant *g);
-/* Close the parked connections to n (NULL: all). */
-void reuse_close_node(struct lbd *l, struct pool_node *n, const char *why);
-
-/* check.c */
-int check_start(struct lbd *l, struct pool_node *n);
-void check_stop(struct lbd *l, struct pool_node *n);
-
-/* vipwatch.c: addresses leaving this host (a VIP moved to the peer) */
-int vipwatch_start(struct lbd *l);
-void vipwatch_stop(struct lbd *l);
-
-/* liveness.c */
-size_t liveness_watchers(struct lbd *l);
-
-/* control.c */
-int control_start(struct lbd *l);
-void control_stop(struct lbd *l);
-/* The pair's key from lbd.peer.key_file: 0, or -errno with err saying why. */
-int control_read_key(const char *path, uint8_t *key, size_t *len, char *err, size_t errsize);
-/* A node command the peer lbd signed (the body of a PGWIRE_CODE_PEER_CONTROL packet):
- * checked, run, and answered into ans (a status byte '0' ok / '1' error, then the text);
- * returns the answer's length. */
-size_t control_peer_request(struct lbd *l, const uint8_t *body, size_t len, uint8_t *ans,
-                            size_t size);
-
-/* admin.c */
-int admin_start(struct lbd *l);
-void admin_stop(struct lbd *l);
-void admin_render_metrics(struct lbd *l, struct metrics_buf *m);
-void admin_render_status(struct lbd *l, struct metrics_buf *m);
-
 #endif

@@ -9,6 +9,7 @@
  * hears it writes "advert VRID WALL_MS\n", so the status page's "last advert" is its age
  * when the page asks. Neither is answered. */
 #include "lbd.h"
+#include "liveness.h"
 
 #include "fault.h"
 #include "listener.h"
@@ -108,9 +109,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         if (sscanf(cmd, "quiesce %47s %llu", addr, &ms) == 2) {
             /* vrrpd resigns a group: new connections to its VIPs wait for the new holder
-             * (lbd_quiesce_address). Not a ping: no answer. */
+             * (lbd.h: on_quiesce). Not a ping: no answer. */
             if (parse_ip(addr, &ip) == 0 && ms <= 60000)
-                lbd_quiesce_address(c->lbd, &ip, ms);
+                c->lbd->on_quiesce(c->lbd, &ip, ms);
             continue;
         }
         if (c->writing)

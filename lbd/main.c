@@ -1,6 +1,7 @@
 /* main.c -- lbd: the PostgreSQL-wire load-balancing proxy of the pair.
  * Usage: lbd -c FILE [--check]. See README.md. */
 #include "lbd.h"
+#include "control.h"
 
 #include "cli.h"
 #include "log.h"

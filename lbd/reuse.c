@@ -25,6 +25,7 @@
  * Neighbours: session.c parks and takes connections; lbd.c closes them when a node goes
  * down, drains or is removed, on reload and at shutdown. */
 #include "lbd.h"
+#include "reuse.h"
 
 #include "log.h"
 

@@ -9,6 +9,8 @@
  * routes CancelRequests, reuse.c keeps node connections, lbd.c owns the listeners and
  * the node states. */
 #include "session_int.h"
+#include "session.h"
+#include "reuse.h"
 
 #include "fault.h"
 #include "listener.h"
@@ -187,7 +189,7 @@ void session_end(struct session *s, const char *reason)
         uv_close((uv_handle_t *)&s->server, on_closed);
     }
     if (l->draining && l->n_sessions == 0)
-        lbd_session_gone(l);
+        l->on_sessions_gone(l);
 }
 
 void session_close_all(struct lbd *l, const char *reason)

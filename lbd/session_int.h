@@ -6,7 +6,7 @@
 #ifndef LBD_SESSION_INT_H
 #define LBD_SESSION_INT_H
 
-#include "lbd.h"
+#include "session.h"
 
 #include "parse.h"
 #include "relay.h"

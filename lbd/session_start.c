@@ -5,6 +5,9 @@
  * answer to the startup judged. session.c owns the session's life and its relay.
  */
 #include "session_int.h"
+#include "cancel.h"
+#include "reuse.h"
+#include "control.h"
 
 #include "log.h"
 

@@ -10,6 +10,8 @@
  * before: nothing can be sent from an address this host no longer has.)
  * Off with lbd.close_on_vip_loss: false (reloadable). */
 #include "lbd.h"
+#include "session.h"
+#include "vipwatch.h"
 
 #include "log.h"
 

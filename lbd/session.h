@@ -1,0 +1,44 @@
+/* session.h -- client sessions: accepted, relayed, listed, killed, drained and ended (session.c,
+ * session_start.c; relays: relay.h). */
+#ifndef LBD_SESSION_H
+#define LBD_SESSION_H
+
+#include "lbd.h"
+
+void session_accept(struct lbd_listener *ls);
+/* Take over a connection accepted outside libuv (the quiesce drains a listener). */
+void session_adopt(struct lbd *l, int fd);
+void session_close_all(struct lbd *l, const char *reason);
+void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason);
+/* Close the sessions whose client connected to ip (AF_INET: 4 bytes, AF_INET6: 16, in
+ * network order); returns how many. */
+size_t session_close_on_addr(struct lbd *l, int af, const void *ip);
+/* A node starts to drain: its sessions idle now are closed (the rest at their next idle
+ * moment, pool.on_node_drain). */
+void session_drain_node(struct lbd *l, struct pool_node *n);
+/* pool.drain_deadline passed: the node's sessions still open are ended. */
+void session_drain_deadline(struct lbd *l, struct pool_node *n);
+/* A client session as the control socket lists it. */
+struct session_view {
+    uint64_t id;
+    const char *client, *user, *database, *app;
+    char vip[46];
+    const struct pool_node *node; /* NULL before one is chosen */
+    const char *state;            /* startup, idle, idle in transaction, idle in failed transaction,
+                                     active, encrypted */
+    uint64_t age_ms, bytes_in, bytes_out;
+    uint32_t backend_pid; /* as the client knows it (BackendKeyData); 0: none yet */
+    bool kill_pending;    /* killed at idle, not idle yet */
+};
+void session_each(struct lbd *l, void (*fn)(void *ctx, const struct session_view *v), void *ctx);
+/* End session id now (57P01; its transaction rolls back) or at its next idle moment.
+ * 0, or -ENOENT when no such client session is open. */
+int session_kill(struct lbd *l, uint64_t id, bool now);
+/* The same for every client session on n; returns how many. */
+size_t session_kill_node(struct lbd *l, struct pool_node *n, bool now);
+/* The node of the session that received BackendKeyData (pid, key), or NULL; node_key
+ * gets the key to send that node (the node's own, when lbd gave the client another). */
+struct pool_node *session_node_for_key(struct lbd *l, uint32_t pid, uint32_t key,
+                                       uint32_t *node_key);
+
+#endif
