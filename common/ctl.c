@@ -1,5 +1,6 @@
 /* ctl.c -- see ctl.h. */
 #include "ctl.h"
+#include "list.h"
 
 #include "fault.h"
 #include "listener.h"
@@ -43,12 +44,7 @@ static void conn_close(struct ctl_conn *k)
     if (uv_is_closing((uv_handle_t *)&k->pipe))
         return;
     struct ctl *c = k->c;
-    if (k->prev)
-        k->prev->next = k->next;
-    else
-        c->conns = k->next;
-    if (k->next)
-        k->next->prev = k->prev;
+    LIST_UNLINK(c->conns, k);
     c->n_conns--;
     uv_close((uv_handle_t *)&k->pipe, conn_closed);
     uv_close((uv_handle_t *)&k->timer, conn_closed);
@@ -255,10 +251,7 @@ static void on_connection(uv_stream_t *server, int status)
     uv_pipe_init(c->loop, &k->pipe, 0);
     uv_timer_init(c->loop, &k->timer);
     k->handles = 2;
-    k->next = c->conns;
-    if (c->conns)
-        c->conns->prev = k;
-    c->conns = k;
+    LIST_PUSH(c->conns, k);
     c->n_conns++;
     if (uv_accept(server, (uv_stream_t *)&k->pipe) != 0) {
         conn_close(k);

@@ -1,5 +1,6 @@
 /* httpd.c -- see httpd.h. */
 #include "httpd.h"
+#include "list.h"
 
 #include "fault.h"
 #include "listener.h"
@@ -38,12 +39,7 @@ static void conn_close(struct httpd_conn *c)
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
     struct httpd *h = c->h;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        h->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    LIST_UNLINK(h->conns, c);
     h->n_conns--;
     uv_close((uv_handle_t *)&c->tcp, conn_closed);
     uv_close((uv_handle_t *)&c->timer, conn_closed);
@@ -209,10 +205,7 @@ static void on_connection(uv_stream_t *server, int status)
     uv_tcp_init(h->loop, &c->tcp);
     uv_timer_init(h->loop, &c->timer);
     c->handles = 2;
-    c->next = h->conns;
-    if (h->conns)
-        h->conns->prev = c;
-    h->conns = c;
+    LIST_PUSH(h->conns, c);
     h->n_conns++;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);

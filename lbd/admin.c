@@ -273,7 +273,7 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
     const struct lbd_stats *st = &l->stats;
     metrics_printf(m, "{\"daemon\":\"lbd\",\"instance\":");
     metrics_json_str(m, l->cfg.instance);
-    uint64_t now_ms = lbd_wall_ms();
+    uint64_t now_ms = clock_wall_ms();
     metrics_printf(m, ",\"now\":\"%s\",\"now_ms\":%llu", log_format_ts(now_ms, ts, sizeof(ts)),
                    (unsigned long long)now_ms);
     metrics_printf(m, ",\"started\":\"%s\"", log_format_ts(l->started_ms, ts, sizeof(ts)));
@@ -394,7 +394,7 @@ static void render_vrrpd(struct lbd *l, struct metrics_buf *m)
             text[len] = '\0';
             long long updated = json_number_after(text, "\"updated_ms\":");
             long long pid = json_number_after(text, "\"pid\":");
-            age = updated > 0 ? (long long)lbd_wall_ms() - updated : -1;
+            age = updated > 0 ? (long long)clock_wall_ms() - updated : -1;
             if (strstr(text, "\"running\":false"))
                 snprintf(why, sizeof(why), "vrrpd stopped");
             else if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH)

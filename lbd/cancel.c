@@ -87,7 +87,7 @@ static void fwd_finish(struct cancel_fwd *f, int status)
     if (status < 0 && !(f->written && (status == UV_EOF || status == UV_ETIMEDOUT))) {
         unsigned long long held;
         l->stats.cancel_failed++;
-        if (log_limit_pass(&l->lim_cancel, lbd_wall_ms(), &held))
+        if (log_limit_pass(&l->lim_cancel, clock_wall_ms(), &held))
             log_emit(LOG_WARN, "cancel_failed", "pid=%u target=%s error=\"%s\" held_back=%llu",
                      f->pid, f->target, uv_strerror(status), held);
         if (f->to_peer) {
@@ -197,7 +197,7 @@ static bool room_for(struct lbd *l, uint32_t n, bool admitted)
 static void log_dropped(struct lbd *l, const char *client, uint32_t pid, const char *why)
 {
     unsigned long long held;
-    if (log_limit_pass(&l->lim_cancel, lbd_wall_ms(), &held))
+    if (log_limit_pass(&l->lim_cancel, clock_wall_ms(), &held))
         log_emit(LOG_WARN, "cancel", "client=%s pid=%u outcome=dropped reason=%s held_back=%llu",
                  client, pid, why, held);
 }

@@ -72,7 +72,7 @@ static void probe_closed(uv_handle_t *h)
         unsigned long long held;
         c->local = false;
         l->stats.checks_skipped_local++;
-        if (log_limit_pass(&l->lim_check, lbd_wall_ms(), &held))
+        if (log_limit_pass(&l->lim_check, clock_wall_ms(), &held))
             log_emit(LOG_WARN, "check_skipped",
                      "node=%s error=\"%s\" held_back=%llu "
                      "detail=\"lbd's own limit, not the node's\"",
@@ -80,7 +80,7 @@ static void probe_closed(uv_handle_t *h)
         schedule(c, l->cfg.check_interval_ms);
         return;
     }
-    n->last_check_ms = lbd_wall_ms();
+    n->last_check_ms = clock_wall_ms();
     n->last_check_latency_us = (uv_hrtime() - c->t0_ns) / 1000;
     snprintf(n->last_check, sizeof(n->last_check), "%s", c->reason);
     if (!c->ok)

@@ -292,7 +292,7 @@ static int status_line(struct lbd *l, bool json, struct metrics_buf *out)
         ctl_table_numeric(&t, i);
     ctl_table_cell(&t, "%s", l->cfg.instance);
     ctl_table_cell(&t, "%s", PGVIP_VERSION);
-    ctl_table_cell(&t, "%llu", (unsigned long long)((lbd_wall_ms() - l->started_ms) / 1000));
+    ctl_table_cell(&t, "%llu", (unsigned long long)((clock_wall_ms() - l->started_ms) / 1000));
     ctl_table_cell(&t, "%u", l->n_sessions);
     ctl_table_cell(&t, "%u", l->cfg.maxconn);
     ctl_table_cell(&t, "%zu", l->nodes.pool.n);
@@ -473,7 +473,7 @@ static size_t peer_refuse(struct lbd *l, uint8_t *ans, size_t size, const char *
     unsigned long long held;
     char msg[200];
     l->peer_ctl_refused++;
-    if (log_limit_pass(&l->lim_peer_ctl, lbd_wall_ms(), &held))
+    if (log_limit_pass(&l->lim_peer_ctl, clock_wall_ms(), &held))
         log_emit(LOG_WARN, "peer_control_refused", "reason=\"%s\" held_back=%llu", why, held);
     int n =
         snprintf(msg, sizeof(msg), "%s: refused the peer's command: %s\n", l->cfg.instance, why);
@@ -495,7 +495,7 @@ size_t control_peer_request(struct lbd *l, const uint8_t *body, size_t len, uint
     peer_mac(l, head, text, tlen, mac);
     if (ct_memcmp(mac, body + (PEER_MAC_AT - 8), SHA256_LEN) != 0)
         return peer_refuse(l, ans, size, "bad signature (not the same lbd.peer.key_file?)");
-    uint64_t ts = be64_get(head + 2), now = lbd_wall_ms();
+    uint64_t ts = be64_get(head + 2), now = clock_wall_ms();
     if (ts + PEER_SKEW_MS < now || ts > now + PEER_SKEW_MS)
         return peer_refuse(l, ans, size, "its time is more than 30 s from ours (clocks in sync?)");
     const uint8_t *nonce = head + 10;
@@ -675,7 +675,7 @@ static int peer_send(struct lbd *l, struct ctl_conn *req, const char *by, int ar
     }
     head[0] = PEER_VERSION;
     head[1] = json;
-    be64_put(head + 2, lbd_wall_ms());
+    be64_put(head + 2, clock_wall_ms());
     if (getrandom(head + 10, 16, 0) != 16) {
         free(op);
         say(l, out, json, "error", "the peer lbd (%s) was not told: no random bytes", peer);

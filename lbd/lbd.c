@@ -27,13 +27,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-uint64_t lbd_wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-}
-
 uint64_t lbd_random(struct lbd *l)
 {
     /* xorshift64*: enough for spreading load, seeded at start. */
@@ -201,7 +194,7 @@ static void on_connection(uv_stream_t *server, int status)
          * when out of them: EMFILE/ENFILE.) */
         unsigned long long held;
         l->stats.accept_failed++;
-        if (log_limit_pass(&l->lim_accept, lbd_wall_ms(), &held))
+        if (log_limit_pass(&l->lim_accept, clock_wall_ms(), &held))
             log_emit(LOG_WARN, "accept_failed", "error=\"%s\" held_back=%llu", uv_strerror(status),
                      held);
         return;
@@ -788,7 +781,7 @@ static void apply_config(struct lbd *l, struct lbd_config *nc)
     log_set_target((enum log_target)l->cfg.log_target);
     log_open_file(l->cfg.log_file);
     reload_succeeded(&l->reload);
-    l->config_loaded_ms = lbd_wall_ms();
+    l->config_loaded_ms = clock_wall_ms();
     log_emit(LOG_INFO, "reload", "nodes=%zu added=%u removed=%u balance=%s", l->nodes.pool.n, added,
              removed, pool_balance_names[l->nodes.pool.balance]);
 }
@@ -826,7 +819,7 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
         l->fd_limit = rl.rlim_cur;
-    l->started_ms = l->config_loaded_ms = lbd_wall_ms();
+    l->started_ms = l->config_loaded_ms = clock_wall_ms();
     if (keymap_init(&l->keys) != 0)
         return -ENOMEM;
     l->on_sessions_gone = sessions_gone;

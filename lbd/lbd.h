@@ -161,7 +161,7 @@ bool lbd_error_is_local(int err);
 /* 32 bits from the kernel's CSPRNG (getrandom), for secret keys a client sees. */
 uint32_t lbd_secret_key(void);
 
-/* lbd.c (lbd_wall_ms: node.h) */
+/* lbd.c (clocks: common/clock.h) */
 uint64_t lbd_random(struct lbd *l);
 void *lbd_buf_get(struct lbd *l);
 void lbd_buf_put(struct lbd *l, void *buf);

@@ -9,6 +9,7 @@
  * hears it writes "advert VRID WALL_MS\n", so the status page's "last advert" is its age
  * when the page asks. Neither is answered. */
 #include "lbd.h"
+#include "list.h"
 #include "liveness.h"
 
 #include "fault.h"
@@ -48,12 +49,7 @@ static void conn_unlist(struct liveness_conn *c)
     struct liveness *lv = c->lbd->liveness;
     if (!c->listed || lv == NULL)
         return;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        lv->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    LIST_UNLINK(lv->conns, c);
     c->listed = false;
 }
 
@@ -153,10 +149,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     struct liveness *lv = l->liveness;
-    c->next = lv->conns;
-    if (lv->conns)
-        lv->conns->prev = c;
-    lv->conns = c;
+    LIST_PUSH(lv->conns, c);
     c->listed = true;
     uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 }

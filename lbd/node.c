@@ -25,7 +25,7 @@ void node_set_state(struct nodes *ns, struct pool_node *n, enum node_state st, c
              "node=%s from=%s to=%s reason=%s sessions=%u", n->name, node_state_name(n->state),
              node_state_name(st), log_quote(r, sizeof(r), reason), n->active);
     n->state = st;
-    n->state_since_ms = lbd_wall_ms();
+    n->state_since_ms = clock_wall_ms();
     n->state_changes++;
     ns->on_state(ns->ctx, n);
 }
@@ -66,7 +66,7 @@ void node_drain_check(struct nodes *ns, struct pool_node *n)
     uint64_t since = n->state == NODE_DRAINING ? n->state_since_ms : UINT64_MAX;
     if (n->admin == NODE_ADMIN_DRAIN && n->admin_since_ms < since)
         since = n->admin_since_ms;
-    if (lbd_wall_ms() - since >= ns->drain_deadline_ms)
+    if (clock_wall_ms() - since >= ns->drain_deadline_ms)
         ns->on_drain_due(ns->ctx, n);
 }
 
@@ -79,7 +79,7 @@ void node_set_admin(struct nodes *ns, struct pool_node *n, enum node_admin a, co
              node_admin_name(n->admin), node_admin_name(a), who, node_state_name(n->state),
              n->active);
     n->admin = a;
-    n->admin_since_ms = lbd_wall_ms();
+    n->admin_since_ms = clock_wall_ms();
     ns->on_admin(ns->ctx, n);
 }
 
@@ -102,7 +102,7 @@ struct pool_node *node_new(const struct nodes *ns, const struct lbd_node_config 
     n->max_sessions = nc->max_sessions;
     n->check_port = (uint16_t)nc->check_port;
     n->state = NODE_UP;
-    n->state_since_ms = lbd_wall_ms();
+    n->state_since_ms = clock_wall_ms();
     health_init(&n->health, ns->rise, ns->fall);
     snprintf(n->last_check, sizeof(n->last_check), "not checked yet");
     n->refs = 1; /* the pool's */

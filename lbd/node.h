@@ -9,6 +9,7 @@
 #ifndef LBD_NODE_H
 #define LBD_NODE_H
 
+#include "clock.h"
 #include "lbd_config.h"
 #include "pool.h"
 
@@ -56,8 +57,5 @@ struct pool_node *node_find(struct nodes *ns, const char *name);
 int node_add(struct nodes *ns, const struct lbd_node_config *nc, char *err, size_t errsize);
 /* Remove a node with no sessions that takes none (drain or disabled first). */
 int node_remove(struct nodes *ns, struct pool_node *n, char *err, size_t errsize);
-
-/* Wall clock, ms (for the nodes' "since" times). */
-uint64_t lbd_wall_ms(void);
 
 #endif

@@ -25,6 +25,7 @@
  * Neighbours: session.c parks and takes connections; lbd.c closes them when a node goes
  * down, drains or is removed, on reload and at shutdown. */
 #include "lbd.h"
+#include "list.h"
 #include "reuse.h"
 
 #include "log.h"
@@ -71,13 +72,7 @@ static void on_handle_closed(uv_handle_t *h)
 static void unlink_parked(struct lbd_parked *p)
 {
     struct lbd *l = p->lbd;
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        l->parked = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
-    p->prev = p->next = NULL;
+    LIST_UNLINK(l->parked, p);
     p->node->parked--;
     l->n_parked--;
 }
@@ -178,10 +173,7 @@ int reuse_park(struct lbd *l, struct pool_node *n, int fd, uint8_t *startup, uin
     p->pid = pid;
     p->key = key;
     p->state = PARK_RESETTING;
-    p->next = l->parked;
-    if (l->parked)
-        l->parked->prev = p;
-    l->parked = p;
+    LIST_PUSH(l->parked, p);
     n->parked++;
     l->n_parked++;
     l->stats.reuse_parked++;

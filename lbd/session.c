@@ -9,6 +9,7 @@
  * routes CancelRequests, reuse.c keeps node connections, lbd.c owns the listeners and
  * the node states. */
 #include "session_int.h"
+#include "list.h"
 #include "session.h"
 #include "reuse.h"
 
@@ -175,12 +176,7 @@ void session_end(struct session *s, const char *reason)
     session_startup_over(s);
     keymap_remove(&l->keys, &s->key);
     session_node_unuse(s);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        l->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    LIST_UNLINK(l->sessions, s);
     l->n_sessions--;
     uv_close((uv_handle_t *)&s->timer, on_closed);
     uv_close((uv_handle_t *)&s->client, on_closed);
@@ -469,7 +465,7 @@ static void accept_and_close(struct lbd_listener *ls)
     unsigned long long held;
     l->stats.accept_failed++;
     listener_drop_pending((uv_stream_t *)&ls->tcp);
-    if (log_limit_pass(&l->lim_accept, lbd_wall_ms(), &held))
+    if (log_limit_pass(&l->lim_accept, clock_wall_ms(), &held))
         log_emit(LOG_WARN, "accept_failed", "error=\"out of memory for a session\" held_back=%llu",
                  held);
 }
@@ -512,7 +508,7 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
     s->handles_open++;
     s->from_peer = from_peer;
     s->t_accept_ns = uv_hrtime();
-    s->start_wall_ms = lbd_wall_ms();
+    s->start_wall_ms = clock_wall_ms();
     s->end_reason = "client_closed";
     s->kind = PGWIRE_FIRST_INCOMPLETE;
     struct sockaddr_storage peer;
@@ -542,10 +538,7 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
                 memcpy(s->local_ip6, &((struct sockaddr_in6 *)&local)->sin6_addr, 16);
         }
     }
-    s->next = l->sessions;
-    if (l->sessions)
-        l->sessions->prev = s;
-    l->sessions = s;
+    LIST_PUSH(l->sessions, s);
     l->n_sessions++;
     l->stats.sessions_total++;
     s->id = l->stats.sessions_total;
@@ -564,7 +557,7 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
         struct linger lg = {1, 0};
         uv_os_fd_t fd;
         l->stats.cancel_peer_refused++;
-        if (log_limit_pass(&l->lim_peer, lbd_wall_ms(), &held))
+        if (log_limit_pass(&l->lim_peer, clock_wall_ms(), &held))
             log_emit(LOG_WARN, "peer_refused",
                      "client=%s held_back=%llu detail=\"the peer "
                      "listener takes connections from lbd.peer.address only\"",
@@ -590,7 +583,7 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
             l->stats.refused_source_busy++;
         else
             l->stats.refused_local++;
-        if (log_limit_pass(busy ? &l->lim_busy : &l->lim_local, lbd_wall_ms(), &held))
+        if (log_limit_pass(busy ? &l->lim_busy : &l->lim_local, clock_wall_ms(), &held))
             log_emit(LOG_WARN, busy ? "source_busy" : "local_exhaustion",
                      "client=%s held_back=%llu detail=%s", s->client_addr, held,
                      busy ? "\"limits.startup_per_source connections from this address have "
@@ -934,7 +927,7 @@ static const char *session_view_state(const struct session *s)
 
 void session_each(struct lbd *l, void (*fn)(void *ctx, const struct session_view *v), void *ctx)
 {
-    uint64_t now = lbd_wall_ms();
+    uint64_t now = clock_wall_ms();
     static const uint8_t none6[16];
     for (struct session *s = l->sessions; s; s = s->next) {
         if (!session_listed(s))

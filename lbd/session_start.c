@@ -506,7 +506,7 @@ static void connect_failed_here(struct session *s, int status)
     struct lbd *l = s->lbd;
     unsigned long long held;
     l->stats.refused_local++;
-    if (log_limit_pass(&l->lim_local, lbd_wall_ms(), &held))
+    if (log_limit_pass(&l->lim_local, clock_wall_ms(), &held))
         log_emit(LOG_WARN, "local_exhaustion",
                  "client=%s node=%s error=\"%s\" held_back=%llu detail=\"lbd's own limit, not "
                  "the node's: the node keeps its state\"",

@@ -36,24 +36,12 @@ const char *const vrrpd_drop_names[] = {
     "count", "interval",  "checksum", "own", "unknown_vrid", "not_peer", "addr_mismatch",
 };
 
-uint64_t vrrpd_now_ms(void)
-{
-    return uv_hrtime() / 1000000;
-}
-
-uint64_t vrrpd_wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-}
-
 static void on_group_timer(uv_timer_t *t);
 static void maybe_finish(struct vrrpd *d);
 
 static void rearm(struct vrrpd_group *g)
 {
-    uint64_t due = vrrp_fsm_next_due(&g->fsm), now = vrrpd_now_ms();
+    uint64_t due = vrrp_fsm_next_due(&g->fsm), now = clock_mono_ms();
     if (due == 0 || g->d->closed)
         uv_timer_stop(&g->timer);
     else
@@ -86,7 +74,7 @@ static void on_peer_gone(void *arg, uint32_t ip, const char *why)
 {
     struct vrrpd *d = arg;
     char ips[16], q[128];
-    uint64_t now = vrrpd_now_ms();
+    uint64_t now = clock_mono_ms();
     log_emit(LOG_WARN, "peer_gone", "peer=%s reason=%s", format_ip4(ip, ips, sizeof(ips)),
              log_quote(q, sizeof(q), why));
     for (size_t i = 0; i < d->n_groups; i++) {
@@ -140,7 +128,7 @@ void vrrpd_apply(struct vrrpd_group *g, const struct vrrp_out *o)
  * once a second per *last_ms. */
 bool vrrpd_once_a_second(uint64_t *last_ms)
 {
-    uint64_t now = vrrpd_now_ms();
+    uint64_t now = clock_mono_ms();
     if (*last_ms && now - *last_ms < 1000)
         return false;
     *last_ms = now;
@@ -190,7 +178,7 @@ static void on_group_timer(uv_timer_t *t)
     if (g->fsm.state == VRRP_BACKUP && g->d->rx_polling)
         vrrpd_rx_drain(g->d);
     bool master = g->fsm.state == VRRP_MASTER;
-    uint64_t due = vrrp_fsm_next_due(&g->fsm), now = vrrpd_now_ms();
+    uint64_t due = vrrp_fsm_next_due(&g->fsm), now = clock_mono_ms();
     report_master_alive(g, now);
     struct vrrp_out o;
     vrrp_fsm_timer(&g->fsm, now, &o);
@@ -261,7 +249,7 @@ static void on_signal(uv_signal_t *h, int signum)
     /* Every group first; only then may maybe_finish() close what they use. */
     for (size_t i = 0; i < d->n_groups; i++) {
         struct vrrp_out o;
-        vrrp_fsm_shutdown(&d->groups[i].fsm, vrrpd_now_ms(), &o);
+        vrrp_fsm_shutdown(&d->groups[i].fsm, clock_mono_ms(), &o);
         vrrpd_apply(&d->groups[i], &o);
     }
     d->stopping = true;
@@ -344,7 +332,7 @@ static void start_groups(struct vrrpd *d)
         uv_timer_init(d->loop, &g->garp_timer);
         g->timer.data = g->garp_timer.data = g;
         struct vrrp_out o;
-        vrrp_fsm_start(&g->fsm, vrrpd_now_ms(), fault, &o);
+        vrrp_fsm_start(&g->fsm, clock_mono_ms(), fault, &o);
         if (fault && cfg->track_lbd[0] && !(cfg->track_link && !d->link_up))
             snprintf(o.reason, sizeof(o.reason), "start-up: waiting for the tracked lbd");
         vrrpd_apply(g, &o);
@@ -357,7 +345,7 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path, const struct
     d->loop = loop;
     snprintf(d->config_path, sizeof(d->config_path), "%s", path);
     d->cfg = *cfg;
-    d->started_wall_ms = vrrpd_wall_ms();
+    d->started_wall_ms = clock_wall_ms();
     d->rx_fd = d->tx_fd = d->transitions_fd = -1;
     d->garp.fd = -1;
     snprintf(d->lbd_why, sizeof(d->lbd_why), "waiting for the tracked lbd");

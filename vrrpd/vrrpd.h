@@ -4,6 +4,7 @@
 #define VRRPD_VRRPD_H
 
 #include "garp.h"
+#include "clock.h"
 #include "ctl.h"
 #include "httpd.h"
 #include "metrics.h"
@@ -100,13 +101,11 @@ int vrrpd_control_start(struct vrrpd *d);
 void vrrpd_control_stop(struct vrrpd *d);
 /* vrrpd_reload.c: SIGHUP (reload the file, apply what can change live). */
 void vrrpd_reload(struct vrrpd *d);
-/* vrrpd.c, for vrrpd_status.c and vrrpd_reload.c: monotonic and wall clocks in ms; a
- * group's VIPs as "a.b.c.d,e.f.g.h"; carry out what a group's state machine asked for;
- * recompute the groups' priorities and faults from the tracked objects (what: why, for
- * the log); whether every VIP of groups lies in one of ifname's subnets (0, or
- * nonzero with the reason in err). */
-uint64_t vrrpd_now_ms(void);
-uint64_t vrrpd_wall_ms(void);
+/* For vrrpd_status.c and vrrpd_reload.c (clocks: common/clock.h): a group's VIPs as
+ * "a.b.c.d,e.f.g.h" (vrrpd_vips.c); carry out what a group's state machine asked for
+ * (vrrpd.c); recompute the groups' priorities and faults from the tracked objects (what:
+ * why, for the log; vrrpd_tracking.c); whether every VIP of groups lies in one of
+ * ifname's subnets (0, or nonzero with the reason in err; vrrpd_vips.c). */
 void vrrpd_vip_list(const struct vrrpd_group *g, char *buf, size_t size);
 struct vrrp_out;
 void vrrpd_apply(struct vrrpd_group *g, const struct vrrp_out *o);

@@ -53,7 +53,7 @@ static int show(struct vrrpd *d, bool json, struct metrics_buf *out)
     ctl_table_numeric(&t, 2);
     ctl_table_numeric(&t, 3);
     ctl_table_numeric(&t, 7);
-    uint64_t now = vrrpd_now_ms(), best = best_priority(d);
+    uint64_t now = clock_mono_ms(), best = best_priority(d);
     for (size_t i = 0; i < d->n_groups; i++) {
         const struct vrrpd_group *g = &d->groups[i];
         char ip[16], vips[512];
@@ -129,7 +129,7 @@ static void resign(struct vrrpd_group *g, const char *why)
 {
     struct vrrp_out o;
     quiesce_vips(g);
-    vrrp_fsm_resign(&g->fsm, vrrpd_now_ms(), why, &o);
+    vrrp_fsm_resign(&g->fsm, clock_mono_ms(), why, &o);
     vrrpd_apply(g, &o);
 }
 

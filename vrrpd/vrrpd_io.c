@@ -112,18 +112,18 @@ static void handle_packet(struct vrrpd *d, const uint8_t *pkt, size_t len)
         return;
     }
     g->rx_adverts++;
-    g->last_rx_ms = vrrpd_now_ms();
+    g->last_rx_ms = clock_mono_ms();
     if (d->cfg.track_lbd[0]) {
         /* lbd's status page shows the last advert's age as of its request: the state file
          * is a snapshot up to 500 ms old. */
         char line[48];
         snprintf(line, sizeof(line), "advert %u %llu\n", g->cfg.vrid,
-                 (unsigned long long)vrrpd_wall_ms());
+                 (unsigned long long)clock_wall_ms());
         track_send(&d->track, line);
     }
     peerwatch_heard(&d->watch, src, uv_now(d->loop));
     struct vrrp_out o;
-    vrrp_fsm_recv(&g->fsm, vrrpd_now_ms(), &a, src, &o);
+    vrrp_fsm_recv(&g->fsm, clock_mono_ms(), &a, src, &o);
     vrrpd_apply(g, &o);
 }
 

@@ -81,7 +81,7 @@ void vrrpd_log_transition(struct vrrpd_group *g, const struct vrrp_out *o, unsig
              "vrid=%u from=%s to=%s priority=%u reason=%s%s%s", g->cfg.vrid,
              vrrp_state_names[o->from], vrrp_state_names[o->to], g->fsm.priority, reason, vipkey,
              vipval);
-    uint64_t w = vrrpd_wall_ms();
+    uint64_t w = clock_wall_ms();
     snprintf(line, sizeof(line),
              "ts=%s instance=%s event=transition vrid=%u from=%s to=%s priority=%u reason=%s%s%s\n",
              log_format_ts(w, ts, sizeof(ts)), d->cfg.instance, g->cfg.vrid,

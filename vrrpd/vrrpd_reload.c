@@ -156,7 +156,7 @@ static void reload_config(struct vrrpd *d)
         d->cfg.n_peers = nc.n_peers;
         d->watch.n_peers = nc.n_peers; /* its allowlist */
     }
-    uint64_t now = vrrpd_now_ms();
+    uint64_t now = clock_mono_ms();
     for (size_t i = 0; i < d->n_groups; i++) {
         struct vrrpd_group *g = &d->groups[i];
         const struct vrrpd_group_config *ng = NULL;

@@ -18,12 +18,12 @@
 void vrrpd_render_state(struct vrrpd *d, struct metrics_buf *m)
 {
     char ts[40], ip[16];
-    uint64_t now = vrrpd_now_ms();
+    uint64_t now = clock_mono_ms();
     metrics_printf(m, "{\"daemon\":\"vrrpd\",\"instance\":");
     metrics_json_str(m, d->cfg.instance);
     metrics_printf(m, ",\"pid\":%d,\"updated\":\"%s\",\"updated_ms\":%llu", (int)getpid(),
-                   log_format_ts(vrrpd_wall_ms(), ts, sizeof(ts)),
-                   (unsigned long long)vrrpd_wall_ms());
+                   log_format_ts(clock_wall_ms(), ts, sizeof(ts)),
+                   (unsigned long long)clock_wall_ms());
     metrics_printf(m, ",\"running\":%s,\"interface\":", d->stopping ? "false" : "true");
     metrics_json_str(m, d->cfg.interface);
     metrics_printf(m, ",\"address\":\"%s\",\"link_up\":%s", format_ip4(d->primary, ip, sizeof(ip)),
@@ -137,7 +137,7 @@ void vrrpd_write_state(struct vrrpd *d)
 void vrrpd_render_metrics(struct vrrpd *d, struct metrics_buf *m)
 {
     char vrid[8];
-    uint64_t now = vrrpd_now_ms();
+    uint64_t now = clock_mono_ms();
     metrics_family(m, "vrrpd_up", METRICS_GAUGE, "1 while vrrpd runs.");
     metrics_sample(m, NULL, 1);
     metrics_process(m, "vrrpd", PGVIP_VERSION);

@@ -28,7 +28,7 @@ void vrrpd_reevaluate(struct vrrpd *d, const char *what)
     for (size_t i = 0; i < d->n_groups; i++) {
         struct vrrpd_group *g = &d->groups[i];
         struct vrrp_out o;
-        vrrp_fsm_set_fault(&g->fsm, vrrpd_now_ms(), fault, graceful, fault ? why : what, &o);
+        vrrp_fsm_set_fault(&g->fsm, clock_mono_ms(), fault, graceful, fault ? why : what, &o);
         vrrpd_apply(g, &o);
         int prio = g->prio_override ? (int)g->prio_override : (int)g->cfg.priority;
         if (d->cfg.track_lbd[0] && d->cfg.track_lbd_action == VRRPD_TRACK_WEIGHT && !d->lbd_ok)
@@ -37,7 +37,7 @@ void vrrpd_reevaluate(struct vrrpd *d, const char *what)
             prio = 1;
         if (prio == 255 && (int)g->cfg.priority != 255)
             prio = 254;
-        vrrp_fsm_set_priority(&g->fsm, vrrpd_now_ms(), (uint8_t)prio, &o);
+        vrrp_fsm_set_priority(&g->fsm, clock_mono_ms(), (uint8_t)prio, &o);
         vrrpd_apply(g, &o);
     }
     vrrpd_write_state(d);
