@@ -4,7 +4,7 @@
 #include "lbd.h"
 #include "session.h"
 #include "reuse.h"
-#include "check.h"
+#include "checker.h"
 #include "vipwatch.h"
 #include "liveness.h"
 #include "control.h"
@@ -808,7 +808,6 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
     metrics_hist_init(&l->stats.connect_s, connect_le, sizeof(connect_le) / sizeof(double));
     metrics_hist_init(&l->stats.duration_s, duration_le, sizeof(duration_le) / sizeof(double));
     l->loop = loop;
-    l->vipwatch_fd = -1;
     snprintf(l->config_path, sizeof(l->config_path), "%s", path);
     l->cfg = *cfg;
     l->rng = ((uint64_t)lbd_secret_key() << 32 | lbd_secret_key()) | 1;

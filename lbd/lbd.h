@@ -1,6 +1,6 @@
 /* lbd.h -- the lbd daemon context and the interfaces between its shell files:
  * lbd.c (lifecycle, listeners, signals, reload), session*.c (client sessions and the
- * relay), cancel.c (CancelRequest routing), check.c (health checks), admin.c (HTTP). */
+ * relay), cancel.c (CancelRequest routing), checker.c (health checks), admin.c (HTTP). */
 #ifndef LBD_LBD_H
 #define LBD_LBD_H
 
@@ -73,6 +73,7 @@ struct lbd_stats {
     uint64_t reuse_expired;       /* parked connections closed after pool.reuse.idle */
 };
 
+struct nl_sock;    /* libnl */
 struct session;    /* session.c */
 struct lbd_parked; /* reuse.c */
 
@@ -104,8 +105,8 @@ struct lbd {
     size_t history_n;                 /* samples taken; the ring holds the last LBD_HISTORY */
     uint64_t history_prev[3];         /* counters at the previous sample */
     void *liveness;                   /* liveness.c */
-    uv_poll_t vipwatch;               /* netlink: IPv4 addresses removed (vipwatch.c) */
-    int vipwatch_fd;                  /* -1: not watching */
+    uv_poll_t vipwatch;               /* netlink: addresses removed (vipwatch.c) */
+    struct nl_sock *vipwatch_sk;      /* its libnl socket; NULL: not watching */
     int quiesced_fds[LBD_MAX_LISTEN]; /* listening twins that drop SYNs during a handover */
     size_t n_quiesced;
     bool draining;

@@ -1,6 +1,6 @@
 /* pool.h -- the database node pool and the balancing choice (pure).
  *
- * The shell (session.c, check.c) owns sockets and timers; this file only decides
+ * The shell (session.c, checker.c) owns sockets and timers; this file only decides
  * which node a new session goes to, from node states, weights and session counts. */
 #ifndef LBD_POOL_H
 #define LBD_POOL_H

@@ -5,10 +5,10 @@
  * answers them with a reset: those sessions can never carry another query. Left alone
  * they would hold their node connections (PostgreSQL backends, CockroachDB sessions)
  * until TCP keepalive gives up, minutes later. lbd listens for RTM_DELADDR on a netlink
- * route socket (no privilege needed), IPv4 and IPv6, and ends them at once, so the nodes free those
- * backends. (The client learns of it from the peer's reset at its next packet, as
- * before: nothing can be sent from an address this host no longer has.)
- * Off with lbd.close_on_vip_loss: false (reloadable). */
+ * route socket (libnl, as vrrpd's vip.c; no privilege needed), IPv4 and IPv6, and ends
+ * them at once, so the nodes free those backends. (The client learns of it from the peer's reset at
+ * its next packet, as before: nothing can be sent from an address this host no longer has.) Off
+ * with lbd.close_on_vip_loss: false (reloadable). */
 #include "lbd.h"
 #include "session.h"
 #include "vipwatch.h"
@@ -17,11 +17,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <netlink/attr.h>
+#include <netlink/errno.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/socket.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 static void address_gone(struct lbd *l, int af, const void *ip)
 {
@@ -37,72 +39,64 @@ static void address_gone(struct lbd *l, int af, const void *ip)
 }
 
 /* One RTM_DELADDR: the address removed (IFA_LOCAL, else IFA_ADDRESS). */
-static void on_deladdr(struct lbd *l, struct nlmsghdr *h)
+static int on_msg(struct nl_msg *msg, void *arg)
 {
-    struct ifaddrmsg *ifa = NLMSG_DATA(h);
-    size_t len = ifa->ifa_family == AF_INET ? 4 : ifa->ifa_family == AF_INET6 ? 16 : 0;
-    uint8_t local[16], address[16];
-    bool has_local = false, has_address = false;
-    if (len == 0)
-        return;
-    int alen = (int)IFA_PAYLOAD(h);
-    for (struct rtattr *a = IFA_RTA(ifa); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
-        if (RTA_PAYLOAD(a) < len)
-            continue;
-        if (a->rta_type == IFA_LOCAL) {
-            memcpy(local, RTA_DATA(a), len);
-            has_local = true;
-        } else if (a->rta_type == IFA_ADDRESS) {
-            memcpy(address, RTA_DATA(a), len);
-            has_address = true;
-        }
-    }
-    if (has_local || has_address)
-        address_gone(l, ifa->ifa_family, has_local ? local : address);
+    struct nlmsghdr *h = nlmsg_hdr(msg);
+    struct nlattr *tb[IFA_MAX + 1];
+    if (h->nlmsg_type != RTM_DELADDR ||
+        nlmsg_parse(h, sizeof(struct ifaddrmsg), tb, IFA_MAX, NULL) < 0)
+        return NL_OK;
+    const struct ifaddrmsg *ifa = nlmsg_data(h);
+    int len = ifa->ifa_family == AF_INET ? 4 : ifa->ifa_family == AF_INET6 ? 16 : 0;
+    const struct nlattr *a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
+    if (len == 0 || a == NULL || nla_len(a) < len)
+        return NL_OK;
+    address_gone(arg, ifa->ifa_family, nla_data(a));
+    return NL_OK;
 }
 
-static void on_netlink(uv_poll_t *p, int status, int events)
+static void on_readable(uv_poll_t *p, int status, int events)
 {
     struct lbd *l = p->data;
-    char buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
+    (void)events;
     if (status < 0)
         return;
-    for (;;) {
-        ssize_t n = recv(l->vipwatch_fd, buf, sizeof(buf), 0);
-        if (n <= 0)
-            return; /* EAGAIN; ENOBUFS (an overrun) loses events, never sessions */
-        size_t len = (size_t)n;
-        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len))
-            if (h->nlmsg_type == RTM_DELADDR)
-                on_deladdr(l, h);
-    }
+    /* (ENOBUFS, an overrun, loses events, never sessions: a moved VIP's sessions then end
+     * when TCP gives up on them, as without the watch.) */
+    (void)nl_recvmsgs_default(l->vipwatch_sk);
 }
 
 int vipwatch_start(struct lbd *l)
 {
-    l->vipwatch_fd = -1;
-    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (fd < 0)
-        return -errno;
-    struct sockaddr_nl sa = {.nl_family = AF_NETLINK,
-                             .nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR};
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        int e = errno;
-        close(fd);
-        return -e;
+    struct nl_sock *sk = nl_socket_alloc();
+    int rc;
+    if (sk == NULL)
+        return -ENOMEM;
+    nl_socket_disable_seq_check(sk);
+    nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, on_msg, l);
+    if ((rc = nl_connect(sk, NETLINK_ROUTE)) < 0 ||
+        (rc = nl_socket_add_memberships(sk, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, 0)) < 0 ||
+        (rc = nl_socket_set_nonblocking(sk)) < 0) {
+        nl_socket_free(sk);
+        return rc == -NLE_PERM ? -EPERM : -EIO;
     }
-    l->vipwatch_fd = fd;
-    uv_poll_init(l->loop, &l->vipwatch, fd);
+    l->vipwatch_sk = sk;
+    uv_poll_init(l->loop, &l->vipwatch, nl_socket_get_fd(sk));
     l->vipwatch.data = l;
-    uv_poll_start(&l->vipwatch, UV_READABLE, on_netlink);
+    uv_poll_start(&l->vipwatch, UV_READABLE, on_readable);
     return 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct lbd *l = h->data;
+    nl_socket_free(l->vipwatch_sk); /* (closes its descriptor, after libuv let go of it) */
+    l->vipwatch_sk = NULL;
 }
 
 void vipwatch_stop(struct lbd *l)
 {
-    if (l->vipwatch_fd < 0)
+    if (l->vipwatch_sk == NULL)
         return;
-    uv_close((uv_handle_t *)&l->vipwatch, NULL);
-    close(l->vipwatch_fd);
-    l->vipwatch_fd = -1;
+    uv_close((uv_handle_t *)&l->vipwatch, on_closed);
 }

@@ -1,4 +1,4 @@
-/* check.c -- asynchronous health checks, one runner per node.
+/* checker.c -- asynchronous health checks, one runner per node.
  *
  *   tcp:  the node accepts a TCP connection.
  *   pg:   a real StartupMessage; an authentication request or AuthenticationOk ...
@@ -9,7 +9,7 @@
  *
  * Results go through node_result() (node.h) (rise/fall damping in health.c). */
 #include "lbd.h"
-#include "check.h"
+#include "checker.h"
 
 #include "log.h"
 #include "parse.h"
