@@ -7,6 +7,7 @@
 #include "lbd.h"
 #include "liveness.h"
 #include "admin.h"
+#include "vrrpd_state.h"
 
 #include "httpd.h"
 #include "log.h"
@@ -358,12 +359,6 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
 #define VRRPD_STALE_MS 2000
 #define VRRPD_STATE_MAX (64 * 1024)
 
-static long long json_number_after(const char *text, const char *key)
-{
-    const char *p = strstr(text, key);
-    return p ? strtoll(p + strlen(key), NULL, 10) : -1;
-}
-
 /* ,"vrrpd":{"alive":..,"why":..,"age_ms":..,"watching":N,"state":{...}|null} */
 static void render_vrrpd(struct lbd *l, struct metrics_buf *m)
 {
@@ -387,18 +382,20 @@ static void render_vrrpd(struct lbd *l, struct metrics_buf *m)
         fclose(f);
         while (text && len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
             len--;
-        if (text == NULL || len < 2 || text[0] != '{' || text[len - 1] != '}') {
-            snprintf(why, sizeof(why), "state file %s is not vrrpd's JSON", path);
+        struct vrrpd_state_info st;
+        if (text)
+            text[len] = '\0';
+        if (text == NULL || len < 2 || text[0] != '{' || text[len - 1] != '}' ||
+            vrrpd_state_parse(path, text, &st, why, sizeof(why)) != 0) {
+            if (why[0] == '\0')
+                snprintf(why, sizeof(why), "state file %s is not vrrpd's JSON", path);
             len = 0;
         } else {
-            text[len] = '\0';
-            long long updated = json_number_after(text, "\"updated_ms\":");
-            long long pid = json_number_after(text, "\"pid\":");
-            age = updated > 0 ? (long long)clock_wall_ms() - updated : -1;
-            if (strstr(text, "\"running\":false"))
+            age = st.updated_ms > 0 ? (long long)clock_wall_ms() - st.updated_ms : -1;
+            if (!st.running)
                 snprintf(why, sizeof(why), "vrrpd stopped");
-            else if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
-                snprintf(why, sizeof(why), "vrrpd (pid %lld) is gone", pid);
+            else if (st.pid > 0 && kill((pid_t)st.pid, 0) != 0 && errno == ESRCH)
+                snprintf(why, sizeof(why), "vrrpd (pid %lld) is gone", st.pid);
             else if (age < 0 || age > VRRPD_STALE_MS)
                 snprintf(why, sizeof(why),
                          "vrrpd has not updated its state for %.1f s: hung or dead",
