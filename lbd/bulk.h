@@ -3,7 +3,7 @@
  * queue to the other's send queue without being copied into lbd and back, up to a
  * pipe's worth per system call. The pipe is the direction's only buffer, so a slow
  * reader stops lbd reading the sender as in the copying relay (back-pressure), and it
- * exists only while the transfer lasts. session_kernel.c starts one after a run of full reads
+ * exists only while the transfer lasts. relay_splice.c starts one after a run of full reads
  * and takes the direction back when it has been quiet for BULK_QUIET_MS. */
 #ifndef LBD_BULK_H
 #define LBD_BULK_H

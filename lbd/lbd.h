@@ -126,7 +126,7 @@ struct lbd {
     bool reload_again;            /* SIGHUP came meanwhile: read the file again after it */
     bool stopped;                 /* finish() ran */
     uv_timer_t reload_timer;      /* says so when a reload takes long */
-    uv_timer_t quiet_timer;       /* ends lbd_quiesce_address */
+    uv_timer_t quiet_timer;       /* ends a quiesce (on_quiesce) */
     uint64_t vrrp_advert_ms[256]; /* per VRID, when vrrpd last heard its master (liveness.c) */
     struct ctl control;           /* the control socket (control.c) */
     uv_timer_t control_timer;     /* drain deadlines of nodes an operator drains */

@@ -1,13 +1,13 @@
-/* session.c -- one client connection's life: accepted (or adopted), its socket reads
- * dispatched by state, its timers, the relay of both directions in user space with
- * back-pressure, refusals with an ErrorResponse, and the one log line when it ends.
+/* session.c -- one client connection's life: accepted (or adopted), its state (the one
+ * setter, session_set_state), its socket reads dispatched by state, its timers, what lbd
+ * understands of the relayed streams (framing, idle moments, drains, kills, reuse),
+ * refusals with an ErrorResponse, and the one log line when it ends.
  *
  * Neighbours: session_start.c takes a session from its first packet to the relay
- * (classification, the node's connect and startup answer); session_kernel.c splices
- * the bulk transfers of an established session;
- * session_int.h is what the three share. pgwire.c parses, pool.c chooses, cancel.c
- * routes CancelRequests, reuse.c keeps node connections, lbd.c owns the listeners and
- * the node states. */
+ * (classification, the node's connect and startup answer); relay_copy.c and
+ * relay_splice.c move an established session's bytes (relay.h); session_int.h is what
+ * they share. pgwire.c parses, pool.c chooses, node.c keeps the nodes, cancel.c routes
+ * CancelRequests, reuse.c keeps node connections, lbd.c owns the listeners. */
 #include "session_int.h"
 #include "list.h"
 #include "session.h"

@@ -104,7 +104,7 @@ static int pick(struct vrrpd *d, const char *arg, bool *sel)
 }
 
 /* Before a planned resignation: ask the local lbd to drop new connections to the
- * group's VIPs until the handover ends (lbd_quiesce_address), so a client's SYN waits
+ * group's VIPs until the handover ends (lbd.h: on_quiesce), so a client's SYN waits
  * for the new holder instead of opening a session here that the takeover would cut. */
 static void quiesce_vips(struct vrrpd_group *g)
 {
