@@ -494,16 +494,14 @@ static void finish(struct lbd *l)
     uv_close((uv_handle_t *)&l->reload_timer, NULL);
     uv_close((uv_handle_t *)&l->quiet_timer, NULL);
     l->stopped = true; /* (a reload still on the thread pool is dropped when it ends) */
-    uv_close((uv_handle_t *)&l->sig_term, NULL);
-    uv_close((uv_handle_t *)&l->sig_int, NULL);
-    uv_close((uv_handle_t *)&l->sig_hup, NULL);
+    daemon_signals_close(&l->signals);
 }
 
 static void sessions_gone(struct lbd *l)
 {
     /* During the handover window the listeners still accept: not done yet. */
     if (l->draining && l->n_sessions == 0 && l->listeners == NULL && l->n_quiesced == 0 &&
-        !uv_is_closing((uv_handle_t *)&l->sig_term))
+        !daemon_signals_closed(&l->signals))
         finish(l);
 }
 
@@ -544,7 +542,7 @@ static void shutdown_start(struct lbd *l, const char *why)
         uv_timer_stop(&l->drain_timer);
         listeners_close(l);
         session_close_all(l, "shutdown");
-        if (l->n_sessions == 0 && !uv_is_closing((uv_handle_t *)&l->sig_term))
+        if (l->n_sessions == 0 && !daemon_signals_closed(&l->signals))
             finish(l);
         return;
     }
@@ -840,13 +838,7 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
     uv_prepare_init(loop, &l->accept_turn);
     l->accept_turn.data = l;
     uv_prepare_start(&l->accept_turn, accept_resume); /* (runs each turn; costs no wakeup) */
-    uv_signal_init(loop, &l->sig_term);
-    uv_signal_init(loop, &l->sig_int);
-    uv_signal_init(loop, &l->sig_hup);
-    l->sig_term.data = l->sig_int.data = l->sig_hup.data = l;
-    uv_signal_start(&l->sig_term, on_signal, SIGTERM);
-    uv_signal_start(&l->sig_int, on_signal, SIGINT);
-    uv_signal_start(&l->sig_hup, on_signal, SIGHUP);
+    daemon_signals_start(&l->signals, loop, l, on_signal);
 
     int rc = 0;
     for (size_t i = 0; i < cfg->n_listen && rc == 0; i++)

@@ -15,6 +15,7 @@
 #include "pgwire.h"
 #include "pool.h"
 #include "reload.h"
+#include "signals.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -96,7 +97,7 @@ struct lbd {
     uint32_t n_sessions;
     struct lbd_parked *parked; /* node connections kept for reuse, newest first */
     uint32_t n_parked;
-    uv_signal_t sig_term, sig_int, sig_hup;
+    struct daemon_signals signals;
     uv_timer_t drain_timer;
     struct httpd admin;       /* when cfg.admin_enabled */
     uv_timer_t history_timer; /* samples for the status page's chart, every second */

@@ -207,9 +207,7 @@ static void close_all(struct vrrpd *d)
     httpd_stop(&d->admin);
     vrrpd_control_stop(d);
     peerwatch_stop(&d->watch);
-    uv_close((uv_handle_t *)&d->sig_term, NULL);
-    uv_close((uv_handle_t *)&d->sig_int, NULL);
-    uv_close((uv_handle_t *)&d->sig_hup, NULL);
+    daemon_signals_close(&d->signals);
     track_stop(&d->track);
     vip_close(&d->vip);
 }
@@ -274,13 +272,7 @@ static int start_services(struct vrrpd *d)
     uv_loop_t *loop = d->loop;
     const struct vrrpd_config *cfg = &d->cfg;
     int rc;
-    uv_signal_init(loop, &d->sig_term);
-    uv_signal_init(loop, &d->sig_int);
-    uv_signal_init(loop, &d->sig_hup);
-    d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
-    uv_signal_start(&d->sig_term, on_signal, SIGTERM);
-    uv_signal_start(&d->sig_int, on_signal, SIGINT);
-    uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
+    daemon_signals_start(&d->signals, loop, d, on_signal);
     uv_timer_init(loop, &d->status_timer);
     d->status_timer.data = d;
     uv_timer_start(&d->status_timer, on_status_timer, 500, 500);

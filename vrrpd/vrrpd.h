@@ -8,6 +8,7 @@
 #include "ctl.h"
 #include "httpd.h"
 #include "metrics.h"
+#include "signals.h"
 #include "peerwatch.h"
 #include "reload.h"
 #include "track.h"
@@ -72,7 +73,7 @@ struct vrrpd {
     char lbd_why[128];
     struct vrrpd_group groups[VRRPD_MAX_GROUPS];
     size_t n_groups;
-    uv_signal_t sig_term, sig_int, sig_hup;
+    struct daemon_signals signals;
     uv_timer_t status_timer;
     uint64_t rx_drops[VRRPD_DROP__COUNT];
     uint64_t last_drop_log_ms;
