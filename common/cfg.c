@@ -379,3 +379,25 @@ int cfg_addr_or_off(struct cfg_doc *d, yaml_node_t *n, const char *path, int def
     *enabled = !(s && (strcmp(s, "off") == 0 || strcmp(s, "") == 0));
     return *enabled ? cfg_field_apply(d, n, path, &f, addr) : 0;
 }
+
+int cfg_load(const struct cfg_loader *ld, const char *path, const char *text, void *cfg, char *err,
+             size_t errsize)
+{
+    struct cfg_doc d;
+    ld->set_defaults(cfg);
+    int rc = text ? cfg_doc_load_string(&d, path, text) : cfg_doc_load(&d, path);
+    if (rc == 0)
+        rc = cfg_map_apply(&d, cfg_doc_root(&d), "", ld->top, cfg);
+    if (rc == 0 && ld->validate)
+        rc = ld->validate(&d, cfg);
+    if (rc != 0)
+        cfg_errors(&d, err, errsize);
+    cfg_doc_free(&d);
+    return rc;
+}
+
+void cfg_loader_describe(const struct cfg_loader *ld, void *defaults, FILE *out, bool roff)
+{
+    ld->set_defaults(defaults);
+    cfg_describe(out, ld->top, defaults, "", roff);
+}

@@ -92,6 +92,23 @@ int cfg_expect(struct cfg_doc *d, const yaml_node_t *n, const char *path, yaml_n
 /* Print every documented key of fields (and of its sections and lists) with its type,
  * default and meaning. defaults: a struct with the loader's defaults, read at each
  * field's offset, so the printed defaults are the real ones. roff: man page markup. */
+/* A daemon's configuration file, loaded the one way both daemons do: defaults, then the
+ * file's fields (every mistake recorded with file:line:column), then the daemon's own
+ * checks across fields. */
+struct cfg_loader {
+    const struct cfg_field *top; /* the file's top-level fields */
+    void (*set_defaults)(void *cfg);
+    /* After the fields applied without error: 0, or nonzero after cfg_error(). NULL: none. */
+    int (*validate)(struct cfg_doc *d, void *cfg);
+};
+/* Load path (text NULL) or text named path (tests) into cfg: 0, or nonzero with every
+ * error in err, one a line. */
+int cfg_load(const struct cfg_loader *ld, const char *path, const char *text, void *cfg, char *err,
+             size_t errsize);
+/* The reference (--help-config, the man page) from the loader's own fields and defaults;
+ * defaults: scratch space of the configuration's size. */
+void cfg_loader_describe(const struct cfg_loader *ld, void *defaults, FILE *out, bool roff);
+
 void cfg_describe(FILE *out, const struct cfg_field *fields, const void *defaults,
                   const char *prefix, bool roff);
 

@@ -504,38 +504,31 @@ static int validate(struct cfg_doc *d, struct lbd_config *c)
     return validate_pair(d, c, lbd);
 }
 
-static int finish(struct cfg_doc *d, int rc, struct lbd_config *cfg, char *err, size_t errsize)
+static void set_defaults(void *cfg)
 {
-    if (rc == 0)
-        rc = cfg_map_apply(d, cfg_doc_root(d), "", top_fields, cfg);
-    if (rc == 0)
-        rc = validate(d, cfg);
-    if (rc != 0)
-        cfg_errors(d, err, errsize);
-    cfg_doc_free(d);
-    return rc;
+    lbd_config_set_defaults(cfg);
 }
+
+static int validate_any(struct cfg_doc *d, void *cfg)
+{
+    return validate(d, cfg);
+}
+
+static const struct cfg_loader loader = {top_fields, set_defaults, validate_any};
 
 int lbd_config_load(const char *path, struct lbd_config *cfg, char *err, size_t errsize)
 {
-    struct cfg_doc d;
-    lbd_config_set_defaults(cfg);
-    int rc = cfg_doc_load(&d, path);
-    return finish(&d, rc, cfg, err, errsize);
+    return cfg_load(&loader, path, NULL, cfg, err, errsize);
 }
 
 int lbd_config_load_string(const char *name, const char *text, struct lbd_config *cfg, char *err,
                            size_t errsize)
 {
-    struct cfg_doc d;
-    lbd_config_set_defaults(cfg);
-    int rc = cfg_doc_load_string(&d, name, text);
-    return finish(&d, rc, cfg, err, errsize);
+    return cfg_load(&loader, name, text, cfg, err, errsize);
 }
 
 void lbd_config_describe(FILE *out, bool roff)
 {
     static struct lbd_config defaults;
-    lbd_config_set_defaults(&defaults);
-    cfg_describe(out, top_fields, &defaults, "", roff);
+    cfg_loader_describe(&loader, &defaults, out, roff);
 }

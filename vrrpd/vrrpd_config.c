@@ -356,41 +356,36 @@ void vrrpd_config_set_defaults(struct vrrpd_config *c)
     c->start_yield_ms = 2000;
 }
 
-static int finish(struct cfg_doc *d, int rc, struct vrrpd_config *cfg, char *err, size_t errsize)
+static void set_defaults(void *cfg)
 {
-    if (rc == 0)
-        rc = cfg_map_apply(d, cfg_doc_root(d), "", top_fields, cfg);
-    if (rc == 0 && cfg->track_lbd_timeout_ms < cfg->track_lbd_interval_ms) {
-        yaml_node_t *v = cfg_map_get(d, cfg_doc_root(d), "vrrp");
-        rc = cfg_error(d, cfg_map_get(d, cfg_map_get(d, v, "track"), "lbd"), "vrrp.track.lbd",
-                       "timeout must be at least the interval");
-    }
-    if (rc != 0)
-        cfg_errors(d, err, errsize);
-    cfg_doc_free(d);
-    return rc;
+    vrrpd_config_set_defaults(cfg);
 }
+
+static int validate(struct cfg_doc *d, void *cfg)
+{
+    const struct vrrpd_config *c = cfg;
+    if (c->track_lbd_timeout_ms >= c->track_lbd_interval_ms)
+        return 0;
+    yaml_node_t *v = cfg_map_get(d, cfg_doc_root(d), "vrrp");
+    return cfg_error(d, cfg_map_get(d, cfg_map_get(d, v, "track"), "lbd"), "vrrp.track.lbd",
+                     "timeout must be at least the interval");
+}
+
+static const struct cfg_loader loader = {top_fields, set_defaults, validate};
 
 int vrrpd_config_load(const char *path, struct vrrpd_config *cfg, char *err, size_t errsize)
 {
-    struct cfg_doc d;
-    vrrpd_config_set_defaults(cfg);
-    int rc = cfg_doc_load(&d, path);
-    return finish(&d, rc, cfg, err, errsize);
+    return cfg_load(&loader, path, NULL, cfg, err, errsize);
 }
 
 int vrrpd_config_load_string(const char *name, const char *text, struct vrrpd_config *cfg,
                              char *err, size_t errsize)
 {
-    struct cfg_doc d;
-    vrrpd_config_set_defaults(cfg);
-    int rc = cfg_doc_load_string(&d, name, text);
-    return finish(&d, rc, cfg, err, errsize);
+    return cfg_load(&loader, name, text, cfg, err, errsize);
 }
 
 void vrrpd_config_describe(FILE *out, bool roff)
 {
     static struct vrrpd_config defaults;
-    vrrpd_config_set_defaults(&defaults);
-    cfg_describe(out, top_fields, &defaults, "", roff);
+    cfg_loader_describe(&loader, &defaults, out, roff);
 }
