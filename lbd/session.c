@@ -52,8 +52,8 @@ void session_free(struct session *s)
     free(s->first_sending);
     free(s->reply);
     free(s->reply_sending);
-    free(s->startup);
-    free(s->params);
+    free(s->reuse.startup);
+    free(s->reuse.params);
     if (s->node) {
         node_unref(s->node);
     }
@@ -157,8 +157,9 @@ static void log_session(struct session *s)
              s->detail[0] ? " error=" : "",
              s->detail[0] ? log_quote(detail, sizeof(detail), s->detail) : "",
              !l->cfg.reuse_max_idle ? ""
-             : s->reused ? (s->parked_out ? " server=reused parked=1" : " server=reused parked=0")
-                         : (s->parked_out ? " server=new parked=1" : " server=new parked=0"));
+             : s->reuse.reused
+                 ? (s->reuse.parked_out ? " server=reused parked=1" : " server=reused parked=0")
+                 : (s->reuse.parked_out ? " server=new parked=1" : " server=new parked=0"));
 }
 
 void session_end(struct session *s, const char *reason)
@@ -240,7 +241,7 @@ struct pool_node *session_node_for_key(struct lbd *l, uint32_t pid, uint32_t key
     if (e == NULL)
         return NULL;
     struct session *s = (struct session *)((char *)e - offsetof(struct session, key));
-    *node_key = s->own_key ? s->node_key : key;
+    *node_key = s->reuse.own_key ? s->reuse.node_key : key;
     return s->node;
 }
 
@@ -707,7 +708,7 @@ void session_on_backend_event(void *ctx, const struct pgwire_event *ev)
             s->readies++;
         s->ready_seen = true;
     } else if (ev->kind == PGWIRE_EV_PARAM && s->ready_seen) {
-        s->reusable = false; /* a setting reported since the startup: replay would lie */
+        s->reuse.reusable = false; /* a setting reported since the startup: replay would lie */
     }
 }
 
@@ -741,7 +742,7 @@ static bool relay_use(struct session *s, int d, const struct relay_ops *ops)
     if (!ops->sees_bytes) {
         /* Unseen bytes: the stream is no longer framed, so neither a reuse nor an idle
          * moment can be known for the rest of the session. */
-        s->reusable = false;
+        s->reuse.reusable = false;
         if (d == C2S) {
             s->cframe_lost = true;
         } else {
@@ -1016,11 +1017,11 @@ static void park_node_connection(struct session *s)
     int own = fd >= 0 ? dup(fd) : -1;
     if (own < 0)
         return;
-    uint8_t *startup = s->startup, *params = s->params;
-    s->startup = s->params = NULL;
-    if (reuse_park(s->lbd, s->node, own, startup, s->startup_len, params, s->params_len, s->key.pid,
-                   s->node_key) == 0)
-        s->parked_out = true;
+    uint8_t *startup = s->reuse.startup, *params = s->reuse.params;
+    s->reuse.startup = s->reuse.params = NULL;
+    if (reuse_park(s->lbd, s->node, own, startup, s->reuse.startup_len, params, s->reuse.params_len,
+                   s->key.pid, s->reuse.node_key) == 0)
+        s->reuse.parked_out = true;
 }
 
 bool session_relay_observe(struct session *s, int d, const uint8_t *data, size_t n)
@@ -1031,9 +1032,9 @@ bool session_relay_observe(struct session *s, int d, const uint8_t *data, size_t
      * its answer: a reusable connection, a session a drain may close. */
     if (d == C2S && !s->cframe_lost && pgwire_front_feed(&s->cstream, data, n) != 0) {
         s->cframe_lost = true;
-        s->reusable = false;
+        s->reuse.reusable = false;
     }
-    if (d == C2S && s->reusable && client_left_cleanly(s, data, n)) {
+    if (d == C2S && s->reuse.reusable && client_left_cleanly(s, data, n)) {
         session_relay_moved(s, C2S, n);
         park_node_connection(s);
         session_end(s, "client_closed");

@@ -94,17 +94,19 @@ struct session {
      * libpq shows an error only when it arrives after the negotiation ('N'). */
     const char *pending_sqlstate, *pending_reason;
     char pending_msg[96];
-    /* Reuse of node connections (reuse.c): */
-    bool reuse_ok;   /* plaintext protocol 3.0 startup, reuse on: may take or leave one */
-    bool reusable;   /* trusted startup, nothing since that forbids parking it */
-    bool reused;     /* the node connection was a parked one */
-    bool parked_out; /* the node connection was parked when the client left */
-    bool own_key;    /* the client saw a secret key of lbd's; node_key is the node's */
-    uint32_t node_key;
+    /* Reuse of node connections (reuse.c; pool.reuse): */
+    struct {
+        bool ok;         /* plaintext protocol 3.0 startup, reuse on: may take or leave one */
+        bool reusable;   /* trusted startup, nothing since that forbids parking it */
+        bool reused;     /* the node connection was a parked one */
+        bool parked_out; /* the node connection was parked when the client left */
+        bool own_key;    /* the client saw a secret key of lbd's; node_key is the node's */
+        uint32_t node_key;
+        uint8_t *startup, *params; /* while reusable: the StartupMessage, the ParameterStatus */
+        uint32_t startup_len, params_len;
+    } reuse;
     uint64_t readies;            /* ReadyForQuery messages after the startup's */
     struct pgwire_front cstream; /* the client's messages, framed while reusable */
-    uint8_t *startup, *params;   /* while reusable: the StartupMessage, the ParameterStatus */
-    uint32_t startup_len, params_len;
     char user[64], database[64], app[64];
     char client_addr[SOCKADDR_STRLEN];
     uint32_t

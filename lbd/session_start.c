@@ -121,9 +121,9 @@ static void pass_reply(struct session *s)
     s->bytes[S2C] += s->reply_len;
     s->node->bytes_out += s->reply_len;
     l->stats.bytes_out += s->reply_len;
-    if (s->reusable) { /* the key a parked connection is found by */
-        s->startup = s->first;
-        s->startup_len = s->first_len;
+    if (s->reuse.reusable) { /* the key a parked connection is found by */
+        s->reuse.startup = s->first;
+        s->reuse.startup_len = s->first_len;
     } else {
         free(s->first);
     }
@@ -186,10 +186,10 @@ static int capture_trusted(struct session *s, const struct pgwire_reply *r)
     if (params == NULL)
         return -1;
     pgwire_reply_params(s->reply, r, params);
-    s->params = params;
-    s->params_len = (uint32_t)plen;
-    s->own_key = s->reusable = true;
-    s->node_key = r->key;
+    s->reuse.params = params;
+    s->reuse.params_len = (uint32_t)plen;
+    s->reuse.own_key = s->reuse.reusable = true;
+    s->reuse.node_key = r->key;
     pgwire_reply_set_key(s->reply, r, lbd_secret_key());
     return 0;
 }
@@ -214,7 +214,7 @@ void session_startup_reply_read(uv_stream_t *stream, ssize_t nread, const uv_buf
     memcpy(s->reply + s->reply_len, buf->base, (size_t)nread);
     s->reply_len += (uint32_t)nread;
     session_buf_release(s, buf);
-    if (s->reuse_ok) {
+    if (s->reuse.ok) {
         struct pgwire_reply r;
         switch (pgwire_reply_parse(s->reply, s->reply_len, &r)) {
         case PGWIRE_REPLY_INCOMPLETE:
@@ -389,7 +389,7 @@ static void classify(struct session *s)
         snprintf(s->database, sizeof(s->database), "%s", f.database);
         snprintf(s->app, sizeof(s->app), "%s", f.application_name);
         /* (After an encryption request the node connection exists: it is this one.) */
-        s->reuse_ok = l->cfg.reuse_max_idle > 0 && f.proto == 3u << 16 && !f.replication &&
+        s->reuse.ok = l->cfg.reuse_max_idle > 0 && f.proto == 3u << 16 && !f.replication &&
                       s->srv == SRV_NONE && s->first_len == f.len;
         break;
     }
@@ -571,12 +571,12 @@ static void adopt_parked(struct session *s, struct reuse_grant *g)
         session_end(s, "node_error");
         return;
     }
-    s->own_key = true;
-    s->node_key = g->key;
+    s->reuse.own_key = true;
+    s->reuse.node_key = g->key;
     pgwire_trusted_build(r, n, g->params, g->params_len, g->pid, lbd_secret_key());
-    s->params = g->params;
-    s->params_len = g->params_len;
-    s->reused = s->reusable = true;
+    s->reuse.params = g->params;
+    s->reuse.params_len = g->params_len;
+    s->reuse.reused = s->reuse.reusable = true;
     s->t_connect_ns = uv_hrtime();
     s->node->sessions_total++;
     l->stats.sessions_relayed++;
@@ -616,7 +616,7 @@ void session_connect_node(struct session *s)
     s->node_active = true;
     session_set_state(s, SS_CONNECTING);
     struct reuse_grant g;
-    if (s->reuse_ok && reuse_take(l, n, s->first, s->first_len, &g) == 0) {
+    if (s->reuse.ok && reuse_take(l, n, s->first, s->first_len, &g) == 0) {
         adopt_parked(s, &g);
         return;
     }
