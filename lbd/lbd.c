@@ -531,13 +531,54 @@ static void on_handover_done(uv_timer_t *t)
     drain_sessions(l);
 }
 
-/* SIGTERM. With a vrrpd watching: tell it at once that we drain, so it hands the VIPs to
- * the peer, and quiesce the listeners (new SYNs are dropped and retried by the client's
- * TCP, reaching the new master) for timeouts.handover; then close the listeners and
- * let open sessions finish for timeouts.drain. */
+/* The handover of a planned stop begins: vrrpd is told lbd drains and hands the VIPs to
+ * the peer; timeouts.handover later the listeners close and open sessions finish for
+ * timeouts.drain. */
+static void handover_begin(struct lbd *l)
+{
+    uv_timer_stop(&l->drain_timer);
+    if (l->startups_wait)
+        log_emit(LOG_INFO, "handover_begin", "waited_ms=%llu sessions=%u",
+                 (unsigned long long)(uv_now(l->loop) - l->stop_ms), l->n_sessions);
+    l->startups_wait = false;
+    l->draining = true;
+    liveness_push(l);
+    uv_timer_start(&l->drain_timer, on_handover_done, l->cfg.handover_ms, 0);
+}
+
+/* The longest a planned stop waits for the sessions accepted before it to finish their
+ * startup (a login through lbd takes milliseconds; a client silent longer is not waited
+ * for). */
+#define STOP_STARTUP_WAIT_MS 1000
+
+static void on_startups_wait_over(uv_timer_t *t)
+{
+    struct lbd *l = t->data;
+    log_emit(LOG_WARN, "shutdown_startups_left",
+             "sessions_starting=%zu waited_ms=%d detail=\"handing over anyway\"",
+             session_count_starting(l), STOP_STARTUP_WAIT_MS);
+    handover_begin(l);
+}
+
+/* A session left its startup (lbd.h: on_startup_over): the last one a planned stop
+ * waited for lets the handover begin. */
+static void startup_over(struct lbd *l)
+{
+    if (l->startups_wait && session_count_starting(l) == 0)
+        handover_begin(l);
+}
+
+/* SIGTERM. With a vrrpd watching: first quiesce the listeners (new SYNs are dropped and
+ * retried by the client's TCP, reaching the new master), then, once the sessions
+ * accepted before the stop have finished their startup (at most STOP_STARTUP_WAIT_MS),
+ * hand over (handover_begin): a client that connected just before the stop logs in
+ * here instead of being cut halfway by the VIP's move. Without a vrrpd: close the
+ * listeners and let open sessions finish for timeouts.drain. */
 static void shutdown_start(struct lbd *l, const char *why)
 {
-    if (l->draining) {
+    if (l->draining || l->startups_wait) {
+        l->startups_wait = false;
+        l->draining = true;
         log_emit(LOG_WARN, "shutdown_now", "reason=%s sessions=%u", why, l->n_sessions);
         uv_timer_stop(&l->drain_timer);
         listeners_close(l);
@@ -546,19 +587,30 @@ static void shutdown_start(struct lbd *l, const char *why)
             finish(l);
         return;
     }
-    l->draining = true;
     reuse_close_node(l, NULL, "shutdown");
     sdnotify("STOPPING=1\nSTATUS=handing over and draining");
-    int watchers = liveness_push(l);
-    log_emit(LOG_INFO, "shutdown", "reason=%s sessions=%u drain_ms=%llu handover_ms=%llu", why,
-             l->n_sessions, (unsigned long long)l->cfg.drain_ms,
-             (unsigned long long)(watchers ? l->cfg.handover_ms : 0));
-    if (watchers && l->cfg.handover_ms) {
+    bool handover = liveness_watchers(l) > 0 && l->cfg.handover_ms;
+    size_t starting = 0;
+    if (handover) {
         listeners_quiesce(l);
-        uv_timer_start(&l->drain_timer, on_handover_done, l->cfg.handover_ms, 0);
-        return;
+        starting = session_count_starting(l);
     }
-    drain_sessions(l);
+    log_emit(LOG_INFO, "shutdown",
+             "reason=%s sessions=%u sessions_starting=%zu drain_ms=%llu handover_ms=%llu", why,
+             l->n_sessions, starting, (unsigned long long)l->cfg.drain_ms,
+             (unsigned long long)(handover ? l->cfg.handover_ms : 0));
+    if (handover && starting > 0) {
+        /* (vrrpd is told once they have logged in: handover_begin) */
+        l->startups_wait = true;
+        l->stop_ms = uv_now(l->loop);
+        uv_timer_start(&l->drain_timer, on_startups_wait_over, STOP_STARTUP_WAIT_MS, 0);
+    } else if (handover) {
+        handover_begin(l);
+    } else {
+        l->draining = true;
+        liveness_push(l);
+        drain_sessions(l);
+    }
 }
 
 /* ---- reload ---- */
@@ -821,6 +873,7 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
         return -ENOMEM;
     l->on_sessions_gone = sessions_gone;
     l->on_quiesce = quiesce_address;
+    l->on_startup_over = startup_over;
     nodes_configure(l);
     l->nodes.pool.balance = (enum pool_balance)cfg->balance;
     for (size_t i = 0; i < cfg->n_nodes; i++) {

@@ -111,6 +111,8 @@ struct lbd {
     int quiesced_fds[LBD_MAX_LISTEN]; /* listening twins that drop SYNs during a handover */
     size_t n_quiesced;
     bool draining;
+    bool startups_wait; /* a planned stop waits for sessions to finish their startup */
+    uint64_t stop_ms;   /* loop time of the SIGTERM that began the wait */
     int exit_code;
     uint64_t rng;
     uint64_t started_ms, config_loaded_ms; /* wall clock */
@@ -149,6 +151,8 @@ struct lbd {
      * so their SYN is retried and reaches the new holder instead of opening a session
      * here that the takeover would cut. Open sessions are not touched. */
     void (*on_quiesce)(struct lbd *l, const struct sockaddr_storage *ip, uint64_t ms);
+    /* A session left its startup (session.c; only while startups_wait). */
+    void (*on_startup_over)(struct lbd *l);
 };
 
 /* Descriptors lbd may still open (estimated from what it holds: 2 a session, 4 a spliced

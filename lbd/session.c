@@ -85,6 +85,8 @@ void session_set_state(struct session *s, enum session_state st)
     const struct lbd_config *c = &s->lbd->cfg;
     enum session_state old = s->state;
     s->state = st;
+    if (old < SS_RELAY && st >= SS_RELAY && s->lbd->startups_wait)
+        s->lbd->on_startup_over(s->lbd);
     log_emit(LOG_DEBUG, "session_state", "id=%llu client=%s from=%s to=%s",
              (unsigned long long)s->id, s->client_addr, state_names[old], state_names[st]);
     switch (st) {
@@ -197,6 +199,14 @@ void session_close_all(struct lbd *l, const char *reason)
         session_end(s, reason);
         s = next;
     }
+}
+
+size_t session_count_starting(struct lbd *l)
+{
+    size_t n = 0;
+    for (struct session *s = l->sessions; s; s = s->next)
+        n += s->state < SS_RELAY && !s->from_peer && s->kind != PGWIRE_FIRST_CANCEL;
+    return n;
 }
 
 void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason)

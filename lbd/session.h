@@ -9,6 +9,9 @@ void session_accept(struct lbd_listener *ls);
 /* Take over a connection accepted outside libuv (the quiesce drains a listener). */
 void session_adopt(struct lbd *l, int fd);
 void session_close_all(struct lbd *l, const char *reason);
+/* Client sessions still in their startup (before the relay; CancelRequests and the peer's
+ * connections not counted). */
+size_t session_count_starting(struct lbd *l);
 void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason);
 /* Close the sessions whose client connected to ip (AF_INET: 4 bytes, AF_INET6: 16, in
  * network order); returns how many. */

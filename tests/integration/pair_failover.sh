@@ -135,8 +135,18 @@ O=$(other "$M")
 probe_start A3 $VIP_A 3000
 probe_start B3 $VIP_B 3000
 sleep 1
+# A client that has connected to VIP-A on $M and not logged in yet when the stop begins:
+# it sends its StartupMessage 600 ms later, after the VIP would have moved had lbd not
+# waited for it (the handover begins once the sessions accepted before the stop have
+# logged in, at most 1 s).
+lab_exec client python3 "$(dirname "$0")/late_login.py" $VIP_A 5432 0.6 >"$WORK/late_login.out" 2>&1 &
+late=$!
+PIDS+=($late)
+wait_for 10 "the late client connected" grep -q connected "$WORK/late_login.out"
+sleep 0.02 # (lbd has accepted it: its listener is never behind)
 lab_stop "$M"
 t0=$LAB_STOPPED_MS
+wait $late
 sleep 1
 probe_stop A3
 probe_stop B3
@@ -152,12 +162,16 @@ tq=$(log_ms "$LAB_DIR/$M-lbd.log" "event=shutdown reason=SIGTERM")
 new_failed=$(awk -v t="$tq" '$3 == "fail" && $1 >= t {n++} END {print n + 0}' "$WORK/A3.probe" "$WORK/B3.probe")
 in_flight=$(awk -v t="$tq" '$3 == "fail" && $1 < t && $2 >= t {n++} END {print n + 0}' "$WORK/A3.probe" "$WORK/B3.probe")
 [ "$new_failed" = 0 ] || fail "planned stop: $new_failed new sessions failed: $(awk -v t="$tq" '$3 == "fail" && $1 >= t' "$WORK/A3.probe" "$WORK/B3.probe" | head -3)"
+[ "$(tail -1 "$WORK/late_login.out")" = ok ] ||
+    fail "a client connected when the stop began could not log in: $(cat "$WORK/late_login.out")"
+grep -q "event=handover_begin" "$LAB_DIR/$M-lbd.log" ||
+    fail "$M's lbd did not wait for the client that had connected: $(grep -E 'event=(shutdown|handover_begin)' "$LAB_DIR/$M-lbd.log")"
 [ "$(lab_holders $VIP_A)" = "$O" ] || fail "VIP-A not on $O after the planned stop"
 grep -q "event=handover vrid=51 reason=\"$(lab_ip "$O") is master now\"" "$LAB_DIR/$M-vrrpd.log" ||
     fail "$M did not keep VIP-A until $O took over"
 slow=$(awk '$3 == "ok" && $2 - $1 > 500 { n++ } END { print n + 0 }' "$WORK/A3.probe" "$WORK/B3.probe")
 log "MEASURED sigterm_instance: VIP-A $oa; VIP-B $ob; $(grep -c ok "$WORK/A3.probe") sessions ok on A; $slow slower than 500 ms (SYN retried); $in_flight under way at the stop and cut by the move"
-pass "planned stop of $M: zero failed new sessions on either VIP ($in_flight under way at the stop were cut by the VIP's move)"
+pass "planned stop of $M: zero failed new sessions on either VIP ($in_flight under way at the stop were cut by the VIP's move); a client connected at the stop logged in ($(grep -o 'event=handover_begin waited_ms=[0-9]*' "$LAB_DIR/$M-lbd.log" | tail -1))"
 
 # Drill 4: SIGTERM to lbd and vrrpd at the same moment (a container's init, `systemctl
 # stop` of both): lbd's drain faults the groups with a handover pending and vrrpd's own
