@@ -493,6 +493,7 @@ static void finish(struct lbd *l)
     uv_timer_stop(&l->reload_timer);
     uv_close((uv_handle_t *)&l->reload_timer, NULL);
     uv_close((uv_handle_t *)&l->quiet_timer, NULL);
+    uv_close((uv_handle_t *)&l->quiet_wait_timer, NULL);
     l->stopped = true; /* (a reload still on the thread pool is dropped when it ends) */
     daemon_signals_close(&l->signals);
 }
@@ -564,6 +565,8 @@ static void on_startups_wait_over(uv_timer_t *t)
  * waited for lets the handover begin. */
 static void startup_over(struct lbd *l)
 {
+    if (l->n_quiet_waits)
+        liveness_quiet_check(l, false);
     if (l->startups_wait && session_count_starting(l) == 0)
         handover_begin(l);
 }
@@ -888,6 +891,8 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
     l->reload_timer.data = l;
     uv_timer_init(loop, &l->quiet_timer);
     l->quiet_timer.data = l;
+    uv_timer_init(loop, &l->quiet_wait_timer);
+    l->quiet_wait_timer.data = l;
     uv_prepare_init(loop, &l->accept_turn);
     l->accept_turn.data = l;
     uv_prepare_start(&l->accept_turn, accept_resume); /* (runs each turn; costs no wakeup) */

@@ -113,6 +113,14 @@ struct lbd {
     bool draining;
     bool startups_wait; /* a planned stop waits for sessions to finish their startup */
     uint64_t stop_ms;   /* loop time of the SIGTERM that began the wait */
+    /* VIPs vrrpd quiesced before resigning: it is told "quiet" once their logins under
+     * way are done (liveness.c), LIVENESS_QUIET_WAIT_MS at most. */
+    struct {
+        struct sockaddr_storage ip;
+        uint64_t due_ms; /* loop time */
+    } quiet_waits[8];
+    size_t n_quiet_waits;
+    uv_timer_t quiet_wait_timer;
     int exit_code;
     uint64_t rng;
     uint64_t started_ms, config_loaded_ms; /* wall clock */
@@ -151,7 +159,7 @@ struct lbd {
      * so their SYN is retried and reaches the new holder instead of opening a session
      * here that the takeover would cut. Open sessions are not touched. */
     void (*on_quiesce)(struct lbd *l, const struct sockaddr_storage *ip, uint64_t ms);
-    /* A session left its startup (session.c; only while startups_wait). */
+    /* A session left its startup (session.c; only while startups_wait or a quiet wait). */
     void (*on_startup_over)(struct lbd *l);
 };
 

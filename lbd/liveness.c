@@ -11,6 +11,7 @@
 #include "lbd.h"
 #include "list.h"
 #include "liveness.h"
+#include "session.h"
 
 #include "fault.h"
 #include "listener.h"
@@ -77,6 +78,83 @@ static void on_written(uv_write_t *req, int status)
     c->writing = false;
 }
 
+/* The longest vrrpd is kept waiting for the logins under way on a VIP it resigns (a login
+ * through lbd takes milliseconds; a client silent longer is not waited for). */
+#define LIVENESS_QUIET_WAIT_MS 1000
+
+static void sent(uv_write_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+/* A line to every watcher (vrrpd). */
+static void send_all(struct lbd *l, const char *line)
+{
+    struct liveness *lv = l->liveness;
+    for (struct liveness_conn *c = lv ? lv->conns : NULL; c; c = c->next) {
+        struct {
+            uv_write_t req;
+            char text[96];
+        } *w = malloc(sizeof(*w));
+        if (w == NULL)
+            continue;
+        int len = snprintf(w->text, sizeof(w->text), "%s", line);
+        uv_buf_t b = uv_buf_init(w->text, (unsigned)len);
+        if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, sent) != 0)
+            free(w);
+    }
+}
+
+static void say_quiet(struct lbd *l, const struct sockaddr_storage *ip, size_t left)
+{
+    char a[SOCKADDR_STRLEN], line[96];
+    format_ip((const struct sockaddr *)ip, a, sizeof(a));
+    snprintf(line, sizeof(line), "quiet %s logins_left=%zu\n", a, left);
+    send_all(l, line);
+    log_emit(left ? LOG_WARN : LOG_INFO, "quiet",
+             "address=%s logins_left=%zu detail=\"vrrpd may hand the VIP over\"", a, left);
+}
+
+static void on_quiet_wait_timer(uv_timer_t *t)
+{
+    liveness_quiet_check(t->data, true);
+}
+
+void liveness_quiet_check(struct lbd *l, bool expired)
+{
+    uint64_t now = uv_now(l->loop), next = 0;
+    size_t j = 0;
+    for (size_t i = 0; i < l->n_quiet_waits; i++) {
+        size_t left = session_count_starting_on(l, &l->quiet_waits[i].ip);
+        if (left == 0 || (expired && now >= l->quiet_waits[i].due_ms)) {
+            say_quiet(l, &l->quiet_waits[i].ip, left);
+            continue;
+        }
+        if (next == 0 || l->quiet_waits[i].due_ms < next)
+            next = l->quiet_waits[i].due_ms;
+        l->quiet_waits[j++] = l->quiet_waits[i];
+    }
+    l->n_quiet_waits = j;
+    if (j == 0)
+        uv_timer_stop(&l->quiet_wait_timer);
+    else if (expired)
+        uv_timer_start(&l->quiet_wait_timer, on_quiet_wait_timer, next > now ? next - now : 0, 0);
+}
+
+static void quiet_wait(struct lbd *l, const struct sockaddr_storage *ip)
+{
+    size_t left = session_count_starting_on(l, ip);
+    if (left == 0 || l->n_quiet_waits == sizeof(l->quiet_waits) / sizeof(l->quiet_waits[0])) {
+        say_quiet(l, ip, left);
+        return;
+    }
+    l->quiet_waits[l->n_quiet_waits].ip = *ip;
+    l->quiet_waits[l->n_quiet_waits].due_ms = uv_now(l->loop) + LIVENESS_QUIET_WAIT_MS;
+    if (l->n_quiet_waits++ == 0)
+        uv_timer_start(&l->quiet_wait_timer, on_quiet_wait_timer, LIVENESS_QUIET_WAIT_MS, 0);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct liveness_conn *c = s->data;
@@ -105,9 +183,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         if (sscanf(cmd, "quiesce %47s %llu", addr, &ms) == 2) {
             /* vrrpd resigns a group: new connections to its VIPs wait for the new holder
-             * (lbd.h: on_quiesce). Not a ping: no answer. */
-            if (parse_ip(addr, &ip) == 0 && ms <= 60000)
+             * (lbd.h: on_quiesce), and once the logins under way on them are done, lbd
+             * says "quiet ADDR" (vrrpd then resigns). Not a ping: no answer. */
+            if (parse_ip(addr, &ip) == 0 && ms <= 60000) {
                 c->lbd->on_quiesce(c->lbd, &ip, ms);
+                quiet_wait(c->lbd, &ip);
+            }
             continue;
         }
         if (c->writing)

@@ -85,7 +85,7 @@ void session_set_state(struct session *s, enum session_state st)
     const struct lbd_config *c = &s->lbd->cfg;
     enum session_state old = s->state;
     s->state = st;
-    if (old < SS_RELAY && st >= SS_RELAY && s->lbd->startups_wait)
+    if (old < SS_RELAY && st >= SS_RELAY && (s->lbd->startups_wait || s->lbd->n_quiet_waits))
         s->lbd->on_startup_over(s->lbd);
     log_emit(LOG_DEBUG, "session_state", "id=%llu client=%s from=%s to=%s",
              (unsigned long long)s->id, s->client_addr, state_names[old], state_names[st]);
@@ -206,6 +206,19 @@ size_t session_count_starting(struct lbd *l)
     size_t n = 0;
     for (struct session *s = l->sessions; s; s = s->next)
         n += s->state < SS_RELAY && !s->from_peer && s->kind != PGWIRE_FIRST_CANCEL;
+    return n;
+}
+
+size_t session_count_starting_on(struct lbd *l, const struct sockaddr_storage *ip)
+{
+    size_t n = 0;
+    const struct sockaddr_in *a4 = (const struct sockaddr_in *)ip;
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ip;
+    for (struct session *s = l->sessions; s; s = s->next) {
+        bool here = ip->ss_family == AF_INET ? s->local_ip4 == a4->sin_addr.s_addr
+                                             : memcmp(s->local_ip6, &a6->sin6_addr, 16) == 0;
+        n += here && s->state < SS_RELAY && !s->from_peer && s->kind != PGWIRE_FIRST_CANCEL;
+    }
     return n;
 }
 

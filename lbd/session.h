@@ -12,6 +12,8 @@ void session_close_all(struct lbd *l, const char *reason);
 /* Client sessions still in their startup (before the relay; CancelRequests and the peer's
  * connections not counted). */
 size_t session_count_starting(struct lbd *l);
+/* The same for the sessions whose client connected to ip (a VIP). */
+size_t session_count_starting_on(struct lbd *l, const struct sockaddr_storage *ip);
 void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason);
 /* Close the sessions whose client connected to ip (AF_INET: 4 bytes, AF_INET6: 16, in
  * network order); returns how many. */

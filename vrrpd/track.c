@@ -50,6 +50,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     char *nl;
     while ((nl = strchr(t->rbuf, '\n')) != NULL) {
         *nl = '\0';
+        if (strncmp(t->rbuf, "quiet ", 6) == 0) {
+            if (t->on_line)
+                t->on_line(t->arg, t->rbuf);
+            size_t used = (size_t)(nl - t->rbuf) + 1;
+            memmove(t->rbuf, t->rbuf + used, t->rlen - used + 1);
+            t->rlen -= used;
+            continue;
+        }
         snprintf(t->last_answer, sizeof(t->last_answer), "%s", t->rbuf);
         t->last_answer_ms = uv_now(t->loop);
         t->ping_out_ms = 0;

@@ -31,6 +31,8 @@ struct track {
     char last_answer[64];
     track_cb cb;
     void *arg;
+    /* Lines lbd sends that are not answers to pings ("quiet ADDR ..."): NULL to ignore. */
+    void (*on_line)(void *arg, const char *line);
 };
 
 int track_start(struct track *t, uv_loop_t *loop, const char *path, uint64_t interval_ms,

@@ -204,6 +204,7 @@ static void close_all(struct vrrpd *d)
         uv_close((uv_handle_t *)&d->rx_poll, NULL);
     d->rx_polling = false;
     uv_close((uv_handle_t *)&d->status_timer, NULL);
+    uv_close((uv_handle_t *)&d->resign_timer, NULL);
     httpd_stop(&d->admin);
     vrrpd_control_stop(d);
     peerwatch_stop(&d->watch);
@@ -276,6 +277,8 @@ static int start_services(struct vrrpd *d)
     uv_timer_init(loop, &d->status_timer);
     d->status_timer.data = d;
     uv_timer_start(&d->status_timer, on_status_timer, 500, 500);
+    uv_timer_init(loop, &d->resign_timer);
+    d->resign_timer.data = d;
     if (cfg->admin_enabled && (rc = httpd_start(&d->admin, loop, (struct sockaddr *)&cfg->admin,
                                                 vrrpd_admin_handle, d)) != 0) {
         char a[SOCKADDR_STRLEN];
@@ -399,6 +402,7 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path, const struct
     if (cfg->track_lbd[0])
         track_start(&d->track, loop, cfg->track_lbd, cfg->track_lbd_interval_ms,
                     cfg->track_lbd_timeout_ms, vrrpd_on_lbd, d);
+    d->track.on_line = vrrpd_lbd_line; /* (track_start clears it) */
     vrrpd_write_state(d);
     return 0;
 }

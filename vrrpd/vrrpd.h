@@ -45,6 +45,11 @@ struct vrrpd_group {
     struct vrrp_fsm fsm;
     uv_timer_t timer;      /* data = this; the state machine's next due time */
     uv_timer_t garp_timer; /* repeats of the gratuitous ARP */
+    /* A resignation waiting for lbd's "quiet" on each VIP (vrrpd_control.c): */
+    uint32_t resign_waiting; /* VIPs not quiet yet; 0: none pending */
+    bool resign_sticky;      /* vrrp resign: priority 1 (prio_override) once resigned */
+    uint64_t resign_due_ms;  /* monotonic: resign then anyway */
+    char resign_why[200];
     uint32_t garp_left;
     bool vips_held;
     uint8_t prio_override;   /* an operator's priority (pgvipctl vrrp resign|priority); 0: none */
@@ -75,6 +80,7 @@ struct vrrpd {
     size_t n_groups;
     struct daemon_signals signals;
     uv_timer_t status_timer;
+    uv_timer_t resign_timer; /* resignations whose wait for lbd has run out */
     uint64_t rx_drops[VRRPD_DROP__COUNT];
     uint64_t last_drop_log_ms;
     uint64_t started_wall_ms;

@@ -103,34 +103,105 @@ static int pick(struct vrrpd *d, const char *arg, bool *sel)
     return n;
 }
 
+/* The longest a resignation waits for the local lbd's "quiet" (lbd answers within 1 s:
+ * liveness.c's LIVENESS_QUIET_WAIT_MS). */
+#define RESIGN_WAIT_MS 1200
+
+/* VIP i of g as text (IPv4 ones first), as lbd writes it in its "quiet" line. */
+static const char *vip_at(const struct vrrpd_group *g, size_t i, char *buf, size_t size)
+{
+    if (i < g->cfg.n_vips)
+        return format_ip4(g->cfg.vips[i], buf, size);
+    return inet_ntop(AF_INET6, &g->cfg.vips6[i - g->cfg.n_vips], buf, (socklen_t)size);
+}
+
 /* Before a planned resignation: ask the local lbd to drop new connections to the
  * group's VIPs until the handover ends (lbd.h: on_quiesce), so a client's SYN waits
- * for the new holder instead of opening a session here that the takeover would cut. */
-static void quiesce_vips(struct vrrpd_group *g)
+ * for the new holder instead of opening a session here that the takeover would cut.
+ * lbd answers "quiet ADDR" once the logins under way on it are done. Returns how many
+ * VIPs it was asked for. */
+static uint32_t quiesce_vips(struct vrrpd_group *g)
 {
     struct vrrpd *d = g->d;
     if (!d->cfg.track_lbd[0] || g->fsm.state != VRRP_MASTER)
-        return;
-    uint64_t ms = vrrp_fsm_master_down_ms(&g->fsm) + g->cfg.interval_ms;
+        return 0;
+    uint64_t ms = vrrp_fsm_master_down_ms(&g->fsm) + g->cfg.interval_ms + RESIGN_WAIT_MS;
     char line[96], ip[INET6_ADDRSTRLEN];
-    for (size_t i = 0; i < g->cfg.n_vips; i++) {
-        snprintf(line, sizeof(line), "quiesce %s %llu\n",
-                 format_ip4(g->cfg.vips[i], ip, sizeof(ip)), (unsigned long long)ms);
-        track_send(&d->track, line);
+    uint32_t asked = 0;
+    for (size_t i = 0; i < g->cfg.n_vips + g->cfg.n_vips6; i++) {
+        snprintf(line, sizeof(line), "quiesce %s %llu\n", vip_at(g, i, ip, sizeof(ip)),
+                 (unsigned long long)ms);
+        asked += track_send(&d->track, line) == 0;
     }
-    for (size_t i = 0; i < g->cfg.n_vips6; i++) {
-        inet_ntop(AF_INET6, &g->cfg.vips6[i], ip, sizeof(ip));
-        snprintf(line, sizeof(line), "quiesce %s %llu\n", ip, (unsigned long long)ms);
-        track_send(&d->track, line);
+    return asked;
+}
+
+static void resign_now(struct vrrpd_group *g)
+{
+    struct vrrp_out o;
+    g->resign_waiting = 0;
+    vrrp_fsm_resign(&g->fsm, clock_mono_ms(), g->resign_why, &o);
+    vrrpd_apply(g, &o);
+    if (g->resign_sticky) { /* (not before: a master at priority 1 would be preempted) */
+        g->resign_sticky = false;
+        g->prio_override = 1;
+        vrrpd_reevaluate(g->d, g->resign_why);
     }
 }
 
+static void on_resign_timer(uv_timer_t *t)
+{
+    struct vrrpd *d = t->data;
+    uint64_t now = clock_mono_ms(), next = 0;
+    for (size_t i = 0; i < d->n_groups; i++) {
+        struct vrrpd_group *g = &d->groups[i];
+        if (g->resign_waiting == 0)
+            continue;
+        if (now >= g->resign_due_ms) {
+            log_emit(LOG_WARN, "resign_wait_over",
+                     "vrid=%u vips_not_quiet=%u detail=\"the local lbd did not say its "
+                     "logins were done: resigning anyway\"",
+                     g->cfg.vrid, g->resign_waiting);
+            resign_now(g);
+        } else if (next == 0 || g->resign_due_ms < next) {
+            next = g->resign_due_ms;
+        }
+    }
+    if (next)
+        uv_timer_start(&d->resign_timer, on_resign_timer, next - now, 0);
+}
+
+/* A resignation waits (RESIGN_WAIT_MS at most) for lbd's "quiet" on each of the group's
+ * VIPs: a client that connected just before finishes its login here instead of being cut
+ * by the move (vrrpd_lbd_line). */
 static void resign(struct vrrpd_group *g, const char *why)
 {
-    struct vrrp_out o;
-    quiesce_vips(g);
-    vrrp_fsm_resign(&g->fsm, clock_mono_ms(), why, &o);
-    vrrpd_apply(g, &o);
+    snprintf(g->resign_why, sizeof(g->resign_why), "%s", why);
+    if (g->resign_waiting)
+        return; /* (already waiting: it resigns with this reason) */
+    uint32_t asked = quiesce_vips(g);
+    if (asked == 0) {
+        resign_now(g);
+        return;
+    }
+    g->resign_waiting = asked;
+    g->resign_due_ms = clock_mono_ms() + RESIGN_WAIT_MS;
+    if (!uv_is_active((uv_handle_t *)&g->d->resign_timer))
+        uv_timer_start(&g->d->resign_timer, on_resign_timer, RESIGN_WAIT_MS, 0);
+}
+
+void vrrpd_lbd_line(void *arg, const char *line)
+{
+    struct vrrpd *d = arg;
+    char addr[64], ip[INET6_ADDRSTRLEN];
+    if (sscanf(line, "quiet %63s", addr) != 1)
+        return;
+    for (size_t i = 0; i < d->n_groups; i++) {
+        struct vrrpd_group *g = &d->groups[i];
+        for (size_t v = 0; g->resign_waiting && v < g->cfg.n_vips + g->cfg.n_vips6; v++)
+            if (strcmp(vip_at(g, v, ip, sizeof(ip)), addr) == 0 && --g->resign_waiting == 0)
+                resign_now(g);
+    }
 }
 
 static int change(struct vrrpd *d, const char *by, int argc, char **argv, bool json,
@@ -187,9 +258,11 @@ static int change(struct vrrpd *d, const char *by, int argc, char **argv, bool j
                 continue;
             struct vrrpd_group *g = &d->groups[i];
             bool was_master = g->fsm.state == VRRP_MASTER;
-            g->prio_override = res ? 1 : 0;
+            g->resign_sticky = false;
+            g->prio_override = res && !was_master ? 1 : 0;
             if (res && was_master) {
                 snprintf(why, sizeof(why), "resigned by %s", by);
+                g->resign_sticky = true; /* (priority 1 once resigned: resign_now) */
                 resign(g, why);
             }
             say(d, out, json, "message", "vrid %u: %s", g->cfg.vrid,

@@ -32,6 +32,10 @@ void vrrpd_log_transition(struct vrrpd_group *g, const struct vrrp_out *o, unsig
                           bool held_before);
 void vrrpd_log_wait(struct vrrpd_group *g, const struct vrrp_out *o);
 
+/* vrrpd_control.c: a line from the tracked lbd that is not a ping's answer ("quiet ADDR
+ * ...": the logins under way on a VIP being resigned are done). */
+void vrrpd_lbd_line(void *arg, const char *line);
+
 /* vrrpd_tracking.c */
 void vrrpd_on_link(void *arg, bool up);
 void vrrpd_on_lbd(void *arg, bool ok, const char *why);

@@ -59,9 +59,23 @@ pass "the page's last advert of a backup is measured when asked: at most $max_ne
 
 probe_start a $VIP_A 3000 # (a SYN held off during a handover is retried after 1 s)
 sleep 1
+# A client connected to VIP-A on lb1 and not logged in yet when the resignation is asked:
+# it logs in 600 ms later. vrrpd resigns once lb1's lbd says the logins under way on
+# VIP-A are done ("quiet"), so the move does not cut it halfway.
+lab_exec client python3 "$(dirname "$0")/late_login.py" $VIP_A 5432 0.6 >"$WORK/late_login.out" 2>&1 &
+late=$!
+PIDS+=($late)
+wait_for 10 "the late client connected" grep -q connected "$WORK/late_login.out"
+sleep 0.02
 t_resign=$(now_ms)
 out=$(vctl lb1 vrrp resign 51) || fail "resign: $out"
 took=$(wait_holder $VIP_A lb2 3) || fail "VIP-A did not move to lb2 on resign: $(lab_holders $VIP_A)"
+wait $late
+[ "$(tail -1 "$WORK/late_login.out")" = ok ] ||
+    fail "a client connected when the resignation was asked could not log in: $(cat "$WORK/late_login.out")"
+grep -q "event=quiet address=$VIP_A logins_left=0" "$LAB_DIR/lb1-lbd.log" ||
+    fail "lb1's lbd did not say VIP-A was quiet: $(grep 'event=quiet' "$LAB_DIR/lb1-lbd.log")"
+[ "$took" -ge 500 ] || fail "VIP-A moved ${took} ms after the resignation, before the client that was logging in had logged in (600 ms)"
 grep -q 'event=transition vrid=51 from=MASTER to=BACKUP priority=150 reason="resigned by \\"pgvipctl pid=[0-9]* uid=0\\"" vips_kept_until_handover=' "$LAB_DIR/lb1-vrrpd.log" ||
     fail "lb1's transition line: $(grep 'vrid=51 from=MASTER' "$LAB_DIR/lb1-vrrpd.log" | tail -1)"
 grep -q "event=transition vrid=51 from=BACKUP to=MASTER .*reason=\"priority 0 received from $(lab_ip lb1) (it resigned)" "$LAB_DIR/lb2-vrrpd.log" ||
@@ -69,7 +83,7 @@ grep -q "event=transition vrid=51 from=BACKUP to=MASTER .*reason=\"priority 0 re
 sleep 2 # more than the master down interval: lb1 (priority 1) does not take it back
 [ "$(lab_holders $VIP_A)" = lb2 ] || fail "VIP-A went back to lb1 after its resignation: $(lab_holders $VIP_A)"
 [ "$(group_field lb1 51 priority)" = 1 ] || fail "lb1's priority in group 51 after resign: $(group_field lb1 51 priority)"
-pass "vrrp resign 51 on lb1: VIP-A on lb2 in $took ms and kept there; both logs say why"
+pass "vrrp resign 51 on lb1 (after the login under way: quiet): VIP-A on lb2 in $took ms and kept there; both logs say why"
 
 out=$(vctl lb1 vrrp restore 51) || fail "restore: $out"
 sleep 1
