@@ -134,6 +134,32 @@ yaml_node_t *cfg_seq_item(struct cfg_doc *d, const yaml_node_t *seq, size_t i)
     return yaml_document_get_node(&d->doc, seq->data.sequence.items.start[i]);
 }
 
+int cfg_list_apply(struct cfg_doc *d, yaml_node_t *n, const char *path, const struct cfg_list *l,
+                   size_t *count)
+{
+    *count = 0;
+    int rc = cfg_expect(d, n, path, YAML_SEQUENCE_NODE);
+    if (rc)
+        return rc;
+    size_t len = cfg_seq_len(n);
+    if (len == 0 && l->min == 1)
+        return cfg_error(d, n, path, "needs at least one %s", l->one);
+    if (len < l->min || len > l->max)
+        return cfg_error(d, n, path, "expected %zu to %zu %s", l->min, l->max, l->what);
+    for (size_t i = 0; i < len; i++) {
+        yaml_node_t *item = cfg_seq_item(d, n, i);
+        char sub[256];
+        snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+        void *it = (char *)l->items + i * l->item_size;
+        memcpy(it, l->defaults, l->item_size);
+        if ((rc = cfg_map_apply(d, item, sub, l->fields, it)) != 0 ||
+            (l->check && (rc = l->check(d, item, sub, i, l->ctx)) != 0))
+            return rc;
+        *count = i + 1;
+    }
+    return 0;
+}
+
 yaml_node_t *cfg_map_get(struct cfg_doc *d, const yaml_node_t *map, const char *key)
 {
     if (map == NULL || map->type != YAML_MAPPING_NODE)

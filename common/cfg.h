@@ -78,6 +78,24 @@ int cfg_map_apply(struct cfg_doc *d, yaml_node_t *map, const char *path,
 int cfg_field_apply(struct cfg_doc *d, yaml_node_t *node, const char *path,
                     const struct cfg_field *f, void *base);
 
+/* A list of mappings (the nodes, the groups): n must be a sequence of min to max items
+ * (else "expected MIN to MAX WHAT", or "needs at least one ..." when min is 1 and it is
+ * empty); item i starts as a copy of defaults at items + i * item_size, gets fields,
+ * then check (NULL: none) judges it against the ones before (sub: "path[i]"). Returns 0
+ * or the first item's error; *count: the items applied. */
+struct cfg_list {
+    size_t min, max;
+    const char *what, *one; /* plural and singular names: "nodes", "node" */
+    const struct cfg_field *fields;
+    void *items;
+    size_t item_size;
+    const void *defaults;
+    int (*check)(struct cfg_doc *d, yaml_node_t *item, const char *sub, size_t i, void *ctx);
+    void *ctx;
+};
+int cfg_list_apply(struct cfg_doc *d, yaml_node_t *n, const char *path, const struct cfg_list *l,
+                   size_t *count);
+
 /* An address (host:port, default_port when none) or "off" / "": sets *enabled. */
 int cfg_addr_or_off(struct cfg_doc *d, yaml_node_t *n, const char *path, int default_port,
                     void *addr, bool *enabled);

@@ -23,7 +23,8 @@ void ctl_config_defaults(struct ctl_config *c, const char *path)
 bool ctl_config_equal(const struct ctl_config *a, const struct ctl_config *b)
 {
     return strcmp(a->socket, b->socket) == 0 && a->mode == b->mode &&
-           strcmp(a->group, b->group) == 0 && strcmp(a->operators, b->operators) == 0;
+           strcmp(a->group, b->group) == 0 && strcmp(a->operators, b->operators) == 0 &&
+           strcmp(a->state_file, b->state_file) == 0;
 }
 
 static int parse_socket(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
@@ -41,6 +42,24 @@ static int parse_socket(struct cfg_doc *d, yaml_node_t *n, const char *path, voi
         return cfg_error(d, n, path, "an absolute path shorter than %zu bytes, or off",
                          sizeof(c->socket));
     snprintf(c->socket, sizeof(c->socket), "%s", v);
+    return 0;
+}
+
+static int parse_state_file(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
+{
+    struct ctl_config *c = base;
+    const char *v = cfg_scalar(n);
+    if (v == NULL)
+        return cfg_error(d, n, path, "expected a path, or off");
+    if (strcmp(v, "off") == 0 || v[0] == '\0') {
+        c->state_file[0] = '\0';
+        return 0;
+    }
+    /* (".tmp" is added for the write, and the whole must fit statefile.c's buffers) */
+    if (v[0] != '/' || strlen(v) + 4 >= sizeof(c->state_file) || v[strlen(v) - 1] == '/')
+        return cfg_error(d, n, path, "an absolute file path shorter than %zu bytes, or off",
+                         sizeof(c->state_file) - 4);
+    snprintf(c->state_file, sizeof(c->state_file), "%s", v);
     return 0;
 }
 
@@ -75,6 +94,13 @@ const struct cfg_field ctl_config_fields[] = {
             "may always; so may the user the daemon was started as, when that was not root. "
             "Every change is logged with who asked (pid, uid, command). Changes on restart "
             "only."},
+    {"state_file", CFG_CUSTOM, 0, .custom = parse_state_file, .type_doc = "path, or off",
+     .def_doc = "off",
+     .doc = "Where the daemon keeps what operators changed with pgvipctl, so that a restart "
+            "keeps it (docs/control.md says what each daemon keeps). Rewritten whole on each "
+            "change (a temporary file renamed over it), read at start; a missing directory "
+            "is made at start, for the user the daemon runs as. Off: changes last until a "
+            "restart. Changes on restart only."},
     {NULL},
 };
 

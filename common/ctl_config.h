@@ -15,8 +15,9 @@ struct ctl_config {
     char socket[108]; /* "" = off */
     bool socket_set;  /* named in the file (else the default, used only if it can be) */
     uint32_t mode;
-    char group[64];     /* the socket's group; "" = root's */
-    char operators[64]; /* a group whose members may change things; "" = none */
+    char group[64];       /* the socket's group; "" = root's */
+    char operators[64];   /* a group whose members may change things; "" = none */
+    char state_file[256]; /* what operators changed, kept across a restart; "" = off */
 };
 
 /* Defaults: socket at path, mode 0660, no groups. */

@@ -44,3 +44,10 @@ int listener_drop_pending(uv_stream_t *server)
     close(fd);
     return 0;
 }
+
+int listener_take_pending(uv_stream_t *server)
+{
+    int fd = server->accepted_fd;
+    server->accepted_fd = -1;
+    return fd;
+}

@@ -16,4 +16,10 @@
  * when none was held. */
 int listener_drop_pending(uv_stream_t *server);
 
+/* Take the connection libuv holds for server as a descriptor of the caller's (non-blocking,
+ * close-on-exec), as uv_accept would into a handle; -1 when none is held. Only inside
+ * the connection callback: libuv then goes on accepting by itself. (lbd hands the
+ * descriptor to another event loop.) */
+int listener_take_pending(uv_stream_t *server);
+
 #endif

@@ -189,9 +189,12 @@ void metrics_hist_observe(struct metrics_hist *h, double v)
     size_t i = 0;
     while (i < h->n && v > h->le[i])
         i++;
-    h->bucket[i]++;
-    h->count++;
-    h->sum += v;
+    /* (Relaxed stores: one writer, and lbd's main loop reads another worker's histogram
+     * while it runs; as cheap as plain increments.) */
+    __atomic_store_n(&h->bucket[i], h->bucket[i] + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->count, h->count + 1, __ATOMIC_RELAXED);
+    double sum = h->sum + v;
+    __atomic_store(&h->sum, &sum, __ATOMIC_RELAXED);
 }
 
 void metrics_histogram(struct metrics_buf *m, const char *name, const char *help,

@@ -8,6 +8,7 @@
 #include "liveness.h"
 #include "admin.h"
 #include "vrrpd_state.h"
+#include "worker.h"
 
 #include "httpd.h"
 #include "log.h"
@@ -89,13 +90,13 @@ static double node_value(const struct pool_node *n, enum node_metric k)
     case NM_STATE_CHANGES:
         return (double)n->state_changes;
     case NM_REUSE_IDLE:
-        return n->parked;
+        return RELAXED(n->parked);
     case NM_SESSIONS:
-        return n->active;
+        return RELAXED(n->active);
     case NM_SESSIONS_TOTAL:
-        return (double)n->sessions_total;
+        return (double)RELAXED(n->sessions_total);
     case NM_CONNECT_FAILURES:
-        return (double)n->connect_failures;
+        return (double)RELAXED(n->connect_failures);
     case NM_CHECK_FAILURES:
         return (double)n->checks_failed;
     case NM_CHECK_LATENCY:
@@ -106,7 +107,9 @@ static double node_value(const struct pool_node *n, enum node_metric k)
 
 void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
 {
-    const struct lbd_stats *st = &l->stats;
+    struct lbd_stats total;
+    lbd_stats_total(l, &total);
+    const struct lbd_stats *st = &total;
     const char *lab[8];
     metrics_family(m, "lbd_up", METRICS_GAUGE, "1 while lbd runs.");
     metrics_sample(m, NULL, 1);
@@ -114,7 +117,18 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     metrics_family(m, "lbd_draining", METRICS_GAUGE, "1 while lbd drains for shutdown.");
     metrics_sample(m, NULL, l->draining);
     metrics_family(m, "lbd_sessions", METRICS_GAUGE, "Client sessions open now.");
-    metrics_sample(m, NULL, l->n_sessions);
+    metrics_sample(m, NULL, RELAXED(l->n_sessions));
+    metrics_family(m, "lbd_workers", METRICS_GAUGE,
+                   "Event loops relaying sessions (lbd.workers), each on its own thread.");
+    metrics_sample(m, NULL, l->n_workers);
+    metrics_family(m, "lbd_worker_sessions", METRICS_GAUGE,
+                   "Client sessions open now on each event loop.");
+    for (unsigned i = 0; i < l->n_workers; i++) {
+        char idx[12];
+        snprintf(idx, sizeof(idx), "%u", i);
+        const char *wl[] = {"worker", idx, NULL};
+        metrics_sample(m, wl, RELAXED(l->workers[i].n_sessions));
+    }
     metrics_family(m, "lbd_sessions_limit", METRICS_GAUGE, "maxconn.");
     metrics_sample(m, NULL, l->cfg.maxconn);
     metrics_family(m, "lbd_sessions_total", METRICS_COUNTER, "Client connections accepted.");
@@ -161,6 +175,10 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
                             l->peer_ctl_refused};
     for (int i = 0; i < 4; i++)
         metrics_sample(m, pc[i], (double)pv[i]);
+    metrics_family(m, "lbd_state_file_failures_total", METRICS_COUNTER,
+                   "Writes of lbd.control.state_file that failed: pgvipctl's changes since "
+                   "would not survive a restart.");
+    metrics_sample(m, NULL, (double)l->state_file_failed);
     metrics_family(m, "lbd_control_commands_total", METRICS_COUNTER,
                    "Commands on the control socket, by result.");
     const char *cl_ok[] = {"result", "ok", NULL}, *cl_err[] = {"result", "error", NULL};
@@ -198,6 +216,13 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
                    "Health checks lbd could not start for its own lack of descriptors, memory or "
                    "ports; not counted against the node.");
     metrics_sample(m, NULL, (double)st->checks_skipped_local);
+    metrics_family(m, "lbd_timeouts_late_total", METRICS_COUNTER,
+                   "Timeouts of a node's (a health check; a session's connect or the node's "
+                   "answer) that fired while the answer was already waiting, lbd's loop "
+                   "having run late: the answer was read instead of failing the node.");
+    const char *k1[] = {"kind", "check", NULL}, *k2[] = {"kind", "session", NULL};
+    metrics_sample(m, k1, (double)st->checks_late);
+    metrics_sample(m, k2, (double)st->node_timeouts_late);
     metrics_family(m, "lbd_bytes_total", METRICS_COUNTER, "Bytes relayed, by direction.");
     const char *d1[] = {"direction", "to_node", NULL}, *d2[] = {"direction", "to_client", NULL};
     metrics_sample(m, d1, (double)st->bytes_in);
@@ -215,7 +240,7 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     metrics_sample(m, NULL, (double)st->bulk_failed);
     metrics_family(m, "lbd_reuse_idle", METRICS_GAUGE,
                    "Node connections kept for reuse now (pool.reuse), resetting or idle.");
-    metrics_sample(m, NULL, (double)l->n_parked);
+    metrics_sample(m, NULL, (double)RELAXED(l->n_parked));
     metrics_family(m, "lbd_reuse_parked_total", METRICS_COUNTER,
                    "Node connections kept for reuse when their client left cleanly.");
     metrics_sample(m, NULL, (double)st->reuse_parked);
@@ -263,15 +288,17 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
         struct pool_node *n = l->nodes.pool.nodes[i];
         const char *a[] = {"node", n->name, "direction", "to_node", NULL};
         const char *b[] = {"node", n->name, "direction", "to_client", NULL};
-        metrics_sample(m, a, (double)n->bytes_in);
-        metrics_sample(m, b, (double)n->bytes_out);
+        metrics_sample(m, a, (double)RELAXED(n->bytes_in));
+        metrics_sample(m, b, (double)RELAXED(n->bytes_out));
     }
 }
 
 void admin_render_status(struct lbd *l, struct metrics_buf *m)
 {
     char ts[40], addr[SOCKADDR_STRLEN];
-    const struct lbd_stats *st = &l->stats;
+    struct lbd_stats total;
+    lbd_stats_total(l, &total);
+    const struct lbd_stats *st = &total;
     metrics_printf(m, "{\"daemon\":\"lbd\",\"instance\":");
     metrics_json_str(m, l->cfg.instance);
     uint64_t now_ms = clock_wall_ms();
@@ -284,10 +311,16 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
     metrics_printf(m, ",\"draining\":%s,\"healthy\":%s", l->draining ? "true" : "false",
                    (!l->draining && pool_count_eligible(&l->nodes.pool) > 0) ? "true" : "false");
     metrics_printf(m, ",\"balance\":\"%s\"", pool_balance_names[l->nodes.pool.balance]);
+    /* The event loops (lbd.workers): each one's client sessions and kept connections. */
+    metrics_printf(m, ",\"workers\":[");
+    for (unsigned i = 0; i < l->n_workers; i++)
+        metrics_printf(m, "%s{\"sessions\":%u,\"parked\":%u}", i ? "," : "",
+                       RELAXED(l->workers[i].n_sessions), RELAXED(l->workers[i].n_parked));
+    metrics_printf(m, "]");
     metrics_printf(m,
                    ",\"sessions\":%u,\"maxconn\":%u,\"sessions_total\":%llu,"
                    "\"sessions_relayed\":%llu,\"bytes_to_node\":%llu,\"bytes_to_client\":%llu",
-                   l->n_sessions, l->cfg.maxconn, (unsigned long long)st->sessions_total,
+                   RELAXED(l->n_sessions), l->cfg.maxconn, (unsigned long long)st->sessions_total,
                    (unsigned long long)st->sessions_relayed, (unsigned long long)st->bytes_in,
                    (unsigned long long)st->bytes_out);
     metrics_printf(m,
@@ -307,9 +340,9 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
     metrics_printf(m,
                    ",\"reuse\":{\"max_idle\":%u,\"idle_ms\":%llu,\"kept\":%u,\"parked\":%llu,"
                    "\"taken\":%llu,\"reset_failed\":%llu,\"expired\":%llu}",
-                   l->cfg.reuse_max_idle, (unsigned long long)l->cfg.reuse_idle_ms, l->n_parked,
-                   (unsigned long long)st->reuse_parked, (unsigned long long)st->reuse_taken,
-                   (unsigned long long)st->reuse_reset_failed,
+                   l->cfg.reuse_max_idle, (unsigned long long)l->cfg.reuse_idle_ms,
+                   RELAXED(l->n_parked), (unsigned long long)st->reuse_parked,
+                   (unsigned long long)st->reuse_taken, (unsigned long long)st->reuse_reset_failed,
                    (unsigned long long)st->reuse_expired);
     metrics_printf(m, ",\"nodes\":[");
     for (size_t i = 0; i < l->nodes.pool.n; i++) {
@@ -322,19 +355,21 @@ void admin_render_status(struct lbd *l, struct metrics_buf *m)
         metrics_printf(m,
                        ",\"weight\":%u,\"max_sessions\":%u,\"sessions\":%u,\"sessions_total\":%llu,"
                        "\"bytes_to_node\":%llu,\"bytes_to_client\":%llu,\"connect_failures\":%llu",
-                       n->weight, n->max_sessions, n->active, (unsigned long long)n->sessions_total,
-                       (unsigned long long)n->bytes_in, (unsigned long long)n->bytes_out,
-                       (unsigned long long)n->connect_failures);
+                       n->weight, n->max_sessions, RELAXED(n->active),
+                       (unsigned long long)RELAXED(n->sessions_total),
+                       (unsigned long long)RELAXED(n->bytes_in),
+                       (unsigned long long)RELAXED(n->bytes_out),
+                       (unsigned long long)RELAXED(n->connect_failures));
         metrics_printf(m, ",\"state_changes\":%llu,\"reuse_kept\":%u",
-                       (unsigned long long)n->state_changes, n->parked);
+                       (unsigned long long)n->state_changes, RELAXED(n->parked));
         /* Whether a new session may go there, and if not, why (an "up" node with weight 0
          * takes none: the page must not show it as serving). */
         const char *why = pool_node_eligible(n)          ? "yes"
                           : n->admin != NODE_ADMIN_READY ? node_admin_name(n->admin)
                           : n->state != NODE_UP          ? node_state_name(n->state)
                           : n->weight == 0               ? "weight 0"
-                          : n->max_sessions && n->active >= n->max_sessions ? "full"
-                                                                            : "no";
+                          : n->max_sessions && RELAXED(n->active) >= n->max_sessions ? "full"
+                                                                                     : "no";
         metrics_printf(m, ",\"new_sessions\":\"%s\",\"admin\":\"%s\",\"weight_file\":%u", why,
                        node_admin_name(n->admin), n->weight_cfg);
         metrics_printf(m,
@@ -431,7 +466,7 @@ static uint64_t node_connect_failures(const struct lbd *l)
 {
     uint64_t sum = 0;
     for (size_t i = 0; i < l->nodes.pool.n; i++)
-        sum += l->nodes.pool.nodes[i]->connect_failures;
+        sum += RELAXED(l->nodes.pool.nodes[i]->connect_failures);
     return sum;
 }
 
@@ -446,9 +481,11 @@ static void on_history_tick(uv_timer_t *t)
 {
     struct lbd *l = t->data;
     struct lbd_sample *s = &l->history[l->history_n % LBD_HISTORY];
-    s->sessions = l->n_sessions;
-    s->opened = delta(l->stats.sessions_total, &l->history_prev[0]);
-    s->refused = delta(refused_total(&l->stats), &l->history_prev[1]);
+    struct lbd_stats total;
+    lbd_stats_total(l, &total);
+    s->sessions = RELAXED(l->n_sessions);
+    s->opened = delta(total.sessions_total, &l->history_prev[0]);
+    s->refused = delta(refused_total(&total), &l->history_prev[1]);
     s->connect_failures = delta(node_connect_failures(l), &l->history_prev[2]);
     l->history_n++;
 }
@@ -512,8 +549,10 @@ int admin_start(struct lbd *l)
     uv_timer_init(l->loop, &l->history_timer);
     l->history_timer.data = l;
     l->history_on = true;
-    l->history_prev[0] = l->stats.sessions_total;
-    l->history_prev[1] = refused_total(&l->stats);
+    struct lbd_stats total;
+    lbd_stats_total(l, &total);
+    l->history_prev[0] = total.sessions_total;
+    l->history_prev[1] = refused_total(&total);
     l->history_prev[2] = node_connect_failures(l);
     uv_timer_start(&l->history_timer, on_history_tick, 1000, 1000);
     return httpd_start(&l->admin, l->loop, (struct sockaddr *)&l->cfg.admin, handle, l);

@@ -20,6 +20,7 @@
 #include "lbd.h"
 #include "session.h"
 #include "cancel.h"
+#include "worker.h"
 
 #include "bytes.h"
 
@@ -36,6 +37,7 @@ struct cancel_fwd {
     uv_connect_t creq;
     uv_write_t wreq;
     struct lbd *lbd;
+    struct lbd_worker *w; /* the loop it runs on */
     uint8_t pkt[12 + PGWIRE_MAX_CANCEL_KEY];
     size_t pkt_len;
     uint8_t keyb[PGWIRE_MAX_CANCEL_KEY]; /* the key as the client sent it */
@@ -56,8 +58,16 @@ struct cancel_key {
     uint16_t len;
 };
 
-static void cancel_unknown(struct lbd *l, const struct cancel_key *k, const char *client,
+static void cancel_unknown(struct lbd_worker *w, const struct cancel_key *k, const char *client,
                            bool admitted);
+
+static void cancel_done(struct lbd *l, uint32_t n)
+{
+    lbd_lock(l);
+    while (n-- > 0)
+        guard_cancel_done(&l->guard);
+    lbd_unlock(l);
+}
 
 static void fwd_closed(uv_handle_t *h)
 {
@@ -77,22 +87,22 @@ static void fwd_reset(struct cancel_fwd *f)
 
 static void fwd_finish(struct cancel_fwd *f, int status)
 {
-    struct lbd *l = f->lbd;
+    struct lbd_worker *w = f->w;
     if (f->done)
         return;
     f->done = true;
-    guard_cancel_done(&l->guard);
+    cancel_done(f->lbd, 1);
     /* (Once the request is out, the node's close, or none within the deadline, is
      * the normal end.) */
     if (status < 0 && !(f->written && (status == UV_EOF || status == UV_ETIMEDOUT))) {
         unsigned long long held;
-        l->stats.cancel_failed++;
-        if (log_limit_pass(&l->lim_cancel, clock_wall_ms(), &held))
+        STAT_INC(w->stats.cancel_failed);
+        if (lbd_log_pass(w->lbd, &w->lbd->lim_cancel, &held))
             log_emit(LOG_WARN, "cancel_failed", "pid=%u target=%s error=\"%s\" held_back=%llu",
                      f->pid, f->target, uv_strerror(status), held);
         if (f->to_peer) {
             struct cancel_key k = {f->pid, f->key, f->keyb, f->key_len};
-            cancel_unknown(l, &k, f->client, false);
+            cancel_unknown(w, &k, f->client, false);
         }
     }
     if (status != UV_EOF)
@@ -152,16 +162,17 @@ static void fwd_timeout(uv_timer_t *t)
 
 /* Send one CancelRequest for k to addr on its own connection; its slot in
  * guard.inflight was taken by the caller and is given back by fwd_finish. */
-static void fwd_start(struct lbd *l, const struct sockaddr_storage *addr,
+static void fwd_start(struct lbd_worker *w, const struct sockaddr_storage *addr,
                       const struct cancel_key *k, bool to_peer, const char *client)
 {
     struct cancel_fwd *f = calloc(1, sizeof(*f));
     if (f == NULL) {
-        guard_cancel_done(&l->guard);
-        l->stats.cancel_failed++;
+        cancel_done(w->lbd, 1);
+        STAT_INC(w->stats.cancel_failed);
         return;
     }
-    f->lbd = l;
+    f->lbd = w->lbd;
+    f->w = w;
     f->pid = k->pid;
     f->key = k->key;
     f->key_len = k->len;
@@ -171,10 +182,10 @@ static void fwd_start(struct lbd *l, const struct sockaddr_storage *addr,
     format_sockaddr((const struct sockaddr *)addr, f->target, sizeof(f->target));
     snprintf(f->client, sizeof(f->client), "%s", client);
     f->pkt_len = pgwire_cancel_build_key(f->pkt, sizeof(f->pkt), k->pid, k->bytes, k->len, to_peer);
-    uv_tcp_init(l->loop, &f->tcp);
-    uv_timer_init(l->loop, &f->timer);
+    uv_tcp_init(w->loop, &f->tcp);
+    uv_timer_init(w->loop, &f->timer);
     f->handles = 2;
-    uv_timer_start(&f->timer, fwd_timeout, l->cfg.connect_ms, 0);
+    uv_timer_start(&f->timer, fwd_timeout, w->cfg.connect_ms, 0);
     int rc = uv_tcp_connect(&f->creq, &f->tcp, (const struct sockaddr *)addr, fwd_connected);
     if (rc)
         fwd_finish(f, rc);
@@ -182,95 +193,120 @@ static void fwd_start(struct lbd *l, const struct sockaddr_storage *addr,
 
 /* Room for n more forwards (a fallback after the peer failed, which guard admitted as
  * one): descriptors and the in-flight bound. */
-static bool room_for(struct lbd *l, uint32_t n, bool admitted)
+static bool room_for(struct lbd_worker *w, uint32_t n, bool admitted)
 {
+    struct lbd *l = w->lbd;
     if (!lbd_fd_room(l, n))
         return false;
     if (admitted)
         return true;
-    if (l->cfg.cancel_inflight && l->guard.inflight + n > l->cfg.cancel_inflight)
-        return false;
-    l->guard.inflight += n;
-    return true;
+    lbd_lock(l);
+    bool room = !w->cfg.cancel_inflight || l->guard.inflight + n <= w->cfg.cancel_inflight;
+    if (room)
+        l->guard.inflight += n;
+    lbd_unlock(l);
+    return room;
 }
 
-static void log_dropped(struct lbd *l, const char *client, uint32_t pid, const char *why)
+static void log_dropped(struct lbd_worker *w, const char *client, uint32_t pid, const char *why)
 {
     unsigned long long held;
-    if (log_limit_pass(&l->lim_cancel, clock_wall_ms(), &held))
+    if (lbd_log_pass(w->lbd, &w->lbd->lim_cancel, &held))
         log_emit(LOG_WARN, "cancel", "client=%s pid=%u outcome=dropped reason=%s held_back=%llu",
                  client, pid, why, held);
 }
 
 /* admitted: guard.inflight already holds this cancel's one slot. */
-static void cancel_unknown(struct lbd *l, const struct cancel_key *k, const char *client,
+static void cancel_unknown(struct lbd_worker *w, const struct cancel_key *k, const char *client,
                            bool admitted)
 {
+    struct lbd *l = w->lbd;
     uint32_t pid = k->pid;
-    size_t sent = 0, up = pool_count_eligible(&l->nodes.pool);
-    switch (l->cfg.cancel_unknown) {
+    /* The nodes it may go to, copied under the lock (node.h). */
+    struct sockaddr_storage to[POOL_MAX_NODES];
+    char name[64] = "";
+    size_t up = 0;
+    lbd_lock(l);
+    if (w->cfg.cancel_unknown == LBD_CANCEL_ALL) {
+        for (size_t i = 0; i < l->nodes.pool.n; i++)
+            if (pool_node_eligible(l->nodes.pool.nodes[i]))
+                to[up++] = l->nodes.pool.nodes[i]->addr;
+    } else if (w->cfg.cancel_unknown == LBD_CANCEL_ONE) {
+        int idx = pool_pick(&l->nodes.pool, 0, worker_random(w));
+        if (idx >= 0) {
+            to[up++] = l->nodes.pool.nodes[idx]->addr;
+            snprintf(name, sizeof(name), "%s", l->nodes.pool.nodes[idx]->name);
+        }
+    } else {
+        up = pool_count_eligible(&l->nodes.pool);
+    }
+    lbd_unlock(l);
+    switch (w->cfg.cancel_unknown) {
     case LBD_CANCEL_ALL:
         if (up == 0)
             break;
         if (admitted)
-            guard_cancel_done(&l->guard); /* taken again for every node below */
-        if (!room_for(l, (uint32_t)up, false)) {
-            l->stats.cancel_limited++;
-            log_dropped(l, client, pid, "inflight");
+            cancel_done(l, 1); /* taken again for every node below */
+        if (!room_for(w, (uint32_t)up, false)) {
+            STAT_INC(w->stats.cancel_limited);
+            log_dropped(w, client, pid, "inflight");
             return;
         }
-        for (size_t i = 0; i < l->nodes.pool.n && sent < up; i++) {
-            struct pool_node *n = l->nodes.pool.nodes[i];
-            if (pool_node_eligible(n)) {
-                fwd_start(l, &n->addr, k, false, client);
-                sent++;
-            }
-        }
-        while (sent++ < up) /* (eligible nodes counted once; none should be left) */
-            guard_cancel_done(&l->guard);
-        l->stats.cancel_broadcast++;
+        for (size_t i = 0; i < up; i++)
+            fwd_start(w, &to[i], k, false, client);
+        STAT_INC(w->stats.cancel_broadcast);
         log_emit(LOG_INFO, "cancel", "client=%s pid=%u outcome=broadcast nodes=%zu", client, pid,
                  up);
         return;
-    case LBD_CANCEL_ONE: {
-        int idx = pool_pick(&l->nodes.pool, 0, lbd_random(l));
-        if (idx < 0)
+    case LBD_CANCEL_ONE:
+        if (up == 0)
             break;
-        if (!room_for(l, 1, admitted)) {
-            l->stats.cancel_limited++;
-            log_dropped(l, client, pid, "inflight");
+        if (!room_for(w, 1, admitted)) {
+            STAT_INC(w->stats.cancel_limited);
+            log_dropped(w, client, pid, "inflight");
             return;
         }
-        fwd_start(l, &l->nodes.pool.nodes[idx]->addr, k, false, client);
-        l->stats.cancel_one++;
-        log_emit(LOG_INFO, "cancel", "client=%s pid=%u outcome=one node=%s", client, pid,
-                 l->nodes.pool.nodes[idx]->name);
+        fwd_start(w, &to[0], k, false, client);
+        STAT_INC(w->stats.cancel_one);
+        log_emit(LOG_INFO, "cancel", "client=%s pid=%u outcome=one node=%s", client, pid, name);
         return;
-    }
     case LBD_CANCEL_DROP:
     default:
         break;
     }
     if (admitted)
-        guard_cancel_done(&l->guard);
-    l->stats.cancel_dropped++;
-    log_dropped(l, client, pid, up ? "unknown_key" : "no_node");
+        cancel_done(l, 1);
+    STAT_INC(w->stats.cancel_dropped);
+    log_dropped(w, client, pid, up ? "unknown_key" : "no_node");
 }
 
-void cancel_route(struct lbd *l, uint32_t pid, const uint8_t *key, size_t key_len, bool from_peer,
-                  const uint8_t *src, const char *client)
+void cancel_route(struct lbd_worker *w, uint32_t pid, const uint8_t *key, size_t key_len,
+                  bool from_peer, const uint8_t *src, const char *client)
 {
+    struct lbd *l = w->lbd;
     struct cancel_key k = {pid, be32_get(key), key, (uint16_t)key_len};
-    enum guard_verdict v = lbd_fd_room(l, 1) ? guard_cancel_admit(&l->guard, from_peer ? NULL : src,
-                                                                  pid, k.key, 1, uv_now(l->loop))
-                                             : GUARD_INFLIGHT;
+    enum guard_verdict v = GUARD_INFLIGHT;
+    if (lbd_fd_room(l, 1)) {
+        lbd_lock(l);
+        v = guard_cancel_admit(&l->guard, from_peer ? NULL : src, pid, k.key, 1, uv_now(w->loop));
+        lbd_unlock(l);
+    }
     if (v != GUARD_OK) {
-        l->stats.cancel_limited++;
-        log_dropped(l, client, pid, guard_verdict_names[v]);
+        STAT_INC(w->stats.cancel_limited);
+        log_dropped(w, client, pid, guard_verdict_names[v]);
         return;
     }
+    /* The session may be on another worker: its node is read under the lock. */
     uint32_t node_key;
+    struct sockaddr_storage addr;
+    char name[64];
+    lbd_lock(l);
     struct pool_node *n = session_node_for_key(l, pid, k.key, &node_key);
+    if (n != NULL) {
+        addr = n->addr;
+        snprintf(name, sizeof(name), "%s", n->name);
+    }
+    lbd_unlock(l);
     if (n != NULL) {
         /* The node's own key: the client's as sent, or (a reused connection's) the node's
          * 4 bytes that lbd kept. */
@@ -278,19 +314,19 @@ void cancel_route(struct lbd *l, uint32_t pid, const uint8_t *key, size_t key_le
         be32_put(nk, node_key);
         struct cancel_key to_node =
             node_key == k.key ? k : (struct cancel_key){pid, node_key, nk, 4};
-        l->stats.cancel_routed++;
-        log_emit(LOG_INFO, "cancel", "client=%s pid=%u outcome=routed node=%s%s", client, pid,
-                 n->name, from_peer ? " via=peer" : "");
-        fwd_start(l, &n->addr, &to_node, false, client);
+        STAT_INC(w->stats.cancel_routed);
+        log_emit(LOG_INFO, "cancel", "client=%s pid=%u outcome=routed node=%s%s worker=%u", client,
+                 pid, name, from_peer ? " via=peer" : "", w->index);
+        fwd_start(w, &addr, &to_node, false, client);
         return;
     }
-    if (!from_peer && l->cfg.has_peer) {
+    if (!from_peer && w->cfg.has_peer) {
         char peer[SOCKADDR_STRLEN];
-        l->stats.cancel_to_peer++;
+        STAT_INC(w->stats.cancel_to_peer);
         log_emit(LOG_INFO, "cancel", "client=%s pid=%u outcome=to_peer peer=%s", client, pid,
-                 format_sockaddr((struct sockaddr *)&l->cfg.peer, peer, sizeof(peer)));
-        fwd_start(l, &l->cfg.peer, &k, true, client);
+                 format_sockaddr((struct sockaddr *)&w->cfg.peer, peer, sizeof(peer)));
+        fwd_start(w, &w->cfg.peer, &k, true, client);
         return;
     }
-    cancel_unknown(l, &k, client, true);
+    cancel_unknown(w, &k, client, true);
 }

@@ -10,13 +10,16 @@
  * Results go through node_result() (node.h) (rise/fall damping in health.c). */
 #include "lbd.h"
 #include "checker.h"
+#include "worker.h"
 
+#include "fault.h"
 #include "log.h"
 #include "parse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct check {
     uv_timer_t timer; /* data = this; interval between checks, then the check's timeout */
@@ -29,6 +32,8 @@ struct check {
     bool probing, tcp_open, stopping;
     bool ok, draining; /* result of the probe being closed */
     bool local;        /* it failed for a reason of lbd's own: no result for the node */
+    bool connected;    /* the probe's connect has completed */
+    bool late_read;    /* its timeout found an answer waiting and gave the loop a turn */
     uint64_t t0_ns;
     size_t rlen;
     uint8_t wbuf[512];
@@ -71,7 +76,7 @@ static void probe_closed(uv_handle_t *h)
         struct lbd *l = c->lbd;
         unsigned long long held;
         c->local = false;
-        l->stats.checks_skipped_local++;
+        STAT_INC(l->workers[0].stats.checks_skipped_local);
         if (log_limit_pass(&l->lim_check, clock_wall_ms(), &held))
             log_emit(LOG_WARN, "check_skipped",
                      "node=%s error=\"%s\" held_back=%llu "
@@ -196,6 +201,7 @@ static void on_connect(uv_connect_t *req, int status)
         probe_finish(c, false, false, reason);
         return;
     }
+    c->connected = true;
     size_t len = 0;
     if (cfg->check_type == LBD_CHECK_TCP) {
         probe_finish(c, true, false, "tcp: connected");
@@ -225,13 +231,25 @@ static void on_connect(uv_connect_t *req, int status)
     uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)len);
     c->wreq.data = c;
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0 ||
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
         probe_finish(c, false, false, "cannot start the check");
+        return;
+    }
+    if (fault_hit("check_stall")) /* (tests: this loop kept busy past the check's timeout) */
+        usleep((useconds_t)(cfg->check_timeout_ms + 300) * 1000);
 }
 
+/* A timeout that finds the node's answer waiting gives the loop one turn to read it
+ * (lbd.h: lbd_io_waiting; counted in lbd_timeouts_late_total{kind="check"}). */
 static void probe_timeout(uv_timer_t *t)
 {
     struct check *c = t->data;
+    if (!c->late_read && lbd_io_waiting((uv_handle_t *)&c->tcp, !c->connected)) {
+        c->late_read = true;
+        STAT_INC(c->lbd->workers[0].stats.checks_late);
+        uv_timer_start(&c->timer, probe_timeout, 1, 0); /* (after this turn's poll) */
+        return;
+    }
     char reason[64];
     snprintf(reason, sizeof(reason), "timeout after %llums",
              (unsigned long long)c->lbd->cfg.check_timeout_ms);
@@ -253,6 +271,7 @@ static void probe_start(uv_timer_t *t)
             ((struct sockaddr_in6 *)&addr)->sin6_port = htons(port);
     }
     c->probing = true;
+    c->connected = c->late_read = false;
     c->rlen = 0;
     c->t0_ns = uv_hrtime();
     uv_tcp_init(l->loop, &c->tcp);
@@ -283,7 +302,7 @@ int check_start(struct lbd *l, struct pool_node *n)
     c->handles = 1;
     n->check = c;
     /* First check at once, spread a little so nodes are not checked in lockstep. */
-    schedule(c, lbd_random(l) % 50);
+    schedule(c, worker_random(&l->workers[0]) % 50);
     return 0;
 }
 
@@ -295,8 +314,10 @@ void check_stop(struct lbd *l, struct pool_node *n)
     c->stopping = true;
     /* The node is free for a new check at once (a reload that changes the check type
      * starts one now); this one holds a reference until its handles are closed. */
-    n->check = NULL;
     node_ref(n);
+    lbd_lock(l);
+    n->check = NULL; /* (node_unref reads it under the lock) */
+    lbd_unlock(l);
     uv_timer_stop(&c->timer);
     if (c->tcp_open && !uv_is_closing((uv_handle_t *)&c->tcp))
         uv_close((uv_handle_t *)&c->tcp, check_closed);

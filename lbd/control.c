@@ -17,10 +17,13 @@
 #include "session.h"
 #include "control.h"
 
+#include "opstate.h"
+
 #include "bytes.h"
 
 #include "parse.h"
 #include "sha256.h"
+#include "statefile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,12 +48,19 @@
 
 static const char *new_sessions_why(const struct pool_node *n)
 {
-    return pool_node_eligible(n)                             ? "yes"
-           : n->admin != NODE_ADMIN_READY                    ? node_admin_name(n->admin)
-           : n->state != NODE_UP                             ? node_state_name(n->state)
-           : n->weight == 0                                  ? "weight 0"
-           : n->max_sessions && n->active >= n->max_sessions ? "full"
-                                                             : "no";
+    return pool_node_eligible(n)                                      ? "yes"
+           : n->admin != NODE_ADMIN_READY                             ? node_admin_name(n->admin)
+           : n->state != NODE_UP                                      ? node_state_name(n->state)
+           : n->weight == 0                                           ? "weight 0"
+           : n->max_sessions && RELAXED(n->active) >= n->max_sessions ? "full"
+                                                                      : "no";
+}
+
+/* How long an operator's change lasts, for the answer. */
+static const char *lifetime(const struct lbd *l)
+{
+    return l->cfg.control.state_file[0] ? "kept across a restart (lbd.control.state_file)"
+                                        : "until lbd restarts (lbd.control.state_file is off)";
 }
 
 static int nodes_show(struct lbd *l, bool json, struct metrics_buf *out)
@@ -73,9 +83,9 @@ static int nodes_show(struct lbd *l, bool json, struct metrics_buf *out)
         ctl_table_cell(&t, "%s", node_admin_name(n->admin));
         ctl_table_cell(&t, "%u", n->weight);
         ctl_table_cell(&t, "%s", new_sessions_why(n));
-        ctl_table_cell(&t, "%u", n->active);
+        ctl_table_cell(&t, "%u", RELAXED(n->active));
         ctl_table_cell(&t, "%u", n->max_sessions);
-        ctl_table_cell(&t, "%llu", (unsigned long long)n->sessions_total);
+        ctl_table_cell(&t, "%llu", (unsigned long long)RELAXED(n->sessions_total));
         ctl_table_cell(&t, "%s", n->last_check);
     }
     ctl_table_render(&t, json, out);
@@ -205,6 +215,7 @@ static int nodes_change(struct lbd *l, const char *by, int argc, char **argv, bo
         if (node_remove(&l->nodes, n, err, sizeof(err)) != 0)
             FAIL("%s", err);
         log_emit(LOG_WARN, "node_removed", "node=%s sessions=0 by=%s", argv[1], by);
+        control_state_save(l);
         say(l, out, json, "message",
             "node %s removed. Until the next reload or restart: remove it from lbd.pool.nodes "
             "in %s to keep it out",
@@ -216,13 +227,16 @@ static int nodes_change(struct lbd *l, const char *by, int argc, char **argv, bo
         if (argc != 3 || parse_u32(argv[2], 1000, &w) != 0)
             FAIL("usage: nodes weight NODE N (0 to 1000)");
         uint32_t was = n->weight;
+        lbd_lock(l); /* (the workers pick by it) */
         n->weight = w;
+        lbd_unlock(l);
         log_emit(LOG_INFO, "node_weight", "node=%s from=%u to=%u file=%u by=%s", n->name, was, w,
                  n->weight_cfg, by);
+        control_state_save(l);
         say(l, out, json, "message",
             "node %s weight %u (was %u; the file says %u, which a reload restores only if it "
-            "changes there)",
-            n->name, w, was, n->weight_cfg);
+            "changes there); %s",
+            n->name, w, was, n->weight_cfg, lifetime(l));
         return 0;
     }
     enum node_admin a = NODE_ADMIN_READY;
@@ -245,8 +259,8 @@ static int nodes_change(struct lbd *l, const char *by, int argc, char **argv, bo
         : l->cfg.on_node_drain == LBD_ON_DRAIN_AT_IDLE
             ? "takes no new sessions; the open ones close at their next idle moment (57P01)"
             : "takes no new sessions; the open ones stay (pool.on_node_drain: keep)";
-    say(l, out, json, "message", "node %s %s (was %s): %s; %u sessions open", n->name,
-        node_admin_name(a), node_admin_name(was), what, n->active);
+    say(l, out, json, "message", "node %s %s (was %s): %s; %u sessions open; %s", n->name,
+        node_admin_name(a), node_admin_name(was), what, RELAXED(n->active), lifetime(l));
     return 0;
 }
 
@@ -293,7 +307,7 @@ static int status_line(struct lbd *l, bool json, struct metrics_buf *out)
     ctl_table_cell(&t, "%s", l->cfg.instance);
     ctl_table_cell(&t, "%s", PGVIP_VERSION);
     ctl_table_cell(&t, "%llu", (unsigned long long)((clock_wall_ms() - l->started_ms) / 1000));
-    ctl_table_cell(&t, "%u", l->n_sessions);
+    ctl_table_cell(&t, "%u", RELAXED(l->n_sessions));
     ctl_table_cell(&t, "%u", l->cfg.maxconn);
     ctl_table_cell(&t, "%zu", l->nodes.pool.n);
     ctl_table_cell(&t, "%zu", pool_count_eligible(&l->nodes.pool));
@@ -708,6 +722,82 @@ static int peer_send(struct lbd *l, struct ctl_conn *req, const char *by, int ar
     }
     uv_timer_start(&op->timer, op_timeout, PEER_TIMEOUT_MS, 0);
     return CTL_LATER;
+}
+
+/* ---- lbd.control.state_file ---- */
+
+static int parse_opstate(const char *name, const char *text, void *st, char *err, size_t errsize)
+{
+    return opstate_parse(name, text, st, err, errsize);
+}
+
+int control_state_restore(struct lbd *l)
+{
+    const char *path = l->cfg.control.state_file;
+    if (path[0] == '\0')
+        return 0;
+    static struct opstate st; /* (start-up only: 64 nodes would crowd the stack) */
+    int rc = statefile_load(path, l->cfg.user, "lbd: lbd.control.state_file",
+                            "every node starts ready, with the configuration's weight",
+                            parse_opstate, &st);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    char q[200];
+    for (size_t i = 0; i < st.n; i++) {
+        const struct opstate_node *e = &st.nodes[i];
+        struct pool_node *n = node_find(&l->nodes, e->name);
+        if (n == NULL) {
+            log_emit(LOG_WARN, "state_skipped", "node=%s file=%s detail=\"not in lbd.pool.nodes\"",
+                     log_quote(q, sizeof(q), e->name), path);
+            continue;
+        }
+        n->admin = e->admin; /* (before any session or check: no hook to run) */
+        n->admin_since_ms = clock_wall_ms();
+        bool weight = e->weight_set && e->file_weight == n->weight_cfg;
+        if (weight)
+            n->weight = e->weight;
+        log_emit(e->admin == NODE_ADMIN_READY ? LOG_INFO : LOG_WARN, "state_restored",
+                 "node=%s admin=%s weight=%u file=%s%s", n->name, node_admin_name(n->admin),
+                 n->weight, path,
+                 e->weight_set && !weight
+                     ? " detail=\"the operator's weight is dropped: the configuration's "
+                       "weight for the node has changed since\""
+                     : "");
+    }
+    return 0;
+}
+
+void control_state_save(struct lbd *l)
+{
+    const char *path = l->cfg.control.state_file;
+    if (path[0] == '\0')
+        return;
+    static struct opstate st; /* (the main loop's alone) */
+    st.n = 0;
+    lbd_lock(l);
+    for (size_t i = 0; i < l->nodes.pool.n; i++) {
+        const struct pool_node *n = l->nodes.pool.nodes[i];
+        if (n->admin == NODE_ADMIN_READY && n->weight == n->weight_cfg)
+            continue;
+        struct opstate_node *e = &st.nodes[st.n++];
+        snprintf(e->name, sizeof(e->name), "%s", n->name);
+        e->admin = n->admin;
+        e->weight_set = n->weight != n->weight_cfg;
+        e->weight = n->weight;
+        e->file_weight = n->weight_cfg;
+    }
+    lbd_unlock(l);
+    static char text[POOL_MAX_NODES * 400 + 512];
+    size_t len = opstate_render(&st, text, sizeof(text));
+    char err[600];
+    if (len >= sizeof(text) || statefile_write(path, text, len, err, sizeof(err)) != 0) {
+        char q[700];
+        l->state_file_failed++;
+        log_emit(LOG_ERROR, "state_file_failed",
+                 "error=%s detail=\"pgvipctl's changes will not "
+                 "survive a restart\"",
+                 log_quote(q, sizeof(q), len >= sizeof(text) ? "too long" : err));
+    }
 }
 
 int control_start(struct lbd *l)

@@ -14,4 +14,13 @@ int control_read_key(const char *path, uint8_t *key, size_t *len, char *err, siz
 size_t control_peer_request(struct lbd *l, const uint8_t *body, size_t len, uint8_t *ans,
                             size_t size);
 
+/* lbd.control.state_file. At start, as root: its directory made if missing, and what it
+ * keeps applied to the pool just built (nodes it names that the file has not are
+ * skipped, with a line each); 0, or -errno when the directory cannot be made (a line on
+ * stderr). An unreadable or invalid file is logged and ignored. */
+int control_state_restore(struct lbd *l);
+/* Write it from the pool (after each operator change, a reload, and once at start as the
+ * user lbd runs as); failures are logged. No state_file: nothing. */
+void control_state_save(struct lbd *l);
+
 #endif

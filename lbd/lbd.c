@@ -9,7 +9,9 @@
 #include "liveness.h"
 #include "control.h"
 #include "admin.h"
+#include "worker.h"
 
+#include "listener.h"
 #include "log.h"
 #include "parse.h"
 #include "sdnotify.h"
@@ -18,6 +20,7 @@
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,17 +29,6 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
-
-uint64_t lbd_random(struct lbd *l)
-{
-    /* xorshift64*: enough for spreading load, seeded at start. */
-    uint64_t x = l->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    l->rng = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
 
 uint32_t lbd_secret_key(void)
 {
@@ -54,6 +46,17 @@ bool lbd_error_is_local(int err)
            err == UV_EADDRNOTAVAIL || err == UV_EAGAIN;
 }
 
+bool lbd_io_waiting(const uv_handle_t *h, bool connecting)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno(h, &fd) != 0)
+        return false;
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLOUT};
+    if (poll(&p, 1, 0) != 1)
+        return false;
+    return (p.revents & (POLLIN | POLLERR | POLLHUP)) || (connecting && (p.revents & POLLOUT));
+}
+
 bool lbd_fd_room(const struct lbd *l, uint64_t need)
 {
     if (l->fd_limit == 0)
@@ -61,8 +64,9 @@ bool lbd_fd_room(const struct lbd *l, uint64_t need)
     /* Kept back for what is not counted: the loop, signals, listeners, the liveness
      * and log files, the admin's clients (32 at most). A small limit keeps an eighth. */
     uint64_t base = l->fd_limit >= 512 ? 64 : 8 + l->fd_limit / 8;
-    uint64_t held = base + 2ull * l->n_sessions + 4ull * l->n_bulk + l->n_parked +
-                    l->guard.inflight + l->nodes.pool.n;
+    /* (Totals the workers change: read relaxed, an estimate either way.) */
+    uint64_t held = base + 2ull * RELAXED(l->n_sessions) + 4ull * RELAXED(l->n_bulk) +
+                    RELAXED(l->n_parked) + RELAXED(l->guard.inflight) + RELAXED(l->nodes.pool.n);
     return held + need <= l->fd_limit;
 }
 
@@ -75,32 +79,15 @@ static void guard_limits_from(const struct lbd_config *c, struct guard_limits *g
     g->startup_per_source = c->startup_per_source;
 }
 
-void *lbd_buf_get(struct lbd *l)
-{
-    if (l->n_buf_free > 0)
-        return l->buf_free[--l->n_buf_free];
-    return malloc(LBD_BUF_SIZE);
-}
-
-void lbd_buf_put(struct lbd *l, void *buf)
-{
-    if (buf == NULL)
-        return;
-    if (l->n_buf_free < LBD_BUF_CACHE)
-        l->buf_free[l->n_buf_free++] = buf;
-    else
-        free(buf);
-}
-
-static void tune_fd(struct lbd *l, int fd)
+static void tune_fd(const struct lbd_config *c, int fd)
 {
     int one = 1, zero = 0;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (l->cfg.keepalive_ms == 0) {
+    if (c->keepalive_ms == 0) {
         setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &zero, sizeof(zero));
         return;
     }
-    int idle = (int)((l->cfg.keepalive_ms + 999) / 1000);
+    int idle = (int)((c->keepalive_ms + 999) / 1000);
     int intvl = idle > 10 ? 10 : idle, cnt = 3;
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
@@ -108,11 +95,11 @@ static void tune_fd(struct lbd *l, int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
-void lbd_tune_socket(struct lbd *l, uv_tcp_t *t)
+void lbd_tune_socket(const struct lbd_config *c, uv_tcp_t *t)
 {
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *)t, &fd) == 0)
-        tune_fd(l, fd);
+        tune_fd(c, fd);
 }
 
 /* The same options on a listening socket (and its quiesce twin): Linux copies
@@ -122,9 +109,9 @@ static void tune_listener(struct lbd *l, struct lbd_listener *ls)
 {
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *)&ls->tcp, &fd) == 0)
-        tune_fd(l, fd);
+        tune_fd(&l->cfg, fd);
     if (ls->twin_fd >= 0)
-        tune_fd(l, ls->twin_fd);
+        tune_fd(&l->cfg, ls->twin_fd);
 }
 
 /* ---- what a node's change means for the rest of lbd (node.h's hooks) ---- */
@@ -147,6 +134,7 @@ static void on_node_admin(void *ctx, struct pool_node *n)
         reuse_close_node(l, n, "node_admin");
     if (n->admin == NODE_ADMIN_DRAIN)
         session_drain_node(l, n); /* (the busy ones at their next idle moment) */
+    control_state_save(l);
 }
 
 static void on_node_drain_due(void *ctx, struct pool_node *n)
@@ -185,16 +173,59 @@ static void nodes_configure(struct lbd *l)
 
 static void accept_resume(uv_prepare_t *p);
 
+struct handed {
+    int fd;
+    bool peer;
+    struct sockaddr_storage addr; /* the listener's */
+};
+
+static void adopt_handed(struct lbd_worker *w, void *arg)
+{
+    struct handed *h = arg;
+    session_adopt(w, h->fd, h->peer, &h->addr);
+    free(h);
+}
+
+/* Give an accepted connection (fd) to the worker with the fewest sessions (worker.h);
+ * ls: the listener it came from. */
+static void hand_fd(struct lbd_listener *ls, int fd)
+{
+    struct lbd_worker *w = workers_pick(ls->lbd);
+    struct handed *h = w->index == 0 ? NULL : malloc(sizeof(*h));
+    if (h != NULL) {
+        h->fd = fd;
+        h->peer = ls->peer;
+        h->addr = ls->addr;
+        if (worker_post(w, adopt_handed, h))
+            return;
+        free(h);
+        __atomic_sub_fetch(&w->load, 1, __ATOMIC_RELAXED);
+        w = &ls->lbd->workers[0]; /* (no memory for the message: served here) */
+        __atomic_add_fetch(&w->load, 1, __ATOMIC_RELAXED);
+    }
+    session_adopt(w, fd, ls->peer, &ls->addr);
+}
+
+/* The connection libuv holds for ls: worker 0 takes it into a handle (outside the
+ * connection callback, a deferred one, it must: uv_accept watches the listener again). */
+static void accept_here(struct lbd_listener *ls)
+{
+    struct lbd_worker *w0 = &ls->lbd->workers[0];
+    __atomic_add_fetch(&w0->load, 1, __ATOMIC_RELAXED);
+    session_accept(ls, w0);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct lbd_listener *ls = server->data;
     struct lbd *l = ls->lbd;
+    struct lbd_worker *w0 = &l->workers[0];
     if (status < 0) {
         /* (libuv has accepted and closed the connection with its reserve descriptor
          * when out of them: EMFILE/ENFILE.) */
         unsigned long long held;
-        l->stats.accept_failed++;
-        if (log_limit_pass(&l->lim_accept, clock_wall_ms(), &held))
+        STAT_INC(w0->stats.accept_failed);
+        if (lbd_log_pass(w0->lbd, &w0->lbd->lim_accept, &held))
             log_emit(LOG_WARN, "accept_failed", "error=\"%s\" held_back=%llu", uv_strerror(status),
                      held);
         return;
@@ -206,7 +237,15 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     l->accepted_this_turn++;
-    session_accept(ls);
+    if (l->n_workers == 1 || ls->peer) {
+        /* (The peer's connections, cancels and signed node commands, are served here:
+         * a node command changes nodes, which only worker 0 does.) */
+        accept_here(ls);
+        return;
+    }
+    int fd = listener_take_pending(server);
+    if (fd >= 0)
+        hand_fd(ls, fd);
 }
 
 /* A new loop turn: accepting starts again, first with the connections left waiting. */
@@ -218,7 +257,7 @@ static void accept_resume(uv_prepare_t *p)
         if (ls->deferred) {
             ls->deferred = false;
             l->accepted_this_turn++;
-            session_accept(ls); /* (uv_accept watches the listener again) */
+            accept_here(ls); /* (uv_accept watches the listener again) */
         }
     }
 }
@@ -343,10 +382,10 @@ static void listeners_quiesce(struct lbd *l)
         int c;
         if (ls->deferred) { /* the one libuv holds */
             ls->deferred = false;
-            session_accept(ls);
+            accept_here(ls);
         }
         while ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
-            session_adopt(l, c);
+            hand_fd(ls, c);
         l->quiesced_fds[l->n_quiesced++] = ls->twin_fd;
         ls->twin_fd = -1;
         *pp = ls->next;
@@ -423,11 +462,11 @@ static void quiesce_address(struct lbd *l, const struct sockaddr_storage *ip, ui
         /* What completed its handshake already is served here. */
         if (ls->deferred) {
             ls->deferred = false;
-            session_accept(ls);
+            accept_here(ls);
         }
         int c;
         while ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
-            session_adopt(l, c);
+            hand_fd(ls, c);
         ls->quiet = true;
         ls->closing = true;
         ls->resume_due = false;
@@ -478,7 +517,9 @@ static void listeners_close(struct lbd *l)
 
 static void finish(struct lbd *l)
 {
-    log_emit(LOG_INFO, "stop", "sessions_total=%llu", (unsigned long long)l->stats.sessions_total);
+    struct lbd_stats total;
+    lbd_stats_total(l, &total);
+    log_emit(LOG_INFO, "stop", "sessions_total=%llu", (unsigned long long)total.sessions_total);
     listeners_close(l);
     admin_stop(l);
     control_stop(l);
@@ -496,12 +537,13 @@ static void finish(struct lbd *l)
     uv_close((uv_handle_t *)&l->quiet_wait_timer, NULL);
     l->stopped = true; /* (a reload still on the thread pool is dropped when it ends) */
     daemon_signals_close(&l->signals);
+    workers_stop(l); /* (last: the hooks above ask every worker) */
 }
 
 static void sessions_gone(struct lbd *l)
 {
     /* During the handover window the listeners still accept: not done yet. */
-    if (l->draining && l->n_sessions == 0 && l->listeners == NULL && l->n_quiesced == 0 &&
+    if (l->draining && RELAXED(l->n_sessions) == 0 && l->listeners == NULL && l->n_quiesced == 0 &&
         !daemon_signals_closed(&l->signals))
         finish(l);
 }
@@ -509,7 +551,7 @@ static void sessions_gone(struct lbd *l)
 static void on_drain_timeout(uv_timer_t *t)
 {
     struct lbd *l = t->data;
-    log_emit(LOG_WARN, "drain_timeout", "sessions=%u", l->n_sessions);
+    log_emit(LOG_WARN, "drain_timeout", "sessions=%u", RELAXED(l->n_sessions));
     session_close_all(l, "shutdown");
     sessions_gone(l);
 }
@@ -528,7 +570,7 @@ static void on_handover_done(uv_timer_t *t)
 {
     struct lbd *l = t->data;
     log_emit(LOG_INFO, "handover_done", "sessions=%u detail=\"listeners close; sessions drain\"",
-             l->n_sessions);
+             RELAXED(l->n_sessions));
     drain_sessions(l);
 }
 
@@ -540,9 +582,9 @@ static void handover_begin(struct lbd *l)
     uv_timer_stop(&l->drain_timer);
     if (l->startups_wait)
         log_emit(LOG_INFO, "handover_begin", "waited_ms=%llu sessions=%u",
-                 (unsigned long long)(uv_now(l->loop) - l->stop_ms), l->n_sessions);
-    l->startups_wait = false;
-    l->draining = true;
+                 (unsigned long long)(uv_now(l->loop) - l->stop_ms), RELAXED(l->n_sessions));
+    __atomic_store_n(&l->startups_wait, false, __ATOMIC_RELAXED);
+    __atomic_store_n(&l->draining, true, __ATOMIC_RELAXED);
     liveness_push(l);
     uv_timer_start(&l->drain_timer, on_handover_done, l->cfg.handover_ms, 0);
 }
@@ -580,9 +622,9 @@ static void startup_over(struct lbd *l)
 static void shutdown_start(struct lbd *l, const char *why)
 {
     if (l->draining || l->startups_wait) {
-        l->startups_wait = false;
-        l->draining = true;
-        log_emit(LOG_WARN, "shutdown_now", "reason=%s sessions=%u", why, l->n_sessions);
+        __atomic_store_n(&l->startups_wait, false, __ATOMIC_RELAXED);
+        __atomic_store_n(&l->draining, true, __ATOMIC_RELAXED);
+        log_emit(LOG_WARN, "shutdown_now", "reason=%s sessions=%u", why, RELAXED(l->n_sessions));
         uv_timer_stop(&l->drain_timer);
         listeners_close(l);
         session_close_all(l, "shutdown");
@@ -600,17 +642,17 @@ static void shutdown_start(struct lbd *l, const char *why)
     }
     log_emit(LOG_INFO, "shutdown",
              "reason=%s sessions=%u sessions_starting=%zu drain_ms=%llu handover_ms=%llu", why,
-             l->n_sessions, starting, (unsigned long long)l->cfg.drain_ms,
+             RELAXED(l->n_sessions), starting, (unsigned long long)l->cfg.drain_ms,
              (unsigned long long)(handover ? l->cfg.handover_ms : 0));
     if (handover && starting > 0) {
         /* (vrrpd is told once they have logged in: handover_begin) */
-        l->startups_wait = true;
+        __atomic_store_n(&l->startups_wait, true, __ATOMIC_RELAXED);
         l->stop_ms = uv_now(l->loop);
         uv_timer_start(&l->drain_timer, on_startups_wait_over, STOP_STARTUP_WAIT_MS, 0);
     } else if (handover) {
         handover_begin(l);
     } else {
-        l->draining = true;
+        __atomic_store_n(&l->draining, true, __ATOMIC_RELAXED);
         liveness_push(l);
         drain_sessions(l);
     }
@@ -640,6 +682,9 @@ static void apply_nodes(struct lbd *l, const struct lbd_config *nc, unsigned *ad
 {
     struct pool fresh = {.n = 0, .balance = (enum pool_balance)nc->balance};
     bool kept[POOL_MAX_NODES] = {false};
+    struct pool_node *gone[POOL_MAX_NODES];
+    size_t n_gone = 0;
+    lbd_lock(l); /* (the workers pick from the pool) */
     for (size_t i = 0; i < nc->n_nodes; i++) {
         const struct lbd_node_config *c = &nc->nodes[i];
         struct pool_node *n = NULL;
@@ -674,10 +719,13 @@ static void apply_nodes(struct lbd *l, const struct lbd_config *nc, unsigned *ad
             (*removed)++;
             log_emit(LOG_INFO, "node_removed", "node=%s sessions=%u", l->nodes.pool.nodes[j]->name,
                      l->nodes.pool.nodes[j]->active);
-            node_drop(&l->nodes, l->nodes.pool.nodes[j]);
+            gone[n_gone++] = l->nodes.pool.nodes[j];
         }
     }
     l->nodes.pool = fresh;
+    lbd_unlock(l);
+    for (size_t j = 0; j < n_gone; j++)
+        node_drop(&l->nodes, gone[j]); /* (its hooks, without the lock) */
 }
 
 static void apply_config(struct lbd *l, struct lbd_config *nc);
@@ -767,6 +815,14 @@ static void reload(struct lbd *l)
     uv_timer_start(&l->reload_timer, on_reload_slow, RELOAD_SLOW_MS, 0);
 }
 
+/* A worker takes the configuration worker 0 loaded (on its own loop: between two of its
+ * sessions' events, never during one). */
+static void take_config(struct lbd_worker *w, void *arg)
+{
+    (void)arg;
+    w->cfg = w->lbd->cfg;
+}
+
 static void apply_config(struct lbd *l, struct lbd_config *nc)
 {
     /* Keep what cannot change live (sockets bound at start, the privileges given up, the
@@ -785,6 +841,7 @@ static void apply_config(struct lbd *l, struct lbd_config *nc)
         {listen_changed(o, nc), "listen"},
         {peer_listen_changed(o, nc), "peer.listen"},
         {nc->relay != o->relay, "relay"},
+        {nc->workers != o->workers, "workers"},
         {admin_changed, "admin"},
         {strcmp(nc->liveness_socket, o->liveness_socket) != 0, "liveness_socket"},
         {strcmp(nc->user, o->user) != 0, "user"},
@@ -800,6 +857,7 @@ static void apply_config(struct lbd *l, struct lbd_config *nc)
                  "restart_needed_for=%s detail=\"running with the old values\"", restart);
     memcpy(nc->instance, o->instance, sizeof(nc->instance));
     nc->relay = o->relay;
+    nc->workers = o->workers;
     memcpy(nc->listen, o->listen, sizeof(nc->listen));
     nc->n_listen = o->n_listen;
     nc->peer_listen = o->peer_listen;
@@ -817,7 +875,10 @@ static void apply_config(struct lbd *l, struct lbd_config *nc)
             check_stop(l, l->nodes.pool.nodes[i]);
     l->cfg = *nc;
     nodes_configure(l);
+    lbd_lock(l);
     guard_limits_from(&l->cfg, &l->guard.lim);
+    lbd_unlock(l);
+    workers_run(l, take_config, NULL);
     /* Kept node connections were opened under the old settings (a node's address, the
      * reuse limits): they are cheap to open again. */
     reuse_close_node(l, NULL, "reload");
@@ -828,6 +889,7 @@ static void apply_config(struct lbd *l, struct lbd_config *nc)
         if (pool_node_draining(l->nodes.pool.nodes[i])) /* (pool.on_node_drain may be new) */
             session_drain_node(l, l->nodes.pool.nodes[i]);
     }
+    control_state_save(l); /* (a weight the file now sets otherwise is no longer kept) */
     for (struct lbd_listener *ls = l->listeners; ls; ls = ls->next)
         tune_listener(l, ls);
     log_set_level((enum log_level)l->cfg.log_level);
@@ -855,15 +917,12 @@ static void on_signal(uv_signal_t *h, int signum)
 int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd_config *cfg)
 {
     memset(l, 0, sizeof(*l));
-    static const double connect_le[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                        0.05,   0.1,   0.25,   0.5,   1,    2.5};
-    static const double duration_le[] = {0.01, 0.1, 1, 10, 60, 600, 3600, 36000};
-    metrics_hist_init(&l->stats.connect_s, connect_le, sizeof(connect_le) / sizeof(double));
-    metrics_hist_init(&l->stats.duration_s, duration_le, sizeof(duration_le) / sizeof(double));
     l->loop = loop;
     snprintf(l->config_path, sizeof(l->config_path), "%s", path);
     l->cfg = *cfg;
-    l->rng = ((uint64_t)lbd_secret_key() << 32 | lbd_secret_key()) | 1;
+    pthread_mutex_init(&l->nodes.lock, NULL);
+    if (workers_start(l, loop, workers_wanted(cfg)) != 0)
+        return -ENOMEM;
     struct guard_limits gl;
     guard_limits_from(cfg, &gl);
     if (guard_init(&l->guard, &gl) != 0)
@@ -885,6 +944,8 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
             return -ENOMEM;
         l->nodes.pool.nodes[l->nodes.pool.n++] = n;
     }
+    if (control_state_restore(l) != 0)
+        return -EINVAL;
     uv_timer_init(loop, &l->drain_timer);
     l->drain_timer.data = l;
     uv_timer_init(loop, &l->reload_timer);
@@ -929,11 +990,17 @@ int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd
     return 0;
 }
 
+void lbd_launch(struct lbd *l)
+{
+    control_state_save(l); /* (as the user lbd runs as: one that cannot write says so now) */
+    unsigned n = workers_launch(l);
+    log_emit(LOG_INFO, "workers", "workers=%u wanted=%u", n, workers_wanted(&l->cfg));
+}
+
 void lbd_free(struct lbd *l)
 {
-    for (size_t i = 0; i < l->n_buf_free; i++)
-        free(l->buf_free[i]);
-    l->n_buf_free = 0;
+    workers_free(l);
     keymap_free(&l->keys);
     guard_free(&l->guard);
+    pthread_mutex_destroy(&l->nodes.lock);
 }

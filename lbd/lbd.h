@@ -4,6 +4,7 @@
 #ifndef LBD_LBD_H
 #define LBD_LBD_H
 
+#include "clock.h"
 #include "ctl.h"
 #include "guard.h"
 #include "httpd.h"
@@ -17,6 +18,7 @@
 #include "reload.h"
 #include "signals.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -43,6 +45,14 @@ struct lbd_listener {
     struct lbd_listener *next;
 };
 
+/* A counter of struct lbd_stats: one writer (its worker), read by worker 0 while the
+ * worker runs (lbd_stats_total): a relaxed atomic store, as cheap as a plain add. */
+#define STAT_ADD(c, n) __atomic_store_n(&(c), (c) + (n), __ATOMIC_RELAXED)
+#define STAT_INC(c) STAT_ADD(c, 1)
+/* Worker 0's read of what the workers change (a node's session and byte counts, the
+ * totals): relaxed, for the views and the bounds' estimates. */
+#define RELAXED(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
 struct lbd_stats {
     uint64_t sessions_total;   /* accepted client connections */
     uint64_t sessions_relayed; /* reached a node */
@@ -64,6 +74,8 @@ struct lbd_stats {
     uint64_t accept_failed;  /* connections accepted and closed at once (lbd out of memory) */
     uint64_t
         checks_skipped_local; /* health checks lbd could not start itself: not the node's fault */
+    uint64_t checks_late;     /* check answers read after their timeout fired late (checker.c) */
+    uint64_t node_timeouts_late;  /* the same for a session's connect or node answer (session.c) */
     uint64_t bytes_in, bytes_out; /* client -> node, node -> client */
     uint64_t bulk_started;        /* bulk transfers spliced (bulk.h) */
     uint64_t bulk_failed;         /* splices refused (out of descriptors): copied instead */
@@ -76,6 +88,7 @@ struct lbd_stats {
 
 struct nl_sock;    /* libnl */
 struct session;    /* session.c */
+struct lbd_worker; /* worker.c */
 struct lbd_parked; /* reuse.c */
 
 #define LBD_HISTORY 600 /* seconds of history for the status page */
@@ -93,10 +106,17 @@ struct lbd {
     struct nodes nodes; /* the pool and its nodes' life (node.h) */
     struct keymap keys;
     struct lbd_listener *listeners;
-    struct session *sessions; /* doubly linked list of live sessions */
-    uint32_t n_sessions;
-    struct lbd_parked *parked; /* node connections kept for reuse, newest first */
-    uint32_t n_parked;
+    /* The event loops (worker.h): [0] is this loop; each owns its sessions, buffers,
+     * parked connections and counters. */
+    struct lbd_worker *workers;
+    unsigned n_workers;
+    /* Totals over the workers (atomic: each worker adds and subtracts its own). */
+    uint32_t n_sessions;     /* client connections open (maxconn) */
+    uint32_t n_parked;       /* node connections kept for reuse */
+    struct lbd_parked *idle; /* reset parked connections any worker may take (reuse.c;
+                                under nodes.lock) */
+    uint32_t n_bulk;         /* directions being spliced (4 descriptors each) */
+    uint64_t session_ids;    /* the last session id given (the control socket's names) */
     struct daemon_signals signals;
     uv_timer_t drain_timer;
     struct httpd admin;       /* when cfg.admin_enabled */
@@ -110,7 +130,7 @@ struct lbd {
     struct nl_sock *vipwatch_sk;      /* its libnl socket; NULL: not watching */
     int quiesced_fds[LBD_MAX_LISTEN]; /* listening twins that drop SYNs during a handover */
     size_t n_quiesced;
-    bool draining;
+    bool draining;      /* (workers read it relaxed) */
     bool startups_wait; /* a planned stop waits for sessions to finish their startup */
     uint64_t stop_ms;   /* loop time of the SIGTERM that began the wait */
     /* VIPs vrrpd quiesced before resigning: it is told "quiet" once their logins under
@@ -122,16 +142,13 @@ struct lbd {
     size_t n_quiet_waits;
     uv_timer_t quiet_wait_timer;
     int exit_code;
-    uint64_t rng;
     uint64_t started_ms, config_loaded_ms; /* wall clock */
     struct reload_state reload;
-    void *buf_free[LBD_BUF_CACHE];
-    size_t n_buf_free;
-    struct lbd_stats stats;
-    struct guard guard; /* cancels and sources (guard.h) */
-    uint32_t n_bulk;    /* directions being spliced (4 descriptors each) */
+    struct guard guard; /* cancels and sources (guard.h; under nodes.lock) */
     uint64_t fd_limit;  /* RLIMIT_NOFILE's soft limit once raised; 0: unknown */
-    struct log_limit lim_cancel, lim_peer, lim_local, lim_accept, lim_busy, lim_check;
+    struct log_limit lim_check;
+    /* The front door's log lines, once a second over all workers (lbd_log_pass): */
+    struct log_limit lim_cancel, lim_peer, lim_local, lim_accept, lim_busy;
     uv_prepare_t accept_turn;     /* resumes deferred listeners at the next turn */
     void *reload_job;             /* a reload being read on the thread pool (lbd.c) */
     bool reload_again;            /* SIGHUP came meanwhile: read the file again after it */
@@ -149,6 +166,7 @@ struct lbd {
     uint8_t peer_nonces[256][16]; /* the last peer commands taken: a replay is refused */
     unsigned peer_nonce_next;
     uint64_t peer_ctl_taken, peer_ctl_refused, peer_ctl_sent, peer_ctl_failed;
+    uint64_t state_file_failed; /* writes of lbd.control.state_file that failed */
     struct log_limit lim_peer_ctl;
     uint32_t accepted_this_turn;
     /* Hooks lbd.c registers, so that the modules below it call nothing in lbd.c: */
@@ -172,16 +190,40 @@ bool lbd_fd_room(const struct lbd *l, uint64_t need);
  * the node's: they never count against a node's health. err: a libuv (negative errno)
  * code. */
 bool lbd_error_is_local(int err);
+/* A timeout of a node's (a check, a connect, an answer) that fires with the node's answer
+ * already waiting unread: libuv runs due timers before it polls for I/O, so after a loop
+ * turn that ran long (a busy loop, a starved host) the delay is lbd's, not the node's.
+ * True when something waits on h: with connecting, the connect's completion (writable or
+ * an error); else data, an error or a close. The caller gives the loop one turn (a 1 ms
+ * timer: libuv 1.44 runs a 0 ms one started in a timer callback again before polling). */
+bool lbd_io_waiting(const uv_handle_t *h, bool connecting);
 /* 32 bits from the kernel's CSPRNG (getrandom), for secret keys a client sees. */
 uint32_t lbd_secret_key(void);
 
+/* The shared lock (struct nodes' lock): the pool, the cancel key map, the guard. Held
+ * briefly, never across a hook, a worker_run or a system call that may block. */
+static inline void lbd_lock(struct lbd *l)
+{
+    pthread_mutex_lock(&l->nodes.lock);
+}
+static inline void lbd_unlock(struct lbd *l)
+{
+    pthread_mutex_unlock(&l->nodes.lock);
+}
+
+/* log_limit_pass on one of the limits the workers share, under the lock. */
+static inline bool lbd_log_pass(struct lbd *l, struct log_limit *lim, unsigned long long *held)
+{
+    lbd_lock(l);
+    bool pass = log_limit_pass(lim, clock_wall_ms(), held);
+    lbd_unlock(l);
+    return pass;
+}
+
 /* lbd.c (clocks: common/clock.h) */
-uint64_t lbd_random(struct lbd *l);
-void *lbd_buf_get(struct lbd *l);
-void lbd_buf_put(struct lbd *l, void *buf);
 /* TCP_NODELAY and keepalive on a socket that exists (idle = keepalive, then 3 probes
  * at most 10 s apart), set directly: libuv's uv_tcp_keepalive() sets its own interval
  * and count, and on a handle without a socket yet it defers its options so ours were
  * lost (node connections probed every 1 s x 10 instead). */
-void lbd_tune_socket(struct lbd *l, uv_tcp_t *t);
+void lbd_tune_socket(const struct lbd_config *c, uv_tcp_t *t);
 #endif

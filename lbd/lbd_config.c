@@ -41,37 +41,36 @@ static const struct cfg_field node_fields[] = {
 
 static const struct lbd_node_config node_defaults = {.weight = 1};
 
+static int check_node(struct cfg_doc *d, yaml_node_t *item, const char *sub, size_t i, void *ctx)
+{
+    struct lbd_config *c = ctx;
+    struct lbd_node_config *nc = &c->nodes[i];
+    if (nc->name[0] == '\0')
+        format_sockaddr((struct sockaddr *)&nc->addr, nc->name, sizeof(nc->name));
+    for (size_t j = 0; j < i; j++) {
+        if (sockaddr_equal((struct sockaddr *)&c->nodes[j].addr, (struct sockaddr *)&nc->addr))
+            return cfg_error(d, item, sub, "address of node \"%s\" repeats node \"%s\"", nc->name,
+                             c->nodes[j].name);
+        if (strcmp(c->nodes[j].name, nc->name) == 0)
+            return cfg_error(d, item, sub, "node name \"%s\" is used twice", nc->name);
+    }
+    return 0;
+}
+
 static int parse_nodes(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
 {
     struct lbd_config *c = base;
-    int rc = cfg_expect(d, n, path, YAML_SEQUENCE_NODE);
-    if (rc)
-        return rc;
-    size_t len = cfg_seq_len(n);
-    if (len == 0)
-        return cfg_error(d, n, path, "needs at least one node");
-    if (len > POOL_MAX_NODES)
-        return cfg_error(d, n, path, "at most %d nodes", POOL_MAX_NODES);
-    for (size_t i = 0; i < len; i++) {
-        yaml_node_t *item = cfg_seq_item(d, n, i);
-        char sub[256];
-        snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
-        struct lbd_node_config *nc = &c->nodes[i];
-        *nc = node_defaults;
-        if ((rc = cfg_map_apply(d, item, sub, node_fields, nc)) != 0)
-            return rc;
-        if (nc->name[0] == '\0')
-            format_sockaddr((struct sockaddr *)&nc->addr, nc->name, sizeof(nc->name));
-        for (size_t j = 0; j < i; j++) {
-            if (sockaddr_equal((struct sockaddr *)&c->nodes[j].addr, (struct sockaddr *)&nc->addr))
-                return cfg_error(d, item, sub, "address of node \"%s\" repeats node \"%s\"",
-                                 nc->name, c->nodes[j].name);
-            if (strcmp(c->nodes[j].name, nc->name) == 0)
-                return cfg_error(d, item, sub, "node name \"%s\" is used twice", nc->name);
-        }
-    }
-    c->n_nodes = len;
-    return 0;
+    const struct cfg_list l = {.min = 1,
+                               .max = POOL_MAX_NODES,
+                               .what = "nodes",
+                               .one = "node",
+                               .fields = node_fields,
+                               .items = c->nodes,
+                               .item_size = sizeof(c->nodes[0]),
+                               .defaults = &node_defaults,
+                               .check = check_node,
+                               .ctx = c};
+    return cfg_list_apply(d, n, path, &l, &c->n_nodes);
 }
 
 static int parse_listen(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
@@ -263,6 +262,15 @@ static const struct cfg_field lbd_fields[] = {
             "/status (JSON). Changes on restart only."},
     {"maxconn", CFG_UINT, OFF(maxconn), .min = 1, .max = 1000000,
      .doc = "Client sessions at most; beyond it a client gets ErrorResponse 53300."},
+    {"workers", CFG_UINT, OFF(workers), .min = 0, .max = LBD_MAX_WORKERS,
+     .def_doc = "0 (the CPUs lbd may run on)",
+     .doc = "Event loops relaying client sessions, each on its own thread and core; 0: one "
+            "per CPU lbd may run on (its affinity), or $PGVIP_LBD_WORKERS when set. The first also "
+            "accepts every connection "
+            "and runs the checks, the admin and control endpoints and the liveness "
+            "channel; a new connection goes to the loop with the fewest sessions. Node "
+            "states, session counts per node, maxconn, the cancel key map and the limits are "
+            "shared by all. Changes on restart only."},
     {"relay", CFG_ENUM, OFF(relay), .choices = lbd_relay_names,
      .doc = "Who moves an established session's bytes: lbd, in user space, with both values "
             "(it copies messages through one buffer per direction and splices bulk "

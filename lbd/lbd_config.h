@@ -29,6 +29,8 @@ extern const char *const lbd_check_type_names[];
 extern const char *const lbd_cancel_unknown_names[];
 extern const char *const lbd_relay_names[];
 
+#define LBD_MAX_WORKERS 64
+
 struct lbd_node_config {
     char name[64];
     struct sockaddr_storage addr;
@@ -44,7 +46,8 @@ struct lbd_config {
     struct sockaddr_storage admin;
     bool admin_enabled;
     uint32_t maxconn;
-    int relay; /* enum lbd_relay */
+    uint32_t workers; /* event loops; 0: one per CPU lbd may run on (worker.h) */
+    int relay;        /* enum lbd_relay */
     int log_level;
     int log_target; /* enum log_target */
     char log_file[256];

@@ -9,6 +9,7 @@
  * hears it writes "advert VRID WALL_MS\n", so the status page's "last advert" is its age
  * when the page asks. Neither is answered. */
 #include "lbd.h"
+#include "worker.h"
 #include "list.h"
 #include "liveness.h"
 #include "session.h"
@@ -88,10 +89,11 @@ static void sent(uv_write_t *req, int status)
     free(req);
 }
 
-/* A line to every watcher (vrrpd). */
-static void send_all(struct lbd *l, const char *line)
+/* A line to every watcher (vrrpd); returns to how many it went. */
+static int send_all(struct lbd *l, const char *line)
 {
     struct liveness *lv = l->liveness;
+    int n = 0;
     for (struct liveness_conn *c = lv ? lv->conns : NULL; c; c = c->next) {
         struct {
             uv_write_t req;
@@ -101,9 +103,12 @@ static void send_all(struct lbd *l, const char *line)
             continue;
         int len = snprintf(w->text, sizeof(w->text), "%s", line);
         uv_buf_t b = uv_buf_init(w->text, (unsigned)len);
-        if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, sent) != 0)
+        if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, sent) == 0)
+            n++;
+        else
             free(w);
     }
+    return n;
 }
 
 static void say_quiet(struct lbd *l, const struct sockaddr_storage *ip, size_t left)
@@ -135,7 +140,7 @@ void liveness_quiet_check(struct lbd *l, bool expired)
             next = l->quiet_waits[i].due_ms;
         l->quiet_waits[j++] = l->quiet_waits[i];
     }
-    l->n_quiet_waits = j;
+    __atomic_store_n(&l->n_quiet_waits, j, __ATOMIC_RELAXED);
     if (j == 0)
         uv_timer_stop(&l->quiet_wait_timer);
     else if (expired)
@@ -151,7 +156,7 @@ static void quiet_wait(struct lbd *l, const struct sockaddr_storage *ip)
     }
     l->quiet_waits[l->n_quiet_waits].ip = *ip;
     l->quiet_waits[l->n_quiet_waits].due_ms = uv_now(l->loop) + LIVENESS_QUIET_WAIT_MS;
-    if (l->n_quiet_waits++ == 0)
+    if (__atomic_fetch_add(&l->n_quiet_waits, 1, __ATOMIC_RELAXED) == 0)
         uv_timer_start(&l->quiet_wait_timer, on_quiet_wait_timer, LIVENESS_QUIET_WAIT_MS, 0);
 }
 
@@ -219,7 +224,7 @@ static void on_connection(uv_stream_t *server, int status)
             : NULL;
     if (c == NULL) {
         listener_drop_pending(server);
-        l->stats.accept_failed++;
+        STAT_INC(l->workers[0].stats.accept_failed);
         return;
     }
     c->lbd = l;
@@ -240,34 +245,13 @@ static void server_closed(uv_handle_t *h)
     free((struct liveness *)((char *)h - offsetof(struct liveness, server)));
 }
 
-static void pushed(uv_write_t *req, int status)
-{
-    free(req);
-}
-
 /* Tell every watcher now (not at its next ping) how lbd stands. Returns how many. */
 int liveness_push(struct lbd *l)
 {
-    struct liveness *lv = l->liveness;
-    int n = 0;
-    if (lv == NULL)
-        return 0;
-    for (struct liveness_conn *c = lv->conns; c; c = c->next) {
-        struct {
-            uv_write_t req;
-            char text[64];
-        } *w = malloc(sizeof(*w));
-        if (w == NULL)
-            continue;
-        int len = snprintf(w->text, sizeof(w->text), "lbd ok up=%zu draining=%d\n",
-                           pool_count_eligible(&l->nodes.pool), l->draining ? 1 : 0);
-        uv_buf_t b = uv_buf_init(w->text, (unsigned)len);
-        if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, pushed) == 0)
-            n++;
-        else
-            free(w);
-    }
-    return n;
+    char line[64];
+    snprintf(line, sizeof(line), "lbd ok up=%zu draining=%d\n", pool_count_eligible(&l->nodes.pool),
+             l->draining ? 1 : 0);
+    return send_all(l, line);
 }
 
 int liveness_start(struct lbd *l)

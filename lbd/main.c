@@ -17,6 +17,7 @@
 
 int lbd_start(struct lbd *l, uv_loop_t *loop, const char *path, const struct lbd_config *cfg);
 void lbd_free(struct lbd *l);
+void lbd_launch(struct lbd *l);
 
 static const struct cli_info info = {
     .daemon = "lbd",
@@ -118,6 +119,7 @@ int main(int argc, char **argv)
     }
     if (cfg.user[0])
         log_emit(LOG_INFO, "privileges", "user=%s uid=%d", cfg.user, (int)getuid());
+    lbd_launch(&l); /* (the workers' threads: after the privileges are given up) */
     sdnotify("READY=1\nSTATUS=serving");
     uv_run(loop, UV_RUN_DEFAULT);
     lbd_free(&l);

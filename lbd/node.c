@@ -11,8 +11,11 @@
 
 void node_unref(struct pool_node *n)
 {
-    n->refs--;
-    if (n->removed && n->refs == 0 && n->check == NULL)
+    pthread_mutex_lock(n->lock);
+    bool gone =
+        __atomic_sub_fetch(&n->refs, 1, __ATOMIC_RELAXED) == 0 && n->removed && n->check == NULL;
+    pthread_mutex_unlock(n->lock);
+    if (gone)
         free(n);
 }
 
@@ -24,7 +27,9 @@ void node_set_state(struct nodes *ns, struct pool_node *n, enum node_state st, c
     log_emit(st == NODE_UP ? LOG_INFO : LOG_WARN, "node_state",
              "node=%s from=%s to=%s reason=%s sessions=%u", n->name, node_state_name(n->state),
              node_state_name(st), log_quote(r, sizeof(r), reason), n->active);
-    n->state = st;
+    pthread_mutex_lock(&ns->lock);
+    __atomic_store_n(&n->state, st, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&ns->lock);
     n->state_since_ms = clock_wall_ms();
     n->state_changes++;
     ns->on_state(ns->ctx, n);
@@ -61,7 +66,8 @@ void node_result(struct nodes *ns, struct pool_node *n, bool ok, bool draining, 
 
 void node_drain_check(struct nodes *ns, struct pool_node *n)
 {
-    if (!pool_node_draining(n) || ns->drain_deadline_ms == 0 || n->active == 0)
+    if (!pool_node_draining(n) || ns->drain_deadline_ms == 0 ||
+        __atomic_load_n(&n->active, __ATOMIC_RELAXED) == 0)
         return;
     uint64_t since = n->state == NODE_DRAINING ? n->state_since_ms : UINT64_MAX;
     if (n->admin == NODE_ADMIN_DRAIN && n->admin_since_ms < since)
@@ -78,7 +84,9 @@ void node_set_admin(struct nodes *ns, struct pool_node *n, enum node_admin a, co
              "node=%s from=%s to=%s by=%s health=%s sessions=%u", n->name,
              node_admin_name(n->admin), node_admin_name(a), who, node_state_name(n->state),
              n->active);
-    n->admin = a;
+    pthread_mutex_lock(&ns->lock);
+    __atomic_store_n(&n->admin, a, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&ns->lock);
     n->admin_since_ms = clock_wall_ms();
     ns->on_admin(ns->ctx, n);
 }
@@ -106,12 +114,15 @@ struct pool_node *node_new(const struct nodes *ns, const struct lbd_node_config 
     health_init(&n->health, ns->rise, ns->fall);
     snprintf(n->last_check, sizeof(n->last_check), "not checked yet");
     n->refs = 1; /* the pool's */
+    n->lock = (pthread_mutex_t *)&ns->lock;
     return n;
 }
 
 void node_drop(struct nodes *ns, struct pool_node *n)
 {
-    n->removed = true;
+    pthread_mutex_lock(&ns->lock);
+    __atomic_store_n(&n->removed, true, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&ns->lock);
     ns->on_dropped(ns->ctx, n);
     node_unref(n);
 }
@@ -145,14 +156,19 @@ int node_add(struct nodes *ns, const struct lbd_node_config *nc, char *err, size
         n->health.ok_run = n->health.rise - 1; /* (its first good check brings it up) */
         snprintf(n->last_check, sizeof(n->last_check), "added; waiting for its first check");
     }
-    ns->pool.nodes[ns->pool.n++] = n;
+    pthread_mutex_lock(&ns->lock);
+    ns->pool.nodes[ns->pool.n] = n;
+    ns->pool.n++;
+    pthread_mutex_unlock(&ns->lock);
     ns->on_added(ns->ctx, n);
     return 0;
 }
 
 int node_remove(struct nodes *ns, struct pool_node *n, char *err, size_t errsize)
 {
+    pthread_mutex_lock(&ns->lock);
     if (n->admin == NODE_ADMIN_READY || n->active > 0) {
+        pthread_mutex_unlock(&ns->lock);
         snprintf(err, errsize,
                  "node \"%s\" %s: drain or disable it first and wait for its sessions to end "
                  "(or kill them)",
@@ -164,6 +180,7 @@ int node_remove(struct nodes *ns, struct pool_node *n, char *err, size_t errsize
         if (ns->pool.nodes[i] != n)
             ns->pool.nodes[j++] = ns->pool.nodes[i];
     ns->pool.n = j;
+    pthread_mutex_unlock(&ns->lock);
     node_drop(ns, n);
     return 0;
 }

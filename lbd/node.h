@@ -17,8 +17,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* lbd's workers (worker.h) share the pool: `lock` covers the pool's array, each node's
+ * states, weights, session counts and references, and (lbd.h) the cancel key map and
+ * the front door's guard. Worker 0 alone changes nodes; the functions below take the
+ * lock themselves where they change what the workers read, and call the hooks without
+ * it. */
 struct nodes {
     struct pool pool;
+    pthread_mutex_t lock;
     /* From the configuration (lbd.c sets them at start and reload). */
     uint32_t rise, fall;
     uint64_t drain_deadline_ms; /* 0: a draining node's busy sessions are never ended */
@@ -37,11 +43,13 @@ struct pool_node *node_new(const struct nodes *ns, const struct lbd_node_config 
 /* n leaves the pool (the caller has taken it out of ns->pool): removed, and freed once
  * no reference is left. */
 void node_drop(struct nodes *ns, struct pool_node *n);
+/* Take a reference (the caller holds one already, or the lock with n in the pool). */
 static inline void node_ref(struct pool_node *n)
 {
-    n->refs++;
+    __atomic_add_fetch(&n->refs, 1, __ATOMIC_RELAXED);
 }
-/* Drop a reference; a removed node with none left (and no check) is freed. */
+/* Drop a reference (without the lock: it takes it); a removed node with none left (and
+ * no check) is freed. */
 void node_unref(struct pool_node *n);
 
 void node_set_state(struct nodes *ns, struct pool_node *n, enum node_state st, const char *reason);

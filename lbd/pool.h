@@ -7,6 +7,7 @@
 
 #include "health.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,12 +39,13 @@ struct pool_node {
     uint16_t check_port;     /* http checks; 0: none configured */
     enum node_state state;
     struct health_state health;
-    uint32_t active;    /* sessions now */
-    uint32_t parked;    /* idle connections kept for reuse (the shell's reuse.c) */
+    uint32_t active;    /* sessions now (changed under the lock) */
+    uint32_t parked;    /* idle connections kept for reuse (the shell's reuse.c; atomic) */
     uint64_t tls_no_ms; /* loop time it last answered 'N' to an SSLRequest; 0: not since an 'S' */
     int64_t rr_current; /* smooth weighted round robin */
     bool removed;       /* dropped by a reload; freed when no session holds it */
-    uint32_t refs;      /* sessions holding a pointer */
+    uint32_t refs;      /* sessions holding a pointer (node.c: node_ref, node_unref) */
+    pthread_mutex_t *lock; /* the shared lock it is under (struct nodes' lock; node.c) */
     uint64_t sessions_total, bytes_in, bytes_out, connect_failures, checks_failed;
     uint64_t state_changes; /* up/down/draining transitions (flapping shows here) */
     uint64_t state_since_ms, last_check_ms, last_check_latency_us;
@@ -63,7 +65,9 @@ bool pool_node_eligible(const struct pool_node *n);
  * at each of a node's reads.) */
 static inline bool pool_node_draining(const struct pool_node *n)
 {
-    return n->state == NODE_DRAINING || n->admin == NODE_ADMIN_DRAIN;
+    /* (Relaxed loads: lbd's workers ask without the lock, worker 0 writes under it.) */
+    return __atomic_load_n(&n->state, __ATOMIC_RELAXED) == NODE_DRAINING ||
+           __atomic_load_n(&n->admin, __ATOMIC_RELAXED) == NODE_ADMIN_DRAIN;
 }
 
 /* Choose a node index for a new session, skipping nodes whose bit is set in tried.

@@ -12,7 +12,7 @@ static void on_copy_written(uv_write_t *req, int status)
 {
     struct session *s = req->handle->data;
     int d = req == &s->relay[C2S].copy.wreq ? C2S : S2C;
-    lbd_buf_put(s->lbd, s->relay[d].copy.inflight);
+    worker_buf_put(s->w, s->relay[d].copy.inflight);
     s->relay[d].copy.inflight = NULL;
     if (s->state != SS_RELAY)
         return;

@@ -37,7 +37,7 @@ static void unwatch(struct session *s, uv_tcp_t *t)
     int fd = session_fd(t);
     struct epoll_event ev = {0};
     if (fd >= 0)
-        (void)epoll_ctl(uv_backend_fd(s->lbd->loop), EPOLL_CTL_DEL, fd, &ev);
+        (void)epoll_ctl(uv_backend_fd(s->w->loop), EPOLL_CTL_DEL, fd, &ev);
 }
 
 static void on_bulk(void *ctx, enum bulk_event ev, size_t n)
@@ -47,7 +47,7 @@ static void on_bulk(void *ctx, enum bulk_event ev, size_t n)
     switch (ev) {
     case BULK_MOVED:
         session_relay_moved(s, d, n);
-        s->lbd->stats.bulk_bytes += n;
+        STAT_ADD(s->w->stats.bulk_bytes, n);
         break;
     case BULK_QUIET:
         session_relay_quiet(s, d);
@@ -77,18 +77,20 @@ static void on_bulk_closed(void *ctx)
 static int splice_start(struct session *s, int d)
 {
     struct lbd *l = s->lbd;
+    struct lbd_worker *w = s->w;
     uv_tcp_t *from = session_sender(s, d), *to = session_sender(s, !d);
     int in = session_fd(from), out = session_fd(to);
     if (in < 0 || out < 0)
         return -EBADF;
     if (!lbd_fd_room(l, 4)) {
-        l->stats.bulk_failed++;
+        STAT_INC(w->stats.bulk_failed);
         return -EMFILE;
     }
-    struct bulk *b = bulk_start(l->loop, in, out, on_bulk, splice_tag(s, d));
+    struct bulk *b = bulk_start(w->loop, in, out, on_bulk, splice_tag(s, d));
     if (b == NULL) {
         int err = errno;
-        if (l->stats.bulk_failed++ == 0)
+        STAT_INC(w->stats.bulk_failed);
+        if (w->stats.bulk_failed == 1)
             log_emit(LOG_WARN, "splice_refused",
                      "client=%s detail=\"%s; relayed by copying (counted in "
                      "lbd_splice_refused_total)\"",
@@ -97,8 +99,8 @@ static int splice_start(struct session *s, int d)
     }
     s->relay[d].splice.bulk = b;
     s->handles_open++;
-    l->n_bulk++;
-    l->stats.bulk_started++;
+    __atomic_add_fetch(&l->n_bulk, 1, __ATOMIC_RELAXED);
+    STAT_INC(w->stats.bulk_started);
     uv_read_stop((uv_stream_t *)from);
     if (!s->relay[!d].copy.inflight && !from->write_queue_size)
         unwatch(s, from);
@@ -112,7 +114,7 @@ static void splice_stop(struct session *s, int d)
         return;
     bulk_stop(b, on_bulk_closed);
     s->relay[d].splice.bulk = NULL;
-    s->lbd->n_bulk--;
+    __atomic_sub_fetch(&s->lbd->n_bulk, 1, __ATOMIC_RELAXED);
 }
 
 static bool splice_at_rest(const struct session *s, int d)

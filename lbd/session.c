@@ -28,24 +28,24 @@
 void session_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct session *s = h->data;
-    void *p = lbd_buf_get(s->lbd);
+    void *p = worker_buf_get(s->w);
     *buf = uv_buf_init(p, p ? LBD_BUF_SIZE : 0);
 }
 
 void session_buf_release(struct session *s, const uv_buf_t *buf)
 {
     if (buf && buf->base)
-        lbd_buf_put(s->lbd, buf->base);
+        worker_buf_put(s->w, buf->base);
 }
 
 void session_free(struct session *s)
 {
-    struct lbd *l = s->lbd;
+    struct lbd_worker *w = s->w;
     for (int d = 0; d < 2; d++) {
         if (s->relay[d].copy.inflight)
-            lbd_buf_put(l, s->relay[d].copy.inflight);
+            worker_buf_put(w, s->relay[d].copy.inflight);
         if (s->parked[d])
-            lbd_buf_put(l, s->parked[d]);
+            worker_buf_put(w, s->parked[d]);
     }
     free(s->first);
     free(s->refusal);
@@ -67,26 +67,53 @@ static void on_closed(uv_handle_t *h)
         session_free(s);
 }
 
-void session_node_unuse(struct session *s)
+void session_node_unuse_locked(struct session *s)
 {
     if (s->node_active) {
-        s->node->active--;
+        __atomic_sub_fetch(&s->node->active, 1, __ATOMIC_RELAXED);
         s->node_active = false;
     }
 }
 
+void session_node_unuse(struct session *s)
+{
+    if (s->node_active) {
+        lbd_lock(s->lbd);
+        session_node_unuse_locked(s);
+        lbd_unlock(s->lbd);
+    }
+}
+
+/* On the main loop: the last session over all workers ended while draining. */
+static void sessions_gone_main(struct lbd_worker *w0, void *arg)
+{
+    (void)arg;
+    struct lbd *l = w0->lbd;
+    if (l->draining && RELAXED(l->n_sessions) == 0)
+        l->on_sessions_gone(l);
+}
+
 /* ---- the state ---- */
+
+/* On the main loop: a session (of any worker) left its startup while lbd waits for that. */
+static void startup_over_main(struct lbd_worker *w0, void *arg)
+{
+    (void)arg;
+    w0->lbd->on_startup_over(w0->lbd);
+}
 
 static const char *const state_names[] = {"first", "connecting", "negotiate", "startup_wait",
                                           "relay", "refusing",   "closing"};
 
 void session_set_state(struct session *s, enum session_state st)
 {
-    const struct lbd_config *c = &s->lbd->cfg;
+    const struct lbd_config *c = &s->w->cfg;
     enum session_state old = s->state;
     s->state = st;
-    if (old < SS_RELAY && st >= SS_RELAY && (s->lbd->startups_wait || s->lbd->n_quiet_waits))
-        s->lbd->on_startup_over(s->lbd);
+    s->late_timer = false;
+    if (old < SS_RELAY && st >= SS_RELAY &&
+        (RELAXED(s->lbd->startups_wait) || RELAXED(s->lbd->n_quiet_waits)))
+        worker_tell_main(s->w, startup_over_main, NULL);
     log_emit(LOG_DEBUG, "session_state", "id=%llu client=%s from=%s to=%s",
              (unsigned long long)s->id, s->client_addr, state_names[old], state_names[st]);
     switch (st) {
@@ -122,7 +149,7 @@ void session_set_state(struct session *s, enum session_state st)
 
 static void log_session(struct session *s)
 {
-    struct lbd *l = s->lbd;
+    struct lbd_worker *w = s->w;
     uint64_t now = uv_hrtime();
     char ts[40], user[80], db[80], app[80], detail[128], vip[INET6_ADDRSTRLEN] = "-", pid[16] = "-";
     if (s->kind == PGWIRE_FIRST_CANCEL || s->quiet)
@@ -141,24 +168,24 @@ static void log_session(struct session *s)
     int retries = tried > 1 ? tried - 1 : 0;
     log_format_ts(s->start_wall_ms, ts, sizeof(ts));
     if (connect_ms >= 0)
-        metrics_hist_observe(&l->stats.connect_s, connect_ms / 1000.0);
-    metrics_hist_observe(&l->stats.duration_s, (double)(now - s->t_accept_ns) / 1e9);
-    if (!l->cfg.log_sessions && !s->detail[0])
+        metrics_hist_observe(&w->stats.connect_s, connect_ms / 1000.0);
+    metrics_hist_observe(&w->stats.duration_s, (double)(now - s->t_accept_ns) / 1e9);
+    if (!w->cfg.log_sessions && !s->detail[0])
         return; /* (counted above; an error is logged either way) */
     log_emit(s->detail[0] ? LOG_WARN : LOG_INFO, "session_end",
              "client=%s vip=%s node=%s backend_pid=%s retries=%d kind=%s user=%s database=%s "
              "app=%s start=%s connect_ms=%.3f duration_ms=%.3f bytes_in=%llu bytes_out=%llu "
-             "tx=%c end=%s%s%s%s",
+             "tx=%c worker=%u end=%s%s%s%s",
              s->client_addr, vip, s->node ? s->node->name : "-", pid, retries,
              s->tls ? "tls" : pgwire_first_kind_name((enum pgwire_first_kind)s->kind),
              log_quote(user, sizeof(user), s->user[0] ? s->user : "-"),
              log_quote(db, sizeof(db), s->database[0] ? s->database : "-"),
              log_quote(app, sizeof(app), s->app[0] ? s->app : "-"), ts, connect_ms,
              (double)(now - s->t_accept_ns) / 1e6, (unsigned long long)s->bytes[C2S],
-             (unsigned long long)s->bytes[S2C], s->tx_status ? s->tx_status : '-', s->end_reason,
-             s->detail[0] ? " error=" : "",
+             (unsigned long long)s->bytes[S2C], s->tx_status ? s->tx_status : '-', s->w->index,
+             s->end_reason, s->detail[0] ? " error=" : "",
              s->detail[0] ? log_quote(detail, sizeof(detail), s->detail) : "",
-             !l->cfg.reuse_max_idle ? ""
+             !w->cfg.reuse_max_idle ? ""
              : s->reuse.reused
                  ? (s->reuse.parked_out ? " server=reused parked=1" : " server=reused parked=0")
                  : (s->reuse.parked_out ? " server=new parked=1" : " server=new parked=0"));
@@ -167,6 +194,7 @@ static void log_session(struct session *s)
 void session_end(struct session *s, const char *reason)
 {
     struct lbd *l = s->lbd;
+    struct lbd_worker *w = s->w;
     if (s->state == SS_CLOSING)
         return;
     session_set_state(s, SS_CLOSING);
@@ -177,23 +205,29 @@ void session_end(struct session *s, const char *reason)
             s->relay[d].ops->stop(s, d);
     log_session(s);
     session_startup_over(s);
-    keymap_remove(&l->keys, &s->key);
-    session_node_unuse(s);
-    LIST_UNLINK(l->sessions, s);
-    l->n_sessions--;
+    if (s->key.linked || s->node_active) {
+        lbd_lock(l);
+        keymap_remove(&l->keys, &s->key);
+        session_node_unuse_locked(s);
+        lbd_unlock(l);
+    }
+    LIST_UNLINK(w->sessions, s);
+    __atomic_store_n(&w->n_sessions, w->n_sessions - 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&w->load, 1, __ATOMIC_RELAXED);
+    uint32_t left = __atomic_sub_fetch(&l->n_sessions, 1, __ATOMIC_RELAXED);
     uv_close((uv_handle_t *)&s->timer, on_closed);
     uv_close((uv_handle_t *)&s->client, on_closed);
     if (s->srv == SRV_OPEN) {
         s->srv = SRV_CLOSING;
         uv_close((uv_handle_t *)&s->server, on_closed);
     }
-    if (l->draining && l->n_sessions == 0)
-        l->on_sessions_gone(l);
+    if (left == 0 && RELAXED(l->draining))
+        worker_tell_main(w, sessions_gone_main, NULL);
 }
 
-void session_close_all(struct lbd *l, const char *reason)
+static void close_all_on(struct lbd_worker *w, const char *reason)
 {
-    struct session *s = l->sessions;
+    struct session *s = w->sessions;
     while (s) {
         struct session *next = s->next;
         session_end(s, reason);
@@ -201,20 +235,20 @@ void session_close_all(struct lbd *l, const char *reason)
     }
 }
 
-size_t session_count_starting(struct lbd *l)
+static size_t starting_on(struct lbd_worker *w)
 {
     size_t n = 0;
-    for (struct session *s = l->sessions; s; s = s->next)
+    for (struct session *s = w->sessions; s; s = s->next)
         n += s->state < SS_RELAY && !s->from_peer && s->kind != PGWIRE_FIRST_CANCEL;
     return n;
 }
 
-size_t session_count_starting_on(struct lbd *l, const struct sockaddr_storage *ip)
+static size_t starting_on_ip_on(struct lbd_worker *w, const struct sockaddr_storage *ip)
 {
     size_t n = 0;
     const struct sockaddr_in *a4 = (const struct sockaddr_in *)ip;
     const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ip;
-    for (struct session *s = l->sessions; s; s = s->next) {
+    for (struct session *s = w->sessions; s; s = s->next) {
         bool here = ip->ss_family == AF_INET ? s->local_ip4 == a4->sin_addr.s_addr
                                              : memcmp(s->local_ip6, &a6->sin6_addr, 16) == 0;
         n += here && s->state < SS_RELAY && !s->from_peer && s->kind != PGWIRE_FIRST_CANCEL;
@@ -222,9 +256,9 @@ size_t session_count_starting_on(struct lbd *l, const struct sockaddr_storage *i
     return n;
 }
 
-void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason)
+static void cut_node_on(struct lbd_worker *w, struct pool_node *n, const char *reason)
 {
-    struct session *s = l->sessions;
+    struct session *s = w->sessions;
     while (s) {
         struct session *next = s->next;
         if (s->node == n &&
@@ -234,10 +268,10 @@ void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason)
     }
 }
 
-size_t session_close_on_addr(struct lbd *l, int af, const void *ip)
+static size_t close_on_addr_on(struct lbd_worker *w, int af, const void *ip)
 {
     size_t n = 0;
-    struct session *s = l->sessions;
+    struct session *s = w->sessions;
     while (s) {
         struct session *next = s->next;
         bool match =
@@ -385,7 +419,7 @@ void session_refuse_after_negotiation(struct session *s, const char *sqlstate, c
 
 void session_arm_startup(struct session *s)
 {
-    uint64_t now = uv_now(s->lbd->loop);
+    uint64_t now = uv_now(s->w->loop);
     uv_timer_start(&s->timer, session_on_timer, s->deadline_ms > now ? s->deadline_ms - now : 0, 0);
 }
 
@@ -393,14 +427,16 @@ void session_startup_over(struct session *s)
 {
     if (s->src_counted) {
         s->src_counted = false;
+        lbd_lock(s->lbd);
         guard_source_startup_end(&s->lbd->guard, s->src);
+        lbd_unlock(s->lbd);
     }
 }
 
 void session_arm_idle(struct session *s)
 {
-    const struct lbd_config *c = &s->lbd->cfg;
-    uint64_t now = uv_now(s->lbd->loop), wait = UINT64_MAX;
+    const struct lbd_config *c = &s->w->cfg;
+    uint64_t now = uv_now(s->w->loop), wait = UINT64_MAX;
     if (c->client_idle_ms) {
         uint64_t due = s->last_active_ms[C2S] + c->client_idle_ms;
         wait = due > now ? due - now : 0;
@@ -421,12 +457,23 @@ void session_arm_idle(struct session *s)
 void session_on_timer(uv_timer_t *t)
 {
     struct session *s = t->data;
-    struct lbd *l = s->lbd;
-    uint64_t now = uv_now(l->loop);
+    struct lbd_worker *w = s->w;
+    uint64_t now = uv_now(w->loop);
+    /* The node's deadlines: an answer (or the connect's completion) already waiting gets
+     * one loop turn before it counts against the node (lbd.h: lbd_io_waiting). */
+    bool node_wait =
+        s->state == SS_CONNECTING || s->state == SS_NEGOTIATE || s->state == SS_STARTUP_WAIT;
+    if (node_wait && !s->late_timer && s->srv == SRV_OPEN &&
+        lbd_io_waiting((uv_handle_t *)&s->server, s->state == SS_CONNECTING)) {
+        s->late_timer = true;
+        STAT_INC(w->stats.node_timeouts_late);
+        uv_timer_start(&s->timer, session_on_timer, 1, 0);
+        return;
+    }
     switch (s->state) {
     case SS_FIRST:
         /* PostgreSQL's authentication_timeout ends the process without a word. */
-        l->stats.startup_timeouts++;
+        STAT_INC(w->stats.startup_timeouts);
         session_refuse_raw(s, NULL, 0, "no startup packet within timeouts.startup",
                            "startup_timeout");
         break;
@@ -444,11 +491,11 @@ void session_on_timer(uv_timer_t *t)
     case SS_RELAY:
         if (s->drain_grace_due && now >= s->drain_grace_due && session_drain_if_idle(s))
             break;
-        if (l->cfg.client_idle_ms && now - s->last_active_ms[C2S] >= l->cfg.client_idle_ms) {
-            l->stats.idle_timeouts++;
+        if (w->cfg.client_idle_ms && now - s->last_active_ms[C2S] >= w->cfg.client_idle_ms) {
+            STAT_INC(w->stats.idle_timeouts);
             session_end(s, "client_idle_timeout");
-        } else if (l->cfg.server_idle_ms && now - s->last_active_ms[S2C] >= l->cfg.server_idle_ms) {
-            l->stats.idle_timeouts++;
+        } else if (w->cfg.server_idle_ms && now - s->last_active_ms[S2C] >= w->cfg.server_idle_ms) {
+            STAT_INC(w->stats.idle_timeouts);
             session_end(s, "server_idle_timeout");
         } else {
             session_arm_idle(s);
@@ -467,60 +514,66 @@ void session_on_timer(uv_timer_t *t)
 static void session_begin(struct session *s, bool from_peer, const struct sockaddr_storage *listen);
 
 /* A new session with its client handle initialised (nothing connected yet). */
-static struct session *session_alloc(struct lbd *l)
+static struct session *session_alloc(struct lbd_worker *w)
 {
     struct session *s = fault_hit("session_alloc") ? NULL : calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    s->lbd = l;
+    s->lbd = w->lbd;
+    s->w = w;
     s->client.data = s;
     s->timer.data = s;
     s->server.data = s;
-    uv_tcp_init(l->loop, &s->client);
+    uv_tcp_init(w->loop, &s->client);
     s->handles_open = 1;
     return s;
 }
 
-/* No memory for a session: accept the connection and close it at once, or libuv, whose
- * accepted_fd would stay taken, stops polling the listener for good. */
-static void accept_and_close(struct lbd_listener *ls)
+/* No memory for a session: the connection is closed at once (the listener's, with
+ * listener_drop_pending, or libuv, whose accepted_fd would stay taken, stops polling the
+ * listener for good). */
+static void accept_failed(struct lbd_worker *w)
 {
-    struct lbd *l = ls->lbd;
     unsigned long long held;
-    l->stats.accept_failed++;
-    listener_drop_pending((uv_stream_t *)&ls->tcp);
-    if (log_limit_pass(&l->lim_accept, clock_wall_ms(), &held))
+    STAT_INC(w->stats.accept_failed);
+    __atomic_sub_fetch(&w->load, 1, __ATOMIC_RELAXED);
+    if (lbd_log_pass(w->lbd, &w->lbd->lim_accept, &held))
         log_emit(LOG_WARN, "accept_failed", "error=\"out of memory for a session\" held_back=%llu",
                  held);
 }
 
-void session_accept(struct lbd_listener *ls)
+void session_accept(struct lbd_listener *ls, struct lbd_worker *w)
 {
-    struct session *s = session_alloc(ls->lbd);
+    struct session *s = session_alloc(w);
     if (s == NULL) {
-        accept_and_close(ls);
+        listener_drop_pending((uv_stream_t *)&ls->tcp);
+        accept_failed(w);
         return;
     }
     if (uv_accept((uv_stream_t *)&ls->tcp, (uv_stream_t *)&s->client) != 0) {
+        __atomic_sub_fetch(&w->load, 1, __ATOMIC_RELAXED);
         uv_close((uv_handle_t *)&s->client, on_closed);
         return;
     }
     session_begin(s, ls->peer, &ls->addr);
 }
 
-void session_adopt(struct lbd *l, int fd)
+void session_adopt(struct lbd_worker *w, int fd, bool from_peer,
+                   const struct sockaddr_storage *listen)
 {
-    struct session *s = session_alloc(l);
+    struct session *s = session_alloc(w);
     if (s == NULL) {
         close(fd);
+        accept_failed(w);
         return;
     }
     if (uv_tcp_open(&s->client, fd) != 0) {
         close(fd);
+        __atomic_sub_fetch(&w->load, 1, __ATOMIC_RELAXED);
         uv_close((uv_handle_t *)&s->client, on_closed);
         return;
     }
-    session_begin(s, false, NULL);
+    session_begin(s, from_peer, listen);
 }
 
 /* listen: the listener's own address, or NULL; when it names one IPv4 address (a VIP),
@@ -528,7 +581,8 @@ void session_adopt(struct lbd *l, int fd)
 static void session_begin(struct session *s, bool from_peer, const struct sockaddr_storage *listen)
 {
     struct lbd *l = s->lbd;
-    uv_timer_init(l->loop, &s->timer);
+    struct lbd_worker *w = s->w;
+    uv_timer_init(w->loop, &s->timer);
     s->handles_open++;
     s->from_peer = from_peer;
     s->t_accept_ns = uv_hrtime();
@@ -544,7 +598,7 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
     else
         snprintf(s->client_addr, sizeof(s->client_addr), "-");
     guard_source_key(&peer, s->src);
-    s->deadline_ms = uv_now(l->loop) + l->cfg.startup_ms;
+    s->deadline_ms = uv_now(w->loop) + w->cfg.startup_ms;
     const struct sockaddr_in *l4 = (const struct sockaddr_in *)listen;
     const struct sockaddr_in6 *l6 = (const struct sockaddr_in6 *)listen;
     if (listen && listen->ss_family == AF_INET && l4->sin_addr.s_addr != htonl(INADDR_ANY)) {
@@ -562,10 +616,11 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
                 memcpy(s->local_ip6, &((struct sockaddr_in6 *)&local)->sin6_addr, 16);
         }
     }
-    LIST_PUSH(l->sessions, s);
-    l->n_sessions++;
-    l->stats.sessions_total++;
-    s->id = l->stats.sessions_total;
+    LIST_PUSH(w->sessions, s);
+    __atomic_store_n(&w->n_sessions, w->n_sessions + 1, __ATOMIC_RELAXED);
+    uint32_t open = __atomic_add_fetch(&l->n_sessions, 1, __ATOMIC_RELAXED);
+    STAT_INC(w->stats.sessions_total);
+    s->id = __atomic_add_fetch(&l->session_ids, 1, __ATOMIC_RELAXED);
     /* The client socket came from a listener and has its options (lbd.c tune_listener). */
     if (gone) {
         /* Reset before it was accepted: nobody to answer, and no source to hold to its
@@ -575,13 +630,13 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
         return;
     }
     if (from_peer &&
-        !sockaddr_ip_equal((struct sockaddr *)&peer, (struct sockaddr *)&l->cfg.peer)) {
+        !sockaddr_ip_equal((struct sockaddr *)&peer, (struct sockaddr *)&w->cfg.peer)) {
         /* Only the peer lbd sends here: anyone else gets a reset, and costs nothing more. */
         unsigned long long held;
         struct linger lg = {1, 0};
         uv_os_fd_t fd;
-        l->stats.cancel_peer_refused++;
-        if (log_limit_pass(&l->lim_peer, clock_wall_ms(), &held))
+        STAT_INC(w->stats.cancel_peer_refused);
+        if (lbd_log_pass(w->lbd, &w->lbd->lim_peer, &held))
             log_emit(LOG_WARN, "peer_refused",
                      "client=%s held_back=%llu detail=\"the peer "
                      "listener takes connections from lbd.peer.address only\"",
@@ -593,9 +648,12 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
         return;
     }
     bool counted = false;
-    enum guard_verdict v =
-        from_peer ? GUARD_OK
-                  : guard_source_startup_begin(&l->guard, s->src, uv_now(l->loop), &counted);
+    enum guard_verdict v = GUARD_OK;
+    if (!from_peer) {
+        lbd_lock(l);
+        v = guard_source_startup_begin(&l->guard, s->src, uv_now(w->loop), &counted);
+        lbd_unlock(l);
+    }
     s->src_counted = counted;
     if (v != GUARD_OK || !lbd_fd_room(l, 2)) {
         /* Refused after its first packet, as maxconn below (libpq shows an error
@@ -604,10 +662,10 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
         unsigned long long held;
         bool busy = v != GUARD_OK;
         if (busy)
-            l->stats.refused_source_busy++;
+            STAT_INC(w->stats.refused_source_busy);
         else
-            l->stats.refused_local++;
-        if (log_limit_pass(busy ? &l->lim_busy : &l->lim_local, clock_wall_ms(), &held))
+            STAT_INC(w->stats.refused_local);
+        if (lbd_log_pass(w->lbd, busy ? &w->lbd->lim_busy : &w->lbd->lim_local, &held))
             log_emit(LOG_WARN, busy ? "source_busy" : "local_exhaustion",
                      "client=%s held_back=%llu detail=%s", s->client_addr, held,
                      busy ? "\"limits.startup_per_source connections from this address have "
@@ -620,15 +678,15 @@ static void session_begin(struct session *s, bool from_peer, const struct sockad
                  busy ? "sorry, too many connections from this address are starting up (lbd "
                         "limits.startup_per_source)"
                       : "sorry, too many clients already (lbd is out of file descriptors)");
-        if (l->cfg.startup_ms > 1000)
-            s->deadline_ms = uv_now(l->loop) + 1000;
+        if (w->cfg.startup_ms > 1000)
+            s->deadline_ms = uv_now(w->loop) + 1000;
         session_set_state(s, SS_FIRST);
         return;
     }
-    if (l->n_sessions > l->cfg.maxconn) {
+    if (open > w->cfg.maxconn) {
         /* Refused after its first packet: the reason survives SSL negotiation, and a
          * CancelRequest is still routed. */
-        l->stats.refused_maxconn++;
+        STAT_INC(w->stats.refused_maxconn);
         s->pending_sqlstate = "53300";
         s->pending_reason = "maxconn";
         snprintf(s->pending_msg, sizeof(s->pending_msg),
@@ -724,7 +782,9 @@ void session_on_backend_event(void *ctx, const struct pgwire_event *ev)
 {
     struct session *s = ctx;
     if (ev->kind == PGWIRE_EV_BACKEND_KEY) {
+        lbd_lock(s->lbd);
         keymap_add(&s->lbd->keys, &s->key, ev->pid, ev->key);
+        lbd_unlock(s->lbd);
     } else if (ev->kind == PGWIRE_EV_READY) {
         s->tx_status = ev->tx_status;
         if (s->ready_seen)
@@ -787,16 +847,16 @@ void session_relay_begin(struct session *s)
  * node's and lbd's byte counts, and both sides are active. */
 void session_relay_moved(struct session *s, int d, uint64_t n)
 {
-    struct lbd *l = s->lbd;
+    struct lbd_worker *w = s->w;
     s->bytes[d] += n;
     if (d == C2S) {
-        s->node->bytes_in += n;
-        l->stats.bytes_in += n;
+        __atomic_add_fetch(&s->node->bytes_in, n, __ATOMIC_RELAXED);
+        STAT_ADD(w->stats.bytes_in, n);
     } else {
-        s->node->bytes_out += n;
-        l->stats.bytes_out += n;
+        __atomic_add_fetch(&s->node->bytes_out, n, __ATOMIC_RELAXED);
+        STAT_ADD(w->stats.bytes_out, n);
     }
-    s->last_active_ms[C2S] = s->last_active_ms[S2C] = uv_now(l->loop);
+    s->last_active_ms[C2S] = s->last_active_ms[S2C] = uv_now(w->loop);
 }
 
 void session_relay_failed(struct session *s, int d, bool eof, bool in_error)
@@ -858,7 +918,7 @@ static const uint8_t terminate_msg[5] = {'X', 0, 0, 0, 4};
 bool session_drain_if_idle(struct session *s)
 {
     bool asked = s->kill_at_idle || (s->node && pool_node_draining(s->node) &&
-                                     s->lbd->cfg.on_node_drain == LBD_ON_DRAIN_AT_IDLE);
+                                     s->w->cfg.on_node_drain == LBD_ON_DRAIN_AT_IDLE);
     if (s->node == NULL || !asked || !session_idle_point(s))
         return false;
     /* A session that has asked nothing since its startup: its client has just connected
@@ -867,7 +927,7 @@ bool session_drain_if_idle(struct session *s)
      * It gets DRAIN_FRESH_GRACE_MS; still idle then, it goes. (A pool's warm connection
      * that never asks anything costs that second, no more.) */
     if (s->readies == 0 && !s->kill_at_idle) {
-        uint64_t now = uv_now(s->lbd->loop);
+        uint64_t now = uv_now(s->w->loop);
         if (s->drain_grace_due == 0) {
             s->drain_grace_due = now + DRAIN_FRESH_GRACE_MS;
             session_arm_idle(s);
@@ -881,17 +941,17 @@ bool session_drain_if_idle(struct session *s)
     uv_buf_t t = uv_buf_init((char *)terminate_msg, sizeof(terminate_msg));
     (void)uv_try_write((uv_stream_t *)&s->server, &t, 1);
     if (s->kill_at_idle)
-        s->lbd->stats.killed_at_idle++;
+        STAT_INC(s->w->stats.killed_at_idle);
     else
-        s->lbd->stats.drained_at_idle++;
+        STAT_INC(s->w->stats.drained_at_idle);
     session_refuse(s, "57P01", "terminating connection due to administrator command",
                    s->kill_at_idle ? "killed_at_idle" : "node_draining");
     return true;
 }
 
-void session_drain_node(struct lbd *l, struct pool_node *n)
+static void drain_node_on(struct lbd_worker *w, struct pool_node *n)
 {
-    struct session *s = l->sessions;
+    struct session *s = w->sessions;
     while (s) {
         struct session *next = s->next;
         if (s->node == n)
@@ -912,13 +972,13 @@ static void session_terminate(struct session *s, const char *reason)
         session_end(s, reason);
 }
 
-void session_drain_deadline(struct lbd *l, struct pool_node *n)
+static void drain_deadline_on(struct lbd_worker *w, struct pool_node *n)
 {
-    struct session *s = l->sessions;
+    struct session *s = w->sessions;
     while (s) {
         struct session *next = s->next;
         if (s->node == n && s->state == SS_RELAY) {
-            l->stats.drain_deadline_ended++;
+            STAT_INC(w->stats.drain_deadline_ended);
             session_terminate(s, "node_drain_deadline");
         }
         s = next;
@@ -949,11 +1009,12 @@ static const char *session_view_state(const struct session *s)
                                  : "idle";
 }
 
-void session_each(struct lbd *l, void (*fn)(void *ctx, const struct session_view *v), void *ctx)
+static void each_on(struct lbd_worker *w, void (*fn)(void *ctx, const struct session_view *v),
+                    void *ctx)
 {
     uint64_t now = clock_wall_ms();
     static const uint8_t none6[16];
-    for (struct session *s = l->sessions; s; s = s->next) {
+    for (struct session *s = w->sessions; s; s = s->next) {
         if (!session_listed(s))
             continue;
         struct session_view v = {.id = s->id,
@@ -986,7 +1047,7 @@ static void session_kill_one(struct session *s, bool now)
         return;
     }
     if (now) {
-        s->lbd->stats.killed_now++;
+        STAT_INC(s->w->stats.killed_now);
         session_terminate(s, "killed");
         return;
     }
@@ -994,9 +1055,9 @@ static void session_kill_one(struct session *s, bool now)
     session_drain_if_idle(s);
 }
 
-int session_kill(struct lbd *l, uint64_t id, bool now)
+static int kill_on(struct lbd_worker *w, uint64_t id, bool now)
 {
-    for (struct session *s = l->sessions; s; s = s->next) {
+    for (struct session *s = w->sessions; s; s = s->next) {
         if (s->id == id && session_listed(s)) {
             session_kill_one(s, now);
             return 0;
@@ -1005,10 +1066,10 @@ int session_kill(struct lbd *l, uint64_t id, bool now)
     return -ENOENT;
 }
 
-size_t session_kill_node(struct lbd *l, struct pool_node *n, bool now)
+static size_t kill_node_on(struct lbd_worker *w, struct pool_node *n, bool now)
 {
     size_t count = 0;
-    struct session *s = l->sessions;
+    struct session *s = w->sessions;
     while (s) {
         struct session *next = s->next;
         if (s->node == n && session_listed(s)) {
@@ -1029,7 +1090,7 @@ static bool client_left_cleanly(struct session *s, const uint8_t *data, size_t n
     return !s->cframe_lost && n == 5 && memcmp(data, terminate_msg, 5) == 0 &&
            s->cstream.terminated && !s->cstream.open_batch && s->cstream.syncs == s->readies &&
            s->tx_status == 'I' && s->sstream.hdr_len == 0 && relay_at_rest(s, C2S) &&
-           relay_at_rest(s, S2C) && reuse_can_park(s->lbd, s->node);
+           relay_at_rest(s, S2C) && reuse_can_park(s->w, s->node);
 }
 
 /* The client left cleanly: its node connection goes to reuse.c (a descriptor of its own:
@@ -1042,7 +1103,7 @@ static void park_node_connection(struct session *s)
         return;
     uint8_t *startup = s->reuse.startup, *params = s->reuse.params;
     s->reuse.startup = s->reuse.params = NULL;
-    if (reuse_park(s->lbd, s->node, own, startup, s->reuse.startup_len, params, s->reuse.params_len,
+    if (reuse_park(s->w, s->node, own, startup, s->reuse.startup_len, params, s->reuse.params_len,
                    s->key.pid, s->reuse.node_key) == 0)
         s->reuse.parked_out = true;
 }
@@ -1071,4 +1132,136 @@ bool session_relay_observe(struct session *s, int d, const uint8_t *data, size_t
                  s->client_addr, s->node->name);
     }
     return true;
+}
+
+/* ---- worker 0 asks every worker (session.h) ---- */
+
+struct on_all {
+    const char *reason;
+    struct pool_node *n;
+    const struct sockaddr_storage *ip;
+    int af;
+    const void *addr;
+    uint64_t id;
+    bool now, found;
+    void (*fn)(void *ctx, const struct session_view *v);
+    void *ctx;
+    size_t count;
+};
+
+static void all_close(struct lbd_worker *w, void *arg)
+{
+    close_all_on(w, ((struct on_all *)arg)->reason);
+}
+
+void session_close_all(struct lbd *l, const char *reason)
+{
+    struct on_all a = {.reason = reason};
+    workers_run(l, all_close, &a);
+}
+
+static void all_starting(struct lbd_worker *w, void *arg)
+{
+    struct on_all *a = arg;
+    a->count += a->ip ? starting_on_ip_on(w, a->ip) : starting_on(w);
+}
+
+size_t session_count_starting(struct lbd *l)
+{
+    struct on_all a = {.ip = NULL};
+    workers_run(l, all_starting, &a);
+    return a.count;
+}
+
+size_t session_count_starting_on(struct lbd *l, const struct sockaddr_storage *ip)
+{
+    struct on_all a = {.ip = ip};
+    workers_run(l, all_starting, &a);
+    return a.count;
+}
+
+static void all_cut(struct lbd_worker *w, void *arg)
+{
+    struct on_all *a = arg;
+    cut_node_on(w, a->n, a->reason);
+}
+
+void session_cut_node(struct lbd *l, struct pool_node *n, const char *reason)
+{
+    struct on_all a = {.n = n, .reason = reason};
+    workers_run(l, all_cut, &a);
+}
+
+static void all_close_on_addr(struct lbd_worker *w, void *arg)
+{
+    struct on_all *a = arg;
+    a->count += close_on_addr_on(w, a->af, a->addr);
+}
+
+size_t session_close_on_addr(struct lbd *l, int af, const void *ip)
+{
+    struct on_all a = {.af = af, .addr = ip};
+    workers_run(l, all_close_on_addr, &a);
+    return a.count;
+}
+
+static void all_drain(struct lbd_worker *w, void *arg)
+{
+    drain_node_on(w, ((struct on_all *)arg)->n);
+}
+
+void session_drain_node(struct lbd *l, struct pool_node *n)
+{
+    struct on_all a = {.n = n};
+    workers_run(l, all_drain, &a);
+}
+
+static void all_drain_deadline(struct lbd_worker *w, void *arg)
+{
+    drain_deadline_on(w, ((struct on_all *)arg)->n);
+}
+
+void session_drain_deadline(struct lbd *l, struct pool_node *n)
+{
+    struct on_all a = {.n = n};
+    workers_run(l, all_drain_deadline, &a);
+}
+
+static void all_each(struct lbd_worker *w, void *arg)
+{
+    struct on_all *a = arg;
+    each_on(w, a->fn, a->ctx);
+}
+
+void session_each(struct lbd *l, void (*fn)(void *ctx, const struct session_view *v), void *ctx)
+{
+    struct on_all a = {.fn = fn, .ctx = ctx};
+    workers_run(l, all_each, &a);
+}
+
+static void all_kill(struct lbd_worker *w, void *arg)
+{
+    struct on_all *a = arg;
+    if (!a->found)
+        a->found = kill_on(w, a->id, a->now) == 0;
+}
+
+int session_kill(struct lbd *l, uint64_t id, bool now)
+{
+    struct on_all a = {.id = id, .now = now};
+    workers_run(l, all_kill, &a);
+    return a.found ? 0 : -ENOENT;
+}
+
+static void all_kill_node(struct lbd_worker *w, void *arg)
+{
+    struct on_all *a = arg;
+    a->count += kill_node_on(w, a->n, a->now);
+}
+
+size_t session_kill_node(struct lbd *l, struct pool_node *n, bool now)
+{
+    struct on_all a = {.n = n, .now = now};
+    workers_run(l, all_kill_node, &a);
+    return a.count;
 }

@@ -5,9 +5,16 @@
 
 #include "lbd.h"
 
-void session_accept(struct lbd_listener *ls);
-/* Take over a connection accepted outside libuv (the quiesce drains a listener). */
-void session_adopt(struct lbd *l, int fd);
+struct lbd_worker;
+
+/* A connection libuv holds for the listener ls, on worker 0 (w). */
+void session_accept(struct lbd_listener *ls, struct lbd_worker *w);
+/* Take over a connection accepted outside w's loop (worker 0 hands it over; the
+ * quiesce drains a listener). listen: the listener's address, or NULL. */
+void session_adopt(struct lbd_worker *w, int fd, bool from_peer,
+                   const struct sockaddr_storage *listen);
+/* The calls below are worker 0's: each acts on every worker's sessions, on that
+ * worker's loop, and returns when all have (worker.h: workers_run). */
 void session_close_all(struct lbd *l, const char *reason);
 /* Client sessions still in their startup (before the relay; CancelRequests and the peer's
  * connections not counted). */
@@ -41,8 +48,9 @@ void session_each(struct lbd *l, void (*fn)(void *ctx, const struct session_view
 int session_kill(struct lbd *l, uint64_t id, bool now);
 /* The same for every client session on n; returns how many. */
 size_t session_kill_node(struct lbd *l, struct pool_node *n, bool now);
-/* The node of the session that received BackendKeyData (pid, key), or NULL; node_key
- * gets the key to send that node (the node's own, when lbd gave the client another). */
+/* The node of the session (on any worker) that received BackendKeyData (pid, key), or
+ * NULL; node_key gets the key to send that node (the node's own, when lbd gave the
+ * client another). The caller holds the shared lock (lbd_lock) while it uses the node. */
 struct pool_node *session_node_for_key(struct lbd *l, uint32_t pid, uint32_t key,
                                        uint32_t *node_key);
 

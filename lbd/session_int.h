@@ -7,6 +7,7 @@
 #define LBD_SESSION_INT_H
 
 #include "session.h"
+#include "worker.h"
 
 #include "parse.h"
 #include "relay.h"
@@ -48,7 +49,8 @@ struct session {
     uv_connect_t connect_req;
     uv_write_t first_wreq;
     struct lbd *lbd;
-    struct session *prev, *next; /* on lbd->sessions */
+    struct lbd_worker *w;        /* the loop it lives on, with its buffers and counters */
+    struct session *prev, *next; /* on w->sessions */
     struct pool_node *node;      /* holds a reference while set */
     enum session_state state;
     enum server_state srv;
@@ -61,6 +63,7 @@ struct session {
     bool asked_ssl, asked_gss; /* encryption requests lbd saw (one of each, as PostgreSQL) */
     bool quiet;                /* no session_end line (a peer-listener connection refused) */
     bool kill_at_idle;         /* an operator asked: 57P01 at its next idle moment */
+    bool late_timer;           /* this state's deadline found the node's answer waiting */
     uint64_t drain_grace_due;  /* loop time a drained session that asked nothing yet goes */
     uint64_t id;               /* the control socket's name for it (1, 2, ... per start) */
     uint8_t src[16];           /* the client's address as guard keys it */
@@ -139,6 +142,8 @@ void session_on_timer(uv_timer_t *t);
 void session_relay_begin(struct session *s);
 void session_on_backend_event(void *ctx, const struct pgwire_event *ev);
 void session_node_unuse(struct session *s);
+/* The same with the shared lock held. */
+void session_node_unuse_locked(struct session *s);
 void session_refuse(struct session *s, const char *sqlstate, const char *msg, const char *reason);
 /* Send answer (n bytes; 0: none, as PostgreSQL closes on some bad packets), then the
  * lingering close; why goes to the session's log line. */

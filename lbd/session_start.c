@@ -9,6 +9,7 @@
 #include "reuse.h"
 #include "control.h"
 
+#include "fault.h"
 #include "log.h"
 
 #include <errno.h>
@@ -79,13 +80,13 @@ static void start_relay(struct session *s)
  * that refuses it (shutting down, starting up, full) can be replaced by another. */
 static void forward_first(struct session *s)
 {
-    struct lbd *l = s->lbd;
+    struct lbd_worker *w = s->w;
     if (send_now(s, (uv_stream_t *)&s->server, s->first, s->first_len, &s->first_sending,
                  &s->first_wreq) != 0) {
         session_end(s, "node_error");
         return;
     }
-    uint64_t now = uv_now(l->loop);
+    uint64_t now = uv_now(w->loop);
     s->last_active_ms[C2S] = s->last_active_ms[S2C] = now;
     if (s->kind == PGWIRE_FIRST_SSL || s->kind == PGWIRE_FIRST_GSSENC) {
         /* The request stays buffered until the node answers: another node can take it
@@ -112,15 +113,15 @@ static bool startup_refusal_retryable(const char *sqlstate)
 /* The node's first answer is judged: pass it to the client and relay from here. */
 static void pass_reply(struct session *s)
 {
-    struct lbd *l = s->lbd;
+    struct lbd_worker *w = s->w;
     if (pgwire_stream_feed(&s->sstream, s->reply, s->reply_len, session_on_backend_event, s) != 0)
         s->opaque = true;
     s->bytes[C2S] += s->first_len;
-    s->node->bytes_in += s->first_len;
-    l->stats.bytes_in += s->first_len;
+    __atomic_add_fetch(&s->node->bytes_in, s->first_len, __ATOMIC_RELAXED);
+    STAT_ADD(w->stats.bytes_in, s->first_len);
     s->bytes[S2C] += s->reply_len;
-    s->node->bytes_out += s->reply_len;
-    l->stats.bytes_out += s->reply_len;
+    __atomic_add_fetch(&s->node->bytes_out, s->reply_len, __ATOMIC_RELAXED);
+    STAT_ADD(w->stats.bytes_out, s->reply_len);
     if (s->reuse.reusable) { /* the key a parked connection is found by */
         s->reuse.startup = s->first;
         s->reuse.startup_len = s->first_len;
@@ -140,6 +141,40 @@ static void pass_reply(struct session *s)
     start_relay(s);
 }
 
+/* A node's failed connect or startup counts against it on worker 0, which alone changes
+ * nodes (node.h): another worker tells it (the node is referenced until then). */
+struct node_failure {
+    struct pool_node *n;
+    char reason[128];
+};
+
+static void node_failure_main(struct lbd_worker *w0, void *arg)
+{
+    struct node_failure *f = arg;
+    node_result(&w0->lbd->nodes, f->n, false, false, f->reason);
+    node_unref(f->n);
+    free(f);
+}
+
+static void node_failed(struct session *s, struct pool_node *n, const char *reason)
+{
+    struct lbd *l = s->lbd;
+    if (s->w->index == 0) {
+        node_result(&l->nodes, n, false, false, reason);
+        return;
+    }
+    struct node_failure *f = malloc(sizeof(*f));
+    if (f == NULL)
+        return; /* (the checks still see the node) */
+    f->n = n;
+    node_ref(n);
+    snprintf(f->reason, sizeof(f->reason), "%s", reason);
+    if (!worker_post(&l->workers[0], node_failure_main, f)) {
+        node_unref(n);
+        free(f);
+    }
+}
+
 static void on_server_closed_retry(uv_handle_t *h);
 
 /* Nothing of this node's has reached the client yet (it refused or vanished before
@@ -148,7 +183,7 @@ static void on_server_closed_retry(uv_handle_t *h);
 static void retry_elsewhere(struct session *s, const char *health_reason)
 {
     if (health_reason)
-        node_result(&s->lbd->nodes, s->node, false, false, health_reason);
+        node_failed(s, s->node, health_reason);
     free(s->reply);
     s->reply = NULL;
     s->reply_len = 0;
@@ -164,7 +199,7 @@ static void retry_elsewhere(struct session *s, const char *health_reason)
 static void lost_before_answer(struct session *s, ssize_t nread)
 {
     const char *what = s->state == SS_NEGOTIATE ? "the encryption request" : "the startup";
-    if (s->attempts > s->lbd->cfg.retries) {
+    if (s->attempts > s->w->cfg.retries) {
         session_end(s, nread == UV_EOF ? "node_closed" : "node_error");
         return;
     }
@@ -197,7 +232,7 @@ static int capture_trusted(struct session *s, const struct pgwire_reply *r)
 void session_startup_reply_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct session *s = stream->data;
-    struct lbd *l = s->lbd;
+    struct lbd_worker *w = s->w;
     if (nread <= 0) {
         session_buf_release(s, buf);
         if (nread < 0)
@@ -243,7 +278,7 @@ void session_startup_reply_read(uv_stream_t *stream, ssize_t nread, const uv_buf
         return; /* wait for the whole ErrorResponse */
     struct pgwire_check c;
     pgwire_check_parse(s->reply, m.size, &c);
-    if (!startup_refusal_retryable(c.sqlstate) || s->attempts > l->cfg.retries) {
+    if (!startup_refusal_retryable(c.sqlstate) || s->attempts > w->cfg.retries) {
         pass_reply(s);
         return;
     }
@@ -260,21 +295,26 @@ void session_startup_reply_read(uv_stream_t *stream, ssize_t nread, const uv_buf
  * sslmode=prefer, asks first). A node that starts answering 'S' is seen within 10 s:
  * the next request goes to a node again. */
 #define TLS_NO_FRESH_MS 10000
-static bool reuse_no_tls(struct lbd *l)
+static bool reuse_no_tls(struct lbd_worker *w)
 {
-    uint64_t now = uv_now(l->loop);
+    struct lbd *l = w->lbd;
+    uint64_t now = uv_now(w->loop); /* (every loop's clock is the same monotonic one) */
     size_t eligible = 0;
-    if (!l->cfg.reuse_max_idle)
+    bool all = true;
+    if (!w->cfg.reuse_max_idle)
         return false;
-    for (size_t i = 0; i < l->nodes.pool.n; i++) {
+    lbd_lock(l);
+    for (size_t i = 0; i < l->nodes.pool.n && all; i++) {
         const struct pool_node *n = l->nodes.pool.nodes[i];
         if (!pool_node_eligible(n))
             continue;
-        if (n->tls_no_ms == 0 || now - n->tls_no_ms > TLS_NO_FRESH_MS)
-            return false;
+        uint64_t no = RELAXED(n->tls_no_ms);
+        if (no == 0 || (now > no && now - no > TLS_NO_FRESH_MS))
+            all = false;
         eligible++;
     }
-    return eligible > 0;
+    lbd_unlock(l);
+    return all && eligible > 0;
 }
 
 static void answer_no_tls(struct session *s)
@@ -295,6 +335,7 @@ static void answer_no_tls(struct session *s)
 static void classify(struct session *s)
 {
     struct lbd *l = s->lbd;
+    struct lbd_worker *w = s->w;
     struct pgwire_first f;
     char msg[96];
     switch (pgwire_first_parse(s->first, s->first_len, &f)) {
@@ -304,7 +345,7 @@ static void classify(struct session *s)
         /* What PostgreSQL sends for it (often nothing), and its close. */
         uint8_t answer[256];
         size_t n = pgwire_first_answer_build(answer, sizeof(answer), &f);
-        l->stats.refused_bad_packet++;
+        STAT_INC(w->stats.refused_bad_packet);
         snprintf(msg, sizeof(msg), "%s", f.reason);
         session_refuse_raw(s, answer, n, msg, "bad_packet");
         return;
@@ -313,7 +354,7 @@ static void classify(struct session *s)
         s->kind = PGWIRE_FIRST_PEER_CONTROL;
         if (!s->from_peer || s->srv != SRV_NONE) {
             /* On a client port, what PostgreSQL says to a protocol it does not know. */
-            l->stats.refused_bad_packet++;
+            STAT_INC(w->stats.refused_bad_packet);
             session_refuse(s, "0A000",
                            "unsupported frontend protocol 1234.5778: server supports 3.0 to 3.0",
                            "bad_packet");
@@ -328,21 +369,21 @@ static void classify(struct session *s)
         s->kind = PGWIRE_FIRST_CANCEL;
         s->pending_sqlstate = NULL; /* a cancel is served even when sessions are not */
         if (s->srv != SRV_NONE) {
-            l->stats.refused_bad_packet++;
+            STAT_INC(w->stats.refused_bad_packet);
             session_refuse(s, "08P01", "cancel request after encryption negotiation", "bad_packet");
             return;
         }
         if (f.forwarded && !s->from_peer) {
             /* A forward from an lbd whose peer.address names this client port: never
              * forwarded again (no loop), and not a client's. */
-            l->stats.refused_bad_packet++;
+            STAT_INC(w->stats.refused_bad_packet);
             session_refuse(s, "0A000",
                            "unsupported frontend protocol 1234.5777: server supports 3.0 to 3.0",
                            "bad_packet");
             return;
         }
         uv_read_stop((uv_stream_t *)&s->client);
-        cancel_route(l, f.cancel_pid, f.cancel_key_bytes, f.cancel_key_len, s->from_peer, s->src,
+        cancel_route(s->w, f.cancel_pid, f.cancel_key_bytes, f.cancel_key_len, s->from_peer, s->src,
                      s->client_addr);
         session_end(s, "cancel");
         return;
@@ -352,7 +393,7 @@ static void classify(struct session *s)
             /* A second request of the same kind, which lbd would answer itself again:
              * PostgreSQL takes one of each, and answers a repeat as an unknown protocol
              * (ProcessStartupPacket). (With a node connection open, the node answers.) */
-            l->stats.refused_bad_packet++;
+            STAT_INC(w->stats.refused_bad_packet);
             session_refuse(
                 s, "0A000",
                 f.kind == PGWIRE_FIRST_SSL
@@ -378,7 +419,7 @@ static void classify(struct session *s)
                     : "received unencrypted data after GSSAPI encryption request",
                 "This could be either a client-software bug or evidence of an attempted "
                 "man-in-the-middle attack.");
-            l->stats.refused_bad_packet++;
+            STAT_INC(w->stats.refused_bad_packet);
             session_refuse_raw(s, answer, n + 1, "unexpected data after an encryption request",
                                "bad_packet");
             return;
@@ -389,7 +430,7 @@ static void classify(struct session *s)
         snprintf(s->database, sizeof(s->database), "%s", f.database);
         snprintf(s->app, sizeof(s->app), "%s", f.application_name);
         /* (After an encryption request the node connection exists: it is this one.) */
-        s->reuse.ok = l->cfg.reuse_max_idle > 0 && f.proto == 3u << 16 && !f.replication &&
+        s->reuse.ok = w->cfg.reuse_max_idle > 0 && f.proto == 3u << 16 && !f.replication &&
                       s->srv == SRV_NONE && s->first_len == f.len;
         break;
     }
@@ -404,11 +445,11 @@ static void classify(struct session *s)
         return;
     }
     if (s->from_peer) {
-        l->stats.refused_bad_packet++;
+        STAT_INC(w->stats.refused_bad_packet);
         session_refuse(s, "08P01", "the peer listener takes only cancel requests", "bad_packet");
         return;
     }
-    if (f.kind == PGWIRE_FIRST_SSL && s->srv == SRV_NONE && reuse_no_tls(l)) {
+    if (f.kind == PGWIRE_FIRST_SSL && s->srv == SRV_NONE && reuse_no_tls(s->w)) {
         answer_no_tls(s);
         return;
     }
@@ -435,7 +476,7 @@ void session_first_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     int rc = first_append(s, buf->base, (size_t)nread);
     session_buf_release(s, buf);
     if (rc != 0) {
-        s->lbd->stats.refused_bad_packet++;
+        STAT_INC(s->w->stats.refused_bad_packet);
         session_refuse(s, "08P01", "invalid startup packet: too long", "bad_packet");
         return;
     }
@@ -458,7 +499,8 @@ void session_negotiate_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *
     s->first_len = s->first_cap = 0;
     char answer = buf->base[0];
     if (s->kind == PGWIRE_FIRST_SSL && nread == 1)
-        s->node->tls_no_ms = answer == 'N' ? uv_now(s->lbd->loop) : 0;
+        __atomic_store_n(&s->node->tls_no_ms, answer == 'N' ? uv_now(s->w->loop) : 0,
+                         __ATOMIC_RELAXED);
     uv_buf_t b = uv_buf_init(buf->base, (unsigned)nread);
     s->bytes[S2C] += (uint64_t)nread;
     int rc = uv_try_write((uv_stream_t *)&s->client, &b, 1);
@@ -490,8 +532,8 @@ static void on_server_closed_retry(uv_handle_t *h)
             session_free(s);
         return;
     }
-    if (s->attempts > s->lbd->cfg.retries) {
-        s->lbd->stats.refused_connect++;
+    if (s->attempts > s->w->cfg.retries) {
+        STAT_INC(s->w->stats.refused_connect);
         session_refuse(s, "08006", "could not connect to a database node",
                        "session_connect_failed");
         return;
@@ -503,10 +545,10 @@ static void on_server_closed_retry(uv_handle_t *h)
  * local ports): the node is not to blame, and another would fail the same way. */
 static void connect_failed_here(struct session *s, int status)
 {
-    struct lbd *l = s->lbd;
+    struct lbd_worker *w = s->w;
     unsigned long long held;
-    l->stats.refused_local++;
-    if (log_limit_pass(&l->lim_local, clock_wall_ms(), &held))
+    STAT_INC(w->stats.refused_local);
+    if (lbd_log_pass(w->lbd, &w->lbd->lim_local, &held))
         log_emit(LOG_WARN, "local_exhaustion",
                  "client=%s node=%s error=\"%s\" held_back=%llu detail=\"lbd's own limit, not "
                  "the node's: the node keeps its state\"",
@@ -519,19 +561,18 @@ static void connect_failed_here(struct session *s, int status)
 
 void session_connect_failed(struct session *s, int status)
 {
-    struct lbd *l = s->lbd;
     struct pool_node *n = s->node;
     char reason[128];
     if (lbd_error_is_local(status)) {
         connect_failed_here(s, status);
         return;
     }
-    n->connect_failures++;
+    __atomic_add_fetch(&n->connect_failures, 1, __ATOMIC_RELAXED);
     snprintf(reason, sizeof(reason), "connect failed: %s", uv_strerror(status));
     log_emit(LOG_WARN, "session_connect_failed", "client=%s node=%s attempt=%u error=\"%s\"",
              s->client_addr, n->name, s->attempts, uv_strerror(status));
     session_node_unuse(s);
-    node_result(&l->nodes, n, false, false, reason);
+    node_failed(s, n, reason);
     uv_timer_stop(&s->timer);
     s->srv = SRV_CLOSING;
     uv_close((uv_handle_t *)&s->server, on_server_closed_retry);
@@ -547,8 +588,8 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     s->t_connect_ns = uv_hrtime();
-    s->node->sessions_total++;
-    s->lbd->stats.sessions_relayed++;
+    __atomic_add_fetch(&s->node->sessions_total, 1, __ATOMIC_RELAXED);
+    STAT_INC(s->w->stats.sessions_relayed);
     forward_first(s);
 }
 
@@ -557,8 +598,8 @@ static void on_connect(uv_connect_t *req, int status)
  * and a secret key of lbd's, ReadyForQuery 'I') and relays from there. */
 static void adopt_parked(struct session *s, struct reuse_grant *g)
 {
-    struct lbd *l = s->lbd;
-    uv_tcp_init(l->loop, &s->server);
+    struct lbd_worker *w = s->w;
+    uv_tcp_init(w->loop, &s->server);
     s->server.data = s;
     s->handles_open++;
     s->srv = SRV_OPEN;
@@ -578,8 +619,8 @@ static void adopt_parked(struct session *s, struct reuse_grant *g)
     s->reuse.params_len = g->params_len;
     s->reuse.reused = s->reuse.reusable = true;
     s->t_connect_ns = uv_hrtime();
-    s->node->sessions_total++;
-    l->stats.sessions_relayed++;
+    __atomic_add_fetch(&s->node->sessions_total, 1, __ATOMIC_RELAXED);
+    STAT_INC(w->stats.sessions_relayed);
     s->reply = r;
     s->reply_len = (uint32_t)n;
     uv_timer_stop(&s->timer);
@@ -591,45 +632,53 @@ static void adopt_parked(struct session *s, struct reuse_grant *g)
 void session_connect_node(struct session *s)
 {
     struct lbd *l = s->lbd;
-    int idx = pool_pick(&l->nodes.pool, s->tried, lbd_random(l));
-    if (idx < 0) {
+    struct lbd_worker *w = s->w;
+    if (s->node) {
+        node_unref(s->node);
+        s->node = NULL;
+    }
+    lbd_lock(l);
+    int idx = pool_pick(&l->nodes.pool, s->tried, worker_random(w));
+    struct pool_node *n = idx < 0 ? NULL : l->nodes.pool.nodes[idx];
+    if (n) {
+        node_ref(n);
+        __atomic_add_fetch(&n->active, 1, __ATOMIC_RELAXED);
+    }
+    lbd_unlock(l);
+    if (n == NULL) {
         if (s->attempts == 0) {
-            l->stats.refused_no_node++;
+            STAT_INC(w->stats.refused_no_node);
             session_refuse_after_negotiation(s, "57P03", "no database node is available (lbd)",
                                              "no_node");
         } else {
-            l->stats.refused_connect++;
+            STAT_INC(w->stats.refused_connect);
             session_refuse_after_negotiation(s, "08006", "could not connect to a database node",
                                              "session_connect_failed");
         }
         return;
     }
-    struct pool_node *n = l->nodes.pool.nodes[idx];
     s->tried |= 1ULL << idx;
     s->attempts++;
-    if (s->node) {
-        node_unref(s->node);
-    }
     s->node = n;
-    node_ref(n);
-    n->active++;
     s->node_active = true;
     session_set_state(s, SS_CONNECTING);
     struct reuse_grant g;
-    if (s->reuse.ok && reuse_take(l, n, s->first, s->first_len, &g) == 0) {
+    if (s->reuse.ok && reuse_take(w, n, s->first, s->first_len, &g) == 0) {
         adopt_parked(s, &g);
         return;
     }
     /* The socket now, so its options are set before the SYN; if that fails (EMFILE),
      * the connect below reports it. */
-    if (uv_tcp_init_ex(l->loop, &s->server, n->addr.ss_family) != 0)
-        uv_tcp_init(l->loop, &s->server);
+    if (uv_tcp_init_ex(w->loop, &s->server, n->addr.ss_family) != 0)
+        uv_tcp_init(w->loop, &s->server);
     s->handles_open++;
     s->srv = SRV_OPEN;
-    lbd_tune_socket(l, &s->server);
+    lbd_tune_socket(&w->cfg, &s->server);
     s->connect_req.data = s;
     int rc =
         uv_tcp_connect(&s->connect_req, &s->server, (const struct sockaddr *)&n->addr, on_connect);
     if (rc != 0)
         session_connect_failed(s, rc);
+    else if (fault_hit("connect_stall")) /* (tests: this loop busy past the connect timeout) */
+        usleep((useconds_t)(w->cfg.connect_ms + 300) * 1000);
 }

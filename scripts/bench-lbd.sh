@@ -8,7 +8,10 @@
 #
 #   sudo bash scripts/bench-lbd.sh [ROUNDS=3] [SECONDS=10]
 # Settings: CLIENTS ("8 64"), MODES ("prepared simple connect"), COPY_ROWS (2000000),
-# BUILD_DIR (build).
+# BUILD_DIR (build), WORKERS ("1 2 ... up to the CPUs": the table is measured once per
+# count, lbd with lbd.workers and HAProxy with nbthread equal to it), PROXY_CPUS and
+# CLIENT_CPUS (taskset lists: the proxies on some cores, pgbench and PostgreSQL on the
+# others, to see scaling on a bigger machine; unset: all share every core).
 # The -C mode runs a fourth arm: a second lbd with pool.reuse (max_idle REUSE_IDLE, 64),
 # which serves a new session from a kept node connection instead of a new backend.
 set -euo pipefail
@@ -18,6 +21,10 @@ ROUNDS=${1:-3}
 SECS=${2:-10}
 CLIENTS=${CLIENTS:-8 64}
 MODES=${MODES-prepared simple connect}
+WORKERS=${WORKERS:-$(seq -s ' ' 1 "$(nproc)")}
+ON_PROXY=() ON_CLIENT=()
+[ -n "${PROXY_CPUS:-}" ] && ON_PROXY=(taskset -c "$PROXY_CPUS")
+[ -n "${CLIENT_CPUS:-}" ] && ON_CLIENT=(taskset -c "$CLIENT_CPUS")
 COPY_ROWS=${COPY_ROWS:-2000000}
 LBD=${LBD:-$ROOT/${BUILD_DIR:-build}/lbd/lbd}
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
@@ -45,7 +52,7 @@ cp -a "$WORK/n0" "$WORK/n1"
 cp -a "$WORK/n0" "$WORK/n2"
 for i in 0 1 2; do
     port=$((BASE + 1 + i))
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/n$i" -w -l "$WORK/n$i.log" \
+    "${ON_CLIENT[@]}" runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/n$i" -w -l "$WORK/n$i.log" \
         -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=450 -c shared_buffers=128MB" \
         start >/dev/null
     pgbench -h 127.0.0.1 -p $port -U postgres -i -s 10 -q postgres >/dev/null 2>&1
@@ -60,6 +67,7 @@ instance: bench
 lbd:
   listen: 127.0.0.1:$LB
   admin: off
+  workers: 1
   maxconn: 8000
   pool:
     balance: roundrobin
@@ -89,16 +97,27 @@ listen pg
     server n1 127.0.0.1:$N1
     server n2 127.0.0.1:$N2
 CFG
-"$LBD" -c "$WORK/lbd.yaml" 2>"$WORK/lbd.log" &
-LBD_PID=$!
-PIDS+=($LBD_PID)
-"$LBD" -c "$WORK/lbd-reuse.yaml" 2>"$WORK/lbd-reuse.log" &
-LBR_PID=$!
-PIDS+=($LBR_PID)
-haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
-HA_PID=$!
-PIDS+=($HA_PID)
-sleep 1
+# start_proxies W: both lbds with lbd.workers W and HAProxy with nbthread W (the ones
+# running before are stopped first).
+LBD_PID="" LBR_PID="" HA_PID=""
+start_proxies() {
+    local p
+    for p in $LBD_PID $LBR_PID $HA_PID; do
+        kill -TERM "$p" 2>/dev/null || true
+        kill -TERM "$p" 2>/dev/null || true # (lbd: the second one closes at once)
+        wait "$p" 2>/dev/null || true
+    done
+    sed -i "s/^  workers: .*/  workers: $1/" "$WORK/lbd.yaml" "$WORK/lbd-reuse.yaml"
+    sed -i "s/^    nbthread .*/    nbthread $1/" "$WORK/haproxy.cfg"
+    "${ON_PROXY[@]}" "$LBD" -c "$WORK/lbd.yaml" 2>"$WORK/lbd-$1.log" &
+    LBD_PID=$!
+    "${ON_PROXY[@]}" "$LBD" -c "$WORK/lbd-reuse.yaml" 2>"$WORK/lbd-reuse-$1.log" &
+    LBR_PID=$!
+    "${ON_PROXY[@]}" haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy-$1.log" 2>&1 &
+    HA_PID=$!
+    PIDS+=($LBD_PID $LBR_PID $HA_PID)
+    sleep 1
+}
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 sys_ticks() { awk '{ print $15 }' "/proc/$1/stat"; } # (of which in the kernel)
@@ -145,7 +164,7 @@ run() {
         fi
     fi
     local out
-    out=$(cd "$WORK" && pgbench -h 127.0.0.1 -p "$port" -U postgres "${args[@]}" postgres 2>&1)
+    out=$(cd "$WORK" && "${ON_CLIENT[@]}" pgbench -h 127.0.0.1 -p "$port" -U postgres "${args[@]}" postgres 2>&1)
     local sc="-" cs="-" m1 g1
     m1=$(machine_ticks) g1=$(pg_ticks)
     if [ -n "$perfpid" ]; then
@@ -175,20 +194,27 @@ run() {
 
 median() { sort -g | awk '$1 == "-" { dash = 1 } { a[NR] = $1 } END { if (dash) print "-"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
+# The pgbench table for each worker count. A key of R: W,mode,clients,target. The CPU
+# figures are the proxy's whole process (every thread).
 declare -A R
-for mode in $MODES; do
-    for c in $CLIENTS; do
-        for r in $(seq "$ROUNDS"); do
-            targets="direct lbd haproxy"
-            [ $mode = connect ] && targets="direct lbd lbdreuse haproxy"
-            for target in $targets; do
-                res=$(run $target $mode $c)
-                R[$mode,$c,$target]+="$res"$'\n'
-                echo "round $r $mode c=$c $target: tps lat_ms p99_ms cpu_s/100k syscalls/tx switches/tx machine_cpu_s/100k kernel_% pg_cpu_s/100k = $res" >&2
+for W in $WORKERS; do
+    start_proxies "$W"
+    for mode in $MODES; do
+        for c in $CLIENTS; do
+            for r in $(seq "$ROUNDS"); do
+                targets="direct lbd haproxy"
+                [ $mode = connect ] && targets="direct lbd lbdreuse haproxy"
+                for target in $targets; do
+                    res=$(run $target $mode $c)
+                    R[$W,$mode,$c,$target]+="$res"$'\n'
+                    echo "round $r workers=$W $mode c=$c $target: tps lat_ms p99_ms cpu_s/100k syscalls/tx switches/tx machine_cpu_s/100k kernel_% pg_cpu_s/100k = $res" >&2
+                done
             done
         done
     done
 done
+# COPY and idle memory with the first worker count.
+start_proxies "${WORKERS%% *}"
 
 # COPY of the bulk table to the client: wall seconds (alternated, medians).
 declare -A C
@@ -247,10 +273,11 @@ round_ratios() {
              END { printf "%.2f-%.2fx", lo, hi }'
 }
 {
-    echo "pgbench -S, ${SECS}s x $ROUNDS alternated rounds (direct, lbd, HAProxy), 3 PostgreSQL 15 nodes on loopback, $(nproc) cores. Medians (per round: the lowest and highest lbd/HAProxy ratio of one round's adjacent runs); latency p99 from a 5% sample of transactions; CPU = the proxy's user+system seconds per 100k transactions; machine CPU = the whole machine's busy seconds per 100k transactions (database, client and proxy: the fair view, since part of any proxy's work is in softirq and kworkers); proxy share = machine CPU minus direct's, what the hop costs wherever it runs; kernel % = the share of the proxy's own CPU time spent in the kernel (system time: TCP, wake-ups, context switches), the part no user-space code can shave; PostgreSQL CPU = the three servers' own user+system seconds per 100k transactions (what the hop adds to the database's own work: waking a proxy instead of the client, and the longer round trip)."
+    echo "pgbench -S, ${SECS}s x $ROUNDS alternated rounds (direct, lbd, HAProxy), 3 PostgreSQL 15 nodes on loopback, $(nproc) cores; workers = lbd.workers and HAProxy's nbthread (the client and the databases share the same cores). Medians (per round: the lowest and highest lbd/HAProxy ratio of one round's adjacent runs); latency p99 from a 5% sample of transactions; CPU = the proxy's user+system seconds per 100k transactions; machine CPU = the whole machine's busy seconds per 100k transactions (database, client and proxy: the fair view, since part of any proxy's work is in softirq and kworkers); proxy share = machine CPU minus direct's, what the hop costs wherever it runs; kernel % = the share of the proxy's own CPU time spent in the kernel (system time: TCP, wake-ups, context switches), the part no user-space code can shave; PostgreSQL CPU = the three servers' own user+system seconds per 100k transactions (what the hop adds to the database's own work: waking a proxy instead of the client, and the longer round trip)."
     echo
-    echo "| mode | clients | direct TPS | lbd TPS | HAProxy TPS | lbd/HAProxy | per round | lbd/direct | lat avg ms lbd / HAProxy | lat p99 ms lbd / HAProxy | CPU s/100k tx lbd / HAProxy | CPU ratio | machine CPU s/100k tx direct / lbd / HAProxy | proxy share s/100k tx lbd / HAProxy | share ratio | syscalls/tx lbd / HAProxy | switches/tx lbd / HAProxy | kernel % of CPU lbd / HAProxy | PostgreSQL CPU s/100k tx direct / lbd / HAProxy |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| workers | mode | clients | direct TPS | lbd TPS | HAProxy TPS | lbd/HAProxy | per round | lbd/direct | lat avg ms lbd / HAProxy | lat p99 ms lbd / HAProxy | CPU s/100k tx lbd / HAProxy | CPU ratio | machine CPU s/100k tx direct / lbd / HAProxy | proxy share s/100k tx lbd / HAProxy | share ratio | syscalls/tx lbd / HAProxy | switches/tx lbd / HAProxy | kernel % of CPU lbd / HAProxy | PostgreSQL CPU s/100k tx direct / lbd / HAProxy |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    for W in $WORKERS; do
     for mode in $MODES; do
         for c in $CLIENTS; do
             arms=lbd
@@ -259,20 +286,21 @@ round_ratios() {
             label=$mode
             [ $mode = connect ] && label="-C (new session per tx)"
             [ $L = lbdreuse ] && label="-C, lbd with pool.reuse"
-            awk -v m="$label" -v c="$c" -v d="$(col "$mode,$c,direct" 1)" -v l="$(col "$mode,$c,$L" 1)" \
-                -v h="$(col "$mode,$c,haproxy" 1)" -v la="$(col "$mode,$c,$L" 2)" -v ha="$(col "$mode,$c,haproxy" 2)" \
-                -v lp="$(col "$mode,$c,$L" 3)" -v hp="$(col "$mode,$c,haproxy" 3)" \
-                -v lc="$(col "$mode,$c,$L" 4)" -v hc="$(col "$mode,$c,haproxy" 4)" \
-                -v ls="$(col "$mode,$c,$L" 5)" -v hs="$(col "$mode,$c,haproxy" 5)" \
-                -v lw="$(col "$mode,$c,$L" 6)" -v hw="$(col "$mode,$c,haproxy" 6)" \
-                -v md="$(col "$mode,$c,direct" 7)" -v ml="$(col "$mode,$c,$L" 7)" -v mh="$(col "$mode,$c,haproxy" 7)" \
-                -v lk="$(col "$mode,$c,$L" 8)" -v hk="$(col "$mode,$c,haproxy" 8)" \
-                -v rr="$(round_ratios "$mode,$c,$L" "$mode,$c,haproxy")" \
-                -v gd="$(col "$mode,$c,direct" 9)" -v gl="$(col "$mode,$c,$L" 9)" -v gh="$(col "$mode,$c,haproxy" 9)" \
-                'BEGIN { printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %s | %.2fx | %.3f / %.3f | %.3f / %.3f | %.2f / %.2f | %.2fx | %.2f / %.2f / %.2f | %.2f / %.2f | %.2fx | %s / %s | %s / %s | %s / %s | %.2f / %.2f / %.2f |\n",
-                         m, c, d, l, h, l / h, rr, l / d, la, ha, lp, hp, lc, hc, (hc > 0 ? lc / hc : 0), md, ml, mh, ml - md, mh - md, (mh - md > 0 ? (ml - md) / (mh - md) : 0), ls, hs, lw, hw, lk, hk, gd, gl, gh }'
+            awk -v w="$W" -v m="$label" -v c="$c" -v d="$(col "$W,$mode,$c,direct" 1)" -v l="$(col "$W,$mode,$c,$L" 1)" \
+                -v h="$(col "$W,$mode,$c,haproxy" 1)" -v la="$(col "$W,$mode,$c,$L" 2)" -v ha="$(col "$W,$mode,$c,haproxy" 2)" \
+                -v lp="$(col "$W,$mode,$c,$L" 3)" -v hp="$(col "$W,$mode,$c,haproxy" 3)" \
+                -v lc="$(col "$W,$mode,$c,$L" 4)" -v hc="$(col "$W,$mode,$c,haproxy" 4)" \
+                -v ls="$(col "$W,$mode,$c,$L" 5)" -v hs="$(col "$W,$mode,$c,haproxy" 5)" \
+                -v lw="$(col "$W,$mode,$c,$L" 6)" -v hw="$(col "$W,$mode,$c,haproxy" 6)" \
+                -v md="$(col "$W,$mode,$c,direct" 7)" -v ml="$(col "$W,$mode,$c,$L" 7)" -v mh="$(col "$W,$mode,$c,haproxy" 7)" \
+                -v lk="$(col "$W,$mode,$c,$L" 8)" -v hk="$(col "$W,$mode,$c,haproxy" 8)" \
+                -v rr="$(round_ratios "$W,$mode,$c,$L" "$W,$mode,$c,haproxy")" \
+                -v gd="$(col "$W,$mode,$c,direct" 9)" -v gl="$(col "$W,$mode,$c,$L" 9)" -v gh="$(col "$W,$mode,$c,haproxy" 9)" \
+                'BEGIN { printf "| %d | %s | %d | %.0f | %.0f | %.0f | %.2fx | %s | %.2fx | %.3f / %.3f | %.3f / %.3f | %.2f / %.2f | %.2fx | %.2f / %.2f / %.2f | %.2f / %.2f | %.2fx | %s / %s | %s / %s | %s / %s | %.2f / %.2f / %.2f |\n",
+                         w, m, c, d, l, h, l / h, rr, l / d, la, ha, lp, hp, lc, hc, (hc > 0 ? lc / hc : 0), md, ml, mh, ml - md, mh - md, (mh - md > 0 ? (ml - md) / (mh - md) : 0), ls, hs, lw, hw, lk, hk, gd, gl, gh }'
             done
         done
+    done
     done
     echo
     if [ "$COPY_ROWS" -gt 0 ]; then
@@ -285,14 +313,18 @@ round_ratios() {
 } | tee "$OUT"
 # Machine-readable figures for scripts/bench.sh's chart: measure, lbd, HAProxy, direct.
 {
-    for mode in $MODES; do
-        for c in $CLIENTS; do
-            echo "tps_${mode}_$c $(col "$mode,$c,lbd" 1) $(col "$mode,$c,haproxy" 1) $(col "$mode,$c,direct" 1)"
-            echo "cpu_${mode}_$c $(col "$mode,$c,lbd" 4) $(col "$mode,$c,haproxy" 4) -"
-            echo "mcpu_${mode}_$c $(col "$mode,$c,lbd" 7) $(col "$mode,$c,haproxy" 7) $(col "$mode,$c,direct" 7)"
-            echo "pgcpu_${mode}_$c $(col "$mode,$c,lbd" 9) $(col "$mode,$c,haproxy" 9) $(col "$mode,$c,direct" 9)"
-            [ $mode = connect ] &&
-                echo "tps_connect_reuse_$c $(col "$mode,$c,lbdreuse" 1) $(col "$mode,$c,haproxy" 1) $(col "$mode,$c,direct" 1)"
+    for W in $WORKERS; do
+        sfx="" # (the first worker count keeps the names scripts/bench.sh reads)
+        [ "$W" = "${WORKERS%% *}" ] || sfx="_w$W"
+        for mode in $MODES; do
+            for c in $CLIENTS; do
+                echo "tps_${mode}_$c$sfx $(col "$W,$mode,$c,lbd" 1) $(col "$W,$mode,$c,haproxy" 1) $(col "$W,$mode,$c,direct" 1)"
+                echo "cpu_${mode}_$c$sfx $(col "$W,$mode,$c,lbd" 4) $(col "$W,$mode,$c,haproxy" 4) -"
+                echo "mcpu_${mode}_$c$sfx $(col "$W,$mode,$c,lbd" 7) $(col "$W,$mode,$c,haproxy" 7) $(col "$W,$mode,$c,direct" 7)"
+                echo "pgcpu_${mode}_$c$sfx $(col "$W,$mode,$c,lbd" 9) $(col "$W,$mode,$c,haproxy" 9) $(col "$W,$mode,$c,direct" 9)"
+                [ $mode = connect ] &&
+                    echo "tps_connect_reuse_$c$sfx $(col "$W,$mode,$c,lbdreuse" 1) $(col "$W,$mode,$c,haproxy" 1) $(col "$W,$mode,$c,direct" 1)"
+            done
         done
     done
     [ "$COPY_ROWS" -gt 0 ] && echo "copy_s $(printf '%s' "${C[lbd]}" | median) $(printf '%s' "${C[haproxy]}" | median) $(printf '%s' "${C[direct]}" | median)"

@@ -25,6 +25,8 @@
 # LAB_HAPROXY_THREADS (HAProxy's nbthread; unset: its default, one per core),
 # LAB_PAGE_PORTS ("8081 8083": host loopback ports forwarded to lb1's and lb2's status
 # pages, as CockroachDB + HAProxy setups publish their stats pages; "" for none).
+# LAB_STATE (0; 1: both daemons keep pgvipctl's changes across a restart in
+# LAB_DIR/INSTANCE-lbd/state.yaml and LAB_DIR/INSTANCE-vrrpd-state.yaml).
 
 LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LAB_PREFIX=${LAB_PREFIX:-pgv}
@@ -37,6 +39,7 @@ LAB_NODES=${LAB_NODES:-3}
 LAB_LBD=${LAB_LBD:-1}
 LAB_UNICAST=${LAB_UNICAST:-0}
 LAB_NOTIFY=${LAB_NOTIFY:-0}
+LAB_STATE=${LAB_STATE:-0}
 LAB_STACK=${LAB_STACK:-pgvip}
 LAB_PAGE_PORTS=${LAB_PAGE_PORTS-8081 8083}
 LAB_BUILD=${BUILD_DIR:-$LAB_ROOT/build}
@@ -84,8 +87,11 @@ lab_host() {
 }
 
 lab_write_config() { # lab_write_config lb1|lb2
-    local inst=$1 me peer pa pb
+    local inst=$1 me peer pa pb state="" vstate=""
     me=$(lab_ip "$inst")
+    if [ "$LAB_STATE" = 1 ]; then
+        state=", state_file: $LAB_DIR/$inst-lbd/state.yaml" vstate=", state_file: $LAB_DIR/$inst-vrrpd-state.yaml"
+    fi
     if [ "$inst" = lb1 ]; then peer=$(lab_ip lb2) pa=150 pb=100; else peer=$(lab_ip lb1) pa=100 pb=150; fi
     {
         echo "# $inst: one file, both daemons (lbd -c, vrrpd -c). Written by scripts/lab.sh."
@@ -98,7 +104,7 @@ lab_write_config() { # lab_write_config lb1|lb2
         fi
         echo "  admin: 127.0.0.1:8081"
         echo "  liveness_socket: $LAB_DIR/$inst-lbd.sock"
-        echo "  control: {socket: $LAB_DIR/$inst-control.sock}   # pgvipctl -s ..."
+        echo "  control: {socket: $LAB_DIR/$inst-control.sock$state}   # pgvipctl -s ..."
         echo "  user: nobody                 # binds as root, then runs unprivileged"
         echo "  timeouts: {connect: 500ms, startup: 5s, drain: 5s, handover: 500ms}"
         echo "  peer: {address: $peer:5433, listen: $me:5433}"
@@ -114,7 +120,7 @@ lab_write_config() { # lab_write_config lb1|lb2
         echo "  interface: eth0"
         echo "  state_file: $LAB_DIR/$inst-vrrpd.json"
         echo "  admin: 127.0.0.1:8082          # vrrpd's /metrics and /status"
-        echo "  control: {socket: $LAB_DIR/$inst-vrrpd-control.sock}   # pgvipctl -S ... vrrp"
+        echo "  control: {socket: $LAB_DIR/$inst-vrrpd-control.sock$vstate}   # pgvipctl -S ... vrrp"
         echo "  transitions_file: $LAB_DIR/$inst-transitions.log"
         [ "${LAB_REALTIME:-0}" = 1 ] && echo "  realtime: true"
         [ -n "${LAB_SILENT_HOLD:-}" ] && echo "  silent_master_hold: $LAB_SILENT_HOLD"

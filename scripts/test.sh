@@ -29,5 +29,12 @@ total=$(grep -oE 'tests failed out of [0-9]+' /tmp/pgvip-ctest.log | awk '{print
 failed=$(grep -oE '[0-9]+ tests failed out of' /tmp/pgvip-ctest.log | awk '{print $1}')
 fuzz_ok=$(grep -c '^fuzz .* ok ' /tmp/pgvip-fuzz.log || true)
 fuzz_bad=$(grep -c '^fuzz .* FAILED' /tmp/pgvip-fuzz.log || true)
+if [ "${failed:-0}" != 0 ]; then
+    # Each failed test's own reason, once (lib.sh prints it before and after its logs),
+    # at the end where a shortened copy of this output still shows it.
+    echo "== why the failed tests failed"
+    { grep -oE '\[[A-Za-z0-9_.-]+\] FAIL.*' /tmp/pgvip-ctest.log || true; } | sed 's/ (repeated below the logs)//' |
+        awk '!seen[$0]++' | cut -c1-400
+fi
 echo "ci: $(( ${total:-0} - ${failed:-0} + fuzz_ok )) passed, $(( ${failed:-0} + fuzz_bad )) failed"
 [ "$ctest_rc" -eq 0 ] && [ "$fuzz_rc" -eq 0 ] && [ -n "$total" ]

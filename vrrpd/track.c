@@ -45,6 +45,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         drop(t, "tracked lbd closed its channel");
         return;
     }
+    t->late_read = false;
     t->rlen += (size_t)nread;
     t->rbuf[t->rlen] = '\0';
     char *nl;
@@ -116,12 +117,15 @@ static void on_timer(uv_timer_t *h)
     }
     if (t->ping_out_ms && now - t->ping_out_ms > t->timeout_ms) {
         /* libuv runs timers before it reads sockets: after a stall of vrrpd itself (CPU
-         * starvation, SIGSTOP) lbd's answer may be waiting unread. Read it first. */
+         * starvation, SIGSTOP) lbd's answer may be waiting unread. Read it first: once,
+         * 1 ms on (libuv 1.44 runs a 0 ms timer started in a timer's callback again in
+         * the same pass, before any read, so a 0 here spun for ever and hung vrrpd). */
         int fd;
         char c;
-        if (uv_fileno((uv_handle_t *)&t->pipe, &fd) == 0 &&
+        if (!t->late_read && uv_fileno((uv_handle_t *)&t->pipe, &fd) == 0 &&
             recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
-            schedule(t, 0);
+            t->late_read = true;
+            schedule(t, 1);
             return;
         }
         char why[96];

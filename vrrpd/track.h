@@ -24,7 +24,8 @@ struct track {
     uint64_t last_answer_ms, connected_ms;
     uint64_t ping_out_ms; /* when the oldest unanswered ping was sent; 0: none */
     bool pipe_open, connected, ok, closing;
-    bool draining; /* lbd said it drains: it still serves, a graceful handover */
+    bool late_read; /* a timeout found lbd's answer unread and gave the loop a turn */
+    bool draining;  /* lbd said it drains: it still serves, a graceful handover */
     int handles;
     char rbuf[128];
     size_t rlen;

@@ -316,7 +316,8 @@ static void start_groups(struct vrrpd *d)
         struct vrrp_fsm_config fc = {
             .start_yield_ms = g->cfg.priority < best ? cfg->start_yield_ms : 0,
             .vrid = (uint8_t)g->cfg.vrid,
-            .priority = (uint8_t)g->cfg.priority,
+            /* (an operator's priority kept across the restart, vrrp.control.state_file) */
+            .priority = g->prio_override ? g->prio_override : (uint8_t)g->cfg.priority,
             .adv_cs = (uint16_t)(g->cfg.interval_ms / 10),
             .preempt = g->cfg.preempt,
             .preempt_delay_ms = g->cfg.preempt_delay_ms,
@@ -391,7 +392,7 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path, const struct
         return rc;
     }
     vrrpd_transitions_open(d);
-    if ((rc = start_services(d)) != 0)
+    if ((rc = vrrpd_state_restore(d)) != 0 || (rc = start_services(d)) != 0)
         return rc;
     set_realtime(d);
     char ip[16];
@@ -404,6 +405,8 @@ int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path, const struct
                     cfg->track_lbd_timeout_ms, vrrpd_on_lbd, d);
     d->track.on_line = vrrpd_lbd_line; /* (track_start clears it) */
     vrrpd_write_state(d);
+    /* (the restored state, or none: a file that cannot be written says so now) */
+    vrrpd_state_save(d);
     return 0;
 }
 

@@ -92,6 +92,7 @@ struct vrrpd {
     bool control_on;
     uid_t control_uid;
     gid_t control_gid;
+    uint64_t state_file_failed; /* writes of vrrp.control.state_file that failed */
 };
 
 int vrrpd_start(struct vrrpd *d, uv_loop_t *loop, const char *path, const struct vrrpd_config *cfg);
@@ -106,6 +107,12 @@ void vrrpd_admin_handle(void *ctx, const char *path, const char *query, struct h
 /* vrrpd_control.c: the control socket (vrrp.control) */
 int vrrpd_control_start(struct vrrpd *d);
 void vrrpd_control_stop(struct vrrpd *d);
+/* vrrp.control.state_file: at start (before the groups start), the operators'
+ * priorities it keeps set on the groups of the file (a vrid the file lacks is skipped
+ * with a line; an unreadable or damaged file is logged and ignored): 0, or -errno when
+ * its directory cannot be made (a line on stderr). Saved after each change of them. */
+int vrrpd_state_restore(struct vrrpd *d);
+void vrrpd_state_save(struct vrrpd *d);
 /* vrrpd_reload.c: SIGHUP (reload the file, apply what can change live). */
 void vrrpd_reload(struct vrrpd *d);
 /* For vrrpd_status.c and vrrpd_reload.c (clocks: common/clock.h): a group's VIPs as

@@ -162,45 +162,46 @@ static const struct cfg_field group_fields[] = {
 static const struct vrrpd_group_config group_defaults = {
     .priority = 100, .interval_ms = 1000, .preempt = true};
 
+static int check_group(struct cfg_doc *d, yaml_node_t *item, const char *sub, size_t i, void *ctx)
+{
+    struct vrrpd_config *c = ctx;
+    const struct vrrpd_group_config *g = &c->groups[i];
+    if (g->interval_ms % 10 != 0) {
+        char ip[256];
+        snprintf(ip, sizeof(ip), "%s.interval", sub);
+        return cfg_error(d, cfg_map_get(d, item, "interval"), ip,
+                         "%llums is not a whole number of centiseconds (VRRP counts in 10 ms)",
+                         (unsigned long long)g->interval_ms);
+    }
+    for (size_t j = 0; j < i; j++) {
+        if (c->groups[j].vrid == g->vrid)
+            return cfg_error(d, item, sub, "vrid %u is used by groups[%zu] too", g->vrid, j);
+        for (size_t a = 0; a < g->n_vips; a++)
+            for (size_t b = 0; b < c->groups[j].n_vips; b++)
+                if (g->vips[a] == c->groups[j].vips[b])
+                    return cfg_error(d, item, sub, "a VIP is in groups[%zu] too", j);
+        for (size_t a = 0; a < g->n_vips6; a++)
+            for (size_t b = 0; b < c->groups[j].n_vips6; b++)
+                if (memcmp(&g->vips6[a], &c->groups[j].vips6[b], sizeof(g->vips6[a])) == 0)
+                    return cfg_error(d, item, sub, "a VIP is in groups[%zu] too", j);
+    }
+    return 0;
+}
+
 static int parse_groups(struct cfg_doc *d, yaml_node_t *n, const char *path, void *base)
 {
     struct vrrpd_config *c = base;
-    int rc = cfg_expect(d, n, path, YAML_SEQUENCE_NODE);
-    if (rc)
-        return rc;
-    size_t len = cfg_seq_len(n);
-    if (len == 0 || len > VRRPD_MAX_GROUPS)
-        return cfg_error(d, n, path, "expected 1 to %d groups", VRRPD_MAX_GROUPS);
-    for (size_t i = 0; i < len; i++) {
-        yaml_node_t *item = cfg_seq_item(d, n, i);
-        char sub[256];
-        snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
-        struct vrrpd_group_config *g = &c->groups[i];
-        *g = group_defaults;
-        if ((rc = cfg_map_apply(d, item, sub, group_fields, g)) != 0)
-            return rc;
-        if (g->interval_ms % 10 != 0) {
-            char ip[256];
-            snprintf(ip, sizeof(ip), "%s.interval", sub);
-            return cfg_error(d, cfg_map_get(d, item, "interval"), ip,
-                             "%llums is not a whole number of centiseconds (VRRP counts in 10 ms)",
-                             (unsigned long long)g->interval_ms);
-        }
-        for (size_t j = 0; j < i; j++) {
-            if (c->groups[j].vrid == g->vrid)
-                return cfg_error(d, item, sub, "vrid %u is used by groups[%zu] too", g->vrid, j);
-            for (size_t a = 0; a < g->n_vips; a++)
-                for (size_t b = 0; b < c->groups[j].n_vips; b++)
-                    if (g->vips[a] == c->groups[j].vips[b])
-                        return cfg_error(d, item, sub, "a VIP is in groups[%zu] too", j);
-            for (size_t a = 0; a < g->n_vips6; a++)
-                for (size_t b = 0; b < c->groups[j].n_vips6; b++)
-                    if (memcmp(&g->vips6[a], &c->groups[j].vips6[b], sizeof(g->vips6[a])) == 0)
-                        return cfg_error(d, item, sub, "a VIP is in groups[%zu] too", j);
-        }
-    }
-    c->n_groups = len;
-    return 0;
+    const struct cfg_list l = {.min = 1,
+                               .max = VRRPD_MAX_GROUPS,
+                               .what = "groups",
+                               .one = "group",
+                               .fields = group_fields,
+                               .items = c->groups,
+                               .item_size = sizeof(c->groups[0]),
+                               .defaults = &group_defaults,
+                               .check = check_group,
+                               .ctx = c};
+    return cfg_list_apply(d, n, path, &l, &c->n_groups);
 }
 
 static const struct cfg_field garp_fields[] = {

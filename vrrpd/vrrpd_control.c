@@ -13,11 +13,14 @@
  *
  * Looking needs a connection; changes need root, vrrpd's start user or
  * vrrp.control.operators, and each is logged with who asked. An operator's priority
- * lasts until `vrrp restore` or a restart (a reload keeps it). */
+ * lasts until `vrrp restore` (a reload keeps it; a restart too, with
+ * vrrp.control.state_file, else it ends there). */
 #include "vrrpd.h"
+#include "vrrpd_opstate.h"
 
 #include "log.h"
 #include "parse.h"
+#include "statefile.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -145,6 +148,7 @@ static void resign_now(struct vrrpd_group *g)
     if (g->resign_sticky) { /* (not before: a master at priority 1 would be preempted) */
         g->resign_sticky = false;
         g->prio_override = 1;
+        vrrpd_state_save(g->d);
         vrrpd_reevaluate(g->d, g->resign_why);
     }
 }
@@ -204,6 +208,13 @@ void vrrpd_lbd_line(void *arg, const char *line)
     }
 }
 
+/* How long an operator's priority lasts beyond vrrp restore, for the answer. */
+static const char *lifetime(const struct vrrpd *d)
+{
+    return d->cfg.control.state_file[0] ? " (kept across a restart: vrrp.control.state_file)"
+                                        : " or a restart (vrrp.control.state_file is off)";
+}
+
 static int change(struct vrrpd *d, const char *by, int argc, char **argv, bool json,
                   struct metrics_buf *out)
 {
@@ -243,12 +254,13 @@ static int change(struct vrrpd *d, const char *by, int argc, char **argv, bool j
                 d->groups[i].prio_override = (uint8_t)p;
         snprintf(why, sizeof(why), "priority %lu set by %s", p, by);
         vrrpd_reevaluate(d, why);
+        vrrpd_state_save(d);
         for (size_t i = 0; i < d->n_groups; i++)
             if (sel[i])
                 say(d, out, json, "message",
-                    "vrid %u: priority %u (the file says %u) until vrrp restore; %s",
+                    "vrid %u: priority %u (the file says %u) until vrrp restore%s; %s",
                     d->groups[i].cfg.vrid, d->groups[i].fsm.priority, d->groups[i].cfg.priority,
-                    vrrp_state_names[d->groups[i].fsm.state]);
+                    lifetime(d), vrrp_state_names[d->groups[i].fsm.state]);
         return 0;
     }
     if (strcmp(verb, "resign") == 0 || strcmp(verb, "restore") == 0) {
@@ -265,15 +277,17 @@ static int change(struct vrrpd *d, const char *by, int argc, char **argv, bool j
                 g->resign_sticky = true; /* (priority 1 once resigned: resign_now) */
                 resign(g, why);
             }
-            say(d, out, json, "message", "vrid %u: %s", g->cfg.vrid,
+            say(d, out, json, "message", "vrid %u: %s%s", g->cfg.vrid,
                 !res         ? "the file's priority again (a preempting group takes the VIPs "
                                "back after its delay)"
                 : was_master ? "resigned: the peer takes over now (VIPs kept here until it "
                                "speaks); priority 1 until vrrp restore"
-                             : "not master; priority 1 until vrrp restore");
+                             : "not master; priority 1 until vrrp restore",
+                res ? lifetime(d) : "");
         }
         snprintf(why, sizeof(why), "%s by %s", res ? "resign" : "restore", by);
         vrrpd_reevaluate(d, why);
+        vrrpd_state_save(d);
         return 0;
     }
     FAIL("unknown command \"vrrp %s\" (try help)", verb);
@@ -315,6 +329,66 @@ static int handle(void *ctx, struct ctl_conn *req, const struct ctl_caller *who,
              log_quote(q, sizeof(q), cmd), rc == 0 ? "ok" : "error", (int)who->uid, (int)who->pid,
              who->comm);
     return rc;
+}
+
+/* ---- vrrp.control.state_file ---- */
+
+static int parse_opstate(const char *name, const char *text, void *st, char *err, size_t errsize)
+{
+    return vrrpd_opstate_parse(name, text, st, err, errsize);
+}
+
+int vrrpd_state_restore(struct vrrpd *d)
+{
+    const char *path = d->cfg.control.state_file;
+    if (path[0] == '\0')
+        return 0;
+    struct vrrpd_opstate st;
+    int rc = statefile_load(path, "", "vrrpd: vrrp.control.state_file", "the file's priorities",
+                            parse_opstate, &st);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    for (size_t i = 0; i < st.n; i++) {
+        struct vrrpd_group *g = NULL;
+        for (size_t j = 0; j < d->n_groups && g == NULL; j++)
+            if (d->groups[j].cfg.vrid == st.groups[i].vrid)
+                g = &d->groups[j];
+        if (g == NULL) {
+            log_emit(LOG_WARN, "state_skipped", "vrid=%u file=%s detail=\"not in vrrp.groups\"",
+                     st.groups[i].vrid, path);
+            continue;
+        }
+        g->prio_override = (uint8_t)st.groups[i].priority;
+        log_emit(LOG_WARN, "state_restored",
+                 "vrid=%u priority=%u file_priority=%u file=%s detail=\"%s until vrrp "
+                 "restore\"",
+                 g->cfg.vrid, g->prio_override, g->cfg.priority, path,
+                 g->prio_override == 1 ? "resigned" : "an operator's priority");
+    }
+    return 0;
+}
+
+void vrrpd_state_save(struct vrrpd *d)
+{
+    const char *path = d->cfg.control.state_file;
+    if (path[0] == '\0')
+        return;
+    struct vrrpd_opstate st = {.n = 0};
+    for (size_t i = 0; i < d->n_groups; i++) {
+        if (d->groups[i].prio_override == 0)
+            continue;
+        st.groups[st.n].vrid = d->groups[i].cfg.vrid;
+        st.groups[st.n].priority = d->groups[i].prio_override;
+        st.n++;
+    }
+    char text[VRRPD_MAX_GROUPS * 40 + 512], err[600], q[700];
+    size_t len = vrrpd_opstate_render(&st, text, sizeof(text));
+    if (len >= sizeof(text) || statefile_write(path, text, len, err, sizeof(err)) != 0) {
+        d->state_file_failed++;
+        log_emit(LOG_ERROR, "state_file_failed",
+                 "error=%s detail=\"pgvipctl's priorities will not survive a restart\"",
+                 log_quote(q, sizeof(q), len >= sizeof(text) ? "too long" : err));
+    }
 }
 
 int vrrpd_control_start(struct vrrpd *d)

@@ -206,6 +206,7 @@ static void reload_config(struct vrrpd *d)
     }
     reload_succeeded(&d->reload);
     vrrpd_reevaluate(d, "reload"); /* the effective priorities, from the new ones */
+    vrrpd_state_save(d);
     char qc[800], qr[600];
     log_emit(LOG_INFO, "reload", "changed=%s",
              log_quote(qc, sizeof(qc), changed[0] ? changed : "nothing"));

@@ -146,6 +146,10 @@ void vrrpd_render_metrics(struct vrrpd *d, struct metrics_buf *m)
     metrics_family(m, "vrrpd_link_up", METRICS_GAUGE, "1 while the VRRP interface is up.");
     metrics_sample(m, NULL, d->link_up);
     reload_metrics(m, "vrrpd", &d->reload);
+    metrics_family(m, "vrrpd_state_file_failures_total", METRICS_COUNTER,
+                   "Writes of vrrp.control.state_file that failed: the operators' priorities "
+                   "since would not survive a restart.");
+    metrics_sample(m, NULL, (double)d->state_file_failed);
     if (d->cfg.track_lbd[0]) {
         metrics_family(m, "vrrpd_tracked_lbd_ok", METRICS_GAUGE,
                        "1 while the tracked lbd answers and serves.");

@@ -23,12 +23,14 @@ def Session():
 def deadline():
     """pool.drain_deadline 1s: a session still inside its transaction then is ended with
     57P01 (its transaction rolls back), not before."""
-    busy = None
-    for _ in range(6):
+    busy, others = None, []
+    for _ in range(6):  # the others held open: each next pick is then the other node
         s = Session()
         if int(s.query("select inet_server_port()")[0][0]) == NODE0:
             busy = s
             break
+        others.append(s)
+    for s in others:
         s.s.close()
     if busy is None:
         raise SystemExit("could not get a session on node0")

@@ -78,6 +78,21 @@ probe_stop() { # probe_stop NAME: SIGTERM; waits for in-flight attempts to finis
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
+# late_connect VIP: a client in the client namespace connected to VIP:5432 that sends its
+# StartupMessage 600 ms later (late_login.py; its output in $WORK/late_login.out, its PID
+# in LATE). It connects only once its process runs: starting one in a namespace took
+# seconds at times on a loaded host, and the connect must come right before what the
+# caller does next.
+late_connect() {
+    rm -f "$WORK/late_login.go"
+    lab_exec client python3 "$(dirname "${BASH_SOURCE[0]}")/late_login.py" "$1" 5432 0.6 \
+        "$WORK/late_login.go" >"$WORK/late_login.out" 2>&1 &
+    LATE=$!
+    PIDS+=($LATE)
+    wait_for 30 "the late client's process" grep -q ready "$WORK/late_login.out"
+    touch "$WORK/late_login.go"
+    wait_for 5 "the late client connected" grep -q connected "$WORK/late_login.out"
+}
 outage() { # outage EVENT_MS NAME -> "outage_ms=N failed=N"
     bash "$(dirname "${BASH_SOURCE[0]}")/../../scripts/outage.sh" "$1" "$WORK/$2.probe"
 }

@@ -1,6 +1,9 @@
-"""late_login.py HOST PORT DELAY_S -- connect (print "connected"), say nothing for DELAY_S,
+"""late_login.py HOST PORT DELAY_S [GO_FILE] -- with GO_FILE: print "ready" and wait until
+that file exists (so the moment of the connect does not depend on how long starting a
+process takes). Then connect (print "connected"), say nothing for DELAY_S,
 then log in (trust, user postgres) and run SELECT 1; print "ok" or "fail: why". A client that had
 connected when a planned stop began: lbd must let it log in before the VIP moves."""
+import os
 import socket
 import struct
 import sys
@@ -30,6 +33,10 @@ def until_ready(it):
 
 def main():
     host, port, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    if len(sys.argv) > 4:
+        print("ready", flush=True)
+        while not os.path.exists(sys.argv[4]):
+            time.sleep(0.005)
     try:
         s = socket.create_connection((host, port), timeout=10)
         print("connected", flush=True)

@@ -13,7 +13,9 @@ lbd:
   admin: 127.0.0.1:$ADMIN
   pool:
     balance: roundrobin
-    health: {type: pg, interval: 500ms, timeout: 400ms, pg_user: postgres}
+    # (A generous timeout: pgbench below keeps both cores busy, so a check's backend
+    # startup on the nodes can take 400 ms and more; this test is not about checks.)
+    health: {type: pg, interval: 1s, timeout: 1s, pg_user: postgres}
     nodes:
       - {name: node0, address: 127.0.0.1:$((BASE + 1))}
       - {name: node1, address: 127.0.0.1:$((BASE + 2))}

@@ -182,6 +182,11 @@ lbd_start() {
     eval "${name}_PID=$!"
     disown $! # ended by PID in cleanup; no job-control noise
     wait_for 10 "lbd $name healthy" curl -fsS "http://127.0.0.1:$admin/health" -o /dev/null
+    # A run with PGVIP_LBD_WORKERS (CMake's *_w1 tests) must really have that many loops.
+    if [ -n "${PGVIP_LBD_WORKERS:-}" ] && ! grep -q "^  workers:" "$cfg"; then
+        wait_for 5 "lbd $name with $PGVIP_LBD_WORKERS worker(s)" \
+            grep -q "event=workers workers=$PGVIP_LBD_WORKERS " "$WORK/$name.log"
+    fi
 }
 
 # wait_for SECONDS WHAT CMD...: poll CMD every 50 ms until it succeeds.

@@ -7,9 +7,12 @@
 #   vrrp restore 51 on lb1    its priority again; without preemption VIP-A stays on lb2
 #   vrrp giveback on lb2      lb2 resigns the group it holds but does not prefer: VIP-A
 #                             back on lb1 the same way; VIP-B stays
+#   restart of a resigned vrrpd  lb1 resigns 51 again and its vrrpd restarts: it stays
+#                             resigned (priority 1, vrrp.control.state_file) and VIP-A on
+#                             lb2 until vrrp restore; giveback brings VIP-A back
 # Also: vrrp show, who may change (nobody cannot connect), the log lines with who asked.
 source "$(dirname "$0")/lablib.sh"
-export LAB_NODES=1 LAB_PREEMPT=false
+export LAB_NODES=1 LAB_PREEMPT=false LAB_STATE=1
 CTL=$(dirname "$LBD")/pgvipctl
 lab_up >/dev/null || fail "lab did not come up"
 [ "$(lab_holders $VIP_A) $(lab_holders $VIP_B)" = "lb1 lb2" ] || fail "start: VIP-A on $(lab_holders $VIP_A), VIP-B on $(lab_holders $VIP_B)"
@@ -62,15 +65,12 @@ sleep 1
 # A client connected to VIP-A on lb1 and not logged in yet when the resignation is asked:
 # it logs in 600 ms later. vrrpd resigns once lb1's lbd says the logins under way on
 # VIP-A are done ("quiet"), so the move does not cut it halfway.
-lab_exec client python3 "$(dirname "$0")/late_login.py" $VIP_A 5432 0.6 >"$WORK/late_login.out" 2>&1 &
-late=$!
-PIDS+=($late)
-wait_for 10 "the late client connected" grep -q connected "$WORK/late_login.out"
+late_connect $VIP_A
 sleep 0.02
 t_resign=$(now_ms)
 out=$(vctl lb1 vrrp resign 51) || fail "resign: $out"
 took=$(wait_holder $VIP_A lb2 3) || fail "VIP-A did not move to lb2 on resign: $(lab_holders $VIP_A)"
-wait $late
+wait $LATE
 [ "$(tail -1 "$WORK/late_login.out")" = ok ] ||
     fail "a client connected when the resignation was asked could not log in: $(cat "$WORK/late_login.out")"
 grep -q "event=quiet address=$VIP_A logins_left=0" "$LAB_DIR/lb1-lbd.log" ||
@@ -111,6 +111,31 @@ grep -q "event=quiesce address=$VIP_A:5432 ms=" "$LAB_DIR/lb1-lbd.log" && grep -
 grep -q 'event=control command="vrrp giveback" result=ok uid=0 ' "$LAB_DIR/lb2-vrrpd.log" || fail "lb2 does not log the giveback"
 log "MEASURED vrrp resign: VIP-A on lb2 after $took ms; giveback: back on lb1 after $took2 ms; 0 of $ok new sessions failed ($slow waited for a SYN retry, about 1 s)"
 pass "vrrp restore keeps VIP-A on lb2 (no preemption); vrrp giveback on lb2 hands it back in $took2 ms; 0 of $ok sessions failed throughout ($slow waited for a SYN retry)"
+
+# An operator's resignation outlives a restart of that vrrpd (vrrp.control.state_file):
+# a vrrpd restarted during maintenance does not come back at its file priority.
+out=$(vctl lb1 vrrp resign 51) || fail "resign 51 again: $out"
+grep -q "priority 1 until vrrp restore (kept across a restart: vrrp.control.state_file)" <<<"$out" ||
+    fail "the resignation's answer does not say it is kept: $out"
+wait_holder $VIP_A lb2 3 >/dev/null || fail "VIP-A did not move to lb2 on the second resign: $(lab_holders $VIP_A)"
+wait_for 3 "lb1's vrrpd state file with the resignation" grep -qx '  - {vrid: 51, priority: 1}' "$LAB_DIR/lb1-vrrpd-state.yaml"
+old_pid=$(cat "$LAB_DIR/lb1-vrrpd.pid")
+kill -TERM "$old_pid"
+for _ in $(seq 100); do kill -0 "$old_pid" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$old_pid" 2>/dev/null && fail "lb1's vrrpd did not stop"
+lab_start_vrrp lb1
+wait_for 5 "lb1's restarted vrrpd writing its state" bash -c "grep -q '\"pid\":$(cat "$LAB_DIR/lb1-vrrpd.pid"),' '$LAB_DIR/lb1-vrrpd.json'"
+grep -q "level=warn .*event=state_restored vrid=51 priority=1 file_priority=150 file=$LAB_DIR/lb1-vrrpd-state.yaml" "$LAB_DIR/lb1-vrrpd.log" ||
+    fail "lb1's vrrpd does not say it restored the resignation: $(grep 'event=state_' "$LAB_DIR/lb1-vrrpd.log")"
+wait_for 5 "lb1 backup of 51 after its restart" bash -c "grep -q '\"vrid\":51,\"state\":\"BACKUP\"' '$LAB_DIR/lb1-vrrpd.json'"
+sleep 1 # (more than the master down interval: a vrrpd at priority 150 would have its say)
+[ "$(group_field lb1 51 priority)" = 1 ] && [ "$(lab_holders $VIP_A)" = lb2 ] ||
+    fail "after lb1's vrrpd restarted: priority $(group_field lb1 51 priority) in 51, VIP-A on $(lab_holders $VIP_A)"
+vctl lb1 vrrp restore 51 >/dev/null || fail "restore after the restart"
+grep -qx 'groups: \[\]' "$LAB_DIR/lb1-vrrpd-state.yaml" || fail "lb1's vrrpd state after restore: $(cat "$LAB_DIR/lb1-vrrpd-state.yaml")"
+vctl lb2 vrrp giveback >/dev/null || fail "giveback after the restart"
+wait_holder $VIP_A lb1 3 >/dev/null || fail "VIP-A did not go back to lb1: $(lab_holders $VIP_A)"
+pass "a resigned vrrpd restarted stays resigned (state_restored: priority 1, VIP-A kept on lb2) until vrrp restore; giveback brings VIP-A back"
 
 set +e
 out=$(vctl lb1 vrrp resign 99 2>&1); rc1=$?

@@ -2,7 +2,8 @@
 # With preemption on, a restarted higher-priority instance takes its VIP back, but
 # only after the configured preempt delay (issue 4). The sessions the other instance
 # held on that VIP end as the VIP leaves it (lbd.close_on_vip_loss), so the node frees
-# their backends at once instead of when TCP keepalive gives up, minutes later.
+# their backends at once instead of when TCP keepalive gives up, minutes later. Last, a
+# vrrpd stalled past its lbd timeout with lbd's answer unread reads it and goes on.
 source "$(dirname "$0")/lablib.sh"
 export LAB_NODES=1 LAB_PREEMPT=true LAB_PREEMPT_DELAY=1s
 lab_up >/dev/null || fail "lab did not come up"
@@ -45,3 +46,28 @@ grep -q "event=address_gone address=$VIP_A sessions_closed=3" "$LAB_DIR/lb2-lbd.
 wait_for 20 "the VIP-B sessions' report" grep -q "^closed=" "$WORK/hold-b"
 [ "$(grep "^closed=" "$WORK/hold-b")" = "closed=0 at=" ] || fail "VIP-B's clients saw a close: $(cat "$WORK/hold-b")"
 pass "VIP-A's 3 sessions on lb2 ended with the VIP (backends freed ${freed} ms after it moved); VIP-B's 2 untouched"
+
+# vrrpd stalled for longer than its lbd timeout (1 s) while lbd's answer to a ping waits
+# unread (a starved host deschedules vrrpd between a ping and its answer): on waking it
+# must read the answer, not spin. (libuv runs a 0 ms timer restarted in a timer's own
+# callback again in the same pass, before any read: vrrpd used to loop there for ever,
+# sending no advert while its interface kept the VIP.) lb1's lbd is stopped first so the
+# pings pile up unanswered, then vrrpd, then lbd resumes and answers into the socket.
+lpid=$(cat "$LAB_DIR/lb1-lbd.pid") vpid=$(cat "$LAB_DIR/lb1-vrrpd.pid")
+kill -STOP "$lpid"
+sleep 0.2
+kill -STOP "$vpid"
+kill -CONT "$lpid"
+sleep 1.5
+kill -CONT "$vpid"
+ticks0=$(awk '{print $14 + $15}' "/proc/$vpid/stat")
+sleep 3 # (lb2 took VIP-A during the stall; lb1 takes it back after the 1 s preempt delay)
+ticks=$(($(awk '{print $14 + $15}' "/proc/$vpid/stat") - ticks0))
+[ "$ticks" -lt 150 ] || fail "lb1's vrrpd used $ticks CPU ticks in the 3 s after the stall (a spin)"
+lab_exec lb1 curl -fsS -m 2 -o /dev/null http://127.0.0.1:8082/metrics ||
+    fail "lb1's vrrpd does not answer after the stall"
+grep -q "tracked lbd did not answer" "$LAB_DIR/lb1-vrrpd.log" &&
+    fail "lb1's vrrpd says lbd did not answer, though its answer was waiting: $(grep 'did not answer' "$LAB_DIR/lb1-vrrpd.log" | tail -1)"
+wait_holder $VIP_A lb1 5 >/dev/null || fail "VIP-A on '$(lab_holders $VIP_A)' 5 s after lb1's vrrpd resumed, want lb1 alone"
+[ "$(lab_holders $VIP_B)" = lb2 ] || fail "VIP-B on '$(lab_holders $VIP_B)', want lb2"
+pass "lb1's vrrpd stalled 1.5 s with lbd's answer unread: it read it on waking ($ticks CPU ticks in 3 s, lbd still tracked up), answers, and holds VIP-A again"

@@ -288,6 +288,19 @@ def restart_only(path, value, name):
     return case
 
 
+def c_state_file():
+    path = WORK + "/state/lbd.state"
+    restart_only("lbd.control.state_file", path, "control")()
+    assert not os.path.exists(path), "a state file set by reload was written before a restart"
+
+
+def c_workers():
+    before = len(status()["workers"])
+    reload(with_key("lbd.workers", before + 1), expect_partial="workers")
+    assert len(status()["workers"]) == before, "the event loops changed without a restart"
+    assert port_of_session() in (NODE0, NODE1), "sessions stopped"
+
+
 def c_maxconn():
     reload(with_key("lbd.maxconn", 1))
     a = Session()
@@ -588,12 +601,14 @@ def c_drain_deadline():
     ctx = http_pool(copy.deepcopy(BASE_CONFIG))
     reload(with_key("lbd.pool.drain_deadline", "500ms", ctx))
     wait("both nodes up", lambda: all(n["state"] == "up" for n in status()["nodes"]))
-    s = None
-    for _ in range(6):
+    held, s = [], None
+    for _ in range(6):  # held open, so leastconn's next pick is node0 (ties are random)
         c = Session()
         if int(c.query("select inet_server_port()")) == NODE0:
             s = c
             break
+        held.append(c)
+    for c in held:
         c.close()
     assert s is not None, "no session on node0"
     s.query("begin")
@@ -802,6 +817,7 @@ def main():
         "lbd.listen": restart_only("lbd.listen", "127.0.0.1:%d" % (BASE + 3), "listen"),
         "lbd.admin": restart_only("lbd.admin", "127.0.0.1:%d" % (BASE + 4), "admin"),
         "lbd.relay": restart_only("lbd.relay", "auto", "relay"),
+        "lbd.workers": c_workers,
         "lbd.liveness_socket": restart_only("lbd.liveness_socket", SOCK + "2", "liveness_socket"),
         "lbd.user": restart_only("lbd.user", "nobody", "user"),
         "lbd.peer.listen": restart_only("lbd.peer.listen", "127.0.0.1:%d" % (BASE + 8), "peer.listen"),
@@ -810,6 +826,7 @@ def main():
         "lbd.control.mode": restart_only("lbd.control.mode", "0600", "control"),
         "lbd.control.group": restart_only("lbd.control.group", "postgres", "control"),
         "lbd.control.operators": restart_only("lbd.control.operators", "postgres", "control"),
+        "lbd.control.state_file": c_state_file,
         "lbd.maxconn": c_maxconn,
         "lbd.log_level": c_log_level,
         "lbd.log_file": c_log_file,
