@@ -62,7 +62,7 @@ pass "sessions: the transactions kept their rows (1,2,3), the one killed now los
 
 # --- the views during a drain; a reload keeps it; weight ---------------------------
 "$CTL" -s "$SOCK" nodes drain node0 >/dev/null
-curl -fsS "http://127.0.0.1:$ADMIN/metrics" | grep -q '^lbd_node_eligible{node="node0"} 0$' ||
+grep -q '^lbd_node_eligible{node="node0"} 0$' <<<"$(curl -fsS "http://127.0.0.1:$ADMIN/metrics")" ||
     fail "lbd_node_eligible of the drained node0 is not 0"
 curl -fsS "http://127.0.0.1:$ADMIN/status" | python3 -c '
 import json, sys

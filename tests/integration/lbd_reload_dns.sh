@@ -69,5 +69,5 @@ pass "during a reload stuck on a silent resolver: $(cat "$WORK/pings.out"), /hea
 wait_for 30 "the reload to fail on the name" grep -q 'event=reload_failed.*slow-node.pgvip.test' "$WORK/lb1.log"
 grep -q 'event=reload_slow' "$WORK/lb1.log" || fail "no reload_slow line"
 [ "$(psql_at $LB 'select 3')" = 3 ] || fail "lbd after the failed reload"
-curl -fsS "http://127.0.0.1:$ADMIN/metrics" | grep -q '^lbd_config_last_reload_successful 0' || fail "the failed reload is not shown"
+grep -q '^lbd_config_last_reload_successful 0' <<<"$(curl -fsS "http://127.0.0.1:$ADMIN/metrics")" || fail "the failed reload is not shown"
 pass "the reload failed on the unresolvable name after $(( $(now_ms) - t0 )) ms; the old configuration serves"
