@@ -88,14 +88,19 @@ bystander_during() {
 bystander_during cancel_flood $AC 127.0.0.1 $A 127.0.0.2 cancel "$SECS"
 sent=$(sed -E 's/sent=([0-9]+).*/\1/' <<<"$ATTACK_OUT")
 [ "$sent" -gt 1000 ] || fail "cancel flood: only $sent cancels sent: the attack was too weak to prove anything"
+# What lbd read is judged, not what the flood sent: the attacker resets each connection
+# right after its packet, and one reset before lbd reads it is gone without a cancel
+# (a CI run under ASan limited 119,561 of 325,001 sent). Of those read, all but the bound met
+# the limiter: any cancel let through, whatever its outcome, counts against it.
 limited=$(metric $ADMIN_A 'lbd_cancel_limited_total{reason="source_rate"}')
-[ "${limited:-0}" -gt $((sent / 2)) ] || fail "cancel flood: $sent sent, only ${limited:-0} limited by source_rate"
+[ "${limited:-0}" -gt 1000 ] || fail "cancel flood: $sent sent, only ${limited:-0} limited by source_rate"
 to_peer=$(metric $ADMIN_A 'lbd_cancel_requests_total{outcome="to_peer"}')
-[ "$to_peer" -le $((20 + 10 * (SECS + 1))) ] || fail "cancel flood: $to_peer forwarded to the peer (bound: 20 + 10/s)"
+passed=$(curl -fsS "http://127.0.0.1:$ADMIN_A/metrics" | awk '$1 ~ /^lbd_cancel_requests_total\{/ {n += $2} END {print n + 0}')
+[ "$passed" -le $((20 + 10 * (SECS + 1))) ] || fail "cancel flood: $passed of $((passed + limited)) read let through ($to_peer to the peer; bound: 20 + 10/s)"
 lines=$(awk '/outcome=dropped reason=source_rate/ {n++} END {print n + 0}' "$WORK/lb_a.log")
 [ "$lines" -ge 1 ] && [ "$lines" -le $((SECS + 2)) ] || fail "cancel flood: $lines drop lines (want 1 a second at most)"
 grep -q 'outcome=dropped reason=source_rate held_back=[1-9]' "$WORK/lb_a.log" || fail "cancel flood: the drop line does not say how many it held back"
-pass "cancel flood from one source: $sent sent, $limited dropped (source_rate), $to_peer forwarded, $lines log lines"
+pass "cancel flood from one source: $sent sent, $((passed + limited)) read by lbd, $limited dropped (source_rate), $passed let through ($to_peer to the peer), $lines log lines"
 
 # Many sources at once: the global bounds (limits.cancel_rate 100/s) hold for all. Each
 # sends 500 a second (2000 in all, 20 times the global bound): the point is the fan-out,
