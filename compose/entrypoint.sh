@@ -7,6 +7,17 @@
 set -u
 CONFIG=${1:-/etc/pgvip/instance.yaml}
 mkdir -p /run/pgvip
+# The pair's key (lbd.peer.key_file), so that a node command given to either lbd
+# reaches both: PGVIP_PAIR_KEY names a file on a volume both instances mount. The first
+# to start makes it; link(2) lets exactly one win, and the file appears whole or not at
+# all. Outside compose, each host keeps its own copy of one key (docs/control.md).
+if [ -n "${PGVIP_PAIR_KEY:-}" ] && [ ! -e "$PGVIP_PAIR_KEY" ]; then
+    mkdir -p "$(dirname "$PGVIP_PAIR_KEY")"
+    tmp="$PGVIP_PAIR_KEY.new.${HOSTNAME:-}.$$"
+    (umask 077 && head -c 32 /dev/urandom | base64 >"$tmp") || exit 2
+    ln "$tmp" "$PGVIP_PAIR_KEY" 2>/dev/null || [ -e "$PGVIP_PAIR_KEY" ] || exit 2
+    rm -f "$tmp"
+fi
 lbd --check -c "$CONFIG" || exit 2
 vrrpd --check -c "$CONFIG" || exit 2
 

@@ -17,7 +17,17 @@ for file in docker-compose.yml docker-compose.pg.yml; do
     full=$(docker-compose -f "$DIR/$file" config)
     for inst in ${CONFIGS[$file]}; do
         grep -q "$inst:/etc/pgvip/instance.yaml" <<<"$full" || fail "$file does not mount $inst"
-        "$LBD" --check -c "$DIR/$inst" >/dev/null || fail "lbd rejects compose/$inst"
+        # The pair's key: the file lbd reads is the one the entrypoint makes
+        # (PGVIP_PAIR_KEY), on the volume both instances mount; --check reads it, so it
+        # gets a key of its own here.
+        key=$(sed -n 's/^ *key_file: \([^ ]*\).*/\1/p' "$DIR/$inst")
+        [ -n "$key" ] && grep -q "PGVIP_PAIR_KEY: $key\$" <<<"$full" ||
+            fail "compose/$inst: lbd.peer.key_file ($key) is not the PGVIP_PAIR_KEY $file sets"
+        [ "$(grep -c -- "- pair-key:$(dirname "$key"):rw\$" <<<"$full")" = 2 ] ||
+            fail "$file: the pair-key volume is not mounted at $(dirname "$key") in both instances"
+        [ -f "$WORK/peer.key" ] || (umask 077 && head -c 32 /dev/urandom | base64 >"$WORK/peer.key")
+        sed "s#$key#$WORK/peer.key#" "$DIR/$inst" >"$WORK/$inst"
+        "$LBD" --check -c "$WORK/$inst" >/dev/null || fail "lbd rejects compose/$inst: $("$LBD" --check -c "$WORK/$inst" 2>&1)"
         "$VRRPD" --check -c "$DIR/$inst" >/dev/null || fail "vrrpd rejects compose/$inst"
         # lbd unprivileged; each VIP taken back by the instance that prefers it.
         grep -q "^  user: nobody" "$DIR/$inst" || fail "compose/$inst: lbd should run as nobody (lbd.user)"
@@ -48,7 +58,7 @@ for file in docker-compose.yml docker-compose.pg.yml; do
     while read -r line; do
         [[ $line == 127.0.0.1:* ]] || fail "$file: a port published beyond the host's loopback: $line"
     done <<<"$published"
-    pass "$file: valid ($services); configs accepted; lbd as nobody; healthchecks; grace above drain; ports on 127.0.0.1 ($(paste -sd' ' <<<"$published"))"
+    pass "$file: valid ($services); configs accepted; the pair's key on a shared volume; lbd as nobody; healthchecks; grace above drain; ports on 127.0.0.1 ($(paste -sd' ' <<<"$published"))"
 done
 grep -q "type: http" "$DIR/lb1.yaml" || fail "compose lbd should use CockroachDB's HTTP readiness check"
 # Prometheus (profile monitoring) scrapes what the instance configs serve.

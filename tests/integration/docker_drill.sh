@@ -12,9 +12,10 @@
 #   start lb2 VIP-B back on lb2
 #   HUP       both daemons of both instances reload; nothing dropped (pgbench's
 #             long-lived sessions and the new-session probes)
-#   pgvipctl  docker exec lbN pgvipctl nodes drain pg1 on both: pg1 empties, nothing
-#             fails, each lbd keeps it in its state file; enable
-#   down      no container or network left (the images stay cached)
+#   pgvipctl  docker exec lb1 pgvipctl nodes drain pg1 drains it on both (the pair's
+#             key, made by the entrypoint on a shared volume): pg1 empties, nothing
+#             fails, each lbd keeps it in its state file; enable from lb2
+#   down -v   no container, network or volume left (the images stay cached)
 # A workload runs on both VIPs from the client container throughout: a new session
 # every 100 ms on each (tests/tools/pgprobe.c). Starts the engine if it is not running
 # (and stops it again), and makes the base image with scripts/docker-base.sh when it is
@@ -50,7 +51,7 @@ drill_teardown() {
             docker logs "$c" >"$WORK/$c.docker.log" 2>&1 || true
         done
     fi
-    dc down -t 5 --remove-orphans >"$WORK/down-cleanup.log" 2>&1 || true
+    dc down -v -t 5 --remove-orphans >"$WORK/down-cleanup.log" 2>&1 || true
     if [ -n "$DOCKERD" ]; then
         kill -TERM "$DOCKERD" 2>/dev/null || true
         for _ in $(seq 100); do kill -0 "$DOCKERD" 2>/dev/null || break; sleep 0.2; done
@@ -63,7 +64,7 @@ for c in $CONTAINERS; do
     owner=$(docker inspect -f '{{index .Config.Labels "com.docker.compose.project"}}' "$c" 2>/dev/null) || continue
     [ "$owner" = "$PROJECT" ] || fail "a container named $c already runs (project \"$owner\"); stop it first"
 done
-dc down -t 2 --remove-orphans >/dev/null 2>&1 || true
+dc down -v -t 2 --remove-orphans >/dev/null 2>&1 || true
 
 t0=$(now_ms)
 bash "$ROOT/scripts/docker-base.sh" || fail "could not make the base image debian:12-slim"
@@ -163,9 +164,9 @@ last_log() {
 log_ts() { date -d "$(sed -n 's/^ts=\([^ ]*\) .*/\1/p' <<<"$1")" +%s%3N; } # ms of a log line
 
 # --- docker kill lb1 --------------------------------------------------------------
-# An operator has taken pg1 out on lb1 (disable: no new sessions, the open ones stay):
-# the kill and start below must not put it back (lbd.control.state_file).
-out=$(docker exec lb1 pgvipctl nodes disable pg1) || fail "docker exec lb1 pgvipctl nodes disable pg1: $out"
+# An operator has taken pg1 out on lb1 alone (--local; disable: no new sessions, the open
+# ones stay): the kill and start below must not put it back (lbd.control.state_file).
+out=$(docker exec lb1 pgvipctl --local nodes disable pg1) || fail "docker exec lb1 pgvipctl --local nodes disable pg1: $out"
 t_kill=$(now_ms)
 docker kill lb1 >/dev/null || fail "docker kill lb1"
 wait_holder $VIP_A lb2 10 || fail "VIP-A did not move to lb2 after docker kill lb1: '$(holders $VIP_A)'"
@@ -190,7 +191,7 @@ last_log lb1 'vrid=51 from=BACKUP to=MASTER .*reason="preempting' >/dev/null ||
 released=$(last_log lb2 "vrid=51 from=MASTER to=BACKUP")
 [ -n "$released" ] || fail "lb2 does not log giving VIP-A back"
 t_released=$(log_ts "$released") || fail "cannot read the time of: $released"
-out=$(docker exec lb1 sh -c 'pgvipctl --json nodes && pgvipctl nodes enable pg1 >/dev/null && echo enabled') ||
+out=$(docker exec lb1 sh -c 'pgvipctl --json nodes && pgvipctl --local nodes enable pg1 >/dev/null && echo enabled') ||
     fail "docker exec lb1 pgvipctl: $out"
 grep -q '"node":"pg1",[^}]*"admin":"disabled"' <<<"$(sed -n 1p <<<"$out")" ||
     fail "pg1 is not disabled on lb1 after docker kill and start (control.state_file): $(sed -n 1p <<<"$out")"
@@ -261,31 +262,35 @@ done
 tx=$(cat "$WORK"/pgbench-*.log | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' | awk "{s += \$1} END {print s + 0}")
 pass "docker kill -s HUP lb1 lb2: both daemons of both reloaded; pgbench's 4 sessions kept going ($tx transactions)"
 
-# --- pgvipctl in the containers: pg1 drained on both instances under the probes ----
+# --- pgvipctl in the containers: pg1 drained on the pair, from one, under the probes -
+# The pair shares a key (the entrypoint made it on the pair-key volume), so one command
+# given to lb1 acts on lb2 too, and the answer has a line from each.
 t_drain=$(now_ms)
-for c in lb1 lb2; do
-    out=$(docker exec "$c" pgvipctl nodes drain pg1) || fail "docker exec $c pgvipctl nodes drain pg1: $out"
-done
+out=$(docker exec lb1 pgvipctl nodes drain pg1) || fail "docker exec lb1 pgvipctl nodes drain pg1: $out"
+grep -q "^lb1: node pg1 drain (was ready)" <<<"$out" && grep -q "^lb2: node pg1 drain (was ready)" <<<"$out" ||
+    fail "a drain given to lb1 did not act on both instances (the pair's key):
+$out"
 sleep 2
-# One exec per instance reads the node, its sessions and lbd's state file, and enables
-# the node again (each `docker exec` costs the host a runc start; the probes run beside).
+# One exec per instance reads the node, its sessions and lbd's state file (each
+# `docker exec` costs the host a runc start; the probes run beside).
 for c in lb1 lb2; do
     out=$(docker exec "$c" sh -c 'pgvipctl --json nodes && pgvipctl --json sessions pg1 &&
-        grep -c "name: \"pg1\", admin: drain" /var/lib/pgvip/lbd/state.yaml;
-        pgvipctl nodes enable pg1 >/dev/null && echo enabled') || fail "docker exec $c pgvipctl: $out"
+        grep -c "name: \"pg1\", admin: drain" /var/lib/pgvip/lbd/state.yaml') || fail "docker exec $c pgvipctl: $out"
     grep -q '"node":"pg1",[^}]*"admin":"drain","weight":1,"new_sessions":"drain"' <<<"$(sed -n 1p <<<"$out")" ||
         fail "$c does not show pg1 drained: $(sed -n 1p <<<"$out")"
     left=$(sed -n 2p <<<"$out" | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))')
     [ "$left" = 0 ] || fail "$c: $left sessions still on pg1 2 s after its drain"
     [ "$(sed -n 3p <<<"$out")" = 1 ] || fail "$c's lbd did not keep the drain in its state file (control.state_file): $out"
-    [ "$(sed -n 4p <<<"$out")" = enabled ] || fail "docker exec $c pgvipctl nodes enable pg1: $out"
 done
+out=$(docker exec lb2 pgvipctl nodes enable pg1) || fail "docker exec lb2 pgvipctl nodes enable pg1: $out"
+[ "$(grep -c "^lb[12]: node pg1 ready (was drain)" <<<"$out")" = 2 ] ||
+    fail "an enable given to lb2 did not act on both instances: $out"
 sleep 1
 drain_failed=$(($(count fail a "$t_drain" "$(now_ms)") + $(count fail b "$t_drain" "$(now_ms)")))
 [ "$drain_failed" = 0 ] || fail "new sessions failed while pg1 drained: $(why "$t_drain" "$(now_ms)")"
 docker exec lb1 pgvipctl vrrp | grep -Eq '^ +51 \| MASTER .*\| this instance' ||
     fail "docker exec lb1 pgvipctl vrrp: $(docker exec lb1 pgvipctl vrrp 2>&1)"
-pass "docker exec lbN pgvipctl nodes drain pg1 on both: no session left on pg1 after 2 s, none failed, kept in each lbd's state file; enabled again; pgvipctl vrrp shows lb1 master of 51"
+pass "docker exec lb1 pgvipctl nodes drain pg1 drains it on both (the pair's key): no session left on pg1 after 2 s, none failed, kept in each lbd's state file; enabled on both from lb2; pgvipctl vrrp shows lb1 master of 51"
 t_end=$(now_ms)
 sleep 3.5 # the last attempts end (3 s deadline)
 for n in a b; do docker exec client sh -c "kill -TERM \$(cat /tmp/probe-$n.pid)" 2>/dev/null || true; done
@@ -342,9 +347,10 @@ n_flaps=$(grep -c . <<<"$flaps" || true)
 
 # --- down ------------------------------------------------------------------------
 t0=$(now_ms)
-dc down -t 10 >"$WORK/down.log" 2>&1 || { cat "$WORK/down.log"; fail "docker-compose down failed"; }
+dc down -v -t 10 >"$WORK/down.log" 2>&1 || { cat "$WORK/down.log"; fail "docker-compose down failed"; }
 left=$(docker ps -a -q --filter "label=com.docker.compose.project=$PROJECT")
 [ -z "$left" ] || fail "containers left after down: $left"
-docker network ls -q --filter "name=^${PROJECT}_" | grep -q . && fail "a network is left after down: $(docker network ls --filter "name=${PROJECT}_")"
-pass "down in $(($(now_ms) - t0)) ms: no container or network left"
+[ -z "$(docker network ls -q --filter "name=^${PROJECT}_")" ] || fail "a network is left after down: $(docker network ls --filter "name=${PROJECT}_")"
+[ -z "$(docker volume ls -q --filter "name=^${PROJECT}_")" ] || fail "a volume is left after down -v: $(docker volume ls --filter "name=${PROJECT}_")"
+pass "down -v in $(($(now_ms) - t0)) ms: no container, network or volume left"
 log "MEASURED docker drill: kill lb1 -> VIP-A outage ${outage} ms ($kill_failed_a failed); start lb1 -> VIP-A back in ${back_ms} ms ($back_failed_a failed, open at the move); stop lb2 -> 0 of $stop_all failed; HUP -> 0 of $hup_all failed; probes $all_ok ok / $all_failed failed in all; nodes marked down $n_flaps; test $(( ($(now_ms) - T_BEGIN) / 1000 )) s (base image ${t_base} ms, build ${t_build} ms)"
