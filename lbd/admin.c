@@ -166,15 +166,19 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     metrics_family(m, "lbd_peer_control_total", METRICS_COUNTER,
                    "Node commands between the pair (lbd.peer.key_file): sent to the peer (and "
                    "failed: not told, or it refused), taken from it, refused from it (a bad "
-                   "signature, an old time, a replay).");
-    const char *pc[4][3] = {{"outcome", "sent", NULL},
-                            {"outcome", "send_failed", NULL},
-                            {"outcome", "taken", NULL},
-                            {"outcome", "refused", NULL}};
-    const uint64_t pv[4] = {l->peer_ctl_sent, l->peer_ctl_failed, l->peer_ctl_taken,
-                            l->peer_ctl_refused};
-    for (int i = 0; i < 4; i++)
+                   "signature, an old time, a replay), and ones it missed that reached it "
+                   "later (caught_up) or that it refused then.");
+    const char *pc[6][3] = {{"outcome", "sent", NULL},      {"outcome", "send_failed", NULL},
+                            {"outcome", "taken", NULL},     {"outcome", "refused", NULL},
+                            {"outcome", "caught_up", NULL}, {"outcome", "caught_up_refused", NULL}};
+    const uint64_t pv[6] = {l->peer_ctl_sent,    l->peer_ctl_failed, l->peer_ctl_taken,
+                            l->peer_ctl_refused, l->peer_caught_up,  l->peer_catch_up_refused};
+    for (int i = 0; i < 6; i++)
         metrics_sample(m, pc[i], (double)pv[i]);
+    metrics_family(m, "lbd_peer_control_pending", METRICS_GAUGE,
+                   "Node commands the peer lbd missed (down, out of reach), sent again every "
+                   "2 s until it takes them: the pair disagrees on these nodes meanwhile.");
+    metrics_sample(m, NULL, (double)l->n_peer_pending);
     metrics_family(m, "lbd_state_file_failures_total", METRICS_COUNTER,
                    "Writes of lbd.control.state_file that failed: pgvipctl's changes since "
                    "would not survive a restart.");

@@ -345,6 +345,8 @@ static bool is_change(int argc, char **argv)
 
 static int peer_send(struct lbd *l, struct ctl_conn *req, const char *by, int argc, char **argv,
                      bool json, struct metrics_buf *out);
+static char change_kind(int argc, char **argv);
+static void pending_drop(struct lbd *l, const char *node, char kind);
 
 static int handle(void *ctx, struct ctl_conn *req, const struct ctl_caller *who, int argc,
                   char **argv, bool json, struct metrics_buf *out)
@@ -382,6 +384,8 @@ static int handle(void *ctx, struct ctl_conn *req, const struct ctl_caller *who,
         rc = 0;
     } else if (strcmp(argv[0], "nodes") == 0) {
         rc = nodes_change(l, by, argc - 1, argv + 1, json, out);
+        if (rc == 0 && !local && change_kind(argc, argv))
+            pending_drop(l, argv[2], change_kind(argc, argv)); /* (superseded) */
         if (rc == 0 && !local)
             rc = peer_send(l, req, by, argc, argv, json, out);
     } else if (strcmp(argv[0], "sessions") == 0 && (argc == 1 || strcmp(argv[1], "show") == 0)) {
@@ -405,6 +409,8 @@ static int handle(void *ctx, struct ctl_conn *req, const struct ctl_caller *who,
     return rc;
 }
 
+static void peer_retry(struct lbd *l);
+
 /* Once a second: a node an operator drains has its busy sessions ended at
  * pool.drain_deadline even when no check result comes (node_drain_check). */
 static void on_tick(uv_timer_t *t)
@@ -413,6 +419,7 @@ static void on_tick(uv_timer_t *t)
     for (size_t i = 0; i < l->nodes.pool.n; i++)
         if (l->nodes.pool.nodes[i]->admin == NODE_ADMIN_DRAIN)
             node_drain_check(&l->nodes, l->nodes.pool.nodes[i]);
+    peer_retry(l); /* (commands the peer missed) */
 }
 
 /* ---- the pair: node commands sent to, and taken from, the peer lbd ----
@@ -542,6 +549,8 @@ size_t control_peer_request(struct lbd *l, const uint8_t *body, size_t len, uint
     struct metrics_buf out;
     metrics_init(&out);
     int rc = nodes_change(l, by, argc - 1, argv + 1, head[1] != 0, &out);
+    if (rc == 0 && change_kind(argc, argv)) /* (the peer's is the newer: ours is not sent) */
+        pending_drop(l, argv[2], change_kind(argc, argv));
     log_emit(LOG_INFO, "control", "command=%s result=%s by=%s", log_quote(q, sizeof(q), nl + 1),
              rc == 0 ? "ok" : "error", by);
     size_t n = out.failed ? 0 : peer_answer(ans, size, rc == 0 ? '0' : '1', out.data, out.len);
@@ -555,15 +564,117 @@ struct peer_op {
     uv_connect_t creq;
     uv_write_t wreq;
     struct lbd *l;
-    struct ctl_conn *req;
+    struct ctl_conn *req; /* NULL: a pending command sent again (no one waits) */
     struct metrics_buf *out;
     bool json, finished;
     int handles;
+    uint32_t seq;  /* a pending command's (peer_pending.seq) */
+    char kind;     /* change_kind: kept when the peer misses it; 0: not kept */
+    char node[64]; /* the node it is about */
+    char by[96], cmd[PEER_MAX_TEXT];
     char peer[SOCKADDR_STRLEN];
     size_t pkt_len, ans_len;
     uint8_t pkt[PEER_TEXT_AT + PEER_MAX_TEXT];
     char ans[1024];
 };
+
+/* ---- node commands the peer missed ----
+ *
+ * A drain (disable, enable, weight) the peer lbd could not be told, because it was down,
+ * restarting or out of reach, is kept, the last one per node and kind (its admin state,
+ * its weight), and sent again every PEER_RETRY_MS until the peer answers, so the pair
+ * agrees again once it is back. A later change of that kind to that node here (not a
+ * --local one) or from the peer drops it: the last command to arrive wins, on both.
+ * Kept in memory only (a restart of this lbd forgets them; the answer said the peer was
+ * not told). */
+#define PEER_RETRY_MS 2000
+
+static struct peer_pending *pending_find(struct lbd *l, const char *node, char kind)
+{
+    for (size_t i = 0; i < l->n_peer_pending; i++)
+        if (l->peer_pending[i].kind == kind && strcmp(l->peer_pending[i].node, node) == 0)
+            return &l->peer_pending[i];
+    return NULL;
+}
+
+static void pending_drop(struct lbd *l, const char *node, char kind)
+{
+    struct peer_pending *p = pending_find(l, node, kind);
+    if (p == NULL)
+        return;
+    size_t i = (size_t)(p - l->peer_pending);
+    memmove(p, p + 1, (l->n_peer_pending - i - 1) * sizeof(*p));
+    l->n_peer_pending--;
+}
+
+/* Of "nodes VERB NODE ...": 'a' for a change of its admin state, 'w' of its weight, 0
+ * for one not kept when the peer misses it (add and remove name the file instead). */
+static char change_kind(int argc, char **argv)
+{
+    if (argc < 3 || strcmp(argv[0], "nodes") != 0)
+        return 0;
+    if (strcmp(argv[1], "drain") == 0 || strcmp(argv[1], "disable") == 0 ||
+        strcmp(argv[1], "enable") == 0)
+        return 'a';
+    return strcmp(argv[1], "weight") == 0 ? 'w' : 0;
+}
+
+static void pending_put(struct lbd *l, const struct peer_op *op, const char *why)
+{
+    struct peer_pending *p = pending_find(l, op->node, op->kind);
+    if (p == NULL) {
+        if (l->n_peer_pending >= sizeof(l->peer_pending) / sizeof(l->peer_pending[0]))
+            return; /* (two per node: not reached) */
+        p = &l->peer_pending[l->n_peer_pending++];
+    }
+    p->kind = op->kind;
+    snprintf(p->node, sizeof(p->node), "%s", op->node);
+    snprintf(p->cmd, sizeof(p->cmd), "%s", op->cmd);
+    snprintf(p->by, sizeof(p->by), "%s", op->by);
+    p->since_ms = clock_wall_ms();
+    p->seq = ++l->peer_pending_seq;
+    char q[200], r[200];
+    log_emit(LOG_WARN, "peer_pending",
+             "node=%s command=%s peer=%s reason=%s detail=\"sent again every %d s until the "
+             "peer lbd takes it\"",
+             p->node, log_quote(q, sizeof(q), p->cmd), op->peer, log_quote(r, sizeof(r), why),
+             PEER_RETRY_MS / 1000);
+}
+
+/* A pending command's try has ended: answered (taken, or refused by the peer for good),
+ * or not (tried again later). */
+static void retry_done(struct peer_op *op, bool answered)
+{
+    struct lbd *l = op->l;
+    l->peer_retry_busy = false;
+    if (!answered)
+        return;
+    struct peer_pending *p = pending_find(l, op->node, op->kind);
+    bool same = p != NULL && p->seq == op->seq; /* (not superseded meanwhile) */
+    unsigned long long waited = same ? clock_wall_ms() - p->since_ms : 0;
+    char q[200], a[240], aq[300];
+    const char *ans = op->ans + 1;
+    const char *nl = memchr(ans, '\n', op->ans_len - 1);
+    int alen = (int)(nl ? (size_t)(nl - ans) : op->ans_len - 1);
+    snprintf(a, sizeof(a), "%.*s", alen, ans);
+    if (op->ans[0] == '0') {
+        l->peer_caught_up++;
+        log_emit(LOG_INFO, "peer_caught_up", "node=%s command=%s peer=%s waited_ms=%llu answer=%s",
+                 op->node, log_quote(q, sizeof(q), op->cmd), op->peer, waited,
+                 log_quote(aq, sizeof(aq), a));
+    } else {
+        l->peer_catch_up_refused++;
+        log_emit(LOG_WARN, "peer_catch_up_refused",
+                 "node=%s command=%s peer=%s answer=%s detail=\"the peer lbd refused it; it is "
+                 "not sent again\"",
+                 op->node, log_quote(q, sizeof(q), op->cmd), op->peer,
+                 log_quote(aq, sizeof(aq), a));
+    }
+    if (same)
+        pending_drop(l, op->node, op->kind);
+    l->peer_retry_ms = 0; /* (the peer is back: the next one at once) */
+    peer_retry(l);
+}
 
 static void op_closed(uv_handle_t *h)
 {
@@ -580,18 +691,32 @@ static void op_finish(struct peer_op *op, const char *failure)
         return;
     op->finished = true;
     struct lbd *l = op->l;
-    int rc = 0;
-    if (failure == NULL && op->ans_len >= 1) {
-        metrics_printf(op->out, "%.*s", (int)(op->ans_len - 1), op->ans + 1);
-        rc = op->ans[0] == '0' ? 0 : -1;
+    bool answered = failure == NULL && op->ans_len >= 1;
+    if (op->req == NULL) {
+        retry_done(op, answered);
     } else {
-        rc = -1;
-        say(l, op->out, op->json, "error", "the peer lbd (%s) was not told: %s", op->peer,
-            failure ? failure : "it closed without an answer");
+        int rc = 0;
+        if (answered) {
+            metrics_printf(op->out, "%.*s", (int)(op->ans_len - 1), op->ans + 1);
+            rc = op->ans[0] == '0' ? 0 : -1;
+        } else {
+            rc = -1;
+            const char *why = failure ? failure : "it closed without an answer";
+            if (op->kind) {
+                pending_put(l, op, why);
+                say(l, op->out, op->json, "error",
+                    "the peer lbd (%s) was not told: %s; this lbd tells it when it is back "
+                    "(it tries every %d s; a later change to node %s supersedes this one)",
+                    op->peer, why, PEER_RETRY_MS / 1000, op->node);
+            } else {
+                say(l, op->out, op->json, "error", "the peer lbd (%s) was not told: %s", op->peer,
+                    why);
+            }
+        }
+        if (rc != 0)
+            l->peer_ctl_failed++;
+        ctl_answer(op->req, rc);
     }
-    if (rc != 0)
-        l->peer_ctl_failed++;
-    ctl_answer(op->req, rc);
     uv_close((uv_handle_t *)&op->tcp, op_closed);
     uv_close((uv_handle_t *)&op->timer, op_closed);
 }
@@ -649,6 +774,55 @@ static void op_connected(uv_connect_t *c, int status)
         op_finish(op, "cannot write");
 }
 
+/* Sign op->by and op->cmd for the peer and connect to it. NULL: on its way (op_finish
+ * ends it). Otherwise why not; op frees itself once its handles close, or, when it has
+ * none open (op->handles 0), the caller frees it. */
+static const char *op_start(struct peer_op *op)
+{
+    struct lbd *l = op->l;
+    format_sockaddr((struct sockaddr *)&l->cfg.peer, op->peer, sizeof(op->peer));
+    char text[PEER_MAX_TEXT + 1];
+    int tn = snprintf(text, sizeof(text), "%s %s\n%s", l->cfg.instance, op->by, op->cmd);
+    if (tn >= (int)sizeof(text) - 1)
+        tn = (int)sizeof(text) - 1;
+    uint8_t *p = op->pkt, *head = p + 8;
+    uint32_t total = (uint32_t)(PEER_TEXT_AT + (size_t)tn);
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(total >> (24 - 8 * i));
+        p[4 + i] = (uint8_t)(PGWIRE_CODE_PEER_CONTROL >> (24 - 8 * i));
+    }
+    head[0] = PEER_VERSION;
+    head[1] = op->json;
+    be64_put(head + 2, clock_wall_ms());
+    if (getrandom(head + 10, 16, 0) != 16)
+        return "no random bytes";
+    peer_mac(l, head, text, (size_t)tn, p + PEER_MAC_AT);
+    memcpy(p + PEER_TEXT_AT, text, (size_t)tn);
+    op->pkt_len = total;
+    /* From our peer listener's address: the peer takes its peer listener's connections
+     * from there only. */
+    uv_tcp_init(l->loop, &op->tcp);
+    uv_timer_init(l->loop, &op->timer);
+    op->tcp.data = op->timer.data = op->creq.data = op;
+    op->handles = 2;
+    int rc = 0;
+    if (l->cfg.has_peer_listen) {
+        struct sockaddr_storage src = l->cfg.peer_listen;
+        ((struct sockaddr_in *)&src)->sin_port = 0; /* (the same offset for IPv6) */
+        rc = uv_tcp_bind(&op->tcp, (struct sockaddr *)&src, 0);
+    }
+    if (rc == 0)
+        rc = uv_tcp_connect(&op->creq, &op->tcp, (struct sockaddr *)&l->cfg.peer, op_connected);
+    if (rc != 0) {
+        op->finished = true;
+        uv_close((uv_handle_t *)&op->tcp, op_closed);
+        uv_close((uv_handle_t *)&op->timer, op_closed);
+        return uv_strerror(rc);
+    }
+    uv_timer_start(&op->timer, op_timeout, PEER_TIMEOUT_MS, 0);
+    return NULL;
+}
+
 /* After a node command here: the same command to the peer lbd, its answer after ours. */
 static int peer_send(struct lbd *l, struct ctl_conn *req, const char *by, int argc, char **argv,
                      bool json, struct metrics_buf *out)
@@ -673,55 +847,53 @@ static int peer_send(struct lbd *l, struct ctl_conn *req, const char *by, int ar
     op->req = req;
     op->out = out;
     op->json = json;
-    snprintf(op->peer, sizeof(op->peer), "%s", peer);
-    /* The packet */
-    char text[PEER_MAX_TEXT + 1];
-    int tn = snprintf(text, sizeof(text), "%s %s\n", l->cfg.instance, by); /* (by is quoted) */
-    for (int i = 0; i < argc && tn < (int)sizeof(text); i++)
-        tn += snprintf(text + tn, sizeof(text) - (size_t)tn, "%s%s", i ? " " : "", argv[i]);
-    if (tn >= (int)sizeof(text) - 1)
-        tn = (int)sizeof(text) - 1;
-    uint8_t *p = op->pkt, *head = p + 8;
-    uint32_t total = (uint32_t)(PEER_TEXT_AT + (size_t)tn);
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(total >> (24 - 8 * i));
-        p[4 + i] = (uint8_t)(PGWIRE_CODE_PEER_CONTROL >> (24 - 8 * i));
-    }
-    head[0] = PEER_VERSION;
-    head[1] = json;
-    be64_put(head + 2, clock_wall_ms());
-    if (getrandom(head + 10, 16, 0) != 16) {
-        free(op);
-        say(l, out, json, "error", "the peer lbd (%s) was not told: no random bytes", peer);
-        return -1;
-    }
-    peer_mac(l, head, text, (size_t)tn, p + PEER_MAC_AT);
-    memcpy(p + PEER_TEXT_AT, text, (size_t)tn);
-    op->pkt_len = total;
-    /* From our peer listener's address: the peer takes its peer listener's connections
-     * from there only. */
-    uv_tcp_init(l->loop, &op->tcp);
-    uv_timer_init(l->loop, &op->timer);
-    op->tcp.data = op->timer.data = op->creq.data = op;
-    op->handles = 2;
+    snprintf(op->by, sizeof(op->by), "%s", by); /* (quoted) */
+    size_t cn = 0;
+    for (int i = 0; i < argc && cn < sizeof(op->cmd); i++)
+        cn += (size_t)snprintf(op->cmd + cn, sizeof(op->cmd) - cn, "%s%s", i ? " " : "", argv[i]);
+    op->kind = change_kind(argc, argv);
+    if (op->kind)
+        snprintf(op->node, sizeof(op->node), "%s", argv[2]);
     l->peer_ctl_sent++;
-    int rc = 0;
-    if (l->cfg.has_peer_listen) {
-        struct sockaddr_storage src = l->cfg.peer_listen;
-        ((struct sockaddr_in *)&src)->sin_port = 0; /* (the same offset for IPv6) */
-        rc = uv_tcp_bind(&op->tcp, (struct sockaddr *)&src, 0);
-    }
-    if (rc == 0)
-        rc = uv_tcp_connect(&op->creq, &op->tcp, (struct sockaddr *)&l->cfg.peer, op_connected);
-    if (rc != 0) { /* answered now: no ctl_answer for a command not yet pending */
+    const char *why = op_start(op);
+    if (why != NULL) { /* answered now: no ctl_answer for a command not yet pending */
         l->peer_ctl_failed++;
-        say(l, out, json, "error", "the peer lbd (%s) was not told: %s", peer, uv_strerror(rc));
-        uv_close((uv_handle_t *)&op->tcp, op_closed);
-        uv_close((uv_handle_t *)&op->timer, op_closed);
+        if (op->kind)
+            pending_put(l, op, why);
+        say(l, out, json, "error", "the peer lbd (%s) was not told: %s%s", peer, why,
+            op->kind ? "; this lbd tells it when it is back" : "");
+        if (op->handles == 0)
+            free(op);
         return -1;
     }
-    uv_timer_start(&op->timer, op_timeout, PEER_TIMEOUT_MS, 0);
     return CTL_LATER;
+}
+
+/* Once a second (on_tick): the oldest command the peer missed, again. */
+static void peer_retry(struct lbd *l)
+{
+    if (l->n_peer_pending == 0 || l->peer_retry_busy || l->peer_key_len == 0)
+        return;
+    uint64_t now = uv_now(l->loop);
+    if (l->peer_retry_ms != 0 && now - l->peer_retry_ms < PEER_RETRY_MS)
+        return;
+    l->peer_retry_ms = now;
+    const struct peer_pending *p = &l->peer_pending[0];
+    struct peer_op *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return;
+    op->l = l;
+    op->seq = p->seq;
+    op->kind = p->kind;
+    snprintf(op->node, sizeof(op->node), "%s", p->node);
+    snprintf(op->cmd, sizeof(op->cmd), "%s", p->cmd);
+    snprintf(op->by, sizeof(op->by), "%s", p->by);
+    if (op_start(op) != NULL) {
+        if (op->handles == 0)
+            free(op);
+        return; /* (again at the next tick) */
+    }
+    l->peer_retry_busy = true;
 }
 
 /* ---- lbd.control.state_file ---- */

@@ -166,6 +166,21 @@ struct lbd {
     uint8_t peer_nonces[256][16]; /* the last peer commands taken: a replay is refused */
     unsigned peer_nonce_next;
     uint64_t peer_ctl_taken, peer_ctl_refused, peer_ctl_sent, peer_ctl_failed;
+    /* Node commands the peer lbd could not be told (control.c): the last one per node
+     * and kind, sent again until the peer takes it; a later change of it drops it. */
+    struct peer_pending {
+        char kind; /* 'a': admin state (drain, disable, enable), 'w': weight */
+        char node[64];
+        char cmd[160]; /* "nodes drain pg1" */
+        char by[96];
+        uint64_t since_ms; /* wall clock of the change here */
+        uint32_t seq;
+    } peer_pending[2 * POOL_MAX_NODES];
+    size_t n_peer_pending;
+    uint32_t peer_pending_seq;
+    bool peer_retry_busy;   /* a try is on its way */
+    uint64_t peer_retry_ms; /* loop time of the last try */
+    uint64_t peer_caught_up, peer_catch_up_refused;
     uint64_t state_file_failed; /* writes of lbd.control.state_file that failed */
     struct log_limit lim_peer_ctl;
     uint32_t accepted_this_turn;

@@ -2,7 +2,8 @@
 # Node commands reach both instances of the pair (issue 22): a drain given to one lbd's
 # control socket is sent, signed with the pair's key (lbd.peer.key_file), to the peer
 # lbd over the peer listener, and the answer says what each did; --local keeps it here;
-# a peer that is down is reported (exit 1) and this instance still acts. The peer
+# a peer that is down is reported (exit 1) and this instance still acts, and tells the
+# peer what it missed when it is back (the last change of each node, retried). The peer
 # listener refuses forged, replayed, stale and non-node commands (peer_control.py).
 # Two lbds on loopback, real PostgreSQL nodes.
 source "$(dirname "$0")/lib.sh"
@@ -74,4 +75,45 @@ set -e
 [ $rc = 1 ] && grep -q "^lb1: node node1 drain" <<<"$out" && grep -q "the peer lbd (127.0.0.1:$((BASE + 6))) was not told: connection refused" <<<"$out" ||
     fail "with lb2 down: exit $rc: $out"
 [ "$(admin_of lb1 node1)" = drain ] || fail "lb1 did not drain node1 with its peer down"
-pass "the peer down: this instance acts, the answer says the peer was not told, exit 1"
+grep -q "this lbd tells it when it is back" <<<"$out" || fail "the answer does not say the peer is told later: $out"
+pass "the peer down: this instance acts, the answer says the peer was not told (and will be), exit 1"
+
+# --- the peer back: what it missed reaches it ----------------------------------------
+# A weight given meanwhile is kept beside the drain (another kind of change); a --local
+# change neither is sent nor drops what is kept. lb2 starts again with node1 ready and
+# its file's weight, and within a retry (2 s) has both.
+"$CTL" -s "$WORK/lb1.sock" nodes weight node1 5 >/dev/null 2>&1 && fail "weight with lb2 down: exit 0"
+"$CTL" -s "$WORK/lb1.sock" --local nodes weight node0 3 >/dev/null || fail "--local weight"
+metric() { grep "^$2 " <<<"$(curl -fsS "http://127.0.0.1:$1/metrics")" | awk '{print $2}'; }
+[ "$(metric $((BASE + 7)) lbd_peer_control_pending)" = 2 ] || fail "lb1's pending commands: $(metric $((BASE + 7)) lbd_peer_control_pending)"
+[ "$(grep -c 'event=peer_pending node=node1 ' "$WORK/lb1.log")" = 2 ] || fail "lb1 does not log what the peer missed: $(grep peer_pending "$WORK/lb1.log")"
+lbd_start lb2 "$WORK/lb2.yaml" $((BASE + 8))
+t0=$(now_ms)
+weight_of() { "$CTL" -s "$WORK/$1.sock" --json nodes | python3 -c "import json,sys; print({n['node']: n['weight'] for n in json.load(sys.stdin)}['$2'])"; }
+lb2_caught_up() { [ "$(admin_of lb2 node1) $(weight_of lb2 node1)" = "drain 5" ]; }
+wait_for 5 "lb2 to have node1 drained with weight 5" lb2_caught_up
+caught=$(($(now_ms) - t0))
+[ "$(weight_of lb2 node0)" = 1 ] || fail "lb2 took lb1's --local weight of node0: $(weight_of lb2 node0)"
+grep -q 'event=peer_caught_up node=node1 command="nodes drain node1" .*waited_ms=[0-9]' "$WORK/lb1.log" &&
+    grep -q 'event=peer_caught_up node=node1 command="nodes weight node1 5"' "$WORK/lb1.log" ||
+    fail "lb1 does not log the peer catching up: $(grep peer_ "$WORK/lb1.log" | tail -3)"
+grep -q 'event=node_admin node=node1 from=ready to=drain by="peer lb1 _pgvipctl pid=[0-9]* uid=0_"' "$WORK/lb2.log" ||
+    fail "lb2 does not log the drain it was told late: $(grep node_admin "$WORK/lb2.log" | tail -2)"
+[ "$(metric $((BASE + 7)) lbd_peer_control_pending)" = 0 ] &&
+    [ "$(metric $((BASE + 7)) 'lbd_peer_control_total{outcome="caught_up"}')" = 2 ] ||
+    fail "lb1's counters after the catch-up: $(grep lbd_peer_control <<<"$(curl -fsS "http://127.0.0.1:$((BASE + 7))/metrics")")"
+pass "the peer back: the drain and the weight it missed reach it ${caught} ms after its start (logged, counted); the --local weight does not"
+
+# --- a later change supersedes a missed one -----------------------------------------
+stop_gracefully $lb2_PID
+"$CTL" -s "$WORK/lb1.sock" nodes disable node0 >/dev/null 2>&1 && fail "disable with lb2 down: exit 0"
+"$CTL" -s "$WORK/lb1.sock" nodes enable node0 >/dev/null 2>&1 && fail "enable with lb2 down: exit 0"
+[ "$(metric $((BASE + 7)) lbd_peer_control_pending)" = 1 ] || fail "enable did not replace the missed disable: $(metric $((BASE + 7)) lbd_peer_control_pending) pending"
+lines=$(wc -l <"$WORK/lb2.log")
+lbd_start lb2 "$WORK/lb2.yaml" $((BASE + 8))
+nothing_pending() { [ "$(metric $((BASE + 7)) lbd_peer_control_pending)" = 0 ]; }
+wait_for 5 "lb1 to have nothing pending" nothing_pending
+grep -q 'event=peer_caught_up node=node0 command="nodes enable node0"' "$WORK/lb1.log" || fail "the enable did not reach lb2"
+tail -n +"$((lines + 1))" "$WORK/lb2.log" | grep 'event=node_admin node=node0' | grep -q 'to=disabled' && fail "the superseded disable reached lb2"
+[ "$(admin_of lb2 node0)" = ready ] || fail "lb2's node0: $(admin_of lb2 node0)"
+pass "a later change to a node supersedes the one the peer missed: only the enable reaches it"
