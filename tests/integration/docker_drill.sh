@@ -9,7 +9,7 @@
 #             only sessions already open on VIP-A at the move may fail; pg1, disabled
 #             on lb1 with pgvipctl before the kill, is still disabled (state file)
 #   stop lb2  a planned stop: no failed session on either VIP
-#   start lb2 VIP-B back on lb2
+#   start lb2 VIP-B back on lb2; a weight given to lb1 while lb2 was stopped reaches lb2
 #   HUP       both daemons of both instances reload; nothing dropped (pgbench's
 #             long-lived sessions and the new-session probes)
 #   pgvipctl  docker exec lb1 pgvipctl nodes drain pg1 drains it on both (the pair's
@@ -218,6 +218,14 @@ stop_line=$(last_log lb2 "daemon=lbd .*event=shutdown reason=SIGTERM") ||
     fail "lb2's lbd logged no shutdown on docker stop"
 t_stop_lbd=$(log_ts "$stop_line") || fail "cannot read the time of: $stop_line"
 pass "docker stop lb2: exited 0 in ${stop_ms} ms, VIP-B on lb1"
+# While lb2 is away an operator changes pg3's weight on lb1: lb1 acts, says lb2 was not
+# told (exit 1) and that it will be; lb2 must have it soon after its start.
+set +e
+out=$(docker exec lb1 pgvipctl nodes weight pg3 2 2>&1)
+rc=$?
+set -e
+[ $rc = 1 ] && grep -q "^lb1: node pg3 weight 2" <<<"$out" && grep -q "this lbd tells it when it is back" <<<"$out" ||
+    fail "pgvipctl nodes weight pg3 2 on lb1 with lb2 stopped: exit $rc: $out"
 sleep 2
 
 # --- docker start lb2: back to active-active --------------------------------------
@@ -229,7 +237,12 @@ wait_for 30 "lb2 healthy again" healthy lb2
 released2=$(last_log lb1 "vrid=52 from=MASTER to=BACKUP")
 [ -n "$released2" ] || fail "lb1 does not log giving VIP-B back"
 t_released2=$(log_ts "$released2")
-pass "docker start lb2: active-active again"
+weight_lb2() { docker exec lb2 pgvipctl --json nodes | grep -q '"node":"pg3",[^}]*"weight":2,'; }
+wait_for 6 "lb2 to take pg3's weight it missed" weight_lb2
+last_log lb1 'event=peer_caught_up node=pg3 command="nodes weight pg3 2"' >/dev/null ||
+    fail "lb1 does not log lb2 catching up: $(docker logs lb1 2>&1 | grep 'event=peer_' | tail -2)"
+out=$(docker exec lb1 pgvipctl nodes weight pg3 1) || fail "docker exec lb1 pgvipctl nodes weight pg3 1: $out"
+pass "docker start lb2: active-active again; pg3's weight, changed on lb1 while lb2 was stopped, reached lb2 once it was back"
 sleep 3
 
 # --- docker kill -s HUP: both daemons of both instances reload, nothing dropped -----
