@@ -297,13 +297,20 @@ static int sessions_kill(struct lbd *l, const char *by, int argc, char **argv, b
 
 static int status_line(struct lbd *l, bool json, struct metrics_buf *out)
 {
-    static const char *const cols[] = {
-        "instance", "version", "uptime_s", "sessions", "maxconn", "nodes", "nodes_taking_sessions",
-        "draining"};
+    static const char *const cols[] = {"instance",
+                                       "version",
+                                       "uptime_s",
+                                       "sessions",
+                                       "maxconn",
+                                       "nodes",
+                                       "nodes_taking_sessions",
+                                       "draining",
+                                       "peer_missed"};
     struct ctl_table t;
     ctl_table_init(&t, cols, sizeof(cols) / sizeof(cols[0]));
     for (size_t i = 2; i <= 6; i++)
         ctl_table_numeric(&t, i);
+    ctl_table_numeric(&t, 8);
     ctl_table_cell(&t, "%s", l->cfg.instance);
     ctl_table_cell(&t, "%s", PGVIP_VERSION);
     ctl_table_cell(&t, "%llu", (unsigned long long)((clock_wall_ms() - l->started_ms) / 1000));
@@ -312,6 +319,8 @@ static int status_line(struct lbd *l, bool json, struct metrics_buf *out)
     ctl_table_cell(&t, "%zu", l->nodes.pool.n);
     ctl_table_cell(&t, "%zu", pool_count_eligible(&l->nodes.pool));
     ctl_table_cell(&t, "%s", l->draining ? "yes" : "no");
+    /* node commands the peer lbd missed, sent again until it takes them */
+    ctl_table_cell(&t, "%zu", l->n_peer_pending);
     ctl_table_render(&t, json, out);
     ctl_table_free(&t);
     return 0;
@@ -329,7 +338,8 @@ static const char help_text[] =
     " sessions [show] [NODE]               client sessions: who, where, idle or busy\n"
     " sessions kill ID [now]               at its next idle moment, or now\n"
     " sessions kill node NODE [now]        every session of a node\n"
-    " status                               this instance in one line\n"
+    " status                               this instance in one line (peer_missed: node\n"
+    "                                      commands the peer lbd has not taken yet)\n"
     " (--json first: JSON, an object a line per instance. A node command goes to the\n"
     "  peer lbd too when lbd.peer.key_file is set; --local first: this instance only.\n"
     "  Changes need root, lbd's start user or lbd.control.operators.)\n";

@@ -87,6 +87,8 @@ pass "the peer down: this instance acts, the answer says the peer was not told (
 metric() { grep "^$2 " <<<"$(curl -fsS "http://127.0.0.1:$1/metrics")" | awk '{print $2}'; }
 [ "$(metric $((BASE + 7)) lbd_peer_control_pending)" = 2 ] || fail "lb1's pending commands: $(metric $((BASE + 7)) lbd_peer_control_pending)"
 [ "$(grep -c 'event=peer_pending node=node1 ' "$WORK/lb1.log")" = 2 ] || fail "lb1 does not log what the peer missed: $(grep peer_pending "$WORK/lb1.log")"
+st=$("$CTL" -s "$WORK/lb1.sock" --json status)
+grep -q '"peer_missed":2[,}]' <<<"$st" || fail "pgvipctl status does not show the 2 commands lb2 missed: $st"
 lbd_start lb2 "$WORK/lb2.yaml" $((BASE + 8))
 t0=$(now_ms)
 weight_of() { "$CTL" -s "$WORK/$1.sock" --json nodes | python3 -c "import json,sys; print({n['node']: n['weight'] for n in json.load(sys.stdin)}['$2'])"; }
@@ -102,7 +104,8 @@ grep -q 'event=node_admin node=node1 from=ready to=drain by="peer lb1 _pgvipctl 
 [ "$(metric $((BASE + 7)) lbd_peer_control_pending)" = 0 ] &&
     [ "$(metric $((BASE + 7)) 'lbd_peer_control_total{outcome="caught_up"}')" = 2 ] ||
     fail "lb1's counters after the catch-up: $(grep lbd_peer_control <<<"$(curl -fsS "http://127.0.0.1:$((BASE + 7))/metrics")")"
-pass "the peer back: the drain and the weight it missed reach it ${caught} ms after its start (logged, counted); the --local weight does not"
+grep -q '"peer_missed":0[,}]' <<<"$("$CTL" -s "$WORK/lb1.sock" --json status)" || fail "pgvipctl status after the catch-up: $("$CTL" -s "$WORK/lb1.sock" --json status)"
+pass "the peer back: the drain and the weight it missed reach it ${caught} ms after its start (logged, counted, in pgvipctl status meanwhile); the --local weight does not"
 
 # --- a later change supersedes a missed one -----------------------------------------
 stop_gracefully $lb2_PID
