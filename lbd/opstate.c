@@ -82,20 +82,59 @@ const struct opstate_node *opstate_find(const struct opstate *s, const char *nam
     return NULL;
 }
 
-/* name as a YAML double-quoted scalar */
+/* One UTF-8 sequence at p: its code point and length; 0 when it is not UTF-8 (a stray
+ * byte, an overlong form, a surrogate, past U+10FFFF). */
+static size_t utf8_next(const unsigned char *p, uint32_t *cp)
+{
+    size_t n = p[0] < 0x80             ? 1
+               : (p[0] & 0xe0) == 0xc0 ? 2
+               : (p[0] & 0xf0) == 0xe0 ? 3
+               : (p[0] & 0xf8) == 0xf0 ? 4
+                                       : 0;
+    if (n == 0)
+        return 0;
+    uint32_t c = n == 1 ? p[0] : p[0] & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) /* (a NUL ends it here too) */
+            return 0;
+        c = c << 6 | (p[i] & 0x3f);
+    }
+    static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (c < least[n] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return n;
+}
+
+/* name as a YAML double-quoted scalar that reads back the same: libyaml folds a line
+ * break written as it is (U+0085, U+2028, U+2029) and refuses control characters, so
+ * those are escaped, with '"' and '\'; other UTF-8 goes as it is. A byte that is not
+ * UTF-8 (a name given to pgvipctl nodes add; libyaml would refuse the whole file)
+ * becomes U+FFFD. */
 static size_t quoted(const char *in, char *out, size_t size)
 {
     size_t o = 0;
     out[o++] = '"';
-    for (const unsigned char *p = (const unsigned char *)in; *p && o + 6 < size; p++) {
-        if (*p == '"' || *p == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)*p;
-        } else if (*p < 0x20 || *p == 0x7f) {
-            o += (size_t)snprintf(out + o, size - o, "\\x%02x", *p);
-        } else {
-            out[o++] = (char)*p;
+    const unsigned char *p = (const unsigned char *)in;
+    while (*p && o + 8 < size) {
+        uint32_t c = 0xfffd;
+        size_t n = utf8_next(p, &c);
+        if (n == 0) {
+            o += (size_t)snprintf(out + o, size - o, "\\ufffd");
+            p++;
+            continue;
         }
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x2028 || c == 0x2029 ||
+                   c == 0xfeff || c == 0xfffe || c == 0xffff) {
+            o += (size_t)snprintf(out + o, size - o, c < 0x100 ? "\\x%02x" : "\\u%04x", c);
+        } else {
+            memcpy(out + o, p, n);
+            o += n;
+        }
+        p += n;
     }
     out[o++] = '"';
     out[o] = '\0';
@@ -116,7 +155,7 @@ size_t opstate_render(const struct opstate *s, char *buf, size_t size)
     ADD("nodes:%s\n", s->n ? "" : " []");
     for (size_t i = 0; i < s->n; i++) {
         const struct opstate_node *e = &s->nodes[i];
-        char q[64 * 4 + 3];
+        char q[64 * 6 + 16]; /* (a name's 63 bytes, each escaped) */
         quoted(e->name, q, sizeof(q));
         ADD("  - {name: %s, admin: %s", q, admin_names[e->admin]);
         if (e->weight_set)

@@ -18,8 +18,13 @@ START_TEST(what_lbd_writes_parses_back)
 {
     static struct opstate in, out;
     memset(&in, 0, sizeof(in));
-    const char *names[] = {"pg1", "a \"quoted\" \\ name", "node: {x}, - y", "#hash"};
-    for (size_t i = 0; i < 4; i++) {
+    /* (the last: line breaks libyaml would fold, a tab, C1 and C0 controls, a BOM, and
+     * UTF-8 that stays as it is; the fuzzer found the fold) */
+    const char *names[] = {"pg1", "a \"quoted\" \\ name", "node: {x}, - y", "#hash",
+                           "a\xe2\x80\xa8"
+                           "b\xc2\x85"
+                           "c\td\xc2\x9a\x01\xef\xbb\xbf\xc3\xa9\xe6\x97\xa5"};
+    for (size_t i = 0; i < 5; i++) {
         struct opstate_node *e = &in.nodes[in.n++];
         snprintf(e->name, sizeof(e->name), "%s", names[i]);
         e->admin = (enum node_admin)(i % 3);
@@ -42,6 +47,15 @@ START_TEST(what_lbd_writes_parses_back)
     }
     ck_assert_ptr_nonnull(opstate_find(&out, "#hash"));
     ck_assert_ptr_null(opstate_find(&out, "pg2"));
+    /* A byte that is not UTF-8 (a name given to nodes add) leaves the file readable:
+     * it becomes U+FFFD, and every other node's state stays. */
+    in.n = 2;
+    snprintf(in.nodes[1].name, sizeof(in.nodes[1].name), "x\xffy");
+    len = opstate_render(&in, text, sizeof(text));
+    ck_assert_msg(opstate_parse("s.yaml", text, &out, err, sizeof(err)) == 0, "%s\n%s", err, text);
+    ck_assert_uint_eq(out.n, 2);
+    ck_assert_str_eq(out.nodes[0].name, "pg1");
+    ck_assert_str_eq(out.nodes[1].name, "x\xef\xbf\xbdy");
     /* Nothing changed: an empty list, which parses too. */
     in.n = 0;
     len = opstate_render(&in, text, sizeof(text));
