@@ -111,6 +111,15 @@ void metrics_sample(struct metrics_buf *m, const char *const *labels, double val
         metrics_printf(m, " %.15g\n", value); /* enough for Unix times in ms */
 }
 
+void metrics_samples_by(struct metrics_buf *m, const char *label, const char *const *names,
+                        const uint64_t *values, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *l[] = {label, names[i], NULL};
+        metrics_sample(m, l, (double)values[i]);
+    }
+}
+
 void metrics_json_str(struct metrics_buf *m, const char *s)
 {
     append(m, "\"", 1);

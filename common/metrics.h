@@ -7,6 +7,7 @@
 #define COMMON_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum metrics_type { METRICS_COUNTER, METRICS_GAUGE, METRICS_HISTOGRAM };
 
@@ -23,6 +24,9 @@ void metrics_family(struct metrics_buf *m, const char *name, enum metrics_type t
                     const char *help);
 /* labels: NULL, or alternating name, value pointers ending with NULL. */
 void metrics_sample(struct metrics_buf *m, const char *const *labels, double value);
+/* One sample per value of one label: {label="names[i]"} values[i], for i < n. */
+void metrics_samples_by(struct metrics_buf *m, const char *label, const char *const *names,
+                        const uint64_t *values, size_t n);
 /* Append raw text (used for JSON rendering that shares the buffer type). */
 void metrics_printf(struct metrics_buf *m, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -141,10 +141,7 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
                              "connect_failed", "local_limit", "source_busy"};
     const uint64_t refused[] = {st->refused_maxconn, st->refused_no_node, st->refused_bad_packet,
                                 st->refused_connect, st->refused_local,   st->refused_source_busy};
-    for (int i = 0; i < 6; i++) {
-        const char *rl[] = {"reason", reasons[i], NULL};
-        metrics_sample(m, rl, (double)refused[i]);
-    }
+    metrics_samples_by(m, "reason", reasons, refused, 6);
     metrics_family(m, "lbd_timeouts_total", METRICS_COUNTER, "Sessions ended by a timeout.");
     const char *t1[] = {"kind", "startup", NULL}, *t2[] = {"kind", "idle", NULL};
     metrics_sample(m, t1, (double)st->startup_timeouts);
@@ -168,13 +165,11 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
                    "failed: not told, or it refused), taken from it, refused from it (a bad "
                    "signature, an old time, a replay), and ones it missed that reached it "
                    "later (caught_up) or that it refused then.");
-    const char *pc[6][3] = {{"outcome", "sent", NULL},      {"outcome", "send_failed", NULL},
-                            {"outcome", "taken", NULL},     {"outcome", "refused", NULL},
-                            {"outcome", "caught_up", NULL}, {"outcome", "caught_up_refused", NULL}};
-    const uint64_t pv[6] = {l->peer_ctl_sent,    l->peer_ctl_failed, l->peer_ctl_taken,
-                            l->peer_ctl_refused, l->peer_caught_up,  l->peer_catch_up_refused};
-    for (int i = 0; i < 6; i++)
-        metrics_sample(m, pc[i], (double)pv[i]);
+    const char *pc[] = {"sent",    "send_failed", "taken",
+                        "refused", "caught_up",   "caught_up_refused"};
+    const uint64_t pv[] = {l->peer_ctl_sent,    l->peer_ctl_failed, l->peer_ctl_taken,
+                           l->peer_ctl_refused, l->peer_caught_up,  l->peer_catch_up_refused};
+    metrics_samples_by(m, "outcome", pc, pv, 6);
     metrics_family(m, "lbd_peer_control_pending", METRICS_GAUGE,
                    "Node commands the peer lbd missed (down, out of reach), sent again every "
                    "2 s until it takes them: the pair disagrees on these nodes meanwhile.");
@@ -195,10 +190,7 @@ void admin_render_metrics(struct lbd *l, struct metrics_buf *m)
     const char *outcomes[] = {"routed", "to_peer", "broadcast", "one", "dropped", "failed"};
     const uint64_t cancels[] = {st->cancel_routed, st->cancel_to_peer, st->cancel_broadcast,
                                 st->cancel_one,    st->cancel_dropped, st->cancel_failed};
-    for (int i = 0; i < 6; i++) {
-        const char *ol[] = {"outcome", outcomes[i], NULL};
-        metrics_sample(m, ol, (double)cancels[i]);
-    }
+    metrics_samples_by(m, "outcome", outcomes, cancels, 6);
     metrics_family(m, "lbd_cancel_limited_total", METRICS_COUNTER,
                    "CancelRequests dropped before any connection, by the bound that dropped them "
                    "(lbd.limits).");
